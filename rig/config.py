@@ -1,0 +1,348 @@
+"""hil.toml: the runner's inventory, loaded into typed dataclasses and validated.
+
+Every problem is reported as one `ConfigError` naming the file, the key path
+(`boards[1].kind`) and what was expected, so the CLI can exit 2 before it starts anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+MODES: tuple[str, ...] = ("ca", "mutual", "psk")
+Mode = Literal["ca", "mutual", "psk"]
+BoardKind = Literal["virtual", "esp32"]
+
+DEFAULT_PSK_SUITES = (
+    "TLS-PSK-WITH-AES-128-CCM-8:TLS-PSK-WITH-AES-128-GCM-SHA256:"
+    "TLS-ECDHE-PSK-WITH-AES-128-CBC-SHA256:TLS-PSK-WITH-AES-128-CBC-SHA"
+)
+DEFAULT_PSK_BROKER_CIPHERS = (
+    "PSK-AES128-CCM8:PSK-AES128-GCM-SHA256:ECDHE-PSK-AES128-CBC-SHA256:PSK-AES128-CBC-SHA"
+)
+
+
+class ConfigError(Exception):
+    """hil.toml is unreadable or invalid; the message says where and what was expected."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source = source
+        self.key = key
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True)
+class RigSection:
+    """[rig]: where per-run results go."""
+
+    run_dir: str = "runs"
+
+
+@dataclass(frozen=True)
+class BrokerSection:
+    """[broker]: the Mosquitto the rig starts for each mode."""
+
+    mosquitto: str = "mosquitto"
+    bind: str = "127.0.0.1"
+    host: str = "127.0.0.1"
+    port: int = 0
+    extra_names: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PkiSection:
+    """[pki]: the generated test PKI."""
+
+    dir: str = "pki"
+    key_type: Literal["ec-p256", "rsa-2048"] = "ec-p256"
+    validity_days: int = 365
+
+
+@dataclass(frozen=True)
+class DeviceSection:
+    """[device]: the identity every board presents."""
+
+    id: str = "hil-device-01"
+    psk_identity: str = "hil-device-01"
+    psk_bytes: Literal[16, 32] = 16
+
+
+@dataclass(frozen=True)
+class ModeSection:
+    """[modes.<mode>]: cipher suites each side offers in that mode."""
+
+    device_cipher_suites: str = ""
+    broker_ciphers: str = ""
+
+
+@dataclass(frozen=True)
+class ModesSection:
+    ca: ModeSection = field(default_factory=ModeSection)
+    mutual: ModeSection = field(default_factory=ModeSection)
+    psk: ModeSection = field(
+        default_factory=lambda: ModeSection(
+            device_cipher_suites=DEFAULT_PSK_SUITES, broker_ciphers=DEFAULT_PSK_BROKER_CIPHERS
+        )
+    )
+
+    def get(self, mode: str) -> ModeSection:
+        if mode not in MODES:
+            raise KeyError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        section: ModeSection = getattr(self, mode)
+        return section
+
+
+@dataclass(frozen=True)
+class TimeoutsSection:
+    """[timeouts]: seconds."""
+
+    broker_start: float = 10.0
+    broker_stop: float = 5.0
+    connect: float = 10.0
+    message: float = 10.0
+    board_boot: float = 15.0
+    command: float = 10.0
+    flash: float = 180.0
+
+
+@dataclass(frozen=True)
+class Board:
+    """[[boards]]: one board on this runner."""
+
+    name: str
+    kind: BoardKind
+    port: str = ""
+    location: str = ""
+    mac: str = ""
+    serial_number: str = ""
+    target: str = "esp32"
+    build_dir: str = ""
+    flash: bool = True
+
+
+@dataclass(frozen=True)
+class HilConfig:
+    source: Path
+    boards: list[Board]
+    rig: RigSection = field(default_factory=RigSection)
+    broker: BrokerSection = field(default_factory=BrokerSection)
+    pki: PkiSection = field(default_factory=PkiSection)
+    device: DeviceSection = field(default_factory=DeviceSection)
+    modes: ModesSection = field(default_factory=ModesSection)
+    timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent
+
+    def path(self, value: str) -> Path:
+        """A path from hil.toml: relative ones are relative to the file itself."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.path(self.pki.dir)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path(self.rig.run_dir)
+
+    def board(self, name: str) -> Board:
+        for board in self.boards:
+            if board.name == name:
+                return board
+        known = ", ".join(b.name for b in self.boards) or "none"
+        raise KeyError(f"no board named {name!r} in {self.source} (boards: {known})")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load(path: str | Path) -> HilConfig:
+    """Read and validate hil.toml; raises ConfigError with file, key path and expectation."""
+    source = Path(path)
+    name = str(source)
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(name, "", "file not found (pass --config or create hil.toml)") from None
+    except OSError as exc:
+        raise ConfigError(name, "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, "", f"invalid TOML: {exc}") from None
+    return parse(data, source=source.resolve())
+
+
+def parse(data: dict[str, Any], source: Path) -> HilConfig:
+    name = str(source)
+    values = _fields(HilConfig, data, "", name, skip={"source"})
+    config = HilConfig(source=source, **values)
+    _check(config, name)
+    return config
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin is list:
+        return f"an array of {_describe(get_args(tp)[0])}s"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _convert(tp: Any, value: Any, key: str, src: str) -> Any:
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value in get_args(tp) and type(value) is type(get_args(tp)[0]):
+            return value
+    elif origin is list:
+        (item_tp,) = get_args(tp)
+        if isinstance(value, list):
+            return [_convert(item_tp, v, f"{key}[{i}]", src) for i, v in enumerate(value)]
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, dict):
+            assert isinstance(tp, type)
+            return tp(**_fields(tp, value, key, src))
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(tp, types.UnionType):
+        raise TypeError(f"unsupported type {tp}")
+    raise ConfigError(src, key, f"expected {_describe(tp)}, got {_toml_type(value)}")
+
+
+def _fields(
+    cls: type, data: dict[str, Any], prefix: str, src: str, skip: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    for key in data:
+        if key not in known:
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(
+                src, where, f"unknown key; expected one of: {', '.join(sorted(known))}"
+            )
+    out: dict[str, Any] = {}
+    for fname, f in known.items():
+        where = f"{prefix}.{fname}" if prefix else fname
+        if fname in data:
+            out[fname] = _convert(hints[fname], data[fname], where, src)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(src, where, f"missing; expected {_describe(hints[fname])}")
+    return out
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SUITE_RE = re.compile(r"^[A-Z0-9-]+(:[A-Z0-9-]+)*$")
+
+
+def _check(config: HilConfig, src: str) -> None:
+    """Rules that span fields or values that the types alone do not pin down."""
+    if not config.boards:
+        raise ConfigError(src, "boards", "no [[boards]] entries; expected at least one board")
+    seen: set[str] = set()
+    for i, board in enumerate(config.boards):
+        key = f"boards[{i}]"
+        if not _NAME_RE.match(board.name):
+            raise ConfigError(
+                src, f"{key}.name", f"expected letters, digits, '.', '_', '-' (got {board.name!r})"
+            )
+        if board.name in seen:
+            raise ConfigError(src, f"{key}.name", f"duplicate board name {board.name!r}")
+        seen.add(board.name)
+        pins = [p for p in ("port", "location", "mac", "serial_number") if getattr(board, p)]
+        if board.kind == "esp32" and not pins:
+            raise ConfigError(
+                src,
+                key,
+                "an esp32 board needs one of port, location, mac or serial_number to find it",
+            )
+        if board.kind == "virtual" and pins:
+            raise ConfigError(
+                src,
+                f"{key}.{pins[0]}",
+                "a virtual board gets its pseudo-terminal from the rig; remove this key",
+            )
+        if board.mac and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", board.mac):
+            raise ConfigError(src, f"{key}.mac", f"expected aa:bb:cc:dd:ee:ff, got {board.mac!r}")
+    b = config.broker
+    if not 0 <= b.port <= 65535:
+        raise ConfigError(src, "broker.port", f"expected 0 (automatic) or 1..65535, got {b.port}")
+    try:
+        ipaddress.ip_address(b.bind)
+    except ValueError:
+        raise ConfigError(
+            src, "broker.bind", f"expected an IP address such as 127.0.0.1, got {b.bind!r}"
+        ) from None
+    if not b.host:
+        raise ConfigError(src, "broker.host", "expected the host name or IP boards use, got ''")
+    if not config.device.id or not _NAME_RE.match(config.device.id):
+        raise ConfigError(
+            src, "device.id", f"expected letters, digits, '.', '_', '-' (got {config.device.id!r})"
+        )
+    if not config.device.psk_identity or ":" in config.device.psk_identity:
+        raise ConfigError(
+            src, "device.psk_identity", "expected a non-empty identity without ':' characters"
+        )
+    if config.pki.validity_days < 2:
+        raise ConfigError(src, "pki.validity_days", "expected at least 2 days")
+    for mode in MODES:
+        suites = config.modes.get(mode).device_cipher_suites
+        if suites and not _SUITE_RE.match(suites):
+            raise ConfigError(
+                src,
+                f"modes.{mode}.device_cipher_suites",
+                "expected colon-separated mbedTLS suite names such as "
+                f"TLS-PSK-WITH-AES-128-CCM-8, got {suites!r}",
+            )
+    if not config.modes.psk.device_cipher_suites:
+        raise ConfigError(
+            src,
+            "modes.psk.device_cipher_suites",
+            "PSK needs a suite list: without one the device offers no PSK suite at all",
+        )
+    for name, value in dataclasses.asdict(config.timeouts).items():
+        if value <= 0:
+            raise ConfigError(src, f"timeouts.{name}", f"expected seconds > 0, got {value}")

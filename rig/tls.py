@@ -1,0 +1,74 @@
+"""Host-side TLS client contexts for each broker mode (used by the observer and tests).
+
+PSK needs OpenSSL's PSK callbacks: the standard library has them from Python 3.13; before that
+sslpsk3's SSLPSKContext (an SSLContext subclass with the same `set_psk_client_callback`).
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rig.config import HilConfig, Mode
+from rig.pki import Pki
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """What a host client presents in one mode. Defaults come from hil.toml + the PKI."""
+
+    mode: Mode
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    psk_identity: str | None = None
+    psk_hex: str | None = field(default=None, repr=False)  # secret
+    check_hostname: bool = True
+
+
+def credentials(config: HilConfig, pki: Pki, mode: Mode, *, ca: str = "ca",
+                client_cert: str | None = "device") -> ClientCredentials:
+    """The device's own credentials for `mode` (the observer presents the same identity)."""
+    if mode == "psk":
+        return ClientCredentials(mode, psk_identity=config.device.psk_identity,
+                                 psk_hex=pki.psk_hex(), check_hostname=False)
+    creds = ClientCredentials(mode, cafile=pki.cert(ca))
+    if mode == "mutual" and client_cert:
+        creds = ClientCredentials(mode, cafile=pki.cert(ca), certfile=pki.cert(client_cert),
+                                  keyfile=pki.key(client_cert))
+    return creds
+
+
+def psk_context() -> ssl.SSLContext:
+    if sys.version_info >= (3, 13):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    import sslpsk3
+
+    ctx: ssl.SSLContext = sslpsk3.SSLPSKContext(ssl.PROTOCOL_TLS_CLIENT)
+    return ctx
+
+
+def client_context(creds: ClientCredentials) -> ssl.SSLContext:
+    if creds.mode == "psk":
+        if not creds.psk_identity or not creds.psk_hex:
+            raise ValueError("psk mode needs an identity and a key")
+        ctx = psk_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        # TLS 1.3 PSK through these callbacks fails with a session-context error; the device
+        # speaks TLS 1.2 anyway (mbedTLS 2.28).
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers("PSK")
+        identity, key = creds.psk_identity, bytes.fromhex(creds.psk_hex)
+        ctx.set_psk_client_callback(lambda _hint: (identity, key))  # type: ignore[attr-defined,unused-ignore]
+        return ctx
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = creds.check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if creds.cafile:
+        ctx.load_verify_locations(cafile=str(creds.cafile))
+    if creds.certfile and creds.keyfile:
+        ctx.load_cert_chain(str(creds.certfile), str(creds.keyfile))
+    return ctx
