@@ -147,7 +147,8 @@ def broker_settings(
 
 
 def find_mosquitto(binary: str) -> str:
-    path = shutil.which(binary)
+    """The broker binary; Debian installs it in /usr/sbin, which a normal user's PATH lacks."""
+    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin")
     if path is None:
         raise BrokerNotInstalled(f"mosquitto not found ({binary!r} is not on PATH): {INSTALL_HINT}")
     return path
@@ -347,15 +348,18 @@ class Broker:
         """SIGTERM, then SIGKILL after stop_timeout; always reaps the process."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
+            deadline = time.monotonic() + self.stop_timeout
+            # Mosquitto can miss a SIGTERM that lands between its run-flag check and
+            # epoll_wait (it then sleeps until its next timer), so repeat it until it exits.
+            while proc.poll() is None and time.monotonic() < deadline:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=self.stop_timeout)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
             if self._reader is not None:
                 self._reader.join(timeout=self.stop_timeout)
         self._reader = None

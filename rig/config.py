@@ -199,7 +199,9 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin is list:
-        return f"an array of {_describe(get_args(tp)[0])}s"
+        item = get_args(tp)[0]
+        return "an array of tables" if dataclasses.is_dataclass(item) else (
+            f"an array of {_describe(item).split(' ', 1)[1]}s")
     if dataclasses.is_dataclass(tp):
         return "a table"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
@@ -254,7 +256,8 @@ def _convert(tp: Any, value: Any, key: str, src: str) -> Any:
 
 
 def _fields(
-    cls: type, data: dict[str, Any], prefix: str, src: str, skip: frozenset[str] | set[str] = frozenset()
+    cls: type, data: dict[str, Any], prefix: str, src: str,
+    skip: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}

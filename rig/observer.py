@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from rig.tls import ClientCredentials, client_context
 
@@ -79,7 +80,7 @@ class Observer:
         self._connack: int | None = None
         self._subacks: dict[int, list[int]] = {}
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            CallbackAPIVersion.VERSION2, client_id=self.client_id,
             protocol=mqtt.MQTTv311, clean_session=True,
         )
         self._client.tls_set_context(client_context(creds))
@@ -140,7 +141,7 @@ class Observer:
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
         rc, mid = self._client.subscribe(topic, qos)
-        if rc != mqtt.MQTT_ERR_SUCCESS:
+        if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
             raise ObserverError(f"subscribe {topic!r} failed: {mqtt.error_string(rc)}")
         self._wait(lambda: mid in self._subacks, self.timeout, f"SUBACK for {topic!r}")
         if any(code >= 0x80 for code in self._subacks[mid]):

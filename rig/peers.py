@@ -30,8 +30,8 @@ def mosquitto_pub_argv(
             "-t", topic, "-m", message, "-q", str(qos)]
     if creds.mode == "psk":
         psk = f"$(cat {shlex.quote(psk_from_file)})" if psk_from_file else (creds.psk_hex or "")
-        argv += ["--psk", psk, "--psk-identity", creds.psk_identity or "",
-                 "--tls-version", "tlsv1.2"]
+        # mosquitto_pub has no maximum TLS version: against Mosquitto it speaks TLS 1.3 PSK.
+        argv += ["--psk", psk, "--psk-identity", creds.psk_identity or ""]
     else:
         argv += ["--cafile", str(creds.cafile)]
         if creds.certfile and creds.keyfile:

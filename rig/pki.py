@@ -471,8 +471,8 @@ def _resign_sha1(cert: x509.Certificate, issuer_key: PrivateKey) -> x509.Certifi
     fields[2] = alg  # [0] version, serialNumber, signature AlgorithmIdentifier, ...
     tbs = _der_tlv(0x30, b"".join(fields))
     if isinstance(issuer_key, rsa.RSAPrivateKey):
-        sig = issuer_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+        sig = issuer_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
     else:
-        sig = issuer_key.sign(tbs, ec.ECDSA(hashes.SHA1()))  # noqa: S303
+        sig = issuer_key.sign(tbs, ec.ECDSA(hashes.SHA1()))
     der = _der_tlv(0x30, tbs + alg + _der_tlv(0x03, b"\x00" + sig))
     return x509.load_der_x509_certificate(der)

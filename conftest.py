@@ -1,0 +1,100 @@
+"""pytest entry point for the HIL rig: options and the config/PKI/broker/mode fixtures.
+
+    pytest                     every mode against the real Mosquitto
+    pytest --mode psk          one mode (or -k psk)
+    pytest --hil-config FILE   another inventory (default: ./hil.toml)
+
+One broker per mode is kept for the whole session (start-to-ready is a few ms, but keeping it
+spares every test a start and keeps its log in one file under the run directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rig.broker import Broker, child_brokers, start_for_mode
+from rig.config import MODES, ConfigError, HilConfig, Mode, load
+from rig.observer import Observer
+from rig.pki import Pki
+from rig.runs import new_run_dir
+from rig.tls import credentials
+
+ROOT = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "hardware-in-the-loop rig")
+    group.addoption("--hil-config", default=None,
+                    help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
+    group.addoption("--mode", action="append", choices=MODES, default=None,
+                    help="broker mode(s) to run: ca, mutual, psk (default: all)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import os
+
+    path = config.getoption("--hil-config") or os.environ.get("HIL_CONFIG") or ROOT / "hil.toml"
+    config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
+    try:
+        config.stash[_CONFIG] = load(path)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+_CONFIG = pytest.StashKey[HilConfig]()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`mode` is parametrized over the selected modes (--mode), narrowed by @pytest.mark.modes."""
+    if "mode" in metafunc.fixturenames:
+        modes = metafunc.config.getoption("--mode") or list(MODES)
+        marker = metafunc.definition.get_closest_marker("modes")
+        if marker is not None:
+            modes = [m for m in modes if m in marker.args]
+        metafunc.parametrize("mode", modes, scope="session")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_broker_left_behind() -> Iterator[None]:
+    """Fails the session if any Mosquitto this process started is still alive at the end."""
+    yield
+    leaked = child_brokers()
+    assert not leaked, f"mosquitto processes left behind: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def hil_config(pytestconfig: pytest.Config) -> HilConfig:
+    return pytestconfig.stash[_CONFIG]
+
+
+@pytest.fixture(scope="session")
+def pki(hil_config: HilConfig) -> Pki:
+    p = Pki(hil_config)
+    p.ensure()
+    return p
+
+
+@pytest.fixture(scope="session")
+def run_dir(hil_config: HilConfig) -> Path:
+    return new_run_dir(hil_config.run_dir)
+
+
+@pytest.fixture(scope="session")
+def broker(hil_config: HilConfig, pki: Pki, mode: Mode, run_dir: Path) -> Iterator[Broker]:
+    """The real Mosquitto for `mode`, kept for the session."""
+    b = start_for_mode(hil_config, pki, mode, run_dir)
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def observer(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker) -> Iterator[Observer]:
+    """A host MQTT client connected to this mode's broker with the device's credentials."""
+    with Observer(hil_config.broker.host, broker.port, credentials(hil_config, pki, mode),
+                  timeout=hil_config.timeouts.connect) as obs:
+        yield obs

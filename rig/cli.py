@@ -1,0 +1,198 @@
+"""`hil`: the rig's command line.
+
+Exit codes: 0 success, 1 a check/test failed, 2 bad usage or invalid hil.toml (nothing started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from rig import broker as broker_mod
+from rig.config import MODES, ConfigError, HilConfig, Mode, load
+from rig.doctor import format_table, run_checks
+from rig.observer import ObserverError, preflight
+from rig.peers import Target, mosquitto_pub_argv, shell_line
+from rig.pki import Pki, PkiError
+from rig.runs import new_run_dir
+from rig.tls import credentials
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("HIL_CONFIG") or "hil.toml")
+
+
+def _load(args: argparse.Namespace) -> HilConfig:
+    return load(_config_path(args))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks, config = run_checks(_config_path(args))
+    print(format_table(checks))
+    if config is None:
+        print("\nhil.toml is invalid: fix it first (see the hil.toml row)", file=sys.stderr)
+        return 2
+    missing = [c.name for c in checks if c.required and not c.ok]
+    if missing:
+        print(f"\n{len(missing)} required item(s) missing: {', '.join(missing)}")
+        return 1
+    print("\nall required items present")
+    return 0
+
+
+def _print_pki(rows: Sequence[object]) -> None:
+    for r in rows:
+        print(f"  {r.name:<17} {r.state:<8} {r.detail}")  # type: ignore[attr-defined]
+
+
+def cmd_pki(args: argparse.Namespace) -> int:
+    config = _load(args)
+    pki = Pki(config)
+    if args.pki_command == "init":
+        rows = pki.ensure()
+        print(f"PKI in {pki.dir}:")
+        _print_pki(rows)
+        return 0
+    rows = pki.status()
+    print(f"PKI in {pki.dir}:")
+    _print_pki(rows)
+    return 0 if all(r.state == "ok" for r in rows) else 1
+
+
+def cmd_broker_up(args: argparse.Namespace) -> int:
+    config = _load(args)
+    pki = Pki(config)
+    pki.ensure()
+    mode: Mode = args.mode
+    run_dir = new_run_dir(config.run_dir)
+    overrides = {"port": args.port} if args.port is not None else {}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with broker_mod.running(config, pki, mode, run_dir, **overrides) as b:
+        host = config.broker.host
+        creds = credentials(config, pki, mode)
+        argv = mosquitto_pub_argv(Target(host, b.port), creds, "hil/test", "hello",
+                                  psk_from_file=str(pki.psk_path))
+        print(f"broker ({mode}) listening on {config.broker.bind}:{b.port} "
+              f"(pid {b.pid}, ready in {b.start_to_ready_s * 1000:.1f} ms)")
+        print(f"log: {b.log_path}")
+        print("publish to it with:")
+        print(f"  {shell_line(argv)}")
+        print("Ctrl-C stops it.", flush=True)
+        try:
+            while not stop.wait(0.5):
+                if not b.running:
+                    print("broker exited; see the log", file=sys.stderr)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    print("broker stopped")
+    return 0
+
+
+def _preflight_modes(config: HilConfig, modes: Sequence[Mode],
+                     run_dir: Path) -> list[dict[str, object]]:
+    pki = Pki(config)
+    pki.ensure()
+    results: list[dict[str, object]] = []
+    for mode in modes:
+        row: dict[str, object] = {"mode": mode}
+        try:
+            with broker_mod.running(config, pki, mode, run_dir) as b:
+                row["broker_ready_ms"] = round(b.start_to_ready_s * 1000, 1)
+                res = preflight(config.broker.host, b.port, credentials(config, pki, mode),
+                                config.timeouts.connect)
+                row.update({k: v for k, v in asdict(res).items() if k not in ("mode",)})
+                row["verdict"] = "pass"
+        except (broker_mod.BrokerError, ObserverError, PkiError, OSError) as exc:
+            row["verdict"] = "FAIL"
+            row["reason"] = str(exc)
+        results.append(row)
+        _print_row(row)
+    return results
+
+
+def _print_row(row: dict[str, object]) -> None:
+    if row["verdict"] == "pass":
+        print(f"  {row['mode']:<7} pass  {row['protocol']} {row['cipher']} "
+              f"handshake {row['handshake_ms']:.1f} ms, round trip {row['roundtrip_ms']:.1f} ms",
+              flush=True)
+    else:
+        print(f"  {row['mode']:<7} FAIL  {row.get('reason')}", flush=True)
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    config = _load(args)
+    run_dir = new_run_dir(config.run_dir)
+    modes = args.mode or list(MODES)
+    print(f"host preflight against Mosquitto (run dir {run_dir}):")
+    results = _preflight_modes(config, modes, run_dir)
+    (run_dir / "preflight.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["verdict"] == "pass" for r in results) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    checks, _ = run_checks(config.source)
+    missing = [c for c in checks if c.required and not c.ok]
+    if missing:
+        print(format_table(checks))
+        print(f"\ncannot run: {', '.join(c.name for c in missing)} missing")
+        return 1
+    run_dir = new_run_dir(config.run_dir)
+    modes = args.mode or list(MODES)
+    print(f"run {run_dir.name}: doctor ok; host preflight of {', '.join(modes)}")
+    results = _preflight_modes(config, modes, run_dir)
+    (run_dir / "results.json").write_text(json.dumps(
+        {"config": str(config.source), "preflight": results}, indent=2) + "\n")
+    failed = [r for r in results if r["verdict"] != "pass"]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed  (results: {run_dir})")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hil", description=__doc__.splitlines()[0] if __doc__
+                                else None)
+    p.add_argument("--config", "-c", help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check tools, packages, ports and hil.toml").set_defaults(
+        func=cmd_doctor)
+    pki = sub.add_parser("pki", help="generate or show the test PKI")
+    pki.add_argument("pki_command", choices=["init", "show"])
+    pki.set_defaults(func=cmd_pki)
+    br = sub.add_parser("broker", help="run a Mosquitto for one mode in the foreground")
+    br.add_argument("broker_command", choices=["up"])
+    br.add_argument("--mode", choices=MODES, required=True)
+    br.add_argument("--port", type=int, help="listen port (default: hil.toml, 0 = automatic)")
+    br.set_defaults(func=cmd_broker_up)
+    pf = sub.add_parser("preflight", help="prove each broker mode works from the host")
+    pf.add_argument("--mode", action="append", choices=MODES)
+    pf.set_defaults(func=cmd_preflight)
+    run = sub.add_parser("run", help="the main job: doctor, then every mode")
+    run.add_argument("--mode", action="append", choices=MODES)
+    run.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.func(args)
+        return rc
+    except ConfigError as exc:
+        print(f"hil: error: {exc}", file=sys.stderr)
+        return 2
+    except (broker_mod.BrokerError, PkiError) as exc:
+        print(f"hil: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

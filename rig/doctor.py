@@ -1,0 +1,163 @@
+"""`hil doctor`: what this runner has, and what to do about what it lacks."""
+
+from __future__ import annotations
+
+import errno
+import importlib.metadata
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.config import ConfigError, HilConfig, load
+from rig.pki import Pki
+
+MBEDTLS_HEADER_DIRS = (Path("/usr/include"), Path("/usr/local/include"))
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "MISSING" if self.required else "warn"
+
+
+def _which(name: str) -> str:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin") or name
+
+
+def _version(argv: list[str], pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> str | None:
+    try:
+        out = subprocess.run([_which(argv[0]), *argv[1:]], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(pattern, out.stdout + out.stderr)
+    return m.group(1) if m else "present"
+
+
+def _tool(name: str, argv: list[str], fix: str, required: bool = True,
+          what: str = "") -> Check:
+    path = shutil.which(argv[0]) or shutil.which(argv[0], path="/usr/sbin:/usr/local/sbin")
+    label = f"{name}{f' ({what})' if what else ''}"
+    if path is None:
+        return Check(label, False, f"{argv[0]} not on PATH", fix, required)
+    return Check(label, True, f"{_version(argv) or '?'} at {path}", required=required)
+
+
+def _package(dist: str, required: bool = True) -> Check:
+    try:
+        ver = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return Check(f"python: {dist}", False, "not installed",
+                     "run the README's set-up command (installs into .venv)", required)
+    return Check(f"python: {dist}", True, ver, required=required)
+
+
+def mbedtls_version() -> str | None:
+    for d in MBEDTLS_HEADER_DIRS:
+        header = d / "mbedtls" / "version.h"
+        if header.exists():
+            m = re.search(r'MBEDTLS_VERSION_STRING\s+"([^"]+)"', header.read_text())
+            return m.group(1) if m else "present"
+    return None
+
+
+def _bind_check(config: HilConfig) -> Check:
+    bind = config.broker.bind
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((bind, 0))
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return Check("broker bind address", False,
+                         f"no local interface has {bind} ([broker] bind in hil.toml)",
+                         "set [broker] bind to an address of this machine (ip -br addr)")
+        return Check("broker bind address", False, f"cannot bind {bind}: {exc.strerror}")
+    return Check("broker bind address", True, f"{bind} is local; boards dial "
+                 f"{config.broker.host}")
+
+
+def _serial_ports() -> Check:
+    try:
+        from serial.tools import list_ports
+    except ImportError:
+        return Check("serial ports", False, "pyserial missing", "run the README's set-up command")
+    ports = [p.device for p in list_ports.comports()]
+    detail = ", ".join(ports) if ports else "none (virtual boards only)"
+    return Check("serial ports", True, detail, required=False)
+
+
+def _boards(config: HilConfig) -> list[Check]:
+    out = []
+    for b in config.boards:
+        if b.kind == "esp32" and b.port and not b.port.startswith(("rfc2217://", "socket://")):
+            exists = Path(b.port).exists()
+            out.append(Check(f"board {b.name}", exists, f"esp32 on {b.port}" if exists else
+                             f"{b.port} does not exist", "plug the board in or fix [[boards]] port",
+                             required=False))
+        else:
+            out.append(Check(f"board {b.name}", True, f"{b.kind}", required=False))
+    return out
+
+
+def run_checks(config_path: Path) -> tuple[list[Check], HilConfig | None]:
+    checks = [
+        Check("python", sys.version_info >= (3, 11), sys.version.split()[0],
+              "Python 3.11 or newer is needed"),
+        _tool("mosquitto", ["mosquitto", "-h"], "apt-get install mosquitto", what="broker"),
+        _tool("mosquitto_pub", ["mosquitto_pub", "--help"], "apt-get install mosquitto-clients",
+              what="reference peer"),
+        _tool("openssl", ["openssl", "version"], "apt-get install openssl"),
+        _tool("cc", ["cc", "--version"], "apt-get install build-essential",
+              what="builds the virtual board"),
+        _tool("cmake", ["cmake", "--version"], "apt-get install cmake"),
+        _tool("clang", ["clang", "--version"], "apt-get install clang libclang-rt-14-dev",
+              required=False, what="fuzzers and sanitizers"),
+    ]
+    mbed = mbedtls_version()
+    checks.append(Check("mbedTLS headers", mbed is not None,
+                        f"{mbed}" if mbed else "mbedtls/version.h not found",
+                        "apt-get install libmbedtls-dev"))
+    for dist in ("paho-mqtt", "cryptography", "pyserial", "pytest-embedded",
+                 "pytest-embedded-serial", "esptool"):
+        checks.append(_package(dist))
+    if sys.version_info < (3, 13):
+        checks.append(_package("sslpsk3"))
+    checks.append(_serial_ports())
+    try:
+        config = load(config_path)
+    except ConfigError as exc:
+        checks.append(Check("hil.toml", False, str(exc), "fix the key named above"))
+        return checks, None
+    checks.append(Check("hil.toml", True, f"{config.source}: {len(config.boards)} board(s)"))
+    checks.append(_bind_check(config))
+    pki_states = Pki(config).status()
+    bad = [s.name for s in pki_states if s.state != "ok"]
+    checks.append(Check("pki", not bad, f"{config.pki_dir}: " + (
+        f"needs work: {', '.join(bad)}" if bad else f"{len(pki_states)} items ok"),
+        "run `hil pki init`", required=False))
+    checks.extend(_boards(config))
+    return checks, config
+
+
+def format_table(checks: list[Check]) -> str:
+    rows = [("check", "status", "detail", "what to do")]
+    rows += [(c.name, c.status, c.detail, c.fix if not c.ok else "") for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for r in rows:
+        lines.append("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3])
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,23 @@
+"""Per-run result directories: runs/<UTC timestamp>-<pid>/, with runs/latest pointing at the
+newest. Broker logs, JSON and JUnit results of one run stay together."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from pathlib import Path
+
+
+def new_run_dir(root: Path) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    path = root / f"{stamp}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=False)
+    latest = root / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() or not latest.exists():
+            tmp = root / f".latest-{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(path.name)
+            os.replace(tmp, latest)
+    return path

@@ -1,0 +1,136 @@
+"""The broker as a process: ready means reachable, errors quote Mosquitto, nothing leaks."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from rig.broker import (
+    Broker,
+    BrokerConfigRejected,
+    BrokerKeyUnreadable,
+    BrokerNotInstalled,
+    BrokerPortBusy,
+    broker_settings,
+    child_brokers,
+    free_port,
+)
+from rig.config import HilConfig
+from rig.pki import Pki
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_rendered_configs_follow_the_mode(hil_config: HilConfig, pki: Pki) -> None:
+    ca = broker_settings(hil_config, pki, "ca").render(8883, None)
+    assert "set_tcp_nodelay true" in ca and f"certfile {pki.cert('broker')}" in ca
+    assert "require_certificate" not in ca and "psk_file" not in ca
+    mutual = broker_settings(hil_config, pki, "mutual").render(8883, None)
+    assert "require_certificate true" in mutual and "use_identity_as_username true" in mutual
+    psk_settings = broker_settings(hil_config, pki, "psk")
+    psk = psk_settings.render(8883, Path("/x/psk"))
+    assert "psk_file /x/psk" in psk and "psk_hint" in psk and "certfile" not in psk
+    assert "ciphers PSK-AES128-CCM8:" in psk
+    assert pki.psk_hex() not in psk and pki.psk_hex() not in repr(psk_settings)
+
+
+def test_ready_means_accepting_and_stop_reaps(hil_config: HilConfig, pki: Pki,
+                                              tmp_path: Path) -> None:
+    with Broker(broker_settings(hil_config, pki, "ca"), tmp_path) as b:
+        pid = b.pid
+        assert pid is not None and b.running
+        socket.create_connection((hil_config.broker.bind, b.port), timeout=1).close()
+        assert any("running" in line for line in b.log_lines())
+        assert 0 < b.start_to_ready_s < hil_config.timeouts.broker_start
+    assert not alive(pid)
+    log = b.log_path.read_text()
+    assert "running" in log and "terminating" in log  # the log outlives the broker
+
+
+def test_exception_inside_context_still_stops_it(hil_config: HilConfig, pki: Pki,
+                                                 tmp_path: Path) -> None:
+    b = Broker(broker_settings(hil_config, pki, "psk"), tmp_path)
+    with pytest.raises(RuntimeError), b:
+        raise RuntimeError("test body failed")
+    assert b.pid is None and child_brokers() == []
+
+
+def test_unresponsive_broker_is_killed(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> None:
+    b = Broker(broker_settings(hil_config, pki, "ca"), tmp_path, stop_timeout=0.3).start()
+    pid = b.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # SIGTERM now stays pending: only SIGKILL ends it
+    b.stop()
+    assert not alive(pid)
+
+
+def test_busy_port_is_named(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind((hil_config.broker.bind, 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings = broker_settings(hil_config, pki, "ca", port=port)
+        with pytest.raises(BrokerPortBusy) as info:
+            Broker(settings, tmp_path).start()
+    msg = str(info.value)
+    assert f":{port} is busy" in msg and "Address already in use" in msg
+    assert child_brokers() == []
+
+
+def test_missing_mosquitto_says_how_to_install(hil_config: HilConfig, pki: Pki,
+                                               tmp_path: Path) -> None:
+    b = Broker(broker_settings(hil_config, pki, "ca"), tmp_path, mosquitto="mosquitto-nope")
+    with pytest.raises(BrokerNotInstalled, match="apt-get install mosquitto"):
+        b.start()
+
+
+def test_unreadable_key_is_reported(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> None:
+    key = tmp_path / "broker.key"
+    shutil.copy(pki.key("broker"), key)
+    key.chmod(0o600)
+    settings = dataclasses.replace(broker_settings(hil_config, pki, "ca"), keyfile=key)
+    if os.geteuid() == 0:
+        # root reads anything: reproduce the real trap instead, a broker that drops to the
+        # `mosquitto` user in front of a root-owned 0600 key (see DESIGN.md)
+        settings = dataclasses.replace(settings, user="mosquitto")
+    else:
+        key.chmod(0)
+    with pytest.raises(BrokerKeyUnreadable) as info:
+        Broker(settings, tmp_path).start()
+    msg = str(info.value)
+    assert "cannot read its key" in msg and "Permission denied" in msg and str(key) in msg
+
+
+def test_rejected_config_quotes_the_broker(hil_config: HilConfig, pki: Pki,
+                                          tmp_path: Path) -> None:
+    settings = broker_settings(hil_config, pki, "psk", ciphers="NOT-A-CIPHER")
+    with pytest.raises(BrokerConfigRejected, match='Check cipher list "NOT-A-CIPHER"'):
+        Broker(settings, tmp_path).start()
+
+
+def test_psk_file_is_private_and_removed(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> None:
+    with Broker(broker_settings(hil_config, pki, "psk"), tmp_path) as b:
+        conf = b.config_path.read_text()
+        psk_file = Path(conf.split("psk_file ", 1)[1].split()[0])
+        assert psk_file.stat().st_mode & 0o777 == 0o600
+        assert pki.psk_hex() not in conf
+    assert not psk_file.exists()
+    assert pki.psk_hex() not in b.log_path.read_text()
+
+
+def test_fixed_port_is_used(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> None:
+    port = free_port(hil_config.broker.bind)
+    with Broker(broker_settings(hil_config, pki, "ca", port=port), tmp_path) as b:
+        assert b.port == port

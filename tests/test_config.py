@@ -1,0 +1,131 @@
+"""hil.toml validation: one clear error naming file, key path and expectation; CLI exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rig.config import MODES, ConfigError, load
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = '[[boards]]\nname = "v0"\nkind = "virtual"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hil.toml"
+    path.write_text(text)
+    return path
+
+
+def error_for(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, text))
+    return str(info.value)
+
+
+def test_committed_hil_toml_is_valid_and_runs_one_virtual_board() -> None:
+    config = load(ROOT / "hil.toml")
+    assert [(b.name, b.kind) for b in config.boards] == [("virtual-0", "virtual")]
+    assert config.broker.bind == "127.0.0.1"
+    assert "TLS-PSK-WITH-AES-128-CCM-8" in config.modes.psk.device_cipher_suites
+    assert config.modes.psk.broker_ciphers.startswith("PSK-AES128-CCM8")
+
+
+def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
+    config = load(write(tmp_path, MINIMAL))
+    assert config.broker.port == 0
+    assert config.pki_dir == tmp_path / "pki"
+    assert config.device.psk_bytes == 16
+    assert [config.modes.get(m) for m in MODES]
+
+
+def test_unknown_key_names_file_path_and_choices(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + '[broker]\nbnid = "127.0.0.1"\n')
+    assert str(tmp_path / "hil.toml") in msg
+    assert "broker.bnid: unknown key" in msg
+    assert "bind" in msg  # lists what is allowed
+
+
+def test_unknown_key_in_board(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + 'colour = "red"\n')
+    assert "boards[0].colour: unknown key" in msg
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + '[broker]\nport = "8883"\n')
+    assert "broker.port: expected an integer, got the string '8883'" in msg
+
+
+def test_bool_is_not_an_integer(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + "[broker]\nport = true\n")
+    assert "broker.port: expected an integer, got a boolean" in msg
+
+
+def test_missing_value(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, '[[boards]]\nname = "v0"\n')
+    assert "boards[0].kind: missing; expected one of 'virtual', 'esp32'" in msg
+
+
+def test_bad_choice(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, '[[boards]]\nname = "v0"\nkind = "esp33"\n')
+    assert "boards[0].kind: expected one of 'virtual', 'esp32', got the string 'esp33'" in msg
+
+
+def test_psk_length_must_be_16_or_32(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + "[device]\npsk_bytes = 20\n")
+    assert "device.psk_bytes: expected one of 16, 32, got the integer 20" in msg
+
+
+def test_no_boards(tmp_path: Path) -> None:
+    assert "boards: missing; expected an array of tables" in error_for(
+        tmp_path, "[broker]\nport = 1\n")
+    assert "boards: no [[boards]] entries" in error_for(tmp_path, "boards = []\n")
+
+
+def test_duplicate_board_names(tmp_path: Path) -> None:
+    assert "duplicate board name 'v0'" in error_for(tmp_path, MINIMAL + MINIMAL)
+
+
+def test_esp32_needs_a_way_to_find_it(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, '[[boards]]\nname = "b1"\nkind = "esp32"\n')
+    assert "boards[0]: an esp32 board needs one of port, location, mac or serial_number" in msg
+
+
+def test_virtual_board_rejects_a_port(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + 'port = "/dev/ttyUSB0"\n')
+    assert "boards[0].port: a virtual board gets its pseudo-terminal" in msg
+
+
+def test_bind_must_be_an_ip(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + '[broker]\nbind = "localhost"\n')
+    assert "broker.bind: expected an IP address" in msg
+
+
+def test_psk_needs_a_suite_list(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + '[modes.psk]\ndevice_cipher_suites = ""\n')
+    assert "modes.psk.device_cipher_suites: PSK needs a suite list" in msg
+
+
+def test_invalid_toml_syntax(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + "[broker\n")
+    assert "invalid TOML" in msg and str(tmp_path) in msg
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["run"], ["pki", "init"],
+                                     ["broker", "up", "--mode", "psk"], ["preflight"]])
+def test_cli_exits_2_and_starts_nothing_on_a_bad_file(tmp_path: Path, command: list[str]) -> None:
+    bad = write(tmp_path, MINIMAL + "[broker]\nport = -1\n")
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "--config", str(bad), *command],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "broker.port: expected 0 (automatic) or 1..65535, got -1" in proc.stdout + proc.stderr
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "pki").exists()
