@@ -10,12 +10,17 @@ spares every test a start and keeps its log in one file under the run directory)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from rig.boards.virtual import VirtualBoard
 from rig.broker import Broker, child_brokers, start_for_mode
+from rig.console import Console
+from rig.firmware import Variant, build_host_agent
 from rig.config import MODES, ConfigError, HilConfig, Mode, load
 from rig.observer import Observer
 from rig.pki import Pki
@@ -34,8 +39,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    import os
-
     path = config.getoption("--hil-config") or os.environ.get("HIL_CONFIG") or ROOT / "hil.toml"
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
     try:
@@ -98,3 +101,41 @@ def observer(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker) -> Ite
     with Observer(hil_config.broker.host, broker.port, credentials(hil_config, pki, mode),
                   timeout=hil_config.timeouts.connect) as obs:
         yield obs
+
+
+@pytest.fixture(scope="session")
+def hil_agent() -> Path:
+    """The host build of the firmware, sanitized (ASan+UBSan) unless HIL_AGENT_VARIANT=plain."""
+    variant = cast(Variant, os.environ.get("HIL_AGENT_VARIANT", "asan"))
+    return build_host_agent(variant)
+
+
+@pytest.fixture(scope="session")
+def virtual_board(hil_config: HilConfig, hil_agent: Path, run_dir: Path) -> Iterator[VirtualBoard]:
+    """The first virtual board of hil.toml, its state file under the run directory."""
+    spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
+    if spec is None:
+        pytest.skip(f"no virtual board in {hil_config.source}")
+    board = VirtualBoard(spec.name, hil_agent, run_dir / "state", run_dir)
+    try:
+        yield board
+    finally:
+        board.close()
+
+
+@pytest.fixture
+def agent(hil_config: HilConfig, virtual_board: VirtualBoard) -> Iterator[Console]:
+    """A fresh agent on the virtual board, reached through a pytest-embedded serial Dut.
+
+    The port is opened first, then the board is reset (opening a port flushes what the device
+    printed before), then the rig waits for the boot line."""
+    from pytest_embedded.dut_factory import DutFactory
+
+    dut: Any = DutFactory.create(embedded_services="serial", port=virtual_board.port)
+    virtual_board.reset()
+    console = Console(dut, virtual_board.name, hil_config.timeouts.command)
+    console.wait_ready(hil_config.timeouts.board_boot)
+    yield console
+    virtual_board.stop()
+    report = virtual_board.sanitizer_report()
+    assert not report, f"sanitizer report from {virtual_board.name}:\n{report}"

@@ -1,0 +1,81 @@
+/* agent_conn.h - one outgoing connection: TCP (BSD sockets, non-blocking,
+ * TCP_NODELAY) with optional mbedTLS TLS 1.2 on top. No logging here: errors
+ * come back in a conn_err_t for the caller to report. */
+#ifndef AGENT_CONN_H
+#define AGENT_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent_mbedtls_compat.h"
+#include "agent_port.h"
+#include "agent_settings.h"
+
+typedef enum {
+    CONN_STAGE_NONE,
+    CONN_STAGE_RESOLVE, /* getaddrinfo */
+    CONN_STAGE_TCP,     /* socket/connect */
+    CONN_STAGE_SETUP,   /* TLS configuration (bad cert/key/psk) */
+    CONN_STAGE_TLS,     /* TLS handshake */
+    CONN_STAGE_IO,      /* read/write after connect */
+} conn_stage_t;
+
+typedef struct {
+    conn_stage_t stage;
+    int code;              /* errno (RESOLVE: getaddrinfo code) or mbedTLS error */
+    bool timeout;
+    uint32_t verify_flags; /* mbedtls_ssl_get_verify_result() after a TLS failure */
+    char text[160];        /* short human reason, never contains secrets */
+} conn_err_t;
+
+typedef struct {
+    const char *host;
+    uint16_t port;
+    uint32_t connect_timeout_ms;
+    uint32_t handshake_timeout_ms;
+    /* TLS (use_tls=false: plain TCP) */
+    bool use_tls;
+    const char *ca_pem;   /* NUL-terminated or NULL */
+    const char *cert_pem; /* client certificate or NULL */
+    const char *key_pem;
+    const char *psk_identity; /* NULL = no PSK */
+    const uint8_t *psk;
+    size_t psk_len;
+    const int *suites; /* 0-terminated or NULL for the library default */
+    bool verify_hostname;
+    mbedtls_ctr_drbg_context *drbg;
+} conn_params_t;
+
+typedef struct {
+    int fd; /* -1 when closed */
+    bool tls;
+    bool ssl_inited;
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+    mbedtls_x509_crt cert;
+    mbedtls_pk_context key;
+    int suites[SETTING_MAX_SUITES];
+    uint8_t psk[32];
+    const agent_port_t *port;
+} agent_conn_t;
+
+void conn_init(agent_conn_t *c, const agent_port_t *port);
+/* TCP connect (+ TLS handshake when p->use_tls). On failure the connection
+ * is closed and *err describes why. */
+int conn_open(agent_conn_t *c, const conn_params_t *p, conn_err_t *err);
+/* Write everything within timeout_ms. 0 or -1 (err filled). */
+int conn_write(agent_conn_t *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
+               conn_err_t *err);
+/* Non-blocking read: >0 bytes, 0 nothing available now, -1 closed/error. */
+int conn_read(agent_conn_t *c, uint8_t *buf, size_t cap, conn_err_t *err);
+/* Bytes already decrypted and buffered inside TLS (select would not see them). */
+bool conn_pending(agent_conn_t *c);
+/* Wait until readable (or TLS data pending). 1 readable, 0 timeout, -1 error. */
+int conn_wait_readable(agent_conn_t *c, uint32_t timeout_ms);
+void conn_close(agent_conn_t *c, bool graceful);
+bool conn_is_open(const agent_conn_t *c);
+const char *conn_ciphersuite(agent_conn_t *c);
+
+#endif

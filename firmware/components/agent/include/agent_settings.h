@@ -1,0 +1,98 @@
+/* agent_settings.h - the settings table (Mongoose-OS key names), per-key
+ * validation, masked read-back and the persisted blob format. */
+#ifndef AGENT_SETTINGS_H
+#define AGENT_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    SK_MQTT_SERVER,
+    SK_MQTT_CLIENT_ID,
+    SK_MQTT_USER,
+    SK_MQTT_PASS,
+    SK_MQTT_KEEP_ALIVE,
+    SK_MQTT_SSL_CA_CERT,
+    SK_MQTT_SSL_CERT,
+    SK_MQTT_SSL_KEY,
+    SK_MQTT_SSL_PSK_IDENTITY,
+    SK_MQTT_SSL_PSK_KEY,
+    SK_MQTT_SSL_CIPHER_SUITES,
+    SK_HTTP_LISTEN_ADDR,
+    SK_HTTP_SSL_CERT,
+    SK_HTTP_SSL_KEY,
+    SK_HTTP_SSL_CA_CERT,
+    SK_WIFI_STA_SSID,
+    SK_WIFI_STA_PASS,
+    SK_COUNT
+} setting_key_t;
+
+typedef enum {
+    SKIND_STRING,   /* printable single-line text */
+    SKIND_SERVER,   /* host:port or [v6]:port */
+    SKIND_LISTEN,   /* [host]:port, :port or port */
+    SKIND_U16,      /* decimal 0..65535 */
+    SKIND_PEM_CERT, /* PEM certificate(s) */
+    SKIND_PEM_KEY,  /* PEM private key */
+    SKIND_PSK_HEX,  /* 32 or 64 hex digits */
+    SKIND_SUITES,   /* colon-separated mbedTLS suite names */
+} setting_kind_t;
+
+#define SETTING_MAX_LEN 8192   /* largest value (PEM via config load) */
+#define SETTING_MAX_SUITES 32
+
+typedef struct {
+    const char *name;
+    setting_kind_t kind;
+    bool secret;            /* never read back, never logged */
+    size_t max_len;
+    const char *default_value; /* NULL = none */
+} setting_def_t;
+
+typedef struct {
+    char *value; /* NUL-terminated heap copy, NULL when unset */
+    size_t len;  /* without the NUL */
+} setting_value_t;
+
+typedef struct {
+    setting_value_t v[SK_COUNT];
+} settings_t;
+
+const setting_def_t *settings_def(setting_key_t key);
+/* Find a key by name; returns -1 when unknown. */
+int settings_find(const char *name, size_t len);
+
+void settings_init(settings_t *s);
+void settings_free(settings_t *s);
+void settings_clear(settings_t *s, setting_key_t key);
+
+/* Validate value for key; on error writes "ERR"-ready text into err
+ * ("<key>: <what was wrong>", never the value itself for secrets). */
+typedef int (*settings_rng_fn)(void *ctx, unsigned char *buf, size_t len);
+int settings_validate(setting_key_t key, const char *value, size_t len, settings_rng_fn rng,
+                      void *rng_ctx, char *err, size_t errlen);
+/* Validate and store a copy. rng is needed to parse private keys (mbedTLS
+ * 3.x blinding); it may be NULL with mbedTLS 2.x. */
+int settings_set(settings_t *s, setting_key_t key, const char *value, size_t len,
+                 settings_rng_fn rng, void *rng_ctx, char *err, size_t errlen);
+/* Effective value (stored or default) or NULL. */
+const char *settings_get(const settings_t *s, setting_key_t key);
+bool settings_is_set(const settings_t *s, setting_key_t key);
+/* The "<key>=<value>" read-back line with masking, into out. */
+void settings_format_get(const settings_t *s, setting_key_t key, char *out, size_t outlen);
+
+/* Parse "host:port" / "[v6]:port" into host (no brackets) and port. */
+int settings_parse_server(const char *value, size_t len, char *host, size_t hostcap,
+                          uint16_t *port);
+/* Parse a suite list into ids (0-terminated, max cap-1 entries). On an
+ * unknown name writes it into bad (truncated) and returns -1. */
+int settings_parse_suites(const char *value, size_t len, int *ids, size_t cap, char *bad,
+                          size_t badlen);
+
+/* Persisted blob: serialise (malloc'd buffer) / parse into s (s is only
+ * modified when the whole blob is valid). */
+int settings_serialize(const settings_t *s, uint8_t **out, size_t *outlen);
+int settings_deserialize(settings_t *s, const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+#endif

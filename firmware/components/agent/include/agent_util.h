@@ -1,0 +1,37 @@
+/* agent_util.h - small pure helpers: CRC-32, base64, hex, number parsing,
+ * safe printing of untrusted bytes. No I/O, no allocation. */
+#ifndef AGENT_UTIL_H
+#define AGENT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* CRC-32 (IEEE 802.3, same as zlib.crc32). Pass 0 as crc to start. */
+uint32_t agent_crc32(uint32_t crc, const uint8_t *data, size_t len);
+
+/* Strict base64 decode (RFC 4648 alphabet, '=' padding required for
+ * partial quanta, no whitespace). Returns 0 and the decoded length in
+ * *outlen, or -1 when the input is malformed or does not fit in cap. */
+int agent_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t cap, size_t *outlen);
+
+/* Hex string to bytes. Returns 0, or -1 (odd length, bad digit, too long).
+ * *bad_pos gets the index of the first non-hex character (or SIZE_MAX). */
+int agent_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t cap, size_t *outlen,
+                     size_t *bad_pos);
+
+/* Parse a decimal unsigned integer (digits only, no sign, no spaces) that
+ * must be <= max. Returns 0 on success, -1 otherwise. */
+int agent_parse_u32(const char *s, size_t len, uint32_t max, uint32_t *out);
+
+/* Parse exactly 8 hex digits. */
+int agent_parse_hex32(const char *s, size_t len, uint32_t *out);
+
+/* Copy bytes into out as printable text: printable ASCII as is, backslash
+ * as "\\", anything else as "\xHH". Stops (and sets *truncated) when more
+ * than max_in input bytes or when out (size outlen, always NUL-terminated)
+ * is full. Returns the number of input bytes represented. */
+size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
+                    bool *truncated);
+
+#endif

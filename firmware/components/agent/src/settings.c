@@ -1,0 +1,480 @@
+/* settings.c - settings table, validation, masking, persistence. */
+#include "agent_settings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_mbedtls_compat.h"
+#include "agent_util.h"
+
+static const setting_def_t defs[SK_COUNT] = {
+    [SK_MQTT_SERVER] = {"mqtt.server", SKIND_SERVER, false, 262, NULL},
+    [SK_MQTT_CLIENT_ID] = {"mqtt.client_id", SKIND_STRING, false, 256, NULL},
+    [SK_MQTT_USER] = {"mqtt.user", SKIND_STRING, false, 256, NULL},
+    [SK_MQTT_PASS] = {"mqtt.pass", SKIND_STRING, true, 256, NULL},
+    [SK_MQTT_KEEP_ALIVE] = {"mqtt.keep_alive", SKIND_U16, false, 5, "60"},
+    [SK_MQTT_SSL_CA_CERT] = {"mqtt.ssl_ca_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
+    [SK_MQTT_SSL_CERT] = {"mqtt.ssl_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
+    [SK_MQTT_SSL_KEY] = {"mqtt.ssl_key", SKIND_PEM_KEY, true, SETTING_MAX_LEN, NULL},
+    [SK_MQTT_SSL_PSK_IDENTITY] = {"mqtt.ssl_psk_identity", SKIND_STRING, false, 128, NULL},
+    [SK_MQTT_SSL_PSK_KEY] = {"mqtt.ssl_psk_key", SKIND_PSK_HEX, true, 64, NULL},
+    [SK_MQTT_SSL_CIPHER_SUITES] = {"mqtt.ssl_cipher_suites", SKIND_SUITES, false, 1024, NULL},
+    [SK_HTTP_LISTEN_ADDR] = {"http.listen_addr", SKIND_LISTEN, false, 262, NULL},
+    [SK_HTTP_SSL_CERT] = {"http.ssl_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
+    [SK_HTTP_SSL_KEY] = {"http.ssl_key", SKIND_PEM_KEY, true, SETTING_MAX_LEN, NULL},
+    [SK_HTTP_SSL_CA_CERT] = {"http.ssl_ca_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
+    [SK_WIFI_STA_SSID] = {"wifi.sta.ssid", SKIND_STRING, false, 32, NULL},
+    [SK_WIFI_STA_PASS] = {"wifi.sta.pass", SKIND_STRING, true, 64, NULL},
+};
+
+const setting_def_t *settings_def(setting_key_t key)
+{
+    return (unsigned)key < SK_COUNT ? &defs[key] : NULL;
+}
+
+int settings_find(const char *name, size_t len)
+{
+    for (int i = 0; i < SK_COUNT; i++) {
+        if (strlen(defs[i].name) == len && memcmp(defs[i].name, name, len) == 0) return i;
+    }
+    return -1;
+}
+
+void settings_init(settings_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void settings_clear(settings_t *s, setting_key_t key)
+{
+    setting_value_t *v = &s->v[key];
+    if (v->value) {
+        /* values may be secrets: wipe before freeing */
+        volatile char *p = v->value;
+        for (size_t i = 0; i < v->len; i++) p[i] = 0;
+        free(v->value);
+    }
+    v->value = NULL;
+    v->len = 0;
+}
+
+void settings_free(settings_t *s)
+{
+    for (int i = 0; i < SK_COUNT; i++) settings_clear(s, (setting_key_t)i);
+}
+
+/* ---- per-kind validation ---------------------------------------------- */
+
+static int parse_port(const char *p, size_t n, uint16_t *port)
+{
+    uint32_t v;
+    if (agent_parse_u32(p, n, 65535, &v) != 0 || v == 0) return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+static bool host_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_';
+}
+
+/* Shared by server and listen address. host may be empty when allow_empty. */
+static int parse_hostport(const char *value, size_t len, char *host, size_t hostcap,
+                          uint16_t *port, bool allow_empty, const char **why)
+{
+    const char *colon;
+    size_t hlen;
+    const char *h = value;
+    if (len > 0 && value[0] == '[') {
+        const char *close = memchr(value, ']', len);
+        if (!close) {
+            *why = "missing ']' after IPv6 address";
+            return -1;
+        }
+        h = value + 1;
+        hlen = (size_t)(close - h);
+        if (hlen == 0) {
+            *why = "empty IPv6 address";
+            return -1;
+        }
+        for (size_t i = 0; i < hlen; i++) {
+            char c = h[i];
+            if (!(c == ':' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                  (c >= 'A' && c <= 'F'))) {
+                *why = "bad character in IPv6 address";
+                return -1;
+            }
+        }
+        colon = close + 1;
+        if ((size_t)(colon - value) >= len || *colon != ':') {
+            *why = "port required (use [addr]:port)";
+            return -1;
+        }
+    } else {
+        colon = memchr(value, ':', len);
+        if (!colon) {
+            *why = "port required (use host:port)";
+            return -1;
+        }
+        hlen = (size_t)(colon - value);
+        if (memchr(colon + 1, ':', len - hlen - 1)) {
+            *why = "IPv6 addresses must be written [addr]:port";
+            return -1;
+        }
+        for (size_t i = 0; i < hlen; i++) {
+            if (!host_char_ok(value[i])) {
+                *why = "bad character in host name";
+                return -1;
+            }
+        }
+        if (hlen == 0 && !allow_empty) {
+            *why = "empty host (use host:port)";
+            return -1;
+        }
+    }
+    if (hlen + 1 > hostcap) {
+        *why = "host name too long";
+        return -1;
+    }
+    size_t plen = len - (size_t)(colon + 1 - value);
+    if (parse_port(colon + 1, plen, port) != 0) {
+        *why = "port must be a number 1..65535";
+        return -1;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    return 0;
+}
+
+int settings_parse_server(const char *value, size_t len, char *host, size_t hostcap,
+                          uint16_t *port)
+{
+    const char *why;
+    return parse_hostport(value, len, host, hostcap, port, false, &why);
+}
+
+int settings_parse_suites(const char *value, size_t len, int *ids, size_t cap, char *bad,
+                          size_t badlen)
+{
+    size_t n = 0;
+    size_t start = 0;
+    if (cap == 0) return -1;
+    while (start <= len) {
+        size_t end = start;
+        char name[96];
+        while (end < len && value[end] != ':') end++;
+        size_t nlen = end - start;
+        if (nlen == 0 || nlen >= sizeof(name)) {
+            snprintf(bad, badlen, "%.*s", (int)(nlen < 60 ? nlen : 60), value + start);
+            return -1;
+        }
+        memcpy(name, value + start, nlen);
+        name[nlen] = '\0';
+        int id = mbedtls_ssl_get_ciphersuite_id(name);
+        if (id == 0) {
+            snprintf(bad, badlen, "%s", name);
+            return -1;
+        }
+        if (n + 1 >= cap) {
+            snprintf(bad, badlen, "%s (too many suites)", name);
+            return -1;
+        }
+        ids[n++] = id;
+        start = end + 1;
+    }
+    ids[n] = 0;
+    return 0;
+}
+
+static bool is_printable_line(const char *v, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7f) return false;
+    }
+    return true;
+}
+
+static void pem_error(char *err, size_t errlen, const char *name, const char *what, int ret)
+{
+    char msg[128];
+    mbedtls_strerror(ret, msg, sizeof(msg));
+    snprintf(err, errlen, "%s: not a valid PEM %s (-0x%04x %s)", name, what, (unsigned)-ret, msg);
+}
+
+int settings_validate(setting_key_t key, const char *value, size_t len, settings_rng_fn rng,
+                      void *rng_ctx, char *err, size_t errlen)
+{
+    const setting_def_t *d = settings_def(key);
+    if (!d) {
+        snprintf(err, errlen, "unknown key");
+        return -1;
+    }
+    if (len > d->max_len) {
+        snprintf(err, errlen, "%s: value too long (%zu bytes, max %zu)", d->name, len, d->max_len);
+        return -1;
+    }
+    if (memchr(value, '\0', len)) {
+        snprintf(err, errlen, "%s: value contains a NUL byte", d->name);
+        return -1;
+    }
+    switch (d->kind) {
+    case SKIND_STRING:
+        if (!is_printable_line(value, len)) {
+            snprintf(err, errlen, "%s: control characters are not allowed", d->name);
+            return -1;
+        }
+        return 0;
+    case SKIND_SERVER:
+    case SKIND_LISTEN: {
+        char host[256];
+        uint16_t port;
+        const char *why = "";
+        if (d->kind == SKIND_LISTEN) {
+            /* Mongoose-OS style: "443" alone is allowed */
+            uint32_t p;
+            if (agent_parse_u32(value, len, 65535, &p) == 0 && p > 0) return 0;
+        }
+        if (parse_hostport(value, len, host, sizeof(host), &port, d->kind == SKIND_LISTEN,
+                           &why) != 0) {
+            snprintf(err, errlen, "%s: %s", d->name, why);
+            return -1;
+        }
+        return 0;
+    }
+    case SKIND_U16: {
+        uint32_t v;
+        if (agent_parse_u32(value, len, 65535, &v) != 0) {
+            snprintf(err, errlen, "%s: expected a number 0..65535", d->name);
+            return -1;
+        }
+        return 0;
+    }
+    case SKIND_PSK_HEX: {
+        uint8_t tmp[32];
+        size_t outlen, bad;
+        if (agent_hex_decode(value, len, tmp, sizeof(tmp), &outlen, &bad) != 0 && bad != SIZE_MAX) {
+            snprintf(err, errlen, "%s: not a hex digit at position %zu", d->name, bad);
+            return -1;
+        }
+        memset(tmp, 0, sizeof(tmp));
+        if (len != 32 && len != 64) {
+            snprintf(err, errlen,
+                     "%s: expected 32 or 64 hex digits (16 or 32 bytes), got %zu", d->name, len);
+            return -1;
+        }
+        return 0;
+    }
+    case SKIND_SUITES: {
+        int ids[SETTING_MAX_SUITES];
+        char bad[80];
+        if (settings_parse_suites(value, len, ids, SETTING_MAX_SUITES, bad, sizeof(bad)) != 0) {
+            snprintf(err, errlen, "%s: unknown cipher suite '%s'", d->name, bad);
+            return -1;
+        }
+        return 0;
+    }
+    case SKIND_PEM_CERT:
+    case SKIND_PEM_KEY: {
+        int ret;
+        char *copy;
+        if (len < 11 || memcmp(value, "-----BEGIN ", 11) != 0) {
+            snprintf(err, errlen, "%s: not PEM (expected -----BEGIN ...)", d->name);
+            return -1;
+        }
+        /* mbedTLS needs the terminating NUL counted in the PEM length */
+        copy = malloc(len + 1);
+        if (!copy) {
+            snprintf(err, errlen, "%s: out of memory", d->name);
+            return -1;
+        }
+        memcpy(copy, value, len);
+        copy[len] = '\0';
+        if (d->kind == SKIND_PEM_CERT) {
+            mbedtls_x509_crt crt;
+            mbedtls_x509_crt_init(&crt);
+            ret = mbedtls_x509_crt_parse(&crt, (const unsigned char *)copy, len + 1);
+            mbedtls_x509_crt_free(&crt);
+            if (ret != 0) pem_error(err, errlen, d->name, "certificate", ret < 0 ? ret : -0x2180);
+        } else {
+            mbedtls_pk_context pk;
+            mbedtls_pk_init(&pk);
+            ret = agent_pk_parse_key(&pk, (const unsigned char *)copy, len + 1, rng, rng_ctx);
+            mbedtls_pk_free(&pk);
+            if (ret != 0) pem_error(err, errlen, d->name, "private key", ret);
+        }
+        memset(copy, 0, len);
+        free(copy);
+        return ret == 0 ? 0 : -1;
+    }
+    }
+    snprintf(err, errlen, "%s: internal error", d->name);
+    return -1;
+}
+
+int settings_set(settings_t *s, setting_key_t key, const char *value, size_t len,
+                 settings_rng_fn rng, void *rng_ctx, char *err, size_t errlen)
+{
+    char *copy;
+    if (settings_validate(key, value, len, rng, rng_ctx, err, errlen) != 0) return -1;
+    copy = malloc(len + 1);
+    if (!copy) {
+        snprintf(err, errlen, "%s: out of memory", defs[key].name);
+        return -1;
+    }
+    memcpy(copy, value, len);
+    copy[len] = '\0';
+    settings_clear(s, key);
+    s->v[key].value = copy;
+    s->v[key].len = len;
+    return 0;
+}
+
+const char *settings_get(const settings_t *s, setting_key_t key)
+{
+    if (s->v[key].value) return s->v[key].value;
+    return defs[key].default_value;
+}
+
+bool settings_is_set(const settings_t *s, setting_key_t key)
+{
+    return s->v[key].value != NULL;
+}
+
+void settings_format_get(const settings_t *s, setting_key_t key, char *out, size_t outlen)
+{
+    const setting_def_t *d = &defs[key];
+    const setting_value_t *v = &s->v[key];
+    const char *eff = settings_get(s, key);
+    if (!eff) {
+        snprintf(out, outlen, "%s=<unset>", d->name);
+    } else if (d->secret) {
+        /* A PSK is stored as hex: report the key's length, which is what matters (16/32). */
+        size_t n = d->kind == SKIND_PSK_HEX ? v->len / 2 : v->len;
+        snprintf(out, outlen, "%s=<set, %zu bytes>", d->name, n);
+    } else if (d->kind == SKIND_PEM_CERT || d->kind == SKIND_PEM_KEY) {
+        snprintf(out, outlen, "%s=<pem %zu bytes crc32 %08lx>", d->name, v->len,
+                 (unsigned long)agent_crc32(0, (const uint8_t *)v->value, v->len));
+    } else {
+        snprintf(out, outlen, "%s=%s", d->name, eff);
+    }
+}
+
+/* ---- persistence --------------------------------------------------------
+ * "HILSTATE 1\n", then per set key "<name> <len>\n<bytes>\n", then
+ * "END <crc32 of everything before, 8 hex>\n". */
+
+#define STATE_MAGIC "HILSTATE 1\n"
+
+int settings_serialize(const settings_t *s, uint8_t **out, size_t *outlen)
+{
+    size_t cap = sizeof(STATE_MAGIC) + 16;
+    size_t pos = 0;
+    uint8_t *buf;
+    for (int i = 0; i < SK_COUNT; i++) {
+        if (s->v[i].value) cap += strlen(defs[i].name) + 24 + s->v[i].len;
+    }
+    buf = malloc(cap);
+    if (!buf) return -1;
+    memcpy(buf, STATE_MAGIC, strlen(STATE_MAGIC));
+    pos = strlen(STATE_MAGIC);
+    for (int i = 0; i < SK_COUNT; i++) {
+        const setting_value_t *v = &s->v[i];
+        if (!v->value) continue;
+        int n = snprintf((char *)buf + pos, cap - pos, "%s %zu\n", defs[i].name, v->len);
+        if (n < 0 || (size_t)n >= cap - pos) goto fail;
+        pos += (size_t)n;
+        if (v->len + 1 > cap - pos) goto fail;
+        memcpy(buf + pos, v->value, v->len);
+        pos += v->len;
+        buf[pos++] = '\n';
+    }
+    {
+        uint32_t crc = agent_crc32(0, buf, pos);
+        int n = snprintf((char *)buf + pos, cap - pos, "END %08lx\n", (unsigned long)crc);
+        if (n < 0 || (size_t)n >= cap - pos) goto fail;
+        pos += (size_t)n;
+    }
+    *out = buf;
+    *outlen = pos;
+    return 0;
+fail:
+    memset(buf, 0, cap);
+    free(buf);
+    return -1;
+}
+
+int settings_deserialize(settings_t *s, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    settings_t tmp;
+    size_t pos;
+    size_t mlen = strlen(STATE_MAGIC);
+    settings_init(&tmp);
+    if (len < mlen || memcmp(buf, STATE_MAGIC, mlen) != 0) {
+        snprintf(err, errlen, "unknown format (bad magic)");
+        return -1;
+    }
+    pos = mlen;
+    for (;;) {
+        const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+        size_t llen;
+        const char *line = (const char *)buf + pos;
+        if (!nl) {
+            snprintf(err, errlen, "truncated at offset %zu", pos);
+            goto fail;
+        }
+        llen = (size_t)(nl - (buf + pos));
+        if (llen == 12 && memcmp(line, "END ", 4) == 0) {
+            uint32_t want;
+            uint32_t got = agent_crc32(0, buf, pos);
+            if (agent_parse_hex32(line + 4, 8, &want) != 0 || want != got) {
+                snprintf(err, errlen, "checksum mismatch");
+                goto fail;
+            }
+            if (pos + llen + 1 != len) {
+                snprintf(err, errlen, "trailing data after END");
+                goto fail;
+            }
+            break;
+        }
+        const char *sp = memchr(line, ' ', llen);
+        if (!sp) {
+            snprintf(err, errlen, "bad record at offset %zu", pos);
+            goto fail;
+        }
+        int key = settings_find(line, (size_t)(sp - line));
+        uint32_t vlen;
+        if (key < 0) {
+            snprintf(err, errlen, "unknown key at offset %zu", pos);
+            goto fail;
+        }
+        if (agent_parse_u32(sp + 1, llen - (size_t)(sp + 1 - line), SETTING_MAX_LEN, &vlen) != 0) {
+            snprintf(err, errlen, "bad length for %s", defs[key].name);
+            goto fail;
+        }
+        pos += llen + 1;
+        if ((size_t)vlen + 1 > len - pos || buf[pos + vlen] != '\n') {
+            snprintf(err, errlen, "truncated value for %s", defs[key].name);
+            goto fail;
+        }
+        char *copy = malloc((size_t)vlen + 1);
+        if (!copy) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        memcpy(copy, buf + pos, vlen);
+        copy[vlen] = '\0';
+        settings_clear(&tmp, (setting_key_t)key);
+        tmp.v[key].value = copy;
+        tmp.v[key].len = vlen;
+        pos += (size_t)vlen + 1;
+    }
+    settings_free(s);
+    *s = tmp;
+    return 0;
+fail:
+    settings_free(&tmp);
+    return -1;
+}

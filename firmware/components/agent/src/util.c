@@ -1,0 +1,151 @@
+/* util.c - pure helpers (see agent_util.h). */
+#include "agent_util.h"
+
+#include <stdio.h>
+
+uint32_t agent_crc32(uint32_t crc, const uint8_t *data, size_t len)
+{
+    crc = ~crc;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= data[i];
+        for (int k = 0; k < 8; k++) {
+            uint32_t mask = (uint32_t)(-(int32_t)(crc & 1u));
+            crc = (crc >> 1) ^ (0xEDB88320u & mask);
+        }
+    }
+    return ~crc;
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int agent_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t cap, size_t *outlen)
+{
+    size_t o = 0;
+    *outlen = 0;
+    if (inlen % 4 != 0) return -1;
+    for (size_t i = 0; i < inlen; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char c = in[i + (size_t)k];
+            if (c == '=') {
+                /* '=' only in the last quantum, only in positions 2..3 */
+                if (i + 4 != inlen || k < 2) return -1;
+                pad++;
+                v[k] = 0;
+            } else {
+                if (pad) return -1; /* data after padding */
+                v[k] = b64_value(c);
+                if (v[k] < 0) return -1;
+            }
+        }
+        uint32_t q = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
+                     (uint32_t)v[3];
+        size_t n = (size_t)(3 - pad);
+        /* non-canonical encodings (unused bits set) are rejected */
+        if (pad == 1 && (q & 0xFFu) != 0) return -1;
+        if (pad == 2 && (q & 0xFFFFu) != 0) return -1;
+        if (o + n > cap) return -1;
+        out[o++] = (uint8_t)(q >> 16);
+        if (n > 1) out[o++] = (uint8_t)(q >> 8);
+        if (n > 2) out[o++] = (uint8_t)q;
+    }
+    *outlen = o;
+    return 0;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int agent_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t cap, size_t *outlen,
+                     size_t *bad_pos)
+{
+    *outlen = 0;
+    *bad_pos = SIZE_MAX;
+    for (size_t i = 0; i < inlen; i++) {
+        if (hex_value(in[i]) < 0) {
+            *bad_pos = i;
+            return -1;
+        }
+    }
+    if (inlen % 2 != 0 || inlen / 2 > cap) return -1;
+    for (size_t i = 0; i < inlen; i += 2) {
+        out[i / 2] = (uint8_t)((hex_value(in[i]) << 4) | hex_value(in[i + 1]));
+    }
+    *outlen = inlen / 2;
+    return 0;
+}
+
+int agent_parse_u32(const char *s, size_t len, uint32_t max, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 10) return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10u + (uint64_t)(s[i] - '0');
+    }
+    if (v > max) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int agent_parse_hex32(const char *s, size_t len, uint32_t *out)
+{
+    uint32_t v = 0;
+    if (len != 8) return -1;
+    for (size_t i = 0; i < len; i++) {
+        int h = hex_value(s[i]);
+        if (h < 0) return -1;
+        v = (v << 4) | (uint32_t)h;
+    }
+    *out = v;
+    return 0;
+}
+
+size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
+                    bool *truncated)
+{
+    size_t o = 0;
+    size_t i = 0;
+    *truncated = false;
+    if (outlen == 0) return 0;
+    for (; i < inlen; i++) {
+        char tmp[5];
+        size_t n;
+        uint8_t c = in[i];
+        if (i >= max_in) break;
+        if (c == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = '\\';
+            n = 2;
+        } else if (c >= 0x20 && c < 0x7f) {
+            tmp[0] = (char)c;
+            n = 1;
+        } else {
+            static const char digits[] = "0123456789abcdef";
+            tmp[0] = '\\';
+            tmp[1] = 'x';
+            tmp[2] = digits[c >> 4];
+            tmp[3] = digits[c & 15u];
+            n = 4;
+        }
+        if (o + n + 1 > outlen) break;
+        for (size_t k = 0; k < n; k++) out[o++] = tmp[k];
+    }
+    out[o] = '\0';
+    if (i < inlen) *truncated = true;
+    return i;
+}

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Build every host variant, run the unit tests on plain and asan builds and
+# each fuzzer for FUZZ_SECONDS (default 20) on its committed seed corpus.
+# Exits non-zero on any failure.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+secs=${FUZZ_SECONDS:-20}
+
+"$here/build.sh" all
+for v in plain asan; do
+    echo "== ctest ($v)"
+    (cd "$here/build/$v" && ctest --output-on-failure)
+done
+
+for f in fuzz_mqtt_decode fuzz_console_line; do
+    echo "== $f (${secs}s)"
+    work=$(mktemp -d)
+    # new inputs go to a scratch corpus; the committed seeds stay untouched
+    (cd "$work" && "$here/build/fuzz/$f" -max_total_time="$secs" -max_len=4096 \
+        -print_final_stats=1 "$work" "$here/fuzz/corpus/$f") || {
+        echo "check: $f failed (artifacts in $work)" >&2
+        exit 1
+    }
+    rm -rf "$work"
+done
+echo "check: all host checks passed"

@@ -1,0 +1,180 @@
+/* host_port.c - Linux implementation of agent_port_t: monotonic clock,
+ * settings in a 0600 state file, getrandom/urandom, stdin/stdout console,
+ * reboot by re-exec. */
+#define _GNU_SOURCE
+#include "host_port.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t hp_now_ms(void *ctx)
+{
+    host_port_t *hp = ctx;
+    return (mono_ns() - hp->boot_ns) / 1000000u;
+}
+
+#define STATE_MAX (256u * 1024u)
+
+static int hp_load(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    host_port_t *hp = ctx;
+    struct stat st;
+    int fd = open(hp->state_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return AGENT_STORAGE_EMPTY;
+        snprintf(err, errlen, "%s: %s", hp->state_path, strerror(errno));
+        return AGENT_STORAGE_ERROR;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > STATE_MAX) {
+        snprintf(err, errlen, "%s: not a regular file of at most %u bytes", hp->state_path, STATE_MAX);
+        close(fd);
+        return AGENT_STORAGE_ERROR;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *b = malloc(size ? size : 1);
+    if (!b) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return AGENT_STORAGE_ERROR;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, b + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    *buf = b;
+    *len = got;
+    return AGENT_STORAGE_OK;
+}
+
+static int hp_save(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    host_port_t *hp = ctx;
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", hp->state_path);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        snprintf(err, errlen, "state path too long");
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    (void)fchmod(fd, 0600);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, hp->state_path) != 0) {
+        snprintf(err, errlen, "%s: %s", hp->state_path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int hp_random(void *ctx, unsigned char *buf, size_t len)
+{
+    (void)ctx;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    return got == len ? 0 : -1;
+}
+
+static bool hp_network_up(void *ctx)
+{
+    (void)ctx;
+    return true;
+}
+
+static int hp_console_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
+{
+    host_port_t *hp = ctx;
+    struct pollfd p = {hp->in_fd, POLLIN, 0};
+    int r = poll(&p, 1, (int)(timeout_ms > 60000u ? 60000u : timeout_ms));
+    if (r < 0) return errno == EINTR ? 0 : -1;
+    if (r == 0) return 0;
+    ssize_t n = read(hp->in_fd, buf, cap);
+    if (n > 0) return (int)n;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+    return -1; /* EOF, or EIO when the pty master side went away */
+}
+
+static void hp_console_write(void *ctx, const char *buf, size_t len)
+{
+    host_port_t *hp = ctx;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(hp->out_fd, buf + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {hp->out_fd, POLLOUT, 0};
+            (void)poll(&p, 1, 1000);
+            continue;
+        }
+        if (n <= 0) return; /* console gone: drop output */
+        off += (size_t)n;
+    }
+}
+
+static void hp_reboot(void *ctx)
+{
+    host_port_t *hp = ctx;
+    fflush(NULL);
+    /* /proc/self/exe survives a relative argv[0] after chdir */
+    execv("/proc/self/exe", hp->argv);
+    execv(hp->argv[0], hp->argv);
+    fprintf(stderr, "hil-agent: reboot (execv) failed: %s\n", strerror(errno));
+}
+
+void host_port_make(host_port_t *hp, agent_port_t *port)
+{
+    hp->boot_ns = mono_ns();
+    memset(port, 0, sizeof(*port));
+    port->ctx = hp;
+    port->now_ms = hp_now_ms;
+    port->storage_load = hp_load;
+    port->storage_save = hp_save;
+    port->random = hp_random;
+    port->network_up = hp_network_up;
+    port->console_fd = hp->in_fd;
+    port->console_read = hp_console_read;
+    port->console_write = hp_console_write;
+    port->reboot = hp_reboot;
+    port->free_heap = NULL;
+}

@@ -1,0 +1,18 @@
+/* host_port.h - the Linux port of the hil-agent core. */
+#ifndef HOST_PORT_H
+#define HOST_PORT_H
+
+#include "agent_port.h"
+
+typedef struct {
+    const char *state_path;
+    char **argv; /* for re-exec on reboot */
+    uint64_t boot_ns;
+    int in_fd;
+    int out_fd;
+} host_port_t;
+
+/* Fill *port with the host implementation; hp must outlive the agent. */
+void host_port_make(host_port_t *hp, agent_port_t *port);
+
+#endif

@@ -1,0 +1,58 @@
+/* main.c - hil-agent for Linux: the portable core on stdin/stdout. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "host_port.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: hil-agent [--state <path>] [--version]\n"
+               "  --state <path>  settings file standing for flash/NVS (default ./hil-agent.state)\n"
+               "  --version       print the version and exit\n"
+               "The console (commands and log lines) is on stdin/stdout; see firmware/README.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+    host_port_t hp;
+    agent_port_t port;
+    memset(&hp, 0, sizeof(hp));
+    hp.state_path = "./hil-agent.state";
+    hp.argv = argv;
+    hp.in_fd = 0;
+    hp.out_fd = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+            hp.state_path = argv[++i];
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("hil-agent %s (mbedtls %s, build %s)\n", AGENT_VERSION,
+                   AGENT_MBEDTLS_VERSION_STRING, AGENT_BUILD_ID);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "hil-agent: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    host_port_make(&hp, &port);
+    agent_t *a = calloc(1, sizeof(*a));
+    if (!a) {
+        fprintf(stderr, "hil-agent: out of memory\n");
+        return 1;
+    }
+    agent_init(a, &port);
+    agent_run(a);
+    agent_free(a);
+    free(a);
+    return 0;
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Scripted console session against the real hil-agent binary (stdin/stdout).
+set -eu
+agent="$1"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+printf 'version\nconfig set mqtt.ssl_psk_key 00\nconfig set mqtt.server 127.0.0.1:1\nconfig set mqtt.pass s3cr3t\nconfig save\nstatus\nmqtt connect\n' |
+    "$agent" --state "$dir/s.state" >"$dir/out" 2>"$dir/err"
+cat "$dir/out"
+fail() { echo "session_test: $*" >&2; exit 1; }
+grep -Eq '^I \([0-9]+\) hil: hil-agent [0-9.]+ ready \(mbedtls [0-9.]+, build [^ ]+\)$' "$dir/out" || fail "no ready line"
+grep -qx 'version=1.0.0' "$dir/out" || fail "no version line"
+grep -qx 'ERR mqtt.ssl_psk_key: expected 32 or 64 hex digits (16 or 32 bytes), got 2' "$dir/out" || fail "psk ERR"
+grep -qx 'mqtt=disconnected' "$dir/out" || fail "status"
+grep -Eq '^E \([0-9]+\) hil: MQTT0 TCP connect failed: ' "$dir/out" || fail "no TCP connect failed line"
+grep -q '^ERR mqtt connect: TCP connect failed' "$dir/out" || fail "connect ERR"
+grep -q 's3cr3t' "$dir/out" "$dir/s.state.tmp" 2>/dev/null && fail "secret printed" || true
+[ "$(stat -c %a "$dir/s.state")" = 600 ] || fail "state file mode not 0600"
+# settings survive a restart; a corrupt state file is a W line, not a crash
+printf 'config get mqtt.server\n' | "$agent" --state "$dir/s.state" | grep -qx 'mqtt.server=127.0.0.1:1' || fail "not persisted"
+printf 'garbage' >"$dir/s.state"
+printf 'config get mqtt.server\n' | "$agent" --state "$dir/s.state" >"$dir/out2"
+grep -Eq '^W \([0-9]+\) hil: saved settings ignored' "$dir/out2" || fail "no W line for corrupt state"
+grep -qx 'mqtt.server=<unset>' "$dir/out2" || fail "corrupt state not ignored"
+echo "session_test: ok"

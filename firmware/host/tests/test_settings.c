@@ -1,0 +1,167 @@
+/* test_settings.c - settings validation, masking, persistence. */
+#include <stdlib.h>
+
+#include "agent_settings.h"
+#include "agent_util.h"
+#include "test_pem.h"
+#include "test_support.h"
+
+static int rng(void *ctx, unsigned char *buf, size_t len)
+{
+    (void)ctx;
+    for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)(i * 7u + 1u);
+    return 0;
+}
+
+static int set(settings_t *s, setting_key_t k, const char *v, char *err)
+{
+    return settings_set(s, k, v, strlen(v), rng, NULL, err, 300);
+}
+
+static void test_server(void)
+{
+    char host[64];
+    uint16_t port;
+    CHECK(settings_parse_server("127.0.0.1:8883", 14, host, sizeof(host), &port) == 0);
+    CHECK_STR(host, "127.0.0.1");
+    CHECK_EQ_INT(port, 8883);
+    CHECK(settings_parse_server("[::1]:1883", 10, host, sizeof(host), &port) == 0);
+    CHECK_STR(host, "::1");
+    CHECK_EQ_INT(port, 1883);
+    CHECK(settings_parse_server("broker.local:1", 14, host, sizeof(host), &port) == 0);
+    CHECK(settings_parse_server("host", 4, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server("host:0", 6, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server("host:65536", 10, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server(":1883", 5, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server("::1:1883", 8, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server("[::1]", 5, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server("[::1:1883", 9, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server("host:88x", 8, host, sizeof(host), &port) != 0);
+    CHECK(settings_parse_server("ho st:1", 7, host, sizeof(host), &port) != 0);
+
+    char err[300];
+    settings_t s;
+    settings_init(&s);
+    CHECK(set(&s, SK_MQTT_SERVER, "localhost", err) != 0);
+    CHECK_STR(err, "mqtt.server: port required (use host:port)");
+    CHECK(set(&s, SK_HTTP_LISTEN_ADDR, ":443", err) == 0);
+    CHECK(set(&s, SK_HTTP_LISTEN_ADDR, "443", err) == 0);
+    CHECK(set(&s, SK_HTTP_LISTEN_ADDR, "0.0.0.0:8443", err) == 0);
+    CHECK(set(&s, SK_HTTP_LISTEN_ADDR, "x", err) != 0);
+    settings_free(&s);
+}
+
+static void test_psk_and_suites(void)
+{
+    char err[300];
+    settings_t s;
+    settings_init(&s);
+    CHECK(set(&s, SK_MQTT_SSL_PSK_KEY, "00", err) != 0);
+    CHECK_STR(err, "mqtt.ssl_psk_key: expected 32 or 64 hex digits (16 or 32 bytes), got 2");
+    CHECK(set(&s, SK_MQTT_SSL_PSK_KEY, "000000000000000000000000deadbeef", err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_PSK_KEY,
+              "000000000000000000000000deadbeef000000000000000000000000deadbeef", err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_PSK_KEY, "000000000000000000000000deadbeeg", err) != 0);
+    CHECK_STR(err, "mqtt.ssl_psk_key: not a hex digit at position 31");
+    CHECK(set(&s, SK_MQTT_SSL_PSK_KEY, "000000000000000000000000deadbeef0", err) != 0);
+    CHECK(strstr(err, "got 33") != NULL);
+
+    const char *list = "TLS-PSK-WITH-AES-128-CCM-8:TLS-PSK-WITH-AES-128-GCM-SHA256:"
+                       "TLS-ECDHE-PSK-WITH-AES-128-CBC-SHA256:TLS-PSK-WITH-AES-128-CBC-SHA";
+    CHECK(set(&s, SK_MQTT_SSL_CIPHER_SUITES, list, err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_CIPHER_SUITES, "TLS-PSK-WITH-AES-128-CCM-8:TLS-BOGUS", err) != 0);
+    CHECK_STR(err, "mqtt.ssl_cipher_suites: unknown cipher suite 'TLS-BOGUS'");
+    CHECK(set(&s, SK_MQTT_SSL_CIPHER_SUITES, "TLS-PSK-WITH-AES-128-CCM-8::", err) != 0);
+    int ids[8];
+    char bad[80];
+    CHECK(settings_parse_suites(list, strlen(list), ids, 8, bad, sizeof(bad)) == 0);
+    CHECK(ids[0] != 0 && ids[3] != 0 && ids[4] == 0);
+    CHECK(settings_parse_suites(list, strlen(list), ids, 3, bad, sizeof(bad)) != 0);
+    settings_free(&s);
+}
+
+static void test_masking(void)
+{
+    char err[300], out[300];
+    settings_t s;
+    settings_init(&s);
+    settings_format_get(&s, SK_MQTT_PASS, out, sizeof(out));
+    CHECK_STR(out, "mqtt.pass=<unset>");
+    CHECK(set(&s, SK_MQTT_PASS, "hunter2", err) == 0);
+    settings_format_get(&s, SK_MQTT_PASS, out, sizeof(out));
+    CHECK_STR(out, "mqtt.pass=<set, 7 bytes>");
+    settings_format_get(&s, SK_MQTT_KEEP_ALIVE, out, sizeof(out));
+    CHECK_STR(out, "mqtt.keep_alive=60");
+    CHECK(set(&s, SK_MQTT_KEEP_ALIVE, "65536", err) != 0);
+    CHECK(set(&s, SK_MQTT_KEEP_ALIVE, "0", err) == 0);
+    settings_format_get(&s, SK_MQTT_KEEP_ALIVE, out, sizeof(out));
+    CHECK_STR(out, "mqtt.keep_alive=0");
+    CHECK(set(&s, SK_MQTT_SSL_CA_CERT, test_cert_pem, err) == 0);
+    settings_format_get(&s, SK_MQTT_SSL_CA_CERT, out, sizeof(out));
+    char want[120];
+    snprintf(want, sizeof(want), "mqtt.ssl_ca_cert=<pem %zu bytes crc32 %08lx>", strlen(test_cert_pem),
+             (unsigned long)agent_crc32(0, (const uint8_t *)test_cert_pem, strlen(test_cert_pem)));
+    CHECK_STR(out, want);
+    CHECK(set(&s, SK_MQTT_SSL_KEY, test_key_pem, err) == 0);
+    settings_format_get(&s, SK_MQTT_SSL_KEY, out, sizeof(out));
+    snprintf(want, sizeof(want), "mqtt.ssl_key=<set, %zu bytes>", strlen(test_key_pem));
+    CHECK_STR(out, want);
+    /* a certificate is not a key and vice versa; non-PEM is refused */
+    CHECK(set(&s, SK_MQTT_SSL_KEY, test_cert_pem, err) != 0);
+    CHECK(set(&s, SK_MQTT_SSL_CERT, test_key_pem, err) != 0);
+    CHECK(set(&s, SK_MQTT_SSL_CERT, "hello", err) != 0);
+    CHECK(strstr(err, "mqtt.ssl_cert: not PEM") == err);
+    CHECK(set(&s, SK_MQTT_CLIENT_ID, "a\tb", err) != 0);
+    settings_free(&s);
+}
+
+static void test_persistence(void)
+{
+    char err[300];
+    settings_t s, t;
+    uint8_t *blob;
+    size_t len;
+    settings_init(&s);
+    settings_init(&t);
+    CHECK(set(&s, SK_MQTT_SERVER, "127.0.0.1:8883", err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_CA_CERT, test_cert_pem, err) == 0);
+    CHECK(set(&s, SK_MQTT_PASS, "p w", err) == 0);
+    CHECK(settings_serialize(&s, &blob, &len) == 0);
+    CHECK(settings_deserialize(&t, blob, len, err, sizeof(err)) == 0);
+    CHECK_STR(settings_get(&t, SK_MQTT_SERVER), "127.0.0.1:8883");
+    CHECK_STR(settings_get(&t, SK_MQTT_SSL_CA_CERT), test_cert_pem);
+    CHECK_STR(settings_get(&t, SK_MQTT_PASS), "p w");
+    CHECK(!settings_is_set(&t, SK_MQTT_USER));
+    /* every truncation and every single-byte corruption is rejected */
+    int accepted = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        settings_t u;
+        settings_init(&u);
+        if (settings_deserialize(&u, blob, cut, err, sizeof(err)) == 0) accepted++;
+        settings_free(&u);
+    }
+    for (size_t i = 0; i < len; i++) {
+        settings_t u;
+        settings_init(&u);
+        blob[i] ^= 0x01;
+        if (settings_deserialize(&u, blob, len, err, sizeof(err)) == 0) accepted++;
+        blob[i] ^= 0x01;
+        settings_free(&u);
+    }
+    CHECK_EQ_INT(accepted, 0);
+    /* a failed load leaves the previous settings alone */
+    CHECK(settings_deserialize(&t, (const uint8_t *)"garbage", 7, err, sizeof(err)) != 0);
+    CHECK_STR(settings_get(&t, SK_MQTT_SERVER), "127.0.0.1:8883");
+    free(blob);
+    settings_free(&s);
+    settings_free(&t);
+}
+
+int main(void)
+{
+    test_server();
+    test_psk_and_suites();
+    test_masking();
+    test_persistence();
+    TEST_DONE();
+}

@@ -1,0 +1,155 @@
+/* test_support.c - in-memory fake port for unit tests and fuzzers. */
+#include "test_support.h"
+
+#include <stdlib.h>
+
+int test_failures;
+
+static uint64_t fp_now(void *ctx)
+{
+    fake_port_t *fp = ctx;
+    return fp->now++;
+}
+
+static int fp_load(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    fake_port_t *fp = ctx;
+    if (!fp->has_store) return AGENT_STORAGE_EMPTY;
+    if (fp->store_fail) {
+        snprintf(err, errlen, "fake read error");
+        return AGENT_STORAGE_ERROR;
+    }
+    *buf = malloc(fp->store_len ? fp->store_len : 1);
+    if (!*buf) return AGENT_STORAGE_ERROR;
+    memcpy(*buf, fp->store, fp->store_len);
+    *len = fp->store_len;
+    return AGENT_STORAGE_OK;
+}
+
+static int fp_save(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    fake_port_t *fp = ctx;
+    if (len > sizeof(fp->store) || fp->store_fail) {
+        snprintf(err, errlen, "fake storage full");
+        return -1;
+    }
+    memcpy(fp->store, buf, len);
+    fp->store_len = len;
+    fp->has_store = true;
+    return 0;
+}
+
+static int fp_random(void *ctx, unsigned char *buf, size_t len)
+{
+    fake_port_t *fp = ctx;
+    for (size_t i = 0; i < len; i++) {
+        fp->rng_state ^= fp->rng_state << 13;
+        fp->rng_state ^= fp->rng_state >> 17;
+        fp->rng_state ^= fp->rng_state << 5;
+        buf[i] = (unsigned char)fp->rng_state;
+    }
+    return 0;
+}
+
+static bool fp_net(void *ctx)
+{
+    fake_port_t *fp = ctx;
+    return fp->net_up;
+}
+
+static int fp_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
+{
+    (void)ctx;
+    (void)buf;
+    (void)cap;
+    (void)timeout_ms;
+    return -1;
+}
+
+static void fp_write(void *ctx, const char *buf, size_t len)
+{
+    fake_port_t *fp = ctx;
+    if (len > sizeof(fp->out) - 1 - fp->out_len) fp->out_len = 0; /* wrap (fuzzing) */
+    if (len > sizeof(fp->out) - 1) return;
+    memcpy(fp->out + fp->out_len, buf, len);
+    fp->out_len += len;
+    fp->out[fp->out_len] = '\0';
+}
+
+static void fp_reboot(void *ctx)
+{
+    fake_port_t *fp = ctx;
+    fp->reboots++;
+}
+
+void fake_port_make(fake_port_t *fp, agent_port_t *port)
+{
+    memset(fp, 0, sizeof(*fp));
+    fp->rng_state = 0x12345678u;
+    memset(port, 0, sizeof(*port));
+    port->ctx = fp;
+    port->now_ms = fp_now;
+    port->storage_load = fp_load;
+    port->storage_save = fp_save;
+    port->random = fp_random;
+    port->network_up = fp_net;
+    port->console_fd = -1;
+    port->console_read = fp_read;
+    port->console_write = fp_write;
+    port->reboot = fp_reboot;
+}
+
+const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line)
+{
+    fp->out_len = 0;
+    fp->out[0] = '\0';
+    agent_console_feed(a, (const uint8_t *)line, strlen(line));
+    agent_console_feed(a, (const uint8_t *)"\n", 1);
+    return fp->out;
+}
+
+const char *fake_last_line(const fake_port_t *fp)
+{
+    static char last[1024];
+    size_t end = fp->out_len;
+    if (end > 0 && fp->out[end - 1] == '\n') end--;
+    size_t start = end;
+    while (start > 0 && fp->out[start - 1] != '\n') start--;
+    size_t n = end - start < sizeof(last) - 1 ? end - start : sizeof(last) - 1;
+    memcpy(last, fp->out + start, n);
+    last[n] = '\0';
+    return last;
+}
+
+bool fake_has_line(const fake_port_t *fp, const char *line)
+{
+    size_t n = strlen(line);
+    const char *p = fp->out;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len == n && memcmp(p, line, n) == 0) return true;
+        if (!nl) break;
+        p = nl + 1;
+    }
+    return false;
+}
+
+bool fake_contains(const fake_port_t *fp, const char *sub)
+{
+    return strstr(fp->out, sub) != NULL;
+}
+
+int fake_final_lines(const fake_port_t *fp)
+{
+    int count = 0;
+    const char *p = fp->out;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if ((len == 2 && memcmp(p, "OK", 2) == 0) || (len >= 4 && memcmp(p, "ERR ", 4) == 0)) count++;
+        if (!nl) break;
+        p = nl + 1;
+    }
+    return count;
+}

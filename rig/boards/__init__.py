@@ -1,0 +1,1 @@
+"""Boards: the devices under test, each handing tests a pytest-embedded `Dut`."""

@@ -1,0 +1,110 @@
+"""The virtual board: the firmware's portable core built for Linux (`hil-agent`), its console
+on a pseudo-terminal.
+
+It stands in for an ESP32 on USB. The agent's stdin/stdout are the pty's controlling side; the
+other side has a /dev/pts path that pytest-embedded's `serial` service opens exactly as it opens
+/dev/ttyUSB0. Reset = restart the process; the per-board state file stands for flash/NVS, so
+`config save` survives a reset. Exercised for real: console, MQTT client, mbedTLS handshakes
+against the real Mosquitto. Not exercised: Wi-Fi, the chip's crypto accelerators and timing,
+esptool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tty
+from pathlib import Path
+
+
+class VirtualBoardError(Exception):
+    pass
+
+
+class VirtualBoard:
+    kind = "virtual"
+
+    def __init__(self, name: str, agent: Path, state_dir: Path, log_dir: Path) -> None:
+        self.name = name
+        self.agent = agent
+        self.state_path = state_dir / f"{name}.state"
+        self.stderr_path = log_dir / f"{name}.agent-stderr.log"
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._port = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr_mark = 0
+        state_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def port(self) -> str:
+        """The pty path a serial client opens (created on first use)."""
+        if self._master is None:
+            self._master, self._slave = os.openpty()
+            # Raw: no echo (the agent would read its own output back) and no newline mangling.
+            tty.setraw(self._slave)
+            self._port = os.ttyname(self._slave)
+            # We keep our slave fd open so the agent never sees a hang-up when a test closes
+            # the port between tests.
+        return self._port
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.poll() is None else None
+
+    def start(self) -> None:
+        """Power on: start the agent with its console on the pty."""
+        if not self.agent.exists():
+            raise VirtualBoardError(f"board {self.name}: {self.agent} does not exist; build it "
+                                    "with `firmware/host/build.sh`")
+        self.port  # noqa: B018 - creates the pty
+        assert self._master is not None
+        self.stop()
+        self._stderr_mark = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
+        with self.stderr_path.open("ab") as err:
+            self._proc = subprocess.Popen(
+                [str(self.agent), "--state", str(self.state_path)],
+                stdin=self._master, stdout=self._master, stderr=err,
+                start_new_session=True, close_fds=True,
+            )
+
+    def reset(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self, timeout: float = 3.0) -> int | None:
+        """Power off; returns the agent's exit code (None if it was not running)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout)
+        return proc.returncode
+
+    def sanitizer_report(self) -> str:
+        """What AddressSanitizer/UBSan printed since the last start ('' if nothing)."""
+        if not self.stderr_path.exists():
+            return ""
+        with self.stderr_path.open("rb") as fh:
+            fh.seek(self._stderr_mark)
+            text = fh.read().decode("utf-8", "replace")
+        markers = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+        return text if any(m in text for m in markers) else ""
+
+    def close(self) -> None:
+        self.stop()
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = None

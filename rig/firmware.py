@@ -1,0 +1,34 @@
+"""Building the firmware's host port (the virtual board's `hil-agent`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Literal
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST_DIR = ROOT / "firmware" / "host"
+Variant = Literal["plain", "asan"]
+
+
+class FirmwareBuildError(Exception):
+    pass
+
+
+def agent_path(variant: Variant = "plain", build_root: Path | None = None) -> Path:
+    return (build_root or HOST_DIR / "build") / variant / "hil-agent"
+
+
+def build_host_agent(variant: Variant = "plain") -> Path:
+    """Configure and build (incrementally) `hil-agent`; returns the binary's path."""
+    script = HOST_DIR / "build.sh"
+    if not script.exists():
+        raise FirmwareBuildError(f"{script} is missing: is this a complete checkout?")
+    proc = subprocess.run([str(script), variant], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise FirmwareBuildError(f"building hil-agent ({variant}) failed:\n{tail}")
+    path = agent_path(variant)
+    if not path.exists():
+        raise FirmwareBuildError(f"build succeeded but {path} does not exist")
+    return path

@@ -1,0 +1,53 @@
+"""What a board needs to know for one broker mode, pushed over its console.
+
+One firmware image serves every mode: provisioning replaces the mode's settings (clearing the
+others first), so rotating modes never reflashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rig.config import HilConfig, Mode
+from rig.console import Console, Reply
+from rig.pki import Pki
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    value: bytes
+
+
+def mqtt_settings(config: HilConfig, pki: Pki, mode: Mode, port: int, *,
+                  ca: str = "ca", client_cert: str | None = "device",
+                  host: str | None = None) -> list[Setting]:
+    """The mqtt.* settings for `mode` (names as in the Mongoose-OS articles)."""
+    server = host or config.broker.host
+    if ":" in server:
+        server = f"[{server}]"
+    out = [Setting("mqtt.server", f"{server}:{port}".encode()),
+           Setting("mqtt.client_id", config.device.id.encode())]
+    suites = config.modes.get(mode).device_cipher_suites
+    if mode == "psk":
+        out += [Setting("mqtt.ssl_psk_identity", config.device.psk_identity.encode()),
+                Setting("mqtt.ssl_psk_key", pki.psk_hex().encode())]
+    else:
+        out.append(Setting("mqtt.ssl_ca_cert", pki.cert(ca).read_bytes()))
+        if mode == "mutual" and client_cert:
+            out += [Setting("mqtt.ssl_cert", pki.cert(client_cert).read_bytes()),
+                    Setting("mqtt.ssl_key", pki.key(client_cert).read_bytes())]
+    if suites:
+        out.append(Setting("mqtt.ssl_cipher_suites", suites.encode()))
+    return out
+
+
+def provision(console: Console, settings: list[Setting]) -> None:
+    """Clear every setting, then push these; each command's OK/ERR is checked."""
+    console.send("config clear")
+    for s in settings:
+        console.set(s.key, s.value)
+
+
+def connect(console: Console, timeout: float) -> Reply:
+    return console.send("mqtt connect", timeout=timeout)
