@@ -19,9 +19,9 @@ import pytest
 
 from rig.boards.virtual import VirtualBoard
 from rig.broker import Broker, child_brokers, start_for_mode
+from rig.config import MODES, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
-from rig.config import MODES, ConfigError, HilConfig, Mode, load
 from rig.observer import Observer
 from rig.pki import Pki
 from rig.runs import new_run_dir
