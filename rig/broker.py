@@ -405,16 +405,22 @@ class Broker:
         return ("\n  last broker lines:\n    " + "\n    ".join(lines)) if lines else ""
 
 
-def start_for_mode(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path,
+def start_for_mode(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path, *,
+                   name: str | None = None, server_cert: str = "broker",
                    **kwargs: object) -> Broker:
-    """Start a broker for `mode` as hil.toml describes it (timeouts, binary, bind, port)."""
-    settings = broker_settings(config, pki, mode, **kwargs)  # type: ignore[arg-type]
+    """Start a broker for `mode` as hil.toml describes it (timeouts, binary, bind, port).
+    Its log is `<name>.log` in run_dir; the name defaults to broker-<mode>[-<server_cert>]."""
+    settings = broker_settings(config, pki, mode, server_cert=server_cert,
+                               **kwargs)  # type: ignore[arg-type]
+    if name is None:
+        name = f"broker-{mode}" + ("" if server_cert == "broker" else f"-{server_cert}")
     return Broker(
         settings,
         run_dir,
         mosquitto=config.broker.mosquitto,
         start_timeout=config.timeouts.broker_start,
         stop_timeout=config.timeouts.broker_stop,
+        name=name,
     ).start()
 
 
@@ -440,7 +446,7 @@ def child_brokers(parent: int | None = None) -> list[int]:
 @contextlib.contextmanager
 def running(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path,
             **kwargs: object) -> Iterator[Broker]:
-    broker = start_for_mode(config, pki, mode, run_dir, **kwargs)
+    broker = start_for_mode(config, pki, mode, run_dir, **kwargs)  # type: ignore[arg-type]
     try:
         yield broker
     finally:
