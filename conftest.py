@@ -112,11 +112,12 @@ def hil_agent() -> Path:
 
 @pytest.fixture(scope="session")
 def virtual_board(hil_config: HilConfig, hil_agent: Path, run_dir: Path) -> Iterator[VirtualBoard]:
-    """The first virtual board of hil.toml, its state file under the run directory."""
+    """The first virtual board of hil.toml. Its state file (its "flash", which may hold saved
+    secrets) lives in the private .hil/boards/, never in the run directory that CI uploads."""
     spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
-    board = VirtualBoard(spec.name, hil_agent, run_dir / "state", run_dir)
+    board = VirtualBoard(spec.name, hil_agent, hil_config.base_dir / ".hil" / "boards", run_dir)
     try:
         yield board
     finally:

@@ -170,3 +170,15 @@ def test_sha1_broker_certificate_is_refused_with_the_reason(
     assert re.search(r"MQTT0 TLS handshake failed: -0x2700", lines), lines
     assert "mqtt connect" in str(info.value)
     assert agent.status()["mqtt"] == "disconnected"
+
+
+def test_flash_state_is_private_and_outside_the_run_dir(hil_config: HilConfig, pki: Pki,
+                                                        run_dir: Path, agent: Console,
+                                                        virtual_board: VirtualBoard) -> None:
+    provision(agent, mqtt_settings(hil_config, pki, "psk", 8883))
+    agent.send("config save")
+    state = virtual_board.state_path
+    assert state.exists() and run_dir not in state.parents
+    assert state.stat().st_mode & 0o077 == 0 and state.parent.stat().st_mode & 0o077 == 0
+    agent.send("config clear")
+    agent.send("config save")

@@ -37,6 +37,7 @@ class VirtualBoard:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_mark = 0
         state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)  # the state file stands for flash: it may hold secrets
         log_dir.mkdir(parents=True, exist_ok=True)
 
     @property
