@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import re
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,9 @@ SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.
                          "wifi.sta.pass"})
 CHUNK = 96  # decoded bytes per `config data` line
 MAX_SET = 200  # longer values (and any with a newline) go through config load
+# Bytes sent ahead of the board's answers. The agent's line limit is 512 bytes; the ESP-IDF
+# console's UART receive buffer must hold at least this much (firmware/README.md).
+DEFAULT_WINDOW = 1024
 
 
 class ConsoleError(Exception):
@@ -68,13 +72,37 @@ def log_text(line: str) -> str | None:
     return m.group(3) if m else None
 
 
+@dataclass(frozen=True)
+class Command:
+    line: str
+    shown: str  # what errors and reports show (secrets redacted)
+
+
+def set_commands(key: str, raw: bytes) -> list[Command]:
+    """The console lines that store one setting: `config set`, or a chunked `config load`."""
+    if len(raw) <= MAX_SET and b"\n" not in raw and b"\r" not in raw and raw.strip() == raw:
+        line = f"config set {key} {raw.decode()}"
+        return [Command(line, redact(line))]
+    cmds = [Command(f"config load {key} {len(raw)} {zlib.crc32(raw):08x}",
+                    f"config load {key} {len(raw)}")]
+    for seq, off in enumerate(range(0, len(raw), CHUNK)):
+        chunk = raw[off:off + CHUNK]
+        cmds.append(Command(
+            f"config data {seq} {base64.b64encode(chunk).decode()} {zlib.crc32(chunk):08x}",
+            f"config data {seq} <{len(chunk)} bytes of {key}>"))
+    cmds.append(Command("config end", f"config end ({key}, {len(raw)} bytes)"))
+    return cmds
+
+
 class Console:
     """Line-based commands over a Dut (pytest-embedded), with a transcript of what came back."""
 
-    def __init__(self, dut: Any, board: str, timeout: float = 10.0) -> None:
+    def __init__(self, dut: Any, board: str, timeout: float = 10.0,
+                 window: int = DEFAULT_WINDOW) -> None:
         self.dut = dut
         self.board = board
         self.timeout = timeout
+        self.window = window
         self.lines: list[str] = []  # everything the board printed that we consumed
 
     # -------------------------------------------------------------- reading
@@ -132,43 +160,75 @@ class Console:
         start = len(self.lines)
         self.dut.write(command)  # SerialDut.write appends the newline
         final = self._expect(FINAL_RE, self.timeout if timeout is None else timeout, shown)
+        result = self._reply(shown, self.lines[start:-1], final)
+        if isinstance(result, ConsoleError):
+            raise result
+        return result
+
+    def send_many(self, commands: list[Command], timeout: float | None = None,
+                  ) -> list[Reply | ConsoleError]:
+        """Pipelined commands: up to `window` bytes are sent ahead of the board's answers (keep
+        it below the firmware's console receive buffer); each final line answers the oldest
+        outstanding command. Every command is sent even after an ERR, and the result list holds
+        a Reply or the ConsoleError for each, in order. A silent board raises ConsoleTimeout."""
+        wait = self.timeout if timeout is None else timeout
+        results: list[Reply | ConsoleError] = []
+        pending: deque[tuple[Command, int]] = deque()
+        inflight = 0
+        todo = deque(commands)
+        start = len(self.lines)
+        while todo or pending:
+            while todo and (not pending or inflight + len(todo[0].line) + 1 <= self.window):
+                cmd = todo.popleft()
+                if "\n" in cmd.line or "\r" in cmd.line:
+                    raise ValueError(f"a console command is one line: {cmd.shown!r}")
+                self.dut.write(cmd.line)
+                pending.append((cmd, len(cmd.line) + 1))
+                inflight += len(cmd.line) + 1
+            cmd, size = pending.popleft()
+            inflight -= size
+            final = self._expect(FINAL_RE, wait, cmd.shown)
+            results.append(self._reply(cmd.shown, self.lines[start:-1], final))
+            start = len(self.lines)
+        return results
+
+    def _reply(self, shown: str, lines: list[str], final: bytes) -> Reply | ConsoleError:
         reply = Reply(shown)
-        for line in self.lines[start:-1]:
+        for line in lines:
             text = log_text(line)
             if text is None:
                 reply.data.append(line)
             else:
                 reply.logs.append(text)
         status = final.decode("utf-8", "replace").strip()
-        if status != "OK":
-            reason = status[4:] if status.startswith("ERR ") else status
-            raise ConsoleError(f"board {self.board}: `{shown}` failed: {reason}", reason=reason)
-        return reply
+        if status == "OK":
+            return reply
+        reason = status[4:] if status.startswith("ERR ") else status
+        return ConsoleError(f"board {self.board}: `{shown}` failed: {reason}", reason=reason)
 
     def set(self, key: str, value: bytes | str) -> None:
-        raw = value.encode() if isinstance(value, str) else value
-        if len(raw) <= MAX_SET and b"\n" not in raw and b"\r" not in raw and raw.strip() == raw:
-            self.send(f"config set {key} {raw.decode()}")
-        else:
-            self.load(key, raw)
+        self.set_many({key: value})
+
+    def set_many(self, values: dict[str, bytes | str]) -> None:
+        """Store settings (short ones with `config set`, the rest chunked), pipelined; a value
+        that fails (e.g. a chunk garbled on the wire) is sent once more on its own."""
+        plans = {key: set_commands(key, v.encode() if isinstance(v, str) else v)
+                 for key, v in values.items()}
+        flat = [cmd for cmds in plans.values() for cmd in cmds]
+        outcome = iter(self.send_many(flat))
+        failed: dict[str, ConsoleError] = {}
+        for key, cmds in plans.items():
+            errors = [r for r in (next(outcome) for _ in cmds) if isinstance(r, ConsoleError)]
+            if errors:
+                failed[key] = errors[0]
+        for key, first in failed.items():
+            retry = [r for r in self.send_many(plans[key]) if isinstance(r, ConsoleError)]
+            if retry:
+                raise retry[0] from first
 
     def load(self, key: str, data: bytes) -> None:
-        """Chunked upload with per-chunk and whole-value CRC-32; one retry of the whole value."""
-        for attempt in (1, 2):
-            try:
-                self.send(f"config load {key} {len(data)} {zlib.crc32(data):08x}")
-                for seq, off in enumerate(range(0, len(data), CHUNK)):
-                    chunk = data[off:off + CHUNK]
-                    b64 = base64.b64encode(chunk).decode()
-                    self.send(f"config data {seq} {b64} {zlib.crc32(chunk):08x}",
-                              shown=f"config data {seq} <{len(chunk)} bytes of {key}>")
-                self.send("config end", shown=f"config end ({key}, {len(data)} bytes)")
-                return
-            except ConsoleTimeout:
-                raise
-            except ConsoleError:
-                if attempt == 2:
-                    raise
+        """Chunked upload with per-chunk and whole-value CRC-32 (one retry of the value)."""
+        self.set_many({key: data})
 
     def status(self) -> dict[str, str]:
         return dict(line.split("=", 1) for line in self.send("status").data if "=" in line)

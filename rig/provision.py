@@ -45,8 +45,7 @@ def mqtt_settings(config: HilConfig, pki: Pki, mode: Mode, port: int, *,
 def provision(console: Console, settings: list[Setting]) -> None:
     """Clear every setting, then push these; each command's OK/ERR is checked."""
     console.send("config clear")
-    for s in settings:
-        console.set(s.key, s.value)
+    console.set_many({s.key: s.value for s in settings})
 
 
 def connect(console: Console, timeout: float) -> Reply:

@@ -182,3 +182,21 @@ def test_flash_state_is_private_and_outside_the_run_dir(hil_config: HilConfig, p
     assert state.stat().st_mode & 0o077 == 0 and state.parent.stat().st_mode & 0o077 == 0
     agent.send("config clear")
     agent.send("config save")
+
+
+def test_pipelined_commands_keep_their_answers_in_order(agent: Console) -> None:
+    from rig.console import Command
+
+    lines = ["config set mqtt.server pipelined.example:1",
+             "config set mqtt.ssl_psk_key 00",
+             "config get mqtt.server",
+             "config set mqtt.ssl_cipher_suites TLS-NOPE",
+             "version"]
+    results = agent.send_many([Command(line, line) for line in lines])
+    assert [type(r).__name__ for r in results] == [
+        "Reply", "ConsoleError", "Reply", "ConsoleError", "Reply"]
+    assert "16 or 32 bytes" in str(results[1])
+    assert results[2].data == ["mqtt.server=pipelined.example:1"]  # type: ignore[union-attr]
+    assert "TLS-NOPE" in str(results[3])
+    assert any(d.startswith("version=") for d in results[4].data)  # type: ignore[union-attr]
+    assert agent.status()["server"] == "pipelined.example:1"  # still in step afterwards
