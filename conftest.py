@@ -1,11 +1,15 @@
-"""pytest entry point for the HIL rig: options and the config/PKI/broker/mode fixtures.
+"""pytest entry point for the HIL rig: options, and the board / broker / mode fixtures.
 
-    pytest                     every mode against the real Mosquitto
-    pytest --mode psk          one mode (or -k psk)
-    pytest --hil-config FILE   another inventory (default: ./hil.toml)
+    pytest                       virtual boards from hil.toml, every broker mode
+    pytest --hil                 physical boards only (skipped, with the reason, when none)
+    pytest --board NAME          some boards;   --mode psk (or -k psk)   some modes
+    pytest --hil-config FILE     another inventory (default: $HIL_CONFIG or ./hil.toml)
 
-One broker per mode is kept for the whole session (start-to-ready is a few ms, but keeping it
-spares every test a start and keeps its log in one file under the run directory).
+Brokers: one Mosquitto per mode is kept for the whole session. Start-to-ready measured ~6-9 ms
+(bench/matrix.py), so restarting per test would also be cheap; keeping it means one log file per
+mode per run, and tests see only their own slice of it (Broker.mark()).
+Boards: one driver per board for the session; each test opens its port, resets the board and
+waits for the boot line (opening a port flushes what the board printed before).
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from typing import Any, cast
 
 import pytest
 
+from rig.boards import BoardDriver, BoardUnavailable, make_board
 from rig.boards.virtual import VirtualBoard
 from rig.broker import Broker, child_brokers, start_for_mode
-from rig.config import MODES, ConfigError, HilConfig, Mode, load
+from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
 from rig.observer import Observer
@@ -28,36 +33,71 @@ from rig.runs import new_run_dir
 from rig.tls import credentials
 
 ROOT = Path(__file__).resolve().parent
+_CONFIG = pytest.StashKey[HilConfig]()
+_CONSOLE = pytest.StashKey[Console]()
+_BROKER_MARK = pytest.StashKey[tuple[Broker, int]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "hardware-in-the-loop rig")
-    group.addoption("--hil-config", default=None,
-                    help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
+    group.addoption("--hil", action="store_true", default=False,
+                    help="run on the physical (esp32) boards of hil.toml instead of virtual ones")
+    group.addoption("--board", action="append", default=None, metavar="NAME",
+                    help="board(s) from hil.toml to run on (default: all of the selected kind)")
     group.addoption("--mode", action="append", choices=MODES, default=None,
                     help="broker mode(s) to run: ca, mutual, psk (default: all)")
+    group.addoption("--hil-config", default=None,
+                    help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
+    group.addoption("--hil-run-dir", default=None,
+                    help="directory for broker logs and board logs (default: a new runs/<id>)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    path = config.getoption("--hil-config") or os.environ.get("HIL_CONFIG") or ROOT / "hil.toml"
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
+    path = config.getoption("--hil-config") or os.environ.get("HIL_CONFIG") or ROOT / "hil.toml"
     try:
-        config.stash[_CONFIG] = load(path)
+        hil = load(path)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    for name in config.getoption("--board") or []:
+        try:
+            hil.board(name)
+        except KeyError as exc:
+            raise pytest.UsageError(str(exc.args[0])) from None
+    config.stash[_CONFIG] = hil
 
 
-_CONFIG = pytest.StashKey[HilConfig]()
+def selected_boards(config: pytest.Config) -> tuple[list[Board], str]:
+    """The boards this run uses, and why there are none when the list is empty."""
+    hil = config.stash[_CONFIG]
+    kind = "esp32" if config.getoption("--hil") else "virtual"
+    names = config.getoption("--board")
+    boards = [b for b in hil.boards if b.kind == kind and (not names or b.name in names)]
+    if boards:
+        return boards, ""
+    wanted = f" named {', '.join(names)}" if names else ""
+    return [], f"no {kind} board{wanted} in {hil.source}" + (
+        " (--hil runs physical boards only)" if kind == "esp32" else "")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`mode` is parametrized over the selected modes (--mode), narrowed by @pytest.mark.modes."""
+    """`mode` over the selected modes (narrowed by @pytest.mark.modes); `board_driver` over the
+    selected boards, or one skipped case that says why there is none."""
     if "mode" in metafunc.fixturenames:
         modes = metafunc.config.getoption("--mode") or list(MODES)
         marker = metafunc.definition.get_closest_marker("modes")
         if marker is not None:
             modes = [m for m in modes if m in marker.args]
         metafunc.parametrize("mode", modes, scope="session")
+    if "board_driver" in metafunc.fixturenames:
+        boards, why = selected_boards(metafunc.config)
+        if boards:
+            metafunc.parametrize("board_driver", [b.name for b in boards], indirect=True,
+                                 scope="session")
+        else:
+            metafunc.parametrize("board_driver", [pytest.param(
+                None, marks=pytest.mark.skip(reason=why), id="no-board")], indirect=True,
+                scope="session")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,7 +121,12 @@ def pki(hil_config: HilConfig) -> Pki:
 
 
 @pytest.fixture(scope="session")
-def run_dir(hil_config: HilConfig) -> Path:
+def run_dir(pytestconfig: pytest.Config, hil_config: HilConfig) -> Path:
+    given = pytestconfig.getoption("--hil-run-dir")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     return new_run_dir(hil_config.run_dir)
 
 
@@ -93,6 +138,14 @@ def broker(hil_config: HilConfig, pki: Pki, mode: Mode, run_dir: Path) -> Iterat
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture(autouse=True)
+def _broker_log_slice(request: pytest.FixtureRequest) -> None:
+    """Remembers where this test's part of the broker log starts (for failure reports)."""
+    if "broker" in request.fixturenames:
+        b: Broker = request.getfixturevalue("broker")
+        request.node.stash[_BROKER_MARK] = (b, b.mark())
 
 
 @pytest.fixture
@@ -111,9 +164,46 @@ def hil_agent() -> Path:
 
 
 @pytest.fixture(scope="session")
+def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
+                 run_dir: Path) -> Iterator[BoardDriver]:
+    """One board of hil.toml (parametrized by name), for the whole session."""
+    spec = hil_config.board(request.param)
+    agent = request.getfixturevalue("hil_agent") if spec.kind == "virtual" else None
+    driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
+                  hil: HilConfig) -> Iterator[Console]:
+    try:
+        dut: Any = driver.open()
+    except BoardUnavailable as exc:
+        pytest.skip(str(exc))
+    console = Console(dut, driver.name, hil.timeouts.command)
+    request.node.stash[_CONSOLE] = console
+    console.wait_ready(hil.timeouts.board_boot)
+    yield console
+    problem = driver.after_test()
+    assert not problem, problem
+
+
+@pytest.fixture
+def board(request: pytest.FixtureRequest, hil_config: HilConfig, board_driver: BoardDriver,
+          record_xml_attribute: Any) -> Iterator[Console]:
+    """The board's console for this test: port opened, board reset, boot line seen. JUnit names
+    the case <board>.<mode>.<case>."""
+    mode = request.node.callspec.params.get("mode") if hasattr(request.node, "callspec") else None
+    case = request.node.originalname.removeprefix("test_")
+    record_xml_attribute("name", ".".join(p for p in (board_driver.name, mode, case) if p))
+    yield from _open_console(request, board_driver, hil_config)
+
+
+@pytest.fixture(scope="session")
 def virtual_board(hil_config: HilConfig, hil_agent: Path, run_dir: Path) -> Iterator[VirtualBoard]:
-    """The first virtual board of hil.toml. Its state file (its "flash", which may hold saved
-    secrets) lives in the private .hil/boards/, never in the run directory that CI uploads."""
+    """The first virtual board of hil.toml, for tests of the agent itself."""
     spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
@@ -125,18 +215,25 @@ def virtual_board(hil_config: HilConfig, hil_agent: Path, run_dir: Path) -> Iter
 
 
 @pytest.fixture
-def agent(hil_config: HilConfig, virtual_board: VirtualBoard) -> Iterator[Console]:
-    """A fresh agent on the virtual board, reached through a pytest-embedded serial Dut.
+def agent(request: pytest.FixtureRequest, hil_config: HilConfig,
+          virtual_board: VirtualBoard) -> Iterator[Console]:
+    """A fresh agent on the virtual board, reached through a pytest-embedded serial Dut."""
+    yield from _open_console(request, virtual_board, hil_config)
 
-    The port is opened first, then the board is reset (opening a port flushes what the device
-    printed before), then the rig waits for the boot line."""
-    from pytest_embedded.dut_factory import DutFactory
 
-    dut: Any = DutFactory.create(embedded_services="serial", port=virtual_board.port)
-    virtual_board.reset()
-    console = Console(dut, virtual_board.name, hil_config.timeouts.command)
-    console.wait_ready(hil_config.timeouts.board_boot)
-    yield console
-    virtual_board.stop()
-    report = virtual_board.sanitizer_report()
-    assert not report, f"sanitizer report from {virtual_board.name}:\n{report}"
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report carries the board's last lines and its slice of the broker log."""
+    report = yield
+    if report.failed and hasattr(report.longrepr, "addsection"):
+        console = item.stash.get(_CONSOLE, None)
+        if console is not None:
+            report.longrepr.addsection(f"board {console.board}: last lines (> = sent)",
+                                       console.tail(40, indent=""))
+        marked = item.stash.get(_BROKER_MARK, None)
+        if marked is not None:
+            b, mark = marked
+            lines = b.log_since(mark)[-40:]
+            report.longrepr.addsection(f"{b.name} log during this test ({b.log_path})",
+                                       "\n".join(lines) or "(nothing)")
+    return report

@@ -22,7 +22,7 @@ import pexpect
 
 FINAL_RE = re.compile(rb"(?m)^(OK|ERR[^\r\n]*)\r?\n")
 LOG_RE = re.compile(r"^([IWE]) \((\d+)\) hil: (.*)$")
-READY_RE = re.compile(rb"hil-agent (\S+) ready[^\r\n]*\r?\n")
+READY_RE = re.compile(rb"(?m)^[IWE] \(\d+\) hil: hil-agent (\S+) ready[^\r\n]*\r?\n")
 SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.ssl_key",
                          "wifi.sta.pass"})
 CHUNK = 96  # decoded bytes per `config data` line
@@ -104,6 +104,7 @@ class Console:
         self.timeout = timeout
         self.window = window
         self.lines: list[str] = []  # everything the board printed that we consumed
+        self.transcript: list[str] = []  # the same, with "> command" (redacted) for what we sent
 
     # -------------------------------------------------------------- reading
 
@@ -111,12 +112,17 @@ class Console:
         text = raw.decode("utf-8", "replace").replace("\r", "")
         new = [ln for ln in text.split("\n") if ln]
         self.lines.extend(new)
+        self.transcript.extend(new)
         return new
 
-    def tail(self, n: int = 15) -> str:
+    def _sent(self, shown: str) -> None:
+        self.transcript.append(f"> {shown}")
+
+    def tail(self, n: int = 15, indent: str = "    ") -> str:
+        """The last commands sent and lines received (plus any unterminated output)."""
         buffered = self._buffered()
-        lines = self.lines[-n:] + ([f"(unterminated) {buffered}"] if buffered else [])
-        return "\n    ".join(lines) if lines else "(nothing)"
+        lines = self.transcript[-n:] + ([f"(unterminated) {buffered}"] if buffered else [])
+        return ("\n" + indent).join(lines) if lines else "(nothing)"
 
     def _buffered(self) -> str:
         proc = getattr(self.dut, "pexpect_proc", None)
@@ -159,6 +165,7 @@ class Console:
             raise ValueError(f"a console command is one line: {shown!r}")
         start = len(self.lines)
         self.dut.write(command)  # SerialDut.write appends the newline
+        self._sent(shown)
         final = self._expect(FINAL_RE, self.timeout if timeout is None else timeout, shown)
         result = self._reply(shown, self.lines[start:-1], final)
         if isinstance(result, ConsoleError):
@@ -183,6 +190,7 @@ class Console:
                 if "\n" in cmd.line or "\r" in cmd.line:
                     raise ValueError(f"a console command is one line: {cmd.shown!r}")
                 self.dut.write(cmd.line)
+                self._sent(cmd.shown)
                 pending.append((cmd, len(cmd.line) + 1))
                 inflight += len(cmd.line) + 1
             cmd, size = pending.popleft()

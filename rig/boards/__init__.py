@@ -1,1 +1,49 @@
-"""Boards: the devices under test, each handing tests a pytest-embedded `Dut`."""
+"""Boards: the devices under test. Every kind hands tests a pytest-embedded `Dut` whose console
+the rig drives the same way, so one test runs unchanged on a virtual or a physical board.
+
+    driver = make_board(spec, config, agent=..., run_dir=...)
+    dut = driver.open()          # per test: open the port, reset the board (flash if needed)
+    ... wait for the ready line, provision, test ...
+    problem = driver.after_test()  # e.g. a sanitizer report; "" when all is well
+    driver.close()               # end of session
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from rig.config import Board, HilConfig
+
+
+class BoardUnavailable(Exception):
+    """The board is not attached or cannot be reached: tests skip with this reason."""
+
+
+class BoardDriver(Protocol):
+    name: str
+    kind: str
+
+    def open(self) -> Any:
+        """Open the board's serial port as a pytest-embedded Dut, then reset the board so
+        its boot line arrives after the port is open. Raises BoardUnavailable."""
+        ...
+
+    def after_test(self) -> str:
+        """End of one test; returns a problem the test must fail on ('' if none)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def make_board(spec: Board, config: HilConfig, *, agent: Path | None, run_dir: Path,
+               ) -> BoardDriver:
+    if spec.kind == "virtual":
+        from rig.boards.virtual import VirtualBoard
+
+        if agent is None:
+            raise BoardUnavailable(f"board {spec.name}: no hil-agent build for a virtual board")
+        return VirtualBoard(spec.name, agent, config.base_dir / ".hil" / "boards", run_dir)
+    from rig.boards.esp32 import Esp32Board
+
+    return Esp32Board(spec, config)

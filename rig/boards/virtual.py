@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tty
 from pathlib import Path
+from typing import Any
 
 
 class VirtualBoardError(Exception):
@@ -71,6 +72,20 @@ class VirtualBoard:
                 stdin=self._master, stdout=self._master, stderr=err,
                 start_new_session=True, close_fds=True,
             )
+
+    def open(self) -> Any:
+        """A pytest-embedded serial Dut on the pty, then a reset (power cycle) of the agent."""
+        from pytest_embedded.dut_factory import DutFactory
+
+        dut = DutFactory.create(embedded_services="serial", port=self.port)
+        self.reset()
+        return dut
+
+    def after_test(self) -> str:
+        """Power off; a sanitizer report since the last start is a failure."""
+        self.stop()
+        report = self.sanitizer_report()
+        return f"sanitizer report from {self.name}:\n{report}" if report else ""
 
     def reset(self) -> None:
         self.stop()
