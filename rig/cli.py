@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from rig.peers import Target, mosquitto_pub_argv, shell_line
 from rig.pki import Pki, PkiError
 from rig.runs import new_run_dir
 from rig.tls import credentials
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -138,7 +141,20 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 0 if all(r["verdict"] == "pass" for r in results) else 1
 
 
+VIRTUAL_NOTE = ("note: virtual boards run the firmware's portable core on Linux behind a pty: the "
+                "console, MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's crypto "
+                "accelerators and timing, and esptool are not exercised")
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """The main job: the mode matrix (tests/test_mqtt_modes.py) over the boards of hil.toml,
+    run by pytest with live progress; summary table, results.json and junit.xml in runs/<id>/."""
     config = _load(args)
     checks, _ = run_checks(config.source)
     missing = [c for c in checks if c.required and not c.ok]
@@ -146,15 +162,63 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_table(checks))
         print(f"\ncannot run: {', '.join(c.name for c in missing)} missing")
         return 1
+    for name in args.board or []:
+        config.board(name)  # KeyError -> usage error below
     run_dir = new_run_dir(config.run_dir)
-    modes = args.mode or list(MODES)
-    print(f"run {run_dir.name}: doctor ok; host preflight of {', '.join(modes)}")
-    results = _preflight_modes(config, modes, run_dir)
-    (run_dir / "results.json").write_text(json.dumps(
-        {"config": str(config.source), "preflight": results}, indent=2) + "\n")
-    failed = [r for r in results if r["verdict"] != "pass"]
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed  (results: {run_dir})")
-    return 1 if failed else 0
+    results_path = run_dir / "results.json"
+    argv = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_mqtt_modes.py"),
+            "-p", "rig.matrix", "-p", "no:cacheprovider", "-q",
+            "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
+            "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
+    argv += ["--hil"] if args.hil else []
+    for name in args.board or []:
+        argv += ["--board", name]
+    for mode in args.mode or []:
+        argv += ["--mode", mode]
+    kind = "physical (esp32)" if args.hil else "virtual"
+    print(f"run {run_dir.name}: {kind} boards x modes {', '.join(args.mode or MODES)}",
+          flush=True)
+    env = {**os.environ, "HIL_AGENT_VARIANT": os.environ.get("HIL_AGENT_VARIANT", "plain")}
+    with (run_dir / "pytest.log").open("w") as log:
+        proc = subprocess.run(argv, stdout=log, stderr=None, cwd=ROOT, env=env, check=False)
+    if not results_path.exists():
+        tail = (run_dir / "pytest.log").read_text().strip().splitlines()[-15:]
+        print("the matrix did not run:\n  " + "\n  ".join(tail), file=sys.stderr)
+        return 1
+    data = json.loads(results_path.read_text())
+    cells = data["cells"]
+    virtual = any(c["board"] in {b.name for b in config.boards if b.kind == "virtual"}
+                  for c in cells)
+    data["notes"] = [VIRTUAL_NOTE] if virtual else []
+    data["config"] = str(config.source)
+    results_path.write_text(json.dumps(data, indent=2) + "\n")
+    rows = [["board", "mode", "case", "cipher suite", "handshake", "verdict", "reason"]]
+    for c in cells:
+        hs = f"{c['handshake_ms']:g} ms" if c["handshake_ms"] is not None else ""
+        reason = c["reason"] if len(c["reason"]) <= 90 else c["reason"][:87] + "..."
+        rows.append([c["board"], c["mode"], c["case"], c["cipher_suite"], hs, c["verdict"],
+                     reason])
+    print()
+    print(_table(rows))
+    counts = {v: sum(1 for c in cells if c["verdict"] == v) for v in ("pass", "FAIL", "ERROR",
+                                                                      "skip")}
+    failed = counts["FAIL"] + counts["ERROR"]
+    summary = f"{counts['pass']} passed, {failed} failed"
+    if counts["skip"]:
+        summary += f", {counts['skip']} skipped"
+    print("\n" + summary)
+    for note in data["notes"]:
+        print(note)
+    print(f"results: {results_path}  junit: {run_dir / 'junit.xml'}  "
+          f"logs: {run_dir}")
+    board_cells = [c for c in cells if c["board"] not in ("host", "none")]
+    if not any(c["verdict"] == "pass" for c in board_cells):
+        reasons = sorted({c["reason"] for c in cells if c["verdict"] == "skip"})
+        print(f"no board cell passed{': ' + '; '.join(reasons) if reasons else ''}")
+        return 1
+    if proc.returncode not in (0, 1) or failed:
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("preflight", help="prove each broker mode works from the host")
     pf.add_argument("--mode", action="append", choices=MODES)
     pf.set_defaults(func=cmd_preflight)
-    run = sub.add_parser("run", help="the main job: doctor, then every mode")
+    run = sub.add_parser("run", help="the main job: every board of hil.toml in every mode")
     run.add_argument("--mode", action="append", choices=MODES)
+    run.add_argument("--board", action="append", metavar="NAME", help="only these boards")
+    run.add_argument("--hil", action="store_true", help="physical boards instead of virtual")
     run.set_defaults(func=cmd_run)
     return p
 
@@ -188,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rc
     except ConfigError as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:  # an unknown --board name
+        print(f"hil: error: {exc.args[0]}", file=sys.stderr)
         return 2
     except (broker_mod.BrokerError, PkiError) as exc:
         print(f"hil: error: {exc}", file=sys.stderr)

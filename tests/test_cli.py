@@ -53,14 +53,46 @@ def test_pki_init_then_show(tmp_path: Path, hil_config: HilConfig) -> None:
     assert psk not in init.stdout + show.stdout + init.stderr + show.stderr
 
 
-def test_run_preflights_every_mode(tmp_path: Path, hil_config: HilConfig) -> None:
+def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     proc = hil("run", config=tmp_config(tmp_path, hil_config))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "3 passed, 0 failed" in proc.stdout
-    results = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())
-    verdicts = {r["mode"]: r["verdict"] for r in results["preflight"]}
-    assert verdicts == {"ca": "pass", "mutual": "pass", "psk": "pass"}
-    assert (tmp_path / "runs" / "latest" / "broker-psk.log").exists()
+    assert "6 passed, 0 failed" in proc.stdout
+    assert "[ 6/6]" in proc.stderr  # live progress, one line per cell
+    assert "Wi-Fi" in proc.stdout  # what a virtual board does not exercise is said
+    latest = tmp_path / "runs" / "latest"
+    results = json.loads((latest / "results.json").read_text())
+    cells = {(c["board"], c["mode"], c["case"]): c for c in results["cells"]}
+    assert {c["verdict"] for c in cells.values()} == {"pass"}
+    assert cells[("virtual-0", "psk", "connect_publish")]["cipher_suite"] == \
+        "TLS-PSK-WITH-AES-128-CCM-8"
+    assert cells[("virtual-0", "mutual", "connect_publish")]["handshake_ms"] is not None
+    junit = (latest / "junit.xml").read_text()
+    assert 'name="virtual-0.psk.connect_publish"' in junit
+    assert 'name="cipher_suite" value="TLS-PSK-WITH-AES-128-CCM-8"' in junit
+    assert (latest / "broker-psk.log").exists()
+
+
+def test_run_keeps_going_when_one_mode_breaks(tmp_path: Path, hil_config: HilConfig) -> None:
+    config = tmp_config(tmp_path, hil_config)
+    text = config.read_text()
+    config.write_text(re.sub(r"broker_ciphers = \"PSK[^\"]*\"", 'broker_ciphers = "NOPE"', text))
+    proc = hil("run", config=config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
+    verdicts = {(c["board"], c["mode"]): c["verdict"] for c in cells
+                if c["case"] == "connect_publish"}
+    assert verdicts == {("virtual-0", "ca"): "pass", ("virtual-0", "mutual"): "pass",
+                        ("virtual-0", "psk"): "ERROR"}
+    psk = next(c for c in cells if c["mode"] == "psk")
+    assert "Unable to set TLS ciphers" in psk["reason"]  # the broker's own words
+    assert "4 passed, 2 failed" in proc.stdout
+
+
+def test_run_on_physical_boards_without_any_says_why(tmp_path: Path,
+                                                     hil_config: HilConfig) -> None:
+    proc = hil("run", "--hil", config=tmp_config(tmp_path, hil_config))
+    assert proc.returncode == 1
+    assert "no esp32 board in" in proc.stdout and "skip" in proc.stdout
 
 
 def test_broker_up_prints_a_working_mosquitto_pub(tmp_path: Path, hil_config: HilConfig,
