@@ -22,6 +22,7 @@ from typing import Any, cast
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable, make_board
+from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import VirtualBoard
 from rig.broker import Broker, child_brokers, start_for_mode
 from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
@@ -182,6 +183,7 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
         dut: Any = driver.open()
     except BoardUnavailable as exc:
         pytest.skip(str(exc))
+    use_blocking_reader(dut)
     console = Console(dut, driver.name, hil.timeouts.command)
     request.node.stash[_CONSOLE] = console
     console.wait_ready(hil.timeouts.board_boot)

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Figures for the mode matrix, all measured in one run (targets are figures, not tests):
+
+- wall time of the default matrix (`hil run`: virtual boards x ca, mutual, psk)  target <= 3 s
+- broker start-to-ready per mode (median of N starts)
+- provisioning time and whole-cell time per mode, from that same `hil run`
+- baseline: the same broker start and a TLS connect+publish with `mosquitto_pub` per mode
+- ratio cell / mosquitto_pub per mode (target <= 3x) and matrix / baseline
+
+Run: .venv/bin/python bench/matrix.py [--starts N] [--pubs N] [--config hil.toml]
+Everything stays on loopback; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rig.broker import Broker, broker_settings  # noqa: E402
+from rig.config import MODES, load  # noqa: E402
+from rig.peers import Target, mosquitto_pub_argv  # noqa: E402
+from rig.pki import Pki  # noqa: E402
+from rig.tls import credentials  # noqa: E402
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "hil.toml"))
+    ap.add_argument("--starts", type=int, default=10, help="broker starts per mode")
+    ap.add_argument("--pubs", type=int, default=10, help="mosquitto_pub runs per mode")
+    args = ap.parse_args()
+    config = load(args.config)
+    pki = Pki(config)
+    pki.ensure()
+
+    # 1. the default matrix, exactly as the README's main command runs it
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "rig.cli", "--config", args.config, "run"],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    matrix_s = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stdout + proc.stderr)
+        print("bench: the matrix failed; figures would be meaningless", file=sys.stderr)
+        return 1
+    cells = json.loads((config.run_dir / "latest" / "results.json").read_text())["cells"]
+    board_cells = {c["mode"]: c for c in cells if c["case"] == "connect_publish"}
+
+    # 2. broker start-to-ready, and 3. the mosquitto_pub baseline, per mode
+    starts: dict[str, list[float]] = {}
+    pubs: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
+        for mode in MODES:
+            starts[mode] = []
+            for _ in range(args.starts):
+                b = Broker(broker_settings(config, pki, mode), Path(tmp)).start()
+                starts[mode].append(b.start_to_ready_s)
+                b.stop()
+            b = Broker(broker_settings(config, pki, mode), Path(tmp)).start()
+            try:
+                creds = credentials(config, pki, mode)
+                pubs[mode] = []
+                for _ in range(args.pubs):
+                    argv = mosquitto_pub_argv(Target(config.broker.host, b.port), creds,
+                                              f"bench/{uuid.uuid4().hex[:6]}", "x",
+                                              client_id=f"bench-{uuid.uuid4().hex[:6]}")
+                    t = time.perf_counter()
+                    subprocess.run(argv, check=True, capture_output=True)
+                    pubs[mode].append(time.perf_counter() - t)
+            finally:
+                b.stop()
+
+    baseline_s = sum(statistics.median(starts[m]) + statistics.median(pubs[m]) for m in MODES)
+    print(f"default matrix (`hil run`, {len(cells)} cells): {matrix_s:.2f} s wall "
+          f"(target <= 3 s: {'met' if matrix_s <= 3 else 'NOT met'})")
+    print(f"baseline (one broker start + one mosquitto_pub per mode): {baseline_s * 1000:.1f} ms;"
+          f" matrix / baseline = {matrix_s / baseline_s:.0f}x")
+    print()
+    print(f"{'mode':<8}{'broker ready':>14}{'provision':>12}{'cell':>10}"
+          f"{'mosquitto_pub':>15}{'cell/pub':>10}")
+    worst = 0.0
+    for mode in MODES:
+        cell = board_cells.get(mode, {}).get("properties", {})
+        cell_ms = float(cell.get("cell_ms", "nan"))
+        pub_ms = median_ms(pubs[mode])
+        ratio = cell_ms / pub_ms
+        worst = max(worst, ratio)
+        print(f"{mode:<8}{median_ms(starts[mode]):>11.1f} ms{float(cell.get('provision_ms', 'nan')):>9.1f} ms"
+              f"{cell_ms:>7.1f} ms{pub_ms:>12.1f} ms{ratio:>9.1f}x")
+    print()
+    print(f"cell = provision + connect + CONNACK + publish + observer receipt on the virtual "
+          f"board; target <= 3x mosquitto_pub: {'met' if worst <= 3 else 'NOT met'} "
+          f"(worst {worst:.1f}x)")
+    print("medians of", args.starts, "broker starts and", args.pubs, "mosquitto_pub runs per mode")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
