@@ -68,7 +68,7 @@ run_tests() {
   if [ -x firmware/host/check.sh ]; then
     firmware/host/check.sh
   fi
-  "$VENV/bin/ruff" check rig tests conftest.py
+  "$VENV/bin/ruff" check rig tests conftest.py bench
   "$VENV/bin/mypy"
   local rc=0
   "$VENV/bin/python" -m pytest "$@" || rc=$?

@@ -98,7 +98,8 @@ def main() -> int:
         pub_ms = median_ms(pubs[mode])
         ratio = cell_ms / pub_ms
         worst = max(worst, ratio)
-        print(f"{mode:<8}{median_ms(starts[mode]):>11.1f} ms{float(cell.get('provision_ms', 'nan')):>9.1f} ms"
+        provision_ms = float(cell.get("provision_ms", "nan"))
+        print(f"{mode:<8}{median_ms(starts[mode]):>11.1f} ms{provision_ms:>9.1f} ms"
               f"{cell_ms:>7.1f} ms{pub_ms:>12.1f} ms{ratio:>9.1f}x")
     print()
     print(f"cell = provision + connect + CONNACK + publish + observer receipt on the virtual "

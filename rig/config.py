@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-MODES: tuple[str, ...] = ("ca", "mutual", "psk")
 Mode = Literal["ca", "mutual", "psk"]
+MODES: tuple[Mode, ...] = ("ca", "mutual", "psk")
 BoardKind = Literal["virtual", "esp32"]
 
 DEFAULT_PSK_SUITES = (
