@@ -169,7 +169,10 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
                  run_dir: Path) -> Iterator[BoardDriver]:
     """One board of hil.toml (parametrized by name), for the whole session."""
     spec = hil_config.board(request.param)
-    agent = request.getfixturevalue("hil_agent") if spec.kind == "virtual" else None
+    agent = None
+    if spec.kind == "virtual":
+        agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
+                 else request.getfixturevalue("hil_agent"))
     driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir)
     try:
         yield driver

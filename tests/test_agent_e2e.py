@@ -200,3 +200,17 @@ def test_pipelined_commands_keep_their_answers_in_order(agent: Console) -> None:
     assert "TLS-NOPE" in str(results[3])
     assert any(d.startswith("version=") for d in results[4].data)  # type: ignore[union-attr]
     assert agent.status()["server"] == "pipelined.example:1"  # still in step afterwards
+
+
+def test_a_board_that_stops_answering_is_named_with_its_last_lines(
+        agent: Console, virtual_board: VirtualBoard) -> None:
+    from rig.console import ConsoleTimeout
+
+    agent.send("version")
+    virtual_board.stop()  # the board goes silent (power loss, crash, hung firmware)
+    with pytest.raises(ConsoleTimeout) as info:
+        agent.send("config set mqtt.ssl_psk_key 000102030405060708090a0b0c0d0e0f", timeout=0.5)
+    msg = str(info.value)
+    assert f"board {virtual_board.name}" in msg
+    assert "`config set mqtt.ssl_psk_key <secret>`" in msg and "0001020304" not in msg
+    assert "version=" in msg  # its last lines
