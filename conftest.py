@@ -207,12 +207,16 @@ def board(request: pytest.FixtureRequest, hil_config: HilConfig, board_driver: B
 
 
 @pytest.fixture(scope="session")
-def virtual_board(hil_config: HilConfig, hil_agent: Path, run_dir: Path) -> Iterator[VirtualBoard]:
+def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
+                  run_dir: Path) -> Iterator[VirtualBoard]:
     """The first virtual board of hil.toml, for tests of the agent itself."""
+    if request.config.getoption("--hil"):
+        pytest.skip("--hil runs physical boards only (the virtual agent's tests run without it)")
     spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
-    board = VirtualBoard(spec.name, hil_agent, hil_config.base_dir / ".hil" / "boards", run_dir)
+    agent: Path = request.getfixturevalue("hil_agent")
+    board = VirtualBoard(spec.name, agent, hil_config.base_dir / ".hil" / "boards", run_dir)
     try:
         yield board
     finally:
