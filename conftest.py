@@ -23,7 +23,7 @@ import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable, make_board
 from rig.boards.serial_reader import use_blocking_reader
-from rig.boards.virtual import VirtualBoard
+from rig.boards.virtual import WHAT_IT_IS, VirtualBoard
 from rig.broker import Broker, child_brokers, start_for_mode
 from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
@@ -174,6 +174,8 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
         agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
                  else request.getfixturevalue("hil_agent"))
     driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir)
+    if spec.kind == "virtual":
+        request.getfixturevalue("record_testsuite_property")(f"board.{spec.name}", WHAT_IT_IS)
     try:
         yield driver
     finally:
@@ -215,8 +217,9 @@ def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
     spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
-    agent: Path = request.getfixturevalue("hil_agent")
-    board = VirtualBoard(spec.name, agent, hil_config.base_dir / ".hil" / "boards", run_dir)
+    board = make_board(spec, hil_config, agent=request.getfixturevalue("hil_agent"),
+                       run_dir=run_dir)
+    assert isinstance(board, VirtualBoard)
     try:
         yield board
     finally:

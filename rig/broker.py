@@ -146,9 +146,14 @@ def broker_settings(
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
 
+def find_program(name: str) -> str | None:
+    """`shutil.which`, also looking in the sbin directories: Debian installs mosquitto in
+    /usr/sbin, which a normal user's PATH lacks."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
 def find_mosquitto(binary: str) -> str:
-    """The broker binary; Debian installs it in /usr/sbin, which a normal user's PATH lacks."""
-    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin")
+    path = find_program(binary)
     if path is None:
         raise BrokerNotInstalled(f"mosquitto not found ({binary!r} is not on PATH): {INSTALL_HINT}")
     return path

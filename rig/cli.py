@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rig import broker as broker_mod
+from rig.boards.virtual import WHAT_IT_IS
 from rig.config import MODES, ConfigError, HilConfig, Mode, load
 from rig.doctor import format_table, run_checks
 from rig.observer import ObserverError, preflight
@@ -141,9 +142,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 0 if all(r["verdict"] == "pass" for r in results) else 1
 
 
-VIRTUAL_NOTE = ("note: virtual boards run the firmware's portable core on Linux behind a pty: the "
-                "console, MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's crypto "
-                "accelerators and timing, and esptool are not exercised")
+VIRTUAL_NOTE = f"note: {WHAT_IT_IS}"
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -234,9 +234,6 @@ class Console:
             if retry:
                 raise retry[0] from first
 
-    def load(self, key: str, data: bytes) -> None:
-        """Chunked upload with per-chunk and whole-value CRC-32 (one retry of the value)."""
-        self.set_many({key: data})
 
     def status(self) -> dict[str, str]:
         return dict(line.split("=", 1) for line in self.send("status").data if "=" in line)

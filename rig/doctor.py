@@ -5,13 +5,13 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import re
-import shutil
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.broker import find_program
 from rig.config import ConfigError, HilConfig, load
 from rig.pki import Pki
 
@@ -33,13 +33,10 @@ class Check:
         return "MISSING" if self.required else "warn"
 
 
-def _which(name: str) -> str:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin") or name
-
-
 def _version(argv: list[str], pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> str | None:
     try:
-        out = subprocess.run([_which(argv[0]), *argv[1:]], capture_output=True, text=True,
+        out = subprocess.run([find_program(argv[0]) or argv[0], *argv[1:]], capture_output=True,
+                             text=True,
                              timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -49,7 +46,7 @@ def _version(argv: list[str], pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> str | N
 
 def _tool(name: str, argv: list[str], fix: str, required: bool = True,
           what: str = "") -> Check:
-    path = shutil.which(argv[0]) or shutil.which(argv[0], path="/usr/sbin:/usr/local/sbin")
+    path = find_program(argv[0])
     label = f"{name}{f' ({what})' if what else ''}"
     if path is None:
         return Check(label, False, f"{argv[0]} not on PATH", fix, required)

@@ -69,6 +69,7 @@ def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     junit = (latest / "junit.xml").read_text()
     assert 'name="virtual-0.psk.connect_publish"' in junit
     assert 'name="cipher_suite" value="TLS-PSK-WITH-AES-128-CCM-8"' in junit
+    assert 'name="board.virtual-0" value="virtual board: ' in junit
     assert (latest / "broker-psk.log").exists()
 
 

@@ -19,6 +19,10 @@ import tty
 from pathlib import Path
 from typing import Any
 
+WHAT_IT_IS = ("virtual board: the firmware's portable core on Linux behind a pty; the console, "
+              "MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's crypto "
+              "accelerators and timing, and esptool are not exercised")
+
 
 class VirtualBoardError(Exception):
     pass
