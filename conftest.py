@@ -24,7 +24,7 @@ import pytest
 from rig.boards import BoardDriver, BoardUnavailable, make_board
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import WHAT_IT_IS, VirtualBoard
-from rig.broker import Broker, child_brokers, start_for_mode
+from rig.broker import Broker, child_brokers, running
 from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
@@ -134,11 +134,8 @@ def run_dir(pytestconfig: pytest.Config, hil_config: HilConfig) -> Path:
 @pytest.fixture(scope="session")
 def broker(hil_config: HilConfig, pki: Pki, mode: Mode, run_dir: Path) -> Iterator[Broker]:
     """The real Mosquitto for `mode`, kept for the session."""
-    b = start_for_mode(hil_config, pki, mode, run_dir)
-    try:
+    with running(hil_config, pki, mode, run_dir) as b:
         yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ import getpass
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from types import TracebackType
 
 from rig.config import HilConfig, Mode
 from rig.pki import Pki
+from rig.procs import terminate
 
 INSTALL_HINT = (
     "install it with `apt-get install mosquitto mosquitto-clients` (Debian/Ubuntu), "
@@ -353,18 +353,7 @@ class Broker:
         """SIGTERM, then SIGKILL after stop_timeout; always reaps the process."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            deadline = time.monotonic() + self.stop_timeout
-            # Mosquitto can miss a SIGTERM that lands between its run-flag check and
-            # epoll_wait (it then sleeps until its next timer), so repeat it until it exits.
-            while proc.poll() is None and time.monotonic() < deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+            terminate(proc, self.stop_timeout)
             if self._reader is not None:
                 self._reader.join(timeout=self.stop_timeout)
         self._reader = None

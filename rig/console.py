@@ -214,9 +214,6 @@ class Console:
         reason = status[4:] if status.startswith("ERR ") else status
         return ConsoleError(f"board {self.board}: `{shown}` failed: {reason}", reason=reason)
 
-    def set(self, key: str, value: bytes | str) -> None:
-        self.set_many({key: value})
-
     def set_many(self, values: dict[str, bytes | str]) -> None:
         """Store settings (short ones with `config set`, the rest chunked), pipelined; a value
         that fails (e.g. a chunk garbled on the wire) is sent once more on its own."""

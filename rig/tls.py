@@ -34,11 +34,10 @@ def credentials(config: HilConfig, pki: Pki, mode: Mode, *, ca: str = "ca",
     if mode == "psk":
         return ClientCredentials(mode, psk_identity=config.device.psk_identity,
                                  psk_hex=pki.psk_hex(), check_hostname=False)
-    creds = ClientCredentials(mode, cafile=pki.cert(ca))
     if mode == "mutual" and client_cert:
-        creds = ClientCredentials(mode, cafile=pki.cert(ca), certfile=pki.cert(client_cert),
-                                  keyfile=pki.key(client_cert))
-    return creds
+        return ClientCredentials(mode, cafile=pki.cert(ca), certfile=pki.cert(client_cert),
+                                 keyfile=pki.key(client_cert))
+    return ClientCredentials(mode, cafile=pki.cert(ca))
 
 
 def psk_context() -> ssl.SSLContext:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.broker import Broker, start_for_mode
+from rig.broker import Broker, running
 from rig.config import HilConfig, Mode
 from rig.observer import Observer, ObserverError, preflight, tls_handshake
 from rig.peers import Target, mosquitto_pub_argv
@@ -109,11 +109,8 @@ def test_client_refuses_broker_from_unknown_ca(hil_config: HilConfig, pki: Pki, 
 
 @pytest.fixture
 def wronghost_broker(hil_config: HilConfig, pki: Pki, run_dir: Path) -> Iterator[Broker]:
-    b = start_for_mode(hil_config, pki, "ca", run_dir, server_cert="broker-wronghost")
-    try:
+    with running(hil_config, pki, "ca", run_dir, server_cert="broker-wronghost") as b:
         yield b
-    finally:
-        b.stop()
 
 
 def test_client_refuses_broker_for_another_host(hil_config: HilConfig, pki: Pki,

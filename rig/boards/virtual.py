@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import tty
 from pathlib import Path
 from typing import Any
+
+from rig.procs import terminate
 
 WHAT_IT_IS = ("virtual board: the firmware's portable core on Linux behind a pty; the console, "
               "MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's crypto "
@@ -100,16 +101,7 @@ class VirtualBoard:
         proc, self._proc = self._proc, None
         if proc is None:
             return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=timeout)
-        return proc.returncode
+        return terminate(proc, timeout)
 
     def sanitizer_report(self) -> str:
         """What AddressSanitizer/UBSan printed since the last start ('' if nothing)."""
