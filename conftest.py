@@ -15,7 +15,7 @@ waits for the boot line (opening a port flushes what the board printed before).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,10 +24,11 @@ import pytest
 from rig.boards import BoardDriver, BoardUnavailable, make_board
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import WHAT_IT_IS, VirtualBoard
-from rig.broker import Broker, child_brokers, running
+from rig.broker import Broker, child_brokers, running, start_for_mode
 from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
+from rig.negative import CASES
 from rig.observer import Observer
 from rig.pki import Pki
 from rig.runs import new_run_dir
@@ -36,7 +37,7 @@ from rig.tls import credentials
 ROOT = Path(__file__).resolve().parent
 _CONFIG = pytest.StashKey[HilConfig]()
 _CONSOLE = pytest.StashKey[Console]()
-_BROKER_MARK = pytest.StashKey[tuple[Broker, int]]()
+_BROKER_MARKS = pytest.StashKey[list[tuple[Broker, int]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,6 +91,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if marker is not None:
             modes = [m for m in modes if m in marker.args]
         metafunc.parametrize("mode", modes, scope="session")
+    if "negative_case" in metafunc.fixturenames:
+        modes = metafunc.config.getoption("--mode") or list(MODES)
+        cases = [c for c in CASES if c.mode in modes]
+        metafunc.parametrize("negative_case", cases, ids=[c.id for c in cases])
     if "board_driver" in metafunc.fixturenames:
         boards, why = selected_boards(metafunc.config)
         if boards:
@@ -141,9 +146,30 @@ def broker(hil_config: HilConfig, pki: Pki, mode: Mode, run_dir: Path) -> Iterat
 @pytest.fixture(autouse=True)
 def _broker_log_slice(request: pytest.FixtureRequest) -> None:
     """Remembers where this test's part of the broker log starts (for failure reports)."""
+    request.node.stash[_BROKER_MARKS] = []
     if "broker" in request.fixturenames:
         b: Broker = request.getfixturevalue("broker")
-        request.node.stash[_BROKER_MARK] = (b, b.mark())
+        request.node.stash[_BROKER_MARKS].append((b, b.mark()))
+
+
+@pytest.fixture
+def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki,
+                 run_dir: Path) -> Iterator[Callable[..., Broker]]:
+    """Starts extra brokers for this test only (keyword arguments as rig.broker.running);
+    each is stopped after the test and its log is in a failure's report."""
+    started: list[Broker] = []
+
+    def start(mode: Mode, **kwargs: Any) -> Broker:
+        b = start_for_mode(hil_config, pki, mode, run_dir, **kwargs)
+        started.append(b)
+        request.node.stash[_BROKER_MARKS].append((b, 0))
+        return b
+
+    try:
+        yield start
+    finally:
+        for b in started:
+            b.stop()
 
 
 @pytest.fixture
@@ -199,8 +225,11 @@ def board(request: pytest.FixtureRequest, hil_config: HilConfig, board_driver: B
           record_xml_attribute: Any) -> Iterator[Console]:
     """The board's console for this test: port opened, board reset, boot line seen. JUnit names
     the case <board>.<mode>.<case>."""
-    mode = request.node.callspec.params.get("mode") if hasattr(request.node, "callspec") else None
-    case = request.node.originalname.removeprefix("test_")
+    params = request.node.callspec.params if hasattr(request.node, "callspec") else {}
+    mode, case = params.get("mode"), request.node.originalname.removeprefix("test_")
+    negative = params.get("negative_case")
+    if negative is not None:
+        mode, case = negative.mode, f"refused-{negative.id.removeprefix(negative.mode + '-')}"
     record_xml_attribute("name", ".".join(p for p in (board_driver.name, mode, case) if p))
     yield from _open_console(request, board_driver, hil_config)
 
@@ -239,9 +268,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if console is not None:
             report.longrepr.addsection(f"board {console.board}: last lines (> = sent)",
                                        console.tail(40, indent=""))
-        marked = item.stash.get(_BROKER_MARK, None)
-        if marked is not None:
-            b, mark = marked
+        for b, mark in item.stash.get(_BROKER_MARKS, []):
             lines = b.log_since(mark)[-40:]
             report.longrepr.addsection(f"{b.name} log during this test ({b.log_path})",
                                        "\n".join(lines) or "(nothing)")

@@ -152,8 +152,9 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job: the mode matrix (tests/test_mqtt_modes.py) over the boards of hil.toml,
-    run by pytest with live progress; summary table, results.json and junit.xml in runs/<id>/."""
+    """The main job: the mode matrix (tests/test_mqtt_modes.py) and the negative matrix
+    (tests/test_negative.py, expected refusals) over the boards of hil.toml, run by pytest with
+    live progress; summary table, results.json and junit.xml in runs/<id>/."""
     config = _load(args)
     checks, _ = run_checks(config.source)
     missing = [c for c in checks if c.required and not c.ok]
@@ -165,8 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.board(name)  # KeyError -> usage error below
     run_dir = new_run_dir(config.run_dir)
     results_path = run_dir / "results.json"
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_mqtt_modes.py"),
-            "-p", "rig.matrix", "-p", "no:cacheprovider", "-q",
+    tests = [str(ROOT / "tests" / "test_mqtt_modes.py")]
+    if not args.no_negative:
+        tests.append(str(ROOT / "tests" / "test_negative.py") + "::test_refused")
+    argv = [sys.executable, "-m", "pytest", *tests, "-p", "rig.matrix", "-p", "no:cacheprovider",
+            "-q",
             "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
             "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--hil"] if args.hil else []
@@ -191,12 +195,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     data["notes"] = [VIRTUAL_NOTE] if virtual else []
     data["config"] = str(config.source)
     results_path.write_text(json.dumps(data, indent=2) + "\n")
-    rows = [["board", "mode", "case", "cipher suite", "handshake", "verdict", "reason"]]
+    rows = [["board", "mode", "case", "expect", "cipher suite", "handshake", "verdict",
+             "reason"]]
     for c in cells:
         hs = f"{c['handshake_ms']:g} ms" if c["handshake_ms"] is not None else ""
-        reason = c["reason"] if len(c["reason"]) <= 90 else c["reason"][:87] + "..."
-        rows.append([c["board"], c["mode"], c["case"], c["cipher_suite"], hs, c["verdict"],
-                     reason])
+        reason = c["reason"]
+        if c["expected"] == "refused" and c["verdict"] == "pass":
+            reason = f"device: {c['device_reason']}" + (
+                f" | broker: {c['broker_reason']}" if c["broker_reason"] else "")
+        reason = reason if len(reason) <= 110 else reason[:107] + "..."
+        rows.append([c["board"], c["mode"], c["case"], c["expected"], c["cipher_suite"], hs,
+                     c["verdict"], reason])
     print()
     print(_table(rows))
     counts = {v: sum(1 for c in cells if c["verdict"] == v) for v in ("pass", "FAIL", "ERROR",
@@ -242,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", action="append", choices=MODES)
     run.add_argument("--board", action="append", metavar="NAME", help="only these boards")
     run.add_argument("--hil", action="store_true", help="physical boards instead of virtual")
+    run.add_argument("--no-negative", action="store_true",
+                     help="leave out the negative matrix (expected refusals)")
     run.set_defaults(func=cmd_run)
     return p
 

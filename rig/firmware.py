@@ -1,7 +1,10 @@
-"""Building the firmware's host port (the virtual board's `hil-agent`)."""
+"""Building the firmware's host port (the virtual board's `hil-agent`).
+
+The build goes to firmware/host/build/<variant>, or $HIL_HOST_BUILD_DIR/<variant>."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Literal
@@ -16,7 +19,9 @@ class FirmwareBuildError(Exception):
 
 
 def agent_path(variant: Variant = "plain", build_root: Path | None = None) -> Path:
-    return (build_root or HOST_DIR / "build") / variant / "hil-agent"
+    env_root = os.environ.get("HIL_HOST_BUILD_DIR")
+    root = build_root or (Path(env_root) if env_root else HOST_DIR / "build")
+    return root / variant / "hil-agent"
 
 
 def build_host_agent(variant: Variant = "plain") -> Path:

@@ -2,7 +2,9 @@
 on stderr, and every cell's verdict in a JSON file (`--hil-results`).
 
 A cell is one test on one board (or the host) in one mode; its verdict combines set-up, call and
-tear-down (a sanitizer report at tear-down fails the cell)."""
+tear-down (a sanitizer report at tear-down fails the cell). A negative cell (tests/test_negative.py)
+expects a refusal: it passes when the device and the broker gave the expected reasons, which it
+carries in `device_reason` / `broker_reason`."""
 
 from __future__ import annotations
 
@@ -21,10 +23,13 @@ class Cell:
     board: str  # a board name, "host" for host-side cells, "none" when no board was selected
     mode: str
     case: str
+    expected: str = "connect"  # or "refused" (negative matrix)
     verdict: str = "pass"
     reason: str = ""
     cipher_suite: str = ""
     handshake_ms: float | None = None
+    device_reason: str = ""
+    broker_reason: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -52,7 +57,12 @@ class MatrixReporter:
             p = callspec.params if callspec else {}
             board = p.get("board_driver") or ("host" if "board_driver" not in p else "none")
             case = getattr(item, "originalname", item.name).removeprefix("test_")
-            self.cells[item.nodeid] = Cell(item.nodeid, board, p.get("mode", ""), case)
+            mode, expected = p.get("mode", ""), "connect"
+            negative = p.get("negative_case")
+            if negative is not None:
+                mode, expected = negative.mode, "refused"
+                case = f"refused-{negative.id.removeprefix(negative.mode + '-')}"
+            self.cells[item.nodeid] = Cell(item.nodeid, board, mode, case, expected)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         cell = self.cells.get(report.nodeid)
@@ -64,6 +74,8 @@ class MatrixReporter:
             cell.cipher_suite = str(cell.properties.get("cipher_suite", ""))
             hs = cell.properties.get("handshake_ms")
             cell.handshake_ms = float(hs) if hs is not None else None
+            cell.device_reason = str(cell.properties.get("device_reason", ""))
+            cell.broker_reason = str(cell.properties.get("broker_reason", ""))
         if cell.verdict == "pass":
             if report.failed:
                 cell.verdict = "FAIL" if report.when == "call" else "ERROR"
@@ -74,7 +86,7 @@ class MatrixReporter:
             self.done += 1
             hs = f"{cell.handshake_ms:g} ms" if cell.handshake_ms is not None else ""
             line = (f"[{self.done:>2}/{len(self.cells)}] {cell.board:<12} {cell.mode:<7} "
-                    f"{cell.case:<16} {cell.verdict:<5} {cell.cipher_suite} {hs}")
+                    f"{cell.case:<26} {cell.verdict:<5} {cell.cipher_suite} {hs}")
             if cell.verdict != "pass":
                 line += f"  {cell.reason}"
             print(line.rstrip(), file=sys.stderr, flush=True)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from rig.config import HilConfig
+from rig.negative import CASES
 from rig.observer import Observer
 from rig.pki import Pki
 from rig.tls import credentials
@@ -56,8 +57,9 @@ def test_pki_init_then_show(tmp_path: Path, hil_config: HilConfig) -> None:
 def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     proc = hil("run", config=tmp_config(tmp_path, hil_config))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "6 passed, 0 failed" in proc.stdout
-    assert "[ 6/6]" in proc.stderr  # live progress, one line per cell
+    n = 6 + len(CASES)  # 3 modes x (host preflight + board cell), then the negative matrix
+    assert f"{n} passed, 0 failed" in proc.stdout
+    assert f"[{n}/{n}]" in proc.stderr  # live progress, one line per cell
     assert "Wi-Fi" in proc.stdout  # what a virtual board does not exercise is said
     latest = tmp_path / "runs" / "latest"
     results = json.loads((latest / "results.json").read_text())
@@ -71,13 +73,21 @@ def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     assert 'name="cipher_suite" value="TLS-PSK-WITH-AES-128-CCM-8"' in junit
     assert 'name="board.virtual-0" value="virtual board: ' in junit
     assert (latest / "broker-psk.log").exists()
+    # negative cells: expected refusals that pass with both sides' reasons, shown in the table
+    wrong_key = cells[("virtual-0", "psk", "refused-wrong-key")]
+    assert wrong_key["expected"] == "refused" and wrong_key["verdict"] == "pass"
+    assert "bad_record_mac" in wrong_key["device_reason"]
+    assert "decryption failed or bad record mac" in wrong_key["broker_reason"]
+    assert 'name="virtual-0.mutual.refused-no-cert"' in junit
+    assert re.search(r"refused-sha1 +refused .*pass +device: .*unacceptable hash", proc.stdout)
+    assert (latest / "broker-ca-sha1.log").exists()
 
 
 def test_run_keeps_going_when_one_mode_breaks(tmp_path: Path, hil_config: HilConfig) -> None:
     config = tmp_config(tmp_path, hil_config)
     text = config.read_text()
     config.write_text(re.sub(r"broker_ciphers = \"PSK[^\"]*\"", 'broker_ciphers = "NOPE"', text))
-    proc = hil("run", config=config)
+    proc = hil("run", "--no-negative", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
     verdicts = {(c["board"], c["mode"]): c["verdict"] for c in cells

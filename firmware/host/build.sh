@@ -1,5 +1,6 @@
 #!/bin/sh
-# Configure + build the host variants into firmware/host/build/<variant>.
+# Configure + build the host variants into firmware/host/build/<variant>
+# ($HIL_HOST_BUILD_DIR/<variant> when that is set).
 # usage: build.sh [plain|asan|fuzz|all] (default: plain). Idempotent and
 # incremental: re-running only rebuilds what changed.
 set -eu
@@ -11,7 +12,7 @@ command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
 build() {
     variant=$1
     shift
-    dir="$here/build/$variant"
+    dir="${HIL_HOST_BUILD_DIR:-$here/build}/$variant"
     if [ ! -f "$dir/CMakeCache.txt" ]; then
         # shellcheck disable=SC2086
         cmake -S "$here" -B "$dir" $gen "$@"

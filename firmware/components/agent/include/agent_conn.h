@@ -26,6 +26,7 @@ typedef struct {
     int code;              /* errno (RESOLVE: getaddrinfo code) or mbedTLS error */
     bool timeout;
     uint32_t verify_flags; /* mbedtls_ssl_get_verify_result() after a TLS failure */
+    int alert;             /* description of a fatal alert the peer sent, else -1 */
     char text[160];        /* short human reason, never contains secrets */
 } conn_err_t;
 
@@ -77,5 +78,8 @@ int conn_wait_readable(agent_conn_t *c, uint32_t timeout_ms);
 void conn_close(agent_conn_t *c, bool graceful);
 bool conn_is_open(const agent_conn_t *c);
 const char *conn_ciphersuite(agent_conn_t *c);
+/* The description byte of the fatal alert behind `ret` (an mbedTLS error
+ * from a handshake or read), or -1 when ret is not "fatal alert received". */
+int conn_received_alert(const mbedtls_ssl_context *ssl, int ret);
 
 #endif

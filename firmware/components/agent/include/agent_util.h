@@ -31,6 +31,10 @@ int agent_parse_hex32(const char *s, size_t len, uint32_t *out);
  * as "\\", anything else as "\xHH". Stops (and sets *truncated) when more
  * than max_in input bytes or when out (size outlen, always NUL-terminated)
  * is full. Returns the number of input bytes represented. */
+/* Name of a TLS alert description (RFC 5246 7.2), e.g. 48 -> "unknown_ca";
+ * "unknown alert" for numbers it does not know. */
+const char *agent_tls_alert_name(int description);
+
 size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
                     bool *truncated);
 

@@ -46,6 +46,7 @@ static void set_err(conn_err_t *err, conn_stage_t stage, int code, const char *t
     memset(err, 0, sizeof(*err));
     err->stage = stage;
     err->code = code;
+    err->alert = -1;
     snprintf(err->text, sizeof(err->text), "%s", text);
 }
 
@@ -262,6 +263,18 @@ static int tls_setup(agent_conn_t *c, const conn_params_t *p, conn_err_t *err)
     return 0;
 }
 
+int conn_received_alert(const mbedtls_ssl_context *ssl, int ret)
+{
+    /* After MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE the alert record (level,
+     * description) is still the current incoming message. */
+    const unsigned char *msg = ssl->MBEDTLS_PRIVATE(in_msg);
+    if (ret != MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || msg == NULL ||
+        ssl->MBEDTLS_PRIVATE(in_msglen) < 2 || msg[0] != MBEDTLS_SSL_ALERT_LEVEL_FATAL) {
+        return -1;
+    }
+    return msg[1];
+}
+
 static int tls_handshake(agent_conn_t *c, uint32_t timeout_ms, conn_err_t *err)
 {
     uint64_t deadline = now(c) + timeout_ms;
@@ -270,7 +283,10 @@ static int tls_handshake(agent_conn_t *c, uint32_t timeout_ms, conn_err_t *err)
         if (ret == 0) return 0;
         if (ret != MBEDTLS_ERR_SSL_WANT_READ && ret != MBEDTLS_ERR_SSL_WANT_WRITE) {
             tls_err(err, CONN_STAGE_TLS, ret, "handshake");
-            if (err) err->verify_flags = mbedtls_ssl_get_verify_result(&c->ssl);
+            if (err) {
+                err->verify_flags = mbedtls_ssl_get_verify_result(&c->ssl);
+                err->alert = conn_received_alert(&c->ssl, ret);
+            }
             return -1;
         }
         uint32_t left = remaining(c, deadline);

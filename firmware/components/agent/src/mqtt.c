@@ -212,7 +212,12 @@ static void log_tls_failure(agent_t *a, const conn_err_t *err)
     }
     char msg[128];
     mbedtls_strerror(err->code, msg, sizeof(msg));
-    agent_log(a, 'E', "MQTT0 TLS handshake failed: -0x%04x %s", (unsigned)-err->code, msg);
+    if (err->alert >= 0) {
+        agent_log(a, 'E', "MQTT0 TLS handshake failed: -0x%04x %s (alert %d %s)",
+                  (unsigned)-err->code, msg, err->alert, agent_tls_alert_name(err->alert));
+    } else {
+        agent_log(a, 'E', "MQTT0 TLS handshake failed: -0x%04x %s", (unsigned)-err->code, msg);
+    }
     if (err->verify_flags != 0 && err->verify_flags != (uint32_t)-1) {
         char info[1024];
         int n = mbedtls_x509_crt_verify_info(info, sizeof(info), "", err->verify_flags);
@@ -237,6 +242,9 @@ static const char *short_tls_reason(const conn_err_t *err, char *buf, size_t len
         snprintf(buf, len, "TLS handshake failed (certificate verify failed)");
     } else if (err->code == MBEDTLS_ERR_NET_CONN_RESET) {
         snprintf(buf, len, "TLS handshake failed (connection reset by broker, see broker log)");
+    } else if (err->alert >= 0) {
+        snprintf(buf, len, "TLS handshake failed (broker sent alert %d %s)", err->alert,
+                 agent_tls_alert_name(err->alert));
     } else {
         char msg[100];
         mbedtls_strerror(err->code, msg, sizeof(msg));

@@ -115,6 +115,37 @@ int agent_parse_hex32(const char *s, size_t len, uint32_t *out)
     return 0;
 }
 
+const char *agent_tls_alert_name(int description)
+{
+    switch (description) {
+    case 0: return "close_notify";
+    case 10: return "unexpected_message";
+    case 20: return "bad_record_mac";
+    case 22: return "record_overflow";
+    case 40: return "handshake_failure";
+    case 42: return "bad_certificate";
+    case 43: return "unsupported_certificate";
+    case 44: return "certificate_revoked";
+    case 45: return "certificate_expired";
+    case 46: return "certificate_unknown";
+    case 47: return "illegal_parameter";
+    case 48: return "unknown_ca";
+    case 49: return "access_denied";
+    case 50: return "decode_error";
+    case 51: return "decrypt_error";
+    case 70: return "protocol_version";
+    case 71: return "insufficient_security";
+    case 80: return "internal_error";
+    case 90: return "user_canceled";
+    case 100: return "no_renegotiation";
+    case 110: return "unsupported_extension";
+    case 112: return "unrecognized_name";
+    case 115: return "unknown_psk_identity";
+    case 116: return "certificate_required";
+    default: return "unknown alert";
+    }
+}
+
 size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
                     bool *truncated)
 {

@@ -1,0 +1,106 @@
+"""The negative matrix (rig/negative.py): every broken configuration must be refused with the
+right reason on the device's side and on the broker's side, and leave the agent answering.
+
+Runs on the virtual boards by default and on the physical boards with --hil; each case starts
+its own broker (certificates and options differ per case) on loopback."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rig.broker import Broker
+from rig.config import HilConfig
+from rig.console import Console, ConsoleError, log_text
+from rig.negative import CASES, NegativeCase, device_settings, main
+from rig.pki import Pki
+from rig.provision import connect, provision
+
+
+def unused_port(bind: str) -> int:
+    """A port that was free a moment ago: nothing listens there."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((bind, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def in_order(texts: list[str], wanted: tuple[str, ...]) -> list[str] | None:
+    """The lines of `texts` containing each of `wanted`, in that order, or None."""
+    found: list[str] = []
+    rest = iter(texts)
+    for want in wanted:
+        line = next((t for t in rest if want in t), None)
+        if line is None:
+            return None
+        found.append(line)
+    return found
+
+
+def device_verdict(c: NegativeCase, texts: list[str], error: str) -> str:
+    """Checks the device's lines and ERR against the case; returns the line that says why."""
+    for lines, err in c.device_expectations():
+        found = in_order(texts, lines)
+        if found is not None and err in error:
+            return found[-1] if found else f"ERR {error}"
+    wanted = " or ".join(f"{list(lines)} with ERR {err!r}"
+                         for lines, err in c.device_expectations())
+    raise AssertionError(f"device printed {texts} with ERR {error!r}; expected {wanted}")
+
+
+def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase, board: Console,
+                 start_broker: Callable[..., Broker],
+                 record_property: Callable[[str, object], None]) -> None:
+    c = negative_case
+    record_property("expected", "refused")
+    broker = None
+    if c.listening:
+        broker = start_broker(c.mode, name=f"broker-{c.id}", server_cert=c.broker_cert,
+                              ciphers=c.broker_ciphers, allow_anonymous=c.broker_anonymous)
+        port = broker.port
+    else:
+        port = unused_port(hil_config.broker.bind)
+    settings = device_settings(hil_config, pki, c, port)
+    start = len(board.lines)
+
+    with pytest.raises(ConsoleError) as info:
+        if c.fails_at == "provision":
+            provision(board, settings)
+        else:
+            provision(board, settings)
+            connect(board, hil_config.timeouts.connect)
+    error = info.value.reason
+    for s in settings:
+        if s.key in ("mqtt.ssl_psk_key", "mqtt.ssl_key"):
+            assert s.value.decode() not in str(info.value) + "\n".join(board.transcript)
+
+    texts = [t for t in (log_text(line) for line in board.lines[start:]) if t is not None]
+    record_property("device_reason", device_verdict(c, texts, error))
+
+    if c.fails_at == "provision":
+        # nothing was sent: the agent will not even try without a valid key
+        with pytest.raises(ConsoleError, match=r"mqtt\.ssl_psk_key: required"):
+            connect(board, hil_config.timeouts.connect)
+    if broker is not None and c.broker_reason is not None:
+        seen = broker.wait_for_log(re.escape(c.broker_reason),
+                                   timeout=hil_config.timeouts.message)
+        record_property("broker_reason", seen.split(": ", 1)[-1])
+    elif broker is not None:
+        assert not any("New connection" in line for line in broker.log_lines()), \
+            broker.log_lines()
+
+    # no restart needed between cases
+    assert board.status()["mqtt"] == "disconnected"
+
+
+def test_docs_table_matches_the_cases() -> None:
+    """docs/negative-matrix.md is generated from the same table (python -m rig.negative)."""
+    assert main(["--check"]) == 0, "docs/negative-matrix.md is stale: run python -m rig.negative"
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "negative-matrix.md").read_text()
+    for c in CASES:
+        assert f"| {c.id} |" in doc
