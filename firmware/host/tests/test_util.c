@@ -66,11 +66,21 @@ static void test_escape(void)
     CHECK(tr);
 }
 
+static void test_tls_alert_names(void)
+{
+    CHECK_STR(agent_tls_alert_name(20), "bad_record_mac");
+    CHECK_STR(agent_tls_alert_name(48), "unknown_ca");
+    CHECK_STR(agent_tls_alert_name(115), "unknown_psk_identity");
+    CHECK_STR(agent_tls_alert_name(-1), "unknown alert");
+    CHECK_STR(agent_tls_alert_name(255), "unknown alert");
+}
+
 int main(void)
 {
     test_crc32();
     test_base64();
     test_hex_and_numbers();
     test_escape();
+    test_tls_alert_names();
     TEST_DONE();
 }
