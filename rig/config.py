@@ -73,6 +73,8 @@ class DeviceSection:
     id: str = "hil-device-01"
     psk_identity: str = "hil-device-01"
     psk_bytes: Literal[16, 32] = 16
+    # names/IPs the device's HTTPS server certificate covers: how the rig reaches a board
+    web_names: list[str] = field(default_factory=lambda: ["localhost", "127.0.0.1"])
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,9 @@ def _check(config: HilConfig, src: str) -> None:
         raise ConfigError(
             src, "device.psk_identity", "expected a non-empty identity without ':' characters"
         )
+    if not config.device.web_names or not all(config.device.web_names):
+        raise ConfigError(src, "device.web_names",
+                          "expected at least one host name or IP, none empty")
     if config.pki.validity_days < 2:
         raise ConfigError(src, "pki.validity_days", "expected at least 2 days")
     for mode in MODES:

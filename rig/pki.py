@@ -62,6 +62,7 @@ def specs(config: HilConfig) -> list[CertSpec]:
     """The certificates for this hil.toml, CAs first."""
     hosts = broker_hosts(config)
     dev = config.device.id
+    web = tuple(dict.fromkeys(config.device.web_names)) or ("localhost",)
     return [
         CertSpec("ca", "ca", None, "HIL Test CA", purpose="trusted CA (boards and host)"),
         CertSpec("broker", "server", "ca", hosts[0], hosts, purpose="broker server certificate"),
@@ -82,10 +83,18 @@ def specs(config: HilConfig) -> list[CertSpec]:
             "device-expired", "client", "ca", dev, validity="expired",
             purpose="negative: expired device cert",
         ),
+        CertSpec("device-web", "server", "ca", web[0], web,
+                 purpose="device HTTPS server certificate"),
+        CertSpec("host-client", "client", "ca", "hil-host",
+                 purpose="host client certificate (HTTPS mutual: curl, Python)"),
         CertSpec("other-ca", "ca", None, "HIL Unrelated CA", purpose="negative: unrelated CA"),
         CertSpec(
             "other-broker", "server", "other-ca", hosts[0], hosts,
             purpose="negative: broker cert from the unrelated CA",
+        ),
+        CertSpec(
+            "other-host-client", "client", "other-ca", "hil-host",
+            purpose="negative: host client cert from the unrelated CA",
         ),
         CertSpec(
             "other-device", "client", "other-ca", dev,

@@ -79,6 +79,11 @@ def test_psk_length_must_be_16_or_32(tmp_path: Path) -> None:
     assert "device.psk_bytes: expected one of 16, 32, got the integer 20" in msg
 
 
+def test_web_names_must_name_something(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + "[device]\nweb_names = []\n")
+    assert "device.web_names: expected at least one host name or IP" in msg
+
+
 def test_no_boards(tmp_path: Path) -> None:
     assert "boards: missing; expected an array of tables" in error_for(
         tmp_path, "[broker]\nport = 1\n")

@@ -56,7 +56,7 @@ def generated(tmp_path: Path) -> Pki:
 def test_good_chains_verify_with_openssl(tmp_path: Path, key_type: str) -> None:
     pki = Pki(make(tmp_path, key=key_type))
     pki.ensure()
-    for leaf in ("broker", "device"):
+    for leaf in ("broker", "device", "device-web", "host-client"):
         result = openssl_verify(pki.cert("ca"), pki.cert(leaf))
         assert result.returncode == 0, result.stdout + result.stderr
     result = openssl_verify(pki.cert("other-ca"), pki.cert("other-device"))
@@ -69,6 +69,16 @@ def test_broker_sans_have_each_ip_also_as_dns(generated: Pki) -> None:
     ips = {str(i) for i in san.value.get_values_for_type(x509.IPAddress)}
     assert {"192.0.2.10", "127.0.0.1"} <= ips
     assert {"192.0.2.10", "127.0.0.1", "broker.hil.test"} <= dns
+
+
+def test_device_web_cert_covers_how_the_rig_reaches_a_board(generated: Pki) -> None:
+    web = cert(generated, "device-web")
+    san = web.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert web.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "localhost"
+    assert {"localhost", "127.0.0.1"} <= set(san.get_values_for_type(x509.DNSName))
+    assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    usage = web.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in usage
 
 
 def test_device_cert_cn_is_the_device_id(generated: Pki) -> None:
@@ -90,7 +100,7 @@ def test_negative_set(generated: Pki) -> None:
     assert san.get_values_for_type(x509.DNSName) == ["wrong-host.invalid"]
     assert san.get_values_for_type(x509.IPAddress) == []
     # The unrelated CA's certificates do not chain to the rig's CA.
-    for name in ("other-device", "other-broker"):
+    for name in ("other-device", "other-broker", "other-host-client"):
         assert openssl_verify(generated.cert("ca"), generated.cert(name)).returncode != 0
 
 
