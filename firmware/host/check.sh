@@ -12,7 +12,7 @@ for v in plain asan; do
     (cd "$here/build/$v" && ctest --output-on-failure)
 done
 
-for f in fuzz_mqtt_decode fuzz_console_line; do
+for f in fuzz_mqtt_decode fuzz_console_line fuzz_http_request; do
     echo "== $f (${secs}s)"
     work=$(mktemp -d)
     # new inputs go to a scratch corpus; the committed seeds stay untouched

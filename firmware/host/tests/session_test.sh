@@ -4,7 +4,7 @@ set -eu
 agent="$1"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-printf 'version\nconfig set mqtt.ssl_psk_key 00\nconfig set mqtt.server 127.0.0.1:1\nconfig set mqtt.pass s3cr3t\nconfig save\nstatus\nmqtt connect\n' |
+printf 'version\nconfig set mqtt.ssl_psk_key 00\nconfig set mqtt.server 127.0.0.1:1\nconfig set mqtt.pass s3cr3t\nconfig save\nstatus\nhttp start\nhttp stop\nmqtt connect\n' |
     "$agent" --state "$dir/s.state" >"$dir/out" 2>"$dir/err"
 cat "$dir/out"
 fail() { echo "session_test: $*" >&2; exit 1; }
@@ -12,6 +12,8 @@ grep -Eq '^I \([0-9]+\) hil: hil-agent [0-9.]+ ready \(mbedtls [0-9.]+, build [^
 grep -qx 'version=1.0.0' "$dir/out" || fail "no version line"
 grep -qx 'ERR mqtt.ssl_psk_key: expected 32 or 64 hex digits (16 or 32 bytes), got 2' "$dir/out" || fail "psk ERR"
 grep -qx 'mqtt=disconnected' "$dir/out" || fail "status"
+grep -qx 'http=stopped' "$dir/out" || fail "status http="
+grep -qx 'ERR http start: http.listen_addr is not set' "$dir/out" || fail "http start ERR"
 grep -Eq '^E \([0-9]+\) hil: MQTT0 TCP connect failed: ' "$dir/out" || fail "no TCP connect failed line"
 grep -q '^ERR mqtt connect: TCP connect failed' "$dir/out" || fail "connect ERR"
 grep -q 's3cr3t' "$dir/out" "$dir/s.state.tmp" 2>/dev/null && fail "secret printed" || true

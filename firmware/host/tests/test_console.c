@@ -268,11 +268,127 @@ static void test_chunked(void)
     free(a);
 }
 
+/* ---- Wi-Fi: no hooks on the host port; a fake station for boards ---------- */
+
+static char wifi_ssid_seen[64], wifi_pass_seen[80];
+static int wifi_fail;        /* next wifi_connect fails */
+static int wifi_events_left; /* queued port events */
+
+static int fake_wifi_connect(void *ctx, const char *ssid, const char *pass, uint32_t timeout_ms,
+                             char *err, size_t errlen)
+{
+    (void)ctx;
+    snprintf(wifi_ssid_seen, sizeof(wifi_ssid_seen), "%s", ssid);
+    snprintf(wifi_pass_seen, sizeof(wifi_pass_seen), "%s", pass);
+    CHECK_EQ_INT(timeout_ms, AGENT_WIFI_TIMEOUT_MS);
+    wifi_events_left = 1;
+    if (wifi_fail) {
+        snprintf(err, errlen, "no IP address within 15000 ms (last disconnect reason 201; retrying)");
+        return -1;
+    }
+    return 0;
+}
+
+static bool fake_next_event(void *ctx, char *level, char *text, size_t cap)
+{
+    (void)ctx;
+    if (wifi_events_left <= 0) return false;
+    wifi_events_left--;
+    *level = wifi_fail ? 'W' : 'I';
+    snprintf(text, cap, "%s", wifi_fail ? "WiFi STA disconnected (reason 201)" : "WiFi STA IP: 192.0.2.7");
+    return true;
+}
+
+static void fake_wifi_status(void *ctx, char *buf, size_t cap)
+{
+    (void)ctx;
+    snprintf(buf, cap, "connected ip=192.0.2.7 rssi=-40");
+}
+
+static void test_wifi(void)
+{
+    /* the host port (virtual board) has no Wi-Fi hooks */
+    agent_t *a = boot();
+    fake_cmd(a, &fp, "wifi connect");
+    CHECK_STR(fp.out, "ERR wifi: this port has no Wi-Fi (virtual board)\n");
+    fake_cmd(a, &fp, "wifi");
+    CHECK_STR(fp.out, "ERR wifi: this port has no Wi-Fi (virtual board)\n");
+    fake_cmd(a, &fp, "status");
+    CHECK(!fake_contains(&fp, "wifi="));
+    CHECK_STR(fake_last_line(&fp), "OK");
+    fake_cmd(a, &fp, "help");
+    CHECK(fake_contains(&fp, "\nwifi connect "));
+    fp.out_len = 0;
+    fp.out[0] = '\0';
+    agent_port_events(a); /* no next_event hook: nothing */
+    CHECK_EQ_INT(fp.out_len, 0);
+    agent_free(a);
+    free(a);
+
+    /* a port with a station */
+    agent_port_t wport = port;
+    wport.wifi_connect = fake_wifi_connect;
+    wport.wifi_status = fake_wifi_status;
+    wport.next_event = fake_next_event;
+    a = calloc(1, sizeof(*a));
+    agent_init(a, &wport);
+    agent_boot(a);
+    fake_cmd(a, &fp, "wifi connect");
+    CHECK_STR(fp.out, "ERR wifi connect: wifi.sta.ssid is not set\n");
+    fake_cmd(a, &fp, "wifi scan");
+    CHECK_STR(fp.out, "ERR wifi: unknown subcommand 'scan'\n");
+    fake_cmd(a, &fp, "wifi connect now");
+    CHECK(strncmp(fp.out, "ERR wifi connect: no arguments", 30) == 0);
+    fake_cmd(a, &fp, "config set wifi.sta.ssid lab net");
+    fake_cmd(a, &fp, "config set wifi.sta.pass s3cret-pass");
+
+    wifi_fail = 0;
+    fake_cmd(a, &fp, "wifi connect");
+    CHECK_STR(wifi_ssid_seen, "lab net");
+    CHECK_STR(wifi_pass_seen, "s3cret-pass");
+    CHECK(!fake_contains(&fp, "s3cret"));
+    const char *conn = strstr(fp.out, "hil: WiFi STA connecting to lab net\n");
+    const char *ip = strstr(fp.out, "hil: WiFi STA IP: 192.0.2.7\n");
+    CHECK(conn != NULL && ip != NULL && conn < ip); /* the port's event precedes the final line */
+    CHECK_STR(fake_last_line(&fp), "OK");
+    CHECK_EQ_INT(fake_final_lines(&fp), 1);
+
+    wifi_fail = 1;
+    fake_cmd(a, &fp, "wifi connect");
+    CHECK(fake_contains(&fp, "W ("));
+    CHECK(fake_contains(&fp, "hil: WiFi STA disconnected (reason 201)\n"));
+    CHECK_STR(fake_last_line(&fp),
+              "ERR wifi connect: no IP address within 15000 ms (last disconnect reason 201; retrying)");
+    CHECK_EQ_INT(fake_final_lines(&fp), 1);
+
+    fake_cmd(a, &fp, "status");
+    CHECK(fake_has_line(&fp, "wifi=connected ip=192.0.2.7 rssi=-40"));
+    CHECK_STR(fake_last_line(&fp), "OK");
+
+    /* open network: unset password reaches the port as "" */
+    wifi_fail = 0;
+    fake_cmd(a, &fp, "config clear wifi.sta.pass");
+    fake_cmd(a, &fp, "wifi connect");
+    CHECK_STR(wifi_pass_seen, "");
+    CHECK_STR(fake_last_line(&fp), "OK");
+
+    /* agent_step prints queued events even when the console has nothing */
+    wifi_events_left = 1;
+    fp.out_len = 0;
+    fp.out[0] = '\0';
+    (void)agent_step(a, 0); /* the fake console reports EOF: the step stops the agent */
+    CHECK(fake_contains(&fp, "hil: WiFi STA IP: 192.0.2.7\n"));
+    CHECK_EQ_INT(wifi_events_left, 0);
+    agent_free(a);
+    free(a);
+}
+
 int main(void)
 {
     fake_port_make(&fp, &port);
     test_basics();
     test_config();
     test_chunked();
+    test_wifi();
     TEST_DONE();
 }

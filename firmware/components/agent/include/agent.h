@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "agent_conn.h"
+#include "agent_http.h"
 #include "agent_mbedtls_compat.h"
 #include "agent_port.h"
 #include "agent_settings.h"
@@ -28,6 +29,7 @@
 #define AGENT_CONNECT_TIMEOUT_MS 5000u
 #define AGENT_HANDSHAKE_TIMEOUT_MS 10000u
 #define AGENT_REPLY_TIMEOUT_MS 10000u /* CONNACK, PUBACK, SUBACK */
+#define AGENT_WIFI_TIMEOUT_MS 15000u  /* `wifi connect`: association + DHCP */
 
 typedef struct {
     bool active;
@@ -69,6 +71,7 @@ typedef struct agent {
     mbedtls_ctr_drbg_context drbg;
     bool drbg_ready;
     agent_mqtt_t mqtt;
+    agent_http_t http; /* HTTPS server (http_server.c) */
     bool stop; /* console EOF: leave agent_run */
 } agent_t;
 
@@ -94,6 +97,8 @@ void agent_handle_line(agent_t *a, char *line, size_t len);
 void agent_log(agent_t *a, char level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void agent_reply(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print the port's queued asynchronous events (port.next_event) as log lines. */
+void agent_port_events(agent_t *a);
 
 /* DRBG for TLS and key parsing (seeded from port->random on first use). */
 int agent_rng(void *a, unsigned char *buf, size_t len);

@@ -82,4 +82,23 @@ const char *conn_ciphersuite(agent_conn_t *c);
  * from a handshake or read), or -1 when ret is not "fatal alert received". */
 int conn_received_alert(const mbedtls_ssl_context *ssl, int ret);
 
+#if defined(ESP_PLATFORM)
+/* ESP-IDF's lwIP has getaddrinfo() but no gai_strerror() (checked: esp-lwip
+ * as used by ESP-IDF v5.1 - v5.4, src/include/lwip/netdb.h): name its EAI_*
+ * codes so conn.c and http_server.c build and report the same way there. */
+#include <netdb.h>
+static inline const char *agent_gai_strerror(int code)
+{
+    switch (code) {
+    case EAI_NONAME: return "name or service not known";
+    case EAI_SERVICE: return "service not supported";
+    case EAI_FAIL: return "non-recoverable failure in name resolution";
+    case EAI_MEMORY: return "memory allocation failure";
+    case EAI_FAMILY: return "address family not supported";
+    default: return "name resolution failed";
+    }
+}
+#define gai_strerror(code) agent_gai_strerror(code)
+#endif
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "mbedtls/ctr_drbg.h"
 #include "mbedtls/error.h"
+#include "mbedtls/oid.h"
 #include "mbedtls/pk.h"
 #include "mbedtls/ssl.h"
 #include "mbedtls/ssl_ciphersuites.h"
@@ -58,6 +59,33 @@ static inline int agent_pk_parse_key(mbedtls_pk_context *pk, const unsigned char
     (void)f_rng;
     (void)p_rng;
     return mbedtls_pk_parse_key(pk, key, keylen, NULL, 0);
+#endif
+}
+
+/* mbedtls_pk_check_pair: 3.x takes an RNG. 0 when prv is the key of pub. */
+static inline int agent_pk_check_pair(const mbedtls_pk_context *pub, const mbedtls_pk_context *prv,
+                                      int (*f_rng)(void *, unsigned char *, size_t), void *p_rng)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    return mbedtls_pk_check_pair(pub, prv, f_rng, p_rng);
+#else
+    (void)f_rng;
+    (void)p_rng;
+    return mbedtls_pk_check_pair(pub, prv);
+#endif
+}
+
+/* A server handshake ended with MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE: 2.28
+ * stops without telling the client (which then sees a connection reset);
+ * 3.x has already sent a fatal alert. Where the library did not, send
+ * handshake_failure (RFC 5246 7.4.6), as OpenSSL servers do. */
+static inline void agent_ssl_alert_no_client_cert(mbedtls_ssl_context *ssl)
+{
+#if MBEDTLS_VERSION_MAJOR < 3
+    (void)mbedtls_ssl_send_alert_message(ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                         MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+#else
+    (void)ssl;
 #endif
 }
 

@@ -53,6 +53,26 @@ typedef struct agent_port {
 
     /* Optional (may be NULL): free heap in bytes. */
     size_t (*free_heap)(void *ctx);
+
+    /* Optional Wi-Fi station (NULL on ports without Wi-Fi, e.g. the host
+     * port: `wifi ...` then answers ERR). wifi_connect: bring the station up
+     * with these credentials (pass "" = open network) and wait up to
+     * timeout_ms for an IP address; 0 = connected, else nonzero and a reason
+     * in err (never the password). A port keeps retrying in the background
+     * after a failure. wifi_status: one line of text for `status`
+     * ("wifi=<text>"), e.g. "connected ip=192.168.1.20 rssi=-50". */
+    int (*wifi_connect)(void *ctx, const char *ssid, const char *pass, uint32_t timeout_ms,
+                        char *err, size_t errlen);
+    void (*wifi_status)(void *ctx, char *buf, size_t cap);
+
+    /* Optional: asynchronous events of the port (Wi-Fi up/down, ...) as log
+     * lines. The core is not thread-safe, so a port's other tasks queue
+     * events and the core drains them from its own task (agent_step, and
+     * before a Wi-Fi command's final line): return true with *level ('I',
+     * 'W' or 'E') and a NUL-terminated one-line text, false when none is
+     * left. A port whose console_read can wait should return early when an
+     * event is queued, so that it is printed promptly. */
+    bool (*next_event)(void *ctx, char *level, char *text, size_t cap);
 } agent_port_t;
 
 #ifdef __cplusplus

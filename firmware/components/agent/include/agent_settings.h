@@ -85,6 +85,10 @@ void settings_format_get(const settings_t *s, setting_key_t key, char *out, size
 /* Parse "host:port" / "[v6]:port" into host (no brackets) and port. */
 int settings_parse_server(const char *value, size_t len, char *host, size_t hostcap,
                           uint16_t *port);
+/* Parse a listen address ("443", ":443", "host:443", "[v6]:443"; port 0 =
+ * any free port) into host ("" = all interfaces, no brackets) and port. */
+int settings_parse_listen(const char *value, size_t len, char *host, size_t hostcap,
+                          uint16_t *port);
 /* Parse a suite list into ids (0-terminated, max cap-1 entries). On an
  * unknown name writes it into bad (truncated) and returns -1. */
 int settings_parse_suites(const char *value, size_t len, int *ids, size_t cap, char *bad,

@@ -90,6 +90,7 @@ int agent_init(agent_t *a, const agent_port_t *port)
     a->port = *port;
     settings_init(&a->settings);
     conn_init(&a->mqtt.conn, &a->port);
+    agent_http_init(a);
     a->mqtt.next_packet_id = 1;
     if (agent_mbedtls_global_init() != 0) {
         agent_log(a, 'E', "crypto library init failed");
@@ -113,6 +114,7 @@ int agent_init(agent_t *a, const agent_port_t *port)
 void agent_free(agent_t *a)
 {
     agent_mqtt_disconnect(a, false);
+    agent_http_stop(a, false);
     settings_free(&a->settings);
     if (a->load.buf) {
         memset(a->load.buf, 0, a->load.total);
@@ -129,18 +131,34 @@ void agent_boot(agent_t *a)
               AGENT_MBEDTLS_VERSION_STRING, AGENT_BUILD_ID);
 }
 
+void agent_port_events(agent_t *a)
+{
+    char text[200];
+    char level = 'I';
+    /* bounded: a port that keeps producing events cannot starve the console */
+    for (int i = 0; i < 32 && a->port.next_event; i++) {
+        text[0] = '\0';
+        if (!a->port.next_event(a->port.ctx, &level, text, sizeof(text))) break;
+        text[sizeof(text) - 1] = '\0';
+        if (level != 'I' && level != 'W' && level != 'E') level = 'I';
+        agent_log(a, level, "%s", text);
+    }
+}
+
 bool agent_step(agent_t *a, uint32_t max_wait_ms)
 {
     uint8_t buf[256];
     int cfd = a->port.console_fd;
     int sfd = a->mqtt.conn.fd;
+    agent_port_events(a);
     uint32_t wait = agent_mqtt_tick(a);
     if (wait > max_wait_ms) wait = max_wait_ms;
     if (conn_pending(&a->mqtt.conn)) wait = 0;
 
     if (cfd < 0) {
-        /* console cannot be selected on: poll it, then look at the socket */
-        uint32_t cw = sfd >= 0 ? (wait < 10u ? wait : 10u) : wait;
+        /* console cannot be selected on: poll it, then look at the sockets */
+        bool sockets = sfd >= 0 || agent_http_running(a);
+        uint32_t cw = sockets ? (wait < 10u ? wait : 10u) : wait;
         int n = a->port.console_read(a->port.ctx, buf, sizeof(buf), cw);
         if (n < 0) {
             a->stop = true;
@@ -148,21 +166,24 @@ bool agent_step(agent_t *a, uint32_t max_wait_ms)
         }
         if (n > 0) agent_console_feed(a, buf, (size_t)n);
         if (a->mqtt.conn.fd >= 0 && conn_wait_readable(&a->mqtt.conn, 0) > 0) agent_mqtt_service(a);
+        agent_http_poll(a);
         return !a->stop;
     }
 
-    fd_set rd;
+    fd_set rd, wr;
     struct timeval tv;
     int maxfd = cfd;
     FD_ZERO(&rd);
+    FD_ZERO(&wr);
     FD_SET(cfd, &rd);
     if (sfd >= 0) {
         FD_SET(sfd, &rd);
         if (sfd > maxfd) maxfd = sfd;
     }
+    maxfd = agent_http_fdset(a, &rd, &wr, maxfd, &wait);
     tv.tv_sec = (time_t)(wait / 1000u);
     tv.tv_usec = (suseconds_t)((wait % 1000u) * 1000u);
-    int r = select(maxfd + 1, &rd, NULL, NULL, &tv);
+    int r = select(maxfd + 1, &rd, &wr, NULL, &tv);
     if (r < 0) {
         if (errno != EINTR) agent_log(a, 'E', "select failed: %s", strerror(errno));
         return !a->stop;
@@ -170,6 +191,7 @@ bool agent_step(agent_t *a, uint32_t max_wait_ms)
     if (sfd >= 0 && a->mqtt.conn.fd == sfd && (FD_ISSET(sfd, &rd) || conn_pending(&a->mqtt.conn))) {
         agent_mqtt_service(a);
     }
+    agent_http_service(a, &rd, &wr);
     if (FD_ISSET(cfd, &rd)) {
         int n = a->port.console_read(a->port.ctx, buf, sizeof(buf), 0);
         if (n < 0) {

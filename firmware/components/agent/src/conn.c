@@ -66,7 +66,8 @@ static int wait_fd(int fd, bool for_write, uint32_t timeout_ms)
     return r;
 }
 
-static int tcp_connect(agent_conn_t *c, const conn_params_t *p, conn_err_t *err)
+/* not tcp_connect(): ESP-IDF's <netinet/tcp.h> includes lwip/tcp.h, which declares one */
+static int tcp_open(agent_conn_t *c, const conn_params_t *p, conn_err_t *err)
 {
     struct addrinfo hints;
     struct addrinfo *res = NULL;
@@ -301,7 +302,7 @@ static int tls_handshake(agent_conn_t *c, uint32_t timeout_ms, conn_err_t *err)
 int conn_open(agent_conn_t *c, const conn_params_t *p, conn_err_t *err)
 {
     conn_close(c, false);
-    if (tcp_connect(c, p, err) != 0) return -1;
+    if (tcp_open(c, p, err) != 0) return -1;
     if (!p->use_tls) return 0;
     if (tls_setup(c, p, err) != 0 || tls_handshake(c, p->handshake_timeout_ms, err) != 0) {
         conn_close(c, false);

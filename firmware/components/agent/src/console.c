@@ -357,6 +357,77 @@ static void cmd_mqtt(agent_t *a, cursor_t *c)
     }
 }
 
+/* ---- http ---------------------------------------------------------------- */
+
+static void cmd_http(agent_t *a, cursor_t *c)
+{
+    tok_t sub, extra;
+    char err[400];
+    if (!next_tok(c, &sub)) {
+        agent_reply(a, "ERR http: missing subcommand (start, stop)");
+        return;
+    }
+    if (next_tok(c, &extra)) {
+        agent_reply(a, "ERR http " WORD_FMT ": too many arguments", WORD_ARG(sub));
+        return;
+    }
+    if (tok_is(&sub, "start")) {
+        if (agent_http_start(a, err, sizeof(err)) != 0) {
+            agent_reply(a, "ERR %s", err);
+            return;
+        }
+        ok(a);
+    } else if (tok_is(&sub, "stop")) {
+        agent_http_stop(a, true);
+        ok(a);
+    } else {
+        agent_reply(a, "ERR http: unknown subcommand '" WORD_FMT "'", WORD_ARG(sub));
+    }
+}
+
+/* ---- wifi ---------------------------------------------------------------- */
+
+/* `wifi connect`: the port's station with wifi.sta.ssid / wifi.sta.pass;
+ * synchronous like `mqtt connect` (OK once the board has an IP address). */
+static void cmd_wifi(agent_t *a, cursor_t *c)
+{
+    tok_t sub, extra;
+    char err[200];
+    if (!a->port.wifi_connect) {
+        agent_reply(a, "ERR wifi: this port has no Wi-Fi (virtual board)");
+        return;
+    }
+    if (!next_tok(c, &sub)) {
+        agent_reply(a, "ERR wifi: missing subcommand (connect)");
+        return;
+    }
+    if (!tok_is(&sub, "connect")) {
+        agent_reply(a, "ERR wifi: unknown subcommand '" WORD_FMT "'", WORD_ARG(sub));
+        return;
+    }
+    if (next_tok(c, &extra)) {
+        agent_reply(a, "ERR wifi connect: no arguments (it uses wifi.sta.ssid and wifi.sta.pass)");
+        return;
+    }
+    const char *ssid = settings_get(&a->settings, SK_WIFI_STA_SSID);
+    const char *pass = settings_get(&a->settings, SK_WIFI_STA_PASS);
+    if (!ssid) {
+        agent_reply(a, "ERR wifi connect: wifi.sta.ssid is not set");
+        return;
+    }
+    agent_log(a, 'I', "WiFi STA connecting to %s", ssid);
+    err[0] = '\0';
+    int r = a->port.wifi_connect(a->port.ctx, ssid, pass ? pass : "", AGENT_WIFI_TIMEOUT_MS, err,
+                                 sizeof(err));
+    err[sizeof(err) - 1] = '\0';
+    agent_port_events(a); /* the port's IP / disconnect lines come before the final line */
+    if (r != 0) {
+        agent_reply(a, "ERR wifi connect: %s", err[0] ? err : "failed");
+        return;
+    }
+    ok(a);
+}
+
 /* ---- misc ---------------------------------------------------------------- */
 
 static const char *tls_mode(const settings_t *s)
@@ -376,6 +447,18 @@ static void cmd_status(agent_t *a)
     agent_reply(a, "server=%s", a->mqtt.connected ? a->mqtt.server : (server ? server : "<unset>"));
     agent_reply(a, "tls=%s", tls_mode(&a->settings));
     agent_reply(a, "ciphersuite=%s", cs ? cs : "none");
+    if (a->port.wifi_status) { /* ports with Wi-Fi only */
+        char wifi[160] = "";
+        a->port.wifi_status(a->port.ctx, wifi, sizeof(wifi));
+        wifi[sizeof(wifi) - 1] = '\0';
+        agent_reply(a, "wifi=%s", wifi);
+    }
+    if (agent_http_running(a)) {
+        agent_reply(a, "http=listening %s", a->http.bound);
+    } else {
+        agent_reply(a, "http=stopped");
+    }
+    agent_reply(a, "http_requests=%" PRIu32, a->http.requests);
     agent_reply(a, "uptime_ms=%" PRIu64, a->port.now_ms(a->port.ctx));
     if (a->port.free_heap) {
         agent_reply(a, "free_heap=%zu", a->port.free_heap(a->port.ctx));
@@ -390,7 +473,7 @@ static void cmd_help(agent_t *a)
     static const char *const lines[] = {
         "help                                   this list",
         "version                                version=, mbedtls=, build= lines",
-        "status                                 mqtt=, server=, tls=, ciphersuite=, uptime_ms=, free_heap=",
+        "status                                 mqtt=, server=, tls=, ciphersuite=, http=, http_requests=, uptime_ms=, free_heap=",
         "reboot                                 OK, then restart",
         "config set <key> <value>               value = rest of the line",
         "config get [<key>]                     <key>=<value> (secrets masked); all keys without <key>",
@@ -403,6 +486,9 @@ static void cmd_help(agent_t *a)
         "mqtt publish <topic> <message> [qos]   qos 0 or 1 (1 waits PUBACK)",
         "mqtt subscribe <topic> [qos]           waits SUBACK",
         "mqtt disconnect                        close the MQTT connection",
+        "wifi connect                           join wifi.sta.ssid (boards; waits for an IP address)",
+        "http start                             (re)start the HTTPS server (http.listen_addr, http.ssl_*)",
+        "http stop                              close the HTTPS server and its connections",
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) agent_reply(a, "%s", lines[i]);
     agent_reply(a, "keys:");
@@ -437,6 +523,10 @@ void agent_handle_line(agent_t *a, char *line, size_t len)
         cmd_config(a, &c);
     } else if (tok_is(&cmd, "mqtt")) {
         cmd_mqtt(a, &c);
+    } else if (tok_is(&cmd, "http")) {
+        cmd_http(a, &c);
+    } else if (tok_is(&cmd, "wifi")) {
+        cmd_wifi(a, &c);
     } else if (tok_is(&cmd, "status")) {
         cmd_status(a);
     } else if (tok_is(&cmd, "version")) {

@@ -66,10 +66,10 @@ void settings_free(settings_t *s)
 
 /* ---- per-kind validation ---------------------------------------------- */
 
-static int parse_port(const char *p, size_t n, uint16_t *port)
+static int parse_port(const char *p, size_t n, uint32_t min, uint16_t *port)
 {
     uint32_t v;
-    if (agent_parse_u32(p, n, 65535, &v) != 0 || v == 0) return -1;
+    if (agent_parse_u32(p, n, 65535, &v) != 0 || v < min) return -1;
     *port = (uint16_t)v;
     return 0;
 }
@@ -80,7 +80,8 @@ static bool host_char_ok(char c)
            c == '.' || c == '-' || c == '_';
 }
 
-/* Shared by server and listen address. host may be empty when allow_empty. */
+/* Shared by server and listen address. allow_empty (listen address): the
+ * host may be empty and port 0 ("any free port") is allowed. */
 static int parse_hostport(const char *value, size_t len, char *host, size_t hostcap,
                           uint16_t *port, bool allow_empty, const char **why)
 {
@@ -139,8 +140,8 @@ static int parse_hostport(const char *value, size_t len, char *host, size_t host
         return -1;
     }
     size_t plen = len - (size_t)(colon + 1 - value);
-    if (parse_port(colon + 1, plen, port) != 0) {
-        *why = "port must be a number 1..65535";
+    if (parse_port(colon + 1, plen, allow_empty ? 0u : 1u, port) != 0) {
+        *why = allow_empty ? "port must be a number 0..65535" : "port must be a number 1..65535";
         return -1;
     }
     memcpy(host, h, hlen);
@@ -153,6 +154,20 @@ int settings_parse_server(const char *value, size_t len, char *host, size_t host
 {
     const char *why;
     return parse_hostport(value, len, host, hostcap, port, false, &why);
+}
+
+int settings_parse_listen(const char *value, size_t len, char *host, size_t hostcap,
+                          uint16_t *port)
+{
+    const char *why;
+    uint32_t p;
+    if (hostcap == 0) return -1;
+    if (agent_parse_u32(value, len, 65535, &p) == 0) { /* bare "443" */
+        host[0] = '\0';
+        *port = (uint16_t)p;
+        return 0;
+    }
+    return parse_hostport(value, len, host, hostcap, port, true, &why);
 }
 
 int settings_parse_suites(const char *value, size_t len, int *ids, size_t cap, char *bad,
@@ -233,9 +248,15 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
         uint16_t port;
         const char *why = "";
         if (d->kind == SKIND_LISTEN) {
-            /* Mongoose-OS style: "443" alone is allowed */
+            /* Mongoose-OS style: "443" alone is allowed; 0 = any free port */
             uint32_t p;
-            if (agent_parse_u32(value, len, 65535, &p) == 0 && p > 0) return 0;
+            if (agent_parse_u32(value, len, 65535, &p) == 0) return 0;
+            size_t digits = 0;
+            while (digits < len && value[digits] >= '0' && value[digits] <= '9') digits++;
+            if (len > 0 && digits == len) {
+                snprintf(err, errlen, "%s: port must be a number 0..65535", d->name);
+                return -1;
+            }
         }
         if (parse_hostport(value, len, host, sizeof(host), &port, d->kind == SKIND_LISTEN,
                            &why) != 0) {

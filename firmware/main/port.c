@@ -1,0 +1,139 @@
+/* port.c - agent_port_t for ESP-IDF: clock, entropy, storage, console, Wi-Fi, reboot.
+ *
+ * ESP-IDF APIs and where they were checked (tags v5.1 and v5.4.2):
+ *   esp_timer_get_time        components/esp_timer/include/esp_timer.h (int64_t, microseconds since boot)
+ *   esp_fill_random           components/esp_hw_support/include/esp_random.h
+ *   esp_restart, esp_get_free_heap_size   components/esp_system/include/esp_system.h
+ *
+ * Entropy: esp_fill_random() returns true random numbers only while the RF
+ * subsystem (Wi-Fi/Bluetooth) is on, or while the SAR-ADC entropy source is
+ * enabled with bootloader_random_enable() (the 2nd-stage bootloader does this
+ * during boot and turns it off before the app starts); otherwise it is only
+ * pseudo-random (docs/en/api-reference/system/random.rst). hil_port_init()
+ * therefore starts the Wi-Fi driver before the core can seed its CTR-DRBG
+ * (first use: parsing a private key or a TLS handshake). Should the driver fail
+ * to start, a W line says the entropy is weak. */
+#include "port.h"
+
+#include <string.h>
+
+#include "esp_random.h"
+#include "esp_system.h"
+#include "esp_timer.h"
+
+static uint64_t hp_now_ms(void *ctx)
+{
+    (void)ctx;
+    return (uint64_t)esp_timer_get_time() / 1000u;
+}
+
+static int hp_load(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+    hil_port_t *p = ctx;
+    return port_storage_load(&p->storage, buf, len, err, errlen);
+}
+
+static int hp_save(void *ctx, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+    hil_port_t *p = ctx;
+    return port_storage_save(&p->storage, buf, len, err, errlen);
+}
+
+static int hp_random(void *ctx, unsigned char *buf, size_t len)
+{
+    (void)ctx;
+    esp_fill_random(buf, len);
+    return 0;
+}
+
+static bool hp_network_up(void *ctx)
+{
+    hil_port_t *p = ctx;
+    return port_wifi_up(&p->wifi);
+}
+
+static int hp_console_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
+{
+    hil_port_t *p = ctx;
+    return port_console_read(&p->console, buf, cap, timeout_ms);
+}
+
+static void hp_console_write(void *ctx, const char *buf, size_t len)
+{
+    hil_port_t *p = ctx;
+    port_console_write(&p->console, buf, len);
+}
+
+static void hp_reboot(void *ctx)
+{
+    hil_port_t *p = ctx;
+    port_console_drain(&p->console, 500); /* the OK line leaves before the reset */
+    esp_restart();
+}
+
+static size_t hp_free_heap(void *ctx)
+{
+    (void)ctx;
+    return (size_t)esp_get_free_heap_size();
+}
+
+static int hp_wifi_connect(void *ctx, const char *ssid, const char *pass, uint32_t timeout_ms,
+                           char *err, size_t errlen)
+{
+    hil_port_t *p = ctx;
+    return port_wifi_connect(&p->wifi, ssid, pass, timeout_ms, err, errlen);
+}
+
+static void hp_wifi_status(void *ctx, char *buf, size_t cap)
+{
+    hil_port_t *p = ctx;
+    port_wifi_status(&p->wifi, buf, cap);
+}
+
+static bool hp_next_event(void *ctx, char *level, char *text, size_t cap)
+{
+    hil_port_t *p = ctx;
+    return port_event_next(&p->events, level, text, cap);
+}
+
+esp_err_t hil_port_init(hil_port_t *p, agent_port_t *port)
+{
+    esp_err_t err = port_events_init(&p->events);
+    if (err != ESP_OK) return err;
+    err = port_console_init(&p->console, &p->events);
+    if (err != ESP_OK) return err;
+    (void)port_storage_init(&p->storage, &p->events); /* Wi-Fi needs NVS (PHY calibration) */
+    if (port_wifi_init(&p->wifi, &p->events) != ESP_OK) {
+        port_event_post(&p->events, 'W', "Wi-Fi driver not started: esp_fill_random is "
+                                         "pseudo-random only (TLS keys are weak)");
+    }
+
+    memset(port, 0, sizeof(*port));
+    port->ctx = p;
+    port->now_ms = hp_now_ms;
+    port->storage_load = hp_load;
+    port->storage_save = hp_save;
+    port->random = hp_random;
+    port->network_up = hp_network_up;
+    port->console_fd = -1; /* polled: see port_console.h */
+    port->console_read = hp_console_read;
+    port->console_write = hp_console_write;
+    port->reboot = hp_reboot;
+    port->free_heap = hp_free_heap;
+    port->wifi_connect = hp_wifi_connect;
+    port->wifi_status = hp_wifi_status;
+    port->next_event = hp_next_event;
+    return ESP_OK;
+}
+
+void hil_port_autoconnect(hil_port_t *p, const settings_t *settings)
+{
+    const char *ssid = settings_get(settings, SK_WIFI_STA_SSID);
+    const char *pass = settings_get(settings, SK_WIFI_STA_PASS);
+    char err[120];
+    if (!ssid) return;
+    port_event_post(&p->events, 'I', "WiFi STA connecting to %s", ssid);
+    if (port_wifi_begin(&p->wifi, ssid, pass ? pass : "", err, sizeof(err)) != ESP_OK) {
+        port_event_post(&p->events, 'E', "WiFi STA not started: %s", err);
+    }
+}
