@@ -28,11 +28,13 @@ from rig.broker import Broker, child_brokers, running, start_for_mode
 from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
+from rig.matrix import cell_identity
 from rig.negative import CASES
 from rig.observer import Observer
 from rig.pki import Pki
 from rig.runs import new_run_dir
 from rig.tls import credentials
+from rig.web import WEB_MODES
 
 ROOT = Path(__file__).resolve().parent
 _CONFIG = pytest.StashKey[HilConfig]()
@@ -46,8 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run on the physical (esp32) boards of hil.toml instead of virtual ones")
     group.addoption("--board", action="append", default=None, metavar="NAME",
                     help="board(s) from hil.toml to run on (default: all of the selected kind)")
-    group.addoption("--mode", action="append", choices=MODES, default=None,
-                    help="broker mode(s) to run: ca, mutual, psk (default: all)")
+    group.addoption("--mode", action="append", choices=MODES + WEB_MODES, default=None,
+                    help="mode(s) to run: broker modes ca, mutual, psk; device HTTPS server "
+                         "modes https, https-mutual (default: all)")
     group.addoption("--hil-config", default=None,
                     help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
     group.addoption("--hil-run-dir", default=None,
@@ -83,18 +86,21 @@ def selected_boards(config: pytest.Config) -> tuple[list[Board], str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`mode` over the selected modes (narrowed by @pytest.mark.modes); `board_driver` over the
-    selected boards, or one skipped case that says why there is none."""
+    """`mode` over the broker modes (narrowed by @pytest.mark.modes), `web_mode` over the HTTPS
+    modes, `negative_case` over the negative matrix; `board_driver` over the selected boards, or
+    one skipped case that says why there is none. --mode deselects the rest (see below)."""
     if "mode" in metafunc.fixturenames:
-        modes = metafunc.config.getoption("--mode") or list(MODES)
+        modes = list(MODES)
         marker = metafunc.definition.get_closest_marker("modes")
         if marker is not None:
             modes = [m for m in modes if m in marker.args]
         metafunc.parametrize("mode", modes, scope="session")
+    explicit = {name.strip() for m in metafunc.definition.iter_markers("parametrize")
+                for name in (m.args[0].split(",") if isinstance(m.args[0], str) else m.args[0])}
+    if "web_mode" in metafunc.fixturenames and "web_mode" not in explicit:
+        metafunc.parametrize("web_mode", WEB_MODES)
     if "negative_case" in metafunc.fixturenames:
-        modes = metafunc.config.getoption("--mode") or list(MODES)
-        cases = [c for c in CASES if c.mode in modes]
-        metafunc.parametrize("negative_case", cases, ids=[c.id for c in cases])
+        metafunc.parametrize("negative_case", CASES, ids=[c.id for c in CASES])
     if "board_driver" in metafunc.fixturenames:
         boards, why = selected_boards(metafunc.config)
         if boards:
@@ -104,6 +110,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("board_driver", [pytest.param(
                 None, marks=pytest.mark.skip(reason=why), id="no-board")], indirect=True,
                 scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--mode M: tests that run in another mode are deselected (tests without a mode stay)."""
+    wanted = config.getoption("--mode")
+    if not wanted:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        mode, _, _ = cell_identity(item)
+        (keep if mode is None or mode in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -225,11 +246,7 @@ def board(request: pytest.FixtureRequest, hil_config: HilConfig, board_driver: B
           record_xml_attribute: Any) -> Iterator[Console]:
     """The board's console for this test: port opened, board reset, boot line seen. JUnit names
     the case <board>.<mode>.<case>."""
-    params = request.node.callspec.params if hasattr(request.node, "callspec") else {}
-    mode, case = params.get("mode"), request.node.originalname.removeprefix("test_")
-    negative = params.get("negative_case")
-    if negative is not None:
-        mode, case = negative.mode, f"refused-{negative.id.removeprefix(negative.mode + '-')}"
+    mode, case, _ = cell_identity(request.node)
     record_xml_attribute("name", ".".join(p for p in (board_driver.name, mode, case) if p))
     yield from _open_console(request, board_driver, hil_config)
 

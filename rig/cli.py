@@ -25,6 +25,7 @@ from rig.peers import Target, mosquitto_pub_argv, shell_line
 from rig.pki import Pki, PkiError
 from rig.runs import new_run_dir
 from rig.tls import credentials
+from rig.web import WEB_MODES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,9 +153,10 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job: the mode matrix (tests/test_mqtt_modes.py) and the negative matrix
-    (tests/test_negative.py, expected refusals) over the boards of hil.toml, run by pytest with
-    live progress; summary table, results.json and junit.xml in runs/<id>/."""
+    """The main job: the mode matrix (tests/test_mqtt_modes.py), the device's HTTPS server
+    (tests/test_https.py) and the negative matrix (tests/test_negative.py, expected refusals)
+    over the boards of hil.toml, run by pytest with live progress; summary table, results.json
+    and junit.xml in runs/<id>/."""
     config = _load(args)
     checks, _ = run_checks(config.source)
     missing = [c for c in checks if c.required and not c.ok]
@@ -166,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.board(name)  # KeyError -> usage error below
     run_dir = new_run_dir(config.run_dir)
     results_path = run_dir / "results.json"
-    tests = [str(ROOT / "tests" / "test_mqtt_modes.py")]
+    tests = [str(ROOT / "tests" / "test_mqtt_modes.py"), str(ROOT / "tests" / "test_https.py")]
     if not args.no_negative:
         tests.append(str(ROOT / "tests" / "test_negative.py") + "::test_refused")
     argv = [sys.executable, "-m", "pytest", *tests, "-p", "rig.matrix", "-p", "no:cacheprovider",
@@ -179,7 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for mode in args.mode or []:
         argv += ["--mode", mode]
     kind = "physical (esp32)" if args.hil else "virtual"
-    print(f"run {run_dir.name}: {kind} boards x modes {', '.join(args.mode or MODES)}",
+    print(f"run {run_dir.name}: {kind} boards x modes "
+          f"{', '.join(args.mode or (*MODES, *WEB_MODES))}",
           flush=True)
     env = {**os.environ, "HIL_AGENT_VARIANT": os.environ.get("HIL_AGENT_VARIANT", "plain")}
     with (run_dir / "pytest.log").open("w") as log:
@@ -202,7 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         reason = c["reason"]
         if c["expected"] == "refused" and c["verdict"] == "pass":
             reason = f"device: {c['device_reason']}" + (
-                f" | broker: {c['broker_reason']}" if c["broker_reason"] else "")
+                f" | broker: {c['broker_reason']}" if c["broker_reason"] else "") + (
+                f" | client: {c['client_reason']}" if c["client_reason"] else "")
         reason = reason if len(reason) <= 110 else reason[:107] + "..."
         rows.append([c["board"], c["mode"], c["case"], c["expected"], c["cipher_suite"], hs,
                      c["verdict"], reason])
@@ -248,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--mode", action="append", choices=MODES)
     pf.set_defaults(func=cmd_preflight)
     run = sub.add_parser("run", help="the main job: every board of hil.toml in every mode")
-    run.add_argument("--mode", action="append", choices=MODES)
+    run.add_argument("--mode", action="append", choices=MODES + WEB_MODES)
     run.add_argument("--board", action="append", metavar="NAME", help="only these boards")
     run.add_argument("--hil", action="store_true", help="physical boards instead of virtual")
     run.add_argument("--no-negative", action="store_true",

@@ -22,6 +22,9 @@ import pexpect
 
 FINAL_RE = re.compile(rb"(?m)^(OK|ERR[^\r\n]*)\r?\n")
 LOG_RE = re.compile(r"^([IWE]) \((\d+)\) hil: (.*)$")
+# any ESP-IDF style log line (another component's, e.g. `W (812) wifi: ...` on a real board):
+# never part of a reply's data
+ANY_LOG_RE = re.compile(r"^[EWIDV] \(\d+\) [^\s:]+: ")
 READY_RE = re.compile(rb"(?m)^[IWE] \(\d+\) hil: hil-agent (\S+) ready[^\r\n]*\r?\n")
 SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.ssl_key",
                          "wifi.sta.pass"})
@@ -70,6 +73,24 @@ def redact(command: str) -> str:
 def log_text(line: str) -> str | None:
     m = LOG_RE.match(line)
     return m.group(3) if m else None
+
+
+def parse_reply(board: str, shown: str, lines: list[str], final: str) -> Reply | ConsoleError:
+    """One command's answer: the agent's log lines (prefix removed), its data lines (other
+    components' log lines, e.g. ESP-IDF's `W (812) wifi: ...`, are neither), and the final
+    OK / ERR <reason> line."""
+    reply = Reply(shown)
+    for line in lines:
+        text = log_text(line)
+        if text is not None:
+            reply.logs.append(text)
+        elif not ANY_LOG_RE.match(line):
+            reply.data.append(line)
+    status = final.strip()
+    if status == "OK":
+        return reply
+    reason = status[4:] if status.startswith("ERR ") else status
+    return ConsoleError(f"board {board}: `{shown}` failed: {reason}", reason=reason)
 
 
 @dataclass(frozen=True)
@@ -201,18 +222,7 @@ class Console:
         return results
 
     def _reply(self, shown: str, lines: list[str], final: bytes) -> Reply | ConsoleError:
-        reply = Reply(shown)
-        for line in lines:
-            text = log_text(line)
-            if text is None:
-                reply.data.append(line)
-            else:
-                reply.logs.append(text)
-        status = final.decode("utf-8", "replace").strip()
-        if status == "OK":
-            return reply
-        reason = status[4:] if status.startswith("ERR ") else status
-        return ConsoleError(f"board {self.board}: `{shown}` failed: {reason}", reason=reason)
+        return parse_reply(self.board, shown, lines, final.decode("utf-8", "replace"))
 
     def set_many(self, values: dict[str, bytes | str]) -> None:
         """Store settings (short ones with `config set`, the rest chunked), pipelined; a value

@@ -30,8 +30,25 @@ class Cell:
     handshake_ms: float | None = None
     device_reason: str = ""
     broker_reason: str = ""
+    client_reason: str = ""  # HTTPS refusals: what the host client said
     properties: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+
+
+def cell_identity(item: pytest.Item) -> tuple[str | None, str, str]:
+    """(mode, case, expected) of a collected test: the broker mode, HTTPS mode or negative
+    case's mode (None: no mode); the case name as JUnit and the summary show it; and whether
+    the test expects a connection ("connect") or a refusal ("refused")."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    case = getattr(item, "originalname", item.name).removeprefix("test_")
+    negative = params.get("negative_case")
+    if negative is not None:
+        return negative.mode, f"refused-{negative.id.removeprefix(negative.mode + '-')}", \
+            "refused"
+    mode = params.get("mode") or params.get("web_mode")
+    if "web_case" in params:
+        return mode, f"{case}-{params['web_case']}", "refused"
+    return (str(mode) if mode else None), case, "connect"
 
 
 def _reason(report: pytest.TestReport) -> str:
@@ -56,13 +73,8 @@ class MatrixReporter:
             callspec = getattr(item, "callspec", None)
             p = callspec.params if callspec else {}
             board = p.get("board_driver") or ("host" if "board_driver" not in p else "none")
-            case = getattr(item, "originalname", item.name).removeprefix("test_")
-            mode, expected = p.get("mode", ""), "connect"
-            negative = p.get("negative_case")
-            if negative is not None:
-                mode, expected = negative.mode, "refused"
-                case = f"refused-{negative.id.removeprefix(negative.mode + '-')}"
-            self.cells[item.nodeid] = Cell(item.nodeid, board, mode, case, expected)
+            mode, case, expected = cell_identity(item)
+            self.cells[item.nodeid] = Cell(item.nodeid, board, mode or "", case, expected)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         cell = self.cells.get(report.nodeid)
@@ -76,6 +88,7 @@ class MatrixReporter:
             cell.handshake_ms = float(hs) if hs is not None else None
             cell.device_reason = str(cell.properties.get("device_reason", ""))
             cell.broker_reason = str(cell.properties.get("broker_reason", ""))
+            cell.client_reason = str(cell.properties.get("client_reason", ""))
         if cell.verdict == "pass":
             if report.failed:
                 cell.verdict = "FAIL" if report.when == "call" else "ERROR"
@@ -85,8 +98,8 @@ class MatrixReporter:
         if report.when == "teardown":
             self.done += 1
             hs = f"{cell.handshake_ms:g} ms" if cell.handshake_ms is not None else ""
-            line = (f"[{self.done:>2}/{len(self.cells)}] {cell.board:<12} {cell.mode:<7} "
-                    f"{cell.case:<26} {cell.verdict:<5} {cell.cipher_suite} {hs}")
+            line = (f"[{self.done:>2}/{len(self.cells)}] {cell.board:<12} {cell.mode:<12} "
+                    f"{cell.case:<28} {cell.verdict:<5} {cell.cipher_suite} {hs}")
             if cell.verdict != "pass":
                 line += f"  {cell.reason}"
             print(line.rstrip(), file=sys.stderr, flush=True)

@@ -33,6 +33,15 @@ def openssl_order(cipher_list: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def mbedtls_name(openssl_name: str) -> str:
+    """The mbedTLS (IANA) name of an OpenSSL suite name, e.g. what Python's ssl reports; the
+    OpenSSL name itself when openssl does not know it as a TLS 1.2 suite."""
+    for name, mbedtls in openssl_order(openssl_name):
+        if name == openssl_name:
+            return mbedtls
+    return openssl_name
+
+
 def expected_suite(broker_ciphers: str, device_suites: str) -> str | None:
     """The suite Mosquitto picks (it applies server preference) when both lists are explicit:
     its first suite that the device also offers. None when either side uses its defaults."""

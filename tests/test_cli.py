@@ -57,14 +57,22 @@ def test_pki_init_then_show(tmp_path: Path, hil_config: HilConfig) -> None:
 def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     proc = hil("run", config=tmp_config(tmp_path, hil_config))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    n = 6 + len(CASES)  # 3 modes x (host preflight + board cell), then the negative matrix
-    assert f"{n} passed, 0 failed" in proc.stdout
-    assert f"[{n}/{n}]" in proc.stderr  # live progress, one line per cell
     assert "Wi-Fi" in proc.stdout  # what a virtual board does not exercise is said
     latest = tmp_path / "runs" / "latest"
     results = json.loads((latest / "results.json").read_text())
     cells = {(c["board"], c["mode"], c["case"]): c for c in results["cells"]}
+    n = len(results["cells"])
+    assert f"{n} passed, 0 failed" in proc.stdout
+    assert f"[{n}/{n}]" in proc.stderr  # live progress, one line per cell
     assert {c["verdict"] for c in cells.values()} == {"pass"}
+    assert sum(c["expected"] == "refused" and c["board"] == "virtual-0"
+               and c["case"].startswith("refused-") for c in cells.values()) == len(CASES)
+    # the device's HTTPS server in both modes, each with its handshake time
+    for mode in ("https", "https-mutual"):
+        serves = cells[("virtual-0", mode, "serves_page_and_rpc")]
+        assert serves["handshake_ms"] is not None and serves["handshake_ms"] > 0
+    no_cert = cells[("virtual-0", "https-mutual", "refuses-no-cert")]
+    assert "client has no certificate" in no_cert["device_reason"]
     assert cells[("virtual-0", "psk", "connect_publish")]["cipher_suite"] == \
         "TLS-PSK-WITH-AES-128-CCM-8"
     assert cells[("virtual-0", "mutual", "connect_publish")]["handshake_ms"] is not None
@@ -96,7 +104,9 @@ def test_run_keeps_going_when_one_mode_breaks(tmp_path: Path, hil_config: HilCon
                         ("virtual-0", "psk"): "ERROR"}
     psk = next(c for c in cells if c["mode"] == "psk")
     assert "Unable to set TLS ciphers" in psk["reason"]  # the broker's own words
-    assert "4 passed, 2 failed" in proc.stdout
+    failed = [c for c in cells if c["verdict"] != "pass"]
+    assert [c["mode"] for c in failed] == ["psk", "psk"]  # its preflight and its board cell
+    assert f"{len(cells) - 2} passed, 2 failed" in proc.stdout
 
 
 def test_run_on_physical_boards_without_any_says_why(tmp_path: Path,

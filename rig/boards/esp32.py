@@ -3,8 +3,8 @@
 Flashing is esptool's, driven by pytest-embedded-idf from the ESP-IDF build named in hil.toml
 (`build_dir`); with `confirm_target_elf_sha256` the app already on the chip is kept when its ELF
 SHA-256 matches, so tests do not reflash. The port is pinned by path/URL, USB location, USB
-serial number or MAC. The Wi-Fi side and the full runner guide come with the physical-boards
-work (docs/runner.md).
+serial number or MAC. Setting a runner up is in docs/runner.md; Wi-Fi provisioning by the rig is
+not written yet (the guide says how to store credentials on a board by hand).
 """
 
 from __future__ import annotations

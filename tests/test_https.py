@@ -1,0 +1,256 @@
+"""The device as a TLS server (article CTC-092): the agent's HTTPS server in server-only
+(`https`) and mutual (`https-mutual`) mode, against two real peers, Python's ssl/http.client and
+curl. Each refusal is asserted on the client's error and the device's log line together.
+
+Virtual boards listen on 127.0.0.1 (a free port); physical boards need their address, which comes
+with Wi-Fi provisioning (physical-boards work) and are skipped with that reason until then."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import ssl
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from rig.boards import BoardDriver
+from rig.config import HilConfig
+from rig.console import Console
+from rig.pki import Pki
+from rig.provision import provision
+from rig.suites import mbedtls_name
+from rig.web import (
+    Client,
+    WebMode,
+    client,
+    curl_request,
+    http_settings,
+    python_request,
+    start_server,
+)
+
+ADDRESS = "127.0.0.1"
+
+
+@dataclass
+class Server:
+    console: Console
+    mode: WebMode
+    port: int
+    version: str
+
+
+@pytest.fixture
+def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board: Console,
+           board_driver: BoardDriver) -> Iterator[Server]:
+    """The board's HTTPS server, provisioned for `web_mode` and started."""
+    if hil_config.board(board_driver.name).kind != "virtual":
+        pytest.skip(f"board {board_driver.name}: its network address comes with Wi-Fi "
+                    "provisioning, which the rig does not do yet")
+    provision(board, http_settings(pki, web_mode, f"{ADDRESS}:0"))
+    port = start_server(board, web_mode, hil_config.timeouts.command)
+    version = dict(line.split("=", 1) for line in board.send("version").data)["version"]
+    yield Server(board, web_mode, port, version)
+    board.send("http stop")
+
+
+def good_client(hil_config: HilConfig, pki: Pki, mode: WebMode) -> Client:
+    return client(hil_config, pki, cert="host-client" if mode == "https-mutual" else None)
+
+
+def request_line(s: Server, path: str, status: int) -> str:
+    """The device's log line for one request (with the client's CN in mutual mode)."""
+    line = f"HTTP GET {path} {status}"
+    return line + (" cn=hil-host" if s.mode == "https-mutual" else "")
+
+
+def test_serves_page_and_rpc(hil_config: HilConfig, pki: Pki, server: Server,
+                             record_property: Callable[[str, object], None]) -> None:
+    who = good_client(hil_config, pki, server.mode)
+
+    page = python_request(ADDRESS, server.port, who, "/")
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    assert b"hil-agent" in page.body
+    server.console.expect_log(request_line(server, "/", 200))
+
+    info = python_request(ADDRESS, server.port, who, "/rpc/Sys.GetInfo")
+    assert info.status == 200 and info.headers["content-type"].startswith("application/json")
+    data = json.loads(info.body)
+    assert data["fw_version"] == server.version and data["app"] == "hil-agent"
+    assert isinstance(data["uptime"], int)
+    server.console.expect_log(request_line(server, "/rpc/Sys.GetInfo", 200))
+
+    # curl, as in the article: --cacert (and --cert/--key in mutual mode)
+    listing = curl_request(ADDRESS, server.port, who, "/rpc/FS.List")
+    assert listing.exit_code == 0, listing.stderr
+    assert listing.status == 200
+    files = json.loads(listing.body)
+    assert "index.html" in files and "conf/http.ssl_cert" in files
+    assert not any("ssl_key" in f and "=" in f for f in files)
+    server.console.expect_log(request_line(server, "/rpc/FS.List", 200))
+
+    # handshake cost of this mode (median of 5 fresh connections): single vs mutual
+    times = [python_request(ADDRESS, server.port, who, "/").handshake_ms for _ in range(5)]
+    record_property("handshake_ms", round(statistics.median(times), 1))
+    record_property("cipher_suite", mbedtls_name(info.cipher))
+    assert server.console.status()["http"] == f"listening {ADDRESS}:{server.port}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One wrong client: what differs from a good one, the error both peers must report, curl's
+    exit code, and the device's log line for curl and for Python (alternatives: any of them).
+
+    Python's ssl module, when it rejects the device's certificate, closes right after its alert,
+    and the reset usually overtakes the alert: the device then logs that the client closed the
+    connection. curl's alert arrives. A wrong host name is checked by curl after the handshake
+    (the device sees a client leave before sending a request) and by Python inside it."""
+
+    change: dict[str, str | None]
+    client_says: str
+    curl_exit: int
+    device_for_curl: tuple[str, ...]
+    device_for_python: tuple[str, ...]
+
+
+CLOSED = "HTTP TLS handshake failed: client closed the connection"
+REFUSALS: dict[tuple[WebMode, str], Refusal] = {
+    # server-only: the client does not know the device's CA -> "unknown issuer"
+    ("https", "no-ca"): Refusal(
+        {"ca": None}, "unable to get local issuer certificate", 60,
+        ("HTTP TLS handshake failed: client sent alert 48 unknown_ca",),
+        ("HTTP TLS handshake failed: client sent alert 48 unknown_ca", CLOSED)),
+    # the client expects another name than the certificate's -> name mismatch
+    ("https", "wrong-name"): Refusal(
+        {"server_name": "not-the-device.invalid"}, "not-the-device.invalid", 60,
+        ("closed the connection before a complete request",),
+        ("HTTP TLS handshake failed: client sent alert", CLOSED)),
+    # mutual: no client certificate -> the device says why
+    ("https-mutual", "no-cert"): Refusal(
+        {"cert": None}, "alert handshake failure", 35,
+        ("HTTP TLS handshake failed: client has no certificate",),
+        ("HTTP TLS handshake failed: client has no certificate",)),
+    # mutual: a client certificate from another CA
+    ("https-mutual", "other-ca"): Refusal(
+        {"cert": "other-host-client"}, "alert unknown ca", 35,
+        ("HTTP TLS handshake failed: client certificate not trusted: "
+         "The certificate is not correctly signed by the trusted CA",),
+        ("HTTP TLS handshake failed: client certificate not trusted: "
+         "The certificate is not correctly signed by the trusted CA",)),
+}
+
+
+def any_of(texts: tuple[str, ...]) -> str:
+    return "(?:" + "|".join(re.escape(t) for t in texts) + ")"
+
+
+@pytest.mark.parametrize(("web_mode", "web_case"), list(REFUSALS))
+def test_refuses(hil_config: HilConfig, pki: Pki, server: Server, web_case: str,
+                 record_property: Callable[[str, object], None]) -> None:
+    r = REFUSALS[(server.mode, web_case)]
+    kwargs: dict[str, str | None] = {
+        "ca": "ca", "server_name": None,
+        "cert": "host-client" if server.mode == "https-mutual" else None, **r.change}
+    who = client(hil_config, pki, ca=kwargs["ca"], cert=kwargs["cert"],
+                 server_name=kwargs["server_name"])
+
+    with pytest.raises((ssl.SSLError, ConnectionError)) as info:
+        python_request(ADDRESS, server.port, who, "/rpc/Sys.GetInfo")
+    assert r.client_says in str(info.value), str(info.value)
+    server.console.expect_log(any_of(r.device_for_python))
+
+    result = curl_request(ADDRESS, server.port, who, "/rpc/FS.List")
+    assert result.exit_code == r.curl_exit, (result.exit_code, result.stderr)
+    assert result.status == 0 and result.body == b""
+    assert r.client_says in result.stderr, result.stderr
+    record_property("device_reason", server.console.expect_log(any_of(r.device_for_curl)))
+    record_property("client_reason", f"curl: {result.stderr}")
+
+    # the refused clients did not break anything: a good one is served next
+    good = python_request(ADDRESS, server.port, good_client(hil_config, pki, server.mode), "/")
+    assert good.status == 200
+
+
+def raw_tls(server: Server, hil_config: HilConfig, pki: Pki, request: bytes) -> bytes:
+    """Sends raw bytes over a good TLS connection; returns everything the device answers."""
+    who = good_client(hil_config, pki, server.mode)
+    ctx = ssl.create_default_context(cafile=str(who.cafile))
+    if who.certfile and who.keyfile:
+        ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
+    with socket.create_connection((ADDRESS, server.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname=who.server_name) as tls:
+        tls.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = tls.recv(4096)
+            except (ssl.SSLError, ConnectionError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def status_of(response: bytes) -> int:
+    head = response.split(b"\r\n", 1)[0].split()
+    return int(head[1]) if len(head) >= 2 and head[1].isdigit() else 0
+
+
+def test_bad_requests_are_answered(hil_config: HilConfig, pki: Pki, server: Server) -> None:
+    assert status_of(raw_tls(server, hil_config, pki,
+                             b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
+    server.console.expect_log(request_line(server, "/nope", 404))
+    assert status_of(raw_tls(server, hil_config, pki, b"NOT-HTTP\r\n\r\n")) == 400
+    server.console.expect_log("HTTP bad request 400")
+    huge = b"GET / HTTP/1.1\r\nX-Filler: " + b"a" * 8000 + b"\r\n\r\n"
+    assert status_of(raw_tls(server, hil_config, pki, huge)) in (431, 0)
+    server.console.expect_log("HTTP bad request 431")
+    body = b"POST /rpc/Sys.GetInfo HTTP/1.1\r\nContent-Length: 100000\r\n\r\n"
+    assert status_of(raw_tls(server, hil_config, pki, body)) == 413
+    assert status_of(raw_tls(server, hil_config, pki,
+                             b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
+    # still serving
+    who = good_client(hil_config, pki, server.mode)
+    assert python_request(ADDRESS, server.port, who, "/rpc/Sys.GetInfo").status == 200
+
+
+def test_stalled_clients_do_not_block(hil_config: HilConfig, pki: Pki, server: Server) -> None:
+    who = good_client(hil_config, pki, server.mode)
+    # one client connects and says nothing; another drops half-way through its ClientHello
+    with socket.create_connection((ADDRESS, server.port), timeout=5) as silent:
+        with socket.create_connection((ADDRESS, server.port), timeout=5) as dropper:
+            dropper.sendall(bytes.fromhex("160303005c010000580303") + b"\x00" * 20)
+        t0 = time.perf_counter()
+        assert server.console.status()["http"].startswith("listening")  # console answers now
+        assert time.perf_counter() - t0 < 1.0
+        # and other clients are served meanwhile, several in a row
+        for _ in range(10):
+            assert python_request(ADDRESS, server.port, who, "/").status == 200
+        assert silent.fileno() >= 0
+    served = int(server.console.status()["http_requests"])
+    assert served >= 10
+
+
+def test_http_client_sees_clean_response(hil_config: HilConfig, pki: Pki,
+                                          server: Server) -> None:
+    """http.client's own HTTPSConnection (not our raw request): headers, length, close."""
+    who = good_client(hil_config, pki, server.mode)
+    ctx = ssl.create_default_context(cafile=str(who.cafile))
+    if who.certfile and who.keyfile:
+        ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
+    # by IP: the device's certificate has 127.0.0.1 as an IP SAN too
+    conn = http.client.HTTPSConnection(ADDRESS, server.port, context=ctx, timeout=10)
+    conn.request("HEAD", "/rpc/Sys.GetInfo")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert int(resp.getheader("Content-Length", "-1")) > 0
+    assert resp.read() == b""
+    assert resp.getheader("Connection", "").lower() == "close"
+    conn.close()
