@@ -236,6 +236,10 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
     console = Console(dut, driver.name, hil.timeouts.command)
     request.node.stash[_CONSOLE] = console
     console.wait_ready(hil.timeouts.board_boot)
+    try:
+        driver.prepare(console)
+    except BoardUnavailable as exc:
+        pytest.skip(str(exc))
     yield console
     problem = driver.after_test()
     assert not problem, problem

@@ -113,6 +113,17 @@ class TimeoutsSection:
     board_boot: float = 15.0
     command: float = 10.0
     flash: float = 180.0
+    wifi: float = 30.0
+
+
+@dataclass(frozen=True)
+class WifiSection:
+    """[wifi]: where physical boards' Wi-Fi credentials come from: the names of environment
+    variables (CI secrets), never the credentials themselves. Empty: the boards use the
+    credentials saved on them."""
+
+    ssid_env: str = ""
+    password_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,8 @@ class Board:
     target: str = "esp32"
     build_dir: str = ""
     flash: bool = True
+    # how the rig reaches the board's own servers (HTTPS); empty: the IP it reports over Wi-Fi
+    address: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,7 @@ class HilConfig:
     device: DeviceSection = field(default_factory=DeviceSection)
     modes: ModesSection = field(default_factory=ModesSection)
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
+    wifi: WifiSection = field(default_factory=WifiSection)
 
     @property
     def base_dir(self) -> Path:
@@ -310,8 +324,20 @@ def _check(config: HilConfig, src: str) -> None:
                 f"{key}.{pins[0]}",
                 "a virtual board gets its pseudo-terminal from the rig; remove this key",
             )
+        if board.kind == "virtual" and board.address:
+            raise ConfigError(src, f"{key}.address",
+                              "a virtual board is reached on 127.0.0.1; remove this key")
         if board.mac and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", board.mac):
             raise ConfigError(src, f"{key}.mac", f"expected aa:bb:cc:dd:ee:ff, got {board.mac!r}")
+    w = config.wifi
+    if bool(w.ssid_env) != bool(w.password_env):
+        raise ConfigError(src, "wifi", "set both ssid_env and password_env (environment variable "
+                          "names), or neither")
+    for name in ("ssid_env", "password_env"):
+        value = getattr(w, name)
+        if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ConfigError(src, f"wifi.{name}", "expected the NAME of an environment "
+                              f"variable (letters, digits, '_'), got {len(value)} characters")
     b = config.broker
     if not 0 <= b.port <= 65535:
         raise ConfigError(src, "broker.port", f"expected 0 (automatic) or 1..65535, got {b.port}")

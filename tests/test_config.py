@@ -84,6 +84,20 @@ def test_web_names_must_name_something(tmp_path: Path) -> None:
     assert "device.web_names: expected at least one host name or IP" in msg
 
 
+def test_wifi_names_variables_never_values(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + '[wifi]\nssid_env = "HIL_WIFI_SSID"\n')
+    assert "wifi: set both ssid_env and password_env" in msg
+    secret = "my wifi pass!"
+    msg = error_for(tmp_path, MINIMAL + f'[wifi]\nssid_env = "S"\npassword_env = "{secret}"\n')
+    assert "wifi.password_env: expected the NAME of an environment variable" in msg
+    assert secret not in msg  # a password pasted by mistake is not echoed
+
+
+def test_virtual_board_has_no_address(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, MINIMAL + 'address = "10.0.0.5"\n')
+    assert "boards[0].address: a virtual board is reached on 127.0.0.1" in msg
+
+
 def test_no_boards(tmp_path: Path) -> None:
     assert "boards: missing; expected an array of tables" in error_for(
         tmp_path, "[broker]\nport = 1\n")

@@ -2,8 +2,9 @@
 (`https`) and mutual (`https-mutual`) mode, against two real peers, Python's ssl/http.client and
 curl. Each refusal is asserted on the client's error and the device's log line together.
 
-Virtual boards listen on 127.0.0.1 (a free port); physical boards need their address, which comes
-with Wi-Fi provisioning (physical-boards work) and are skipped with that reason until then."""
+Each board's server listens on a free port at the board's own address: 127.0.0.1 for a virtual
+board; for a physical one hil.toml `address` or the IP it reports over Wi-Fi (skipped, with the
+reason, when it has none). That address must be in [device] web_names."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from rig.boards import BoardDriver
+from rig.boards import BoardDriver, BoardUnavailable
 from rig.config import HilConfig
 from rig.console import Console
 from rig.pki import Pki
@@ -35,13 +36,12 @@ from rig.web import (
     start_server,
 )
 
-ADDRESS = "127.0.0.1"
-
 
 @dataclass
 class Server:
     console: Console
     mode: WebMode
+    address: str
     port: int
     version: str
 
@@ -49,14 +49,16 @@ class Server:
 @pytest.fixture
 def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board: Console,
            board_driver: BoardDriver) -> Iterator[Server]:
-    """The board's HTTPS server, provisioned for `web_mode` and started."""
-    if hil_config.board(board_driver.name).kind != "virtual":
-        pytest.skip(f"board {board_driver.name}: its network address comes with Wi-Fi "
-                    "provisioning, which the rig does not do yet")
-    provision(board, http_settings(pki, web_mode, f"{ADDRESS}:0"))
+    """The board's HTTPS server, provisioned for `web_mode`, listening on its own address
+    (a free port), and started."""
+    try:
+        address = board_driver.address(board)
+    except BoardUnavailable as exc:
+        pytest.skip(str(exc))
+    provision(board, http_settings(pki, web_mode, f"{address}:0"))
     port = start_server(board, web_mode, hil_config.timeouts.command)
     version = dict(line.split("=", 1) for line in board.send("version").data)["version"]
-    yield Server(board, web_mode, port, version)
+    yield Server(board, web_mode, address, port, version)
     board.send("http stop")
 
 
@@ -74,12 +76,12 @@ def test_serves_page_and_rpc(hil_config: HilConfig, pki: Pki, server: Server,
                              record_property: Callable[[str, object], None]) -> None:
     who = good_client(hil_config, pki, server.mode)
 
-    page = python_request(ADDRESS, server.port, who, "/")
+    page = python_request(server.address, server.port, who, "/")
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
     assert b"hil-agent" in page.body
     server.console.expect_log(request_line(server, "/", 200))
 
-    info = python_request(ADDRESS, server.port, who, "/rpc/Sys.GetInfo")
+    info = python_request(server.address, server.port, who, "/rpc/Sys.GetInfo")
     assert info.status == 200 and info.headers["content-type"].startswith("application/json")
     data = json.loads(info.body)
     assert data["fw_version"] == server.version and data["app"] == "hil-agent"
@@ -87,7 +89,7 @@ def test_serves_page_and_rpc(hil_config: HilConfig, pki: Pki, server: Server,
     server.console.expect_log(request_line(server, "/rpc/Sys.GetInfo", 200))
 
     # curl, as in the article: --cacert (and --cert/--key in mutual mode)
-    listing = curl_request(ADDRESS, server.port, who, "/rpc/FS.List")
+    listing = curl_request(server.address, server.port, who, "/rpc/FS.List")
     assert listing.exit_code == 0, listing.stderr
     assert listing.status == 200
     files = json.loads(listing.body)
@@ -96,10 +98,10 @@ def test_serves_page_and_rpc(hil_config: HilConfig, pki: Pki, server: Server,
     server.console.expect_log(request_line(server, "/rpc/FS.List", 200))
 
     # handshake cost of this mode (median of 5 fresh connections): single vs mutual
-    times = [python_request(ADDRESS, server.port, who, "/").handshake_ms for _ in range(5)]
+    times = [python_request(server.address, server.port, who, "/").handshake_ms for _ in range(5)]
     record_property("handshake_ms", round(statistics.median(times), 1))
     record_property("cipher_suite", mbedtls_name(info.cipher))
-    assert server.console.status()["http"] == f"listening {ADDRESS}:{server.port}"
+    assert server.console.status()["http"] == f"listening {server.address}:{server.port}"
 
 
 @dataclass(frozen=True)
@@ -161,11 +163,11 @@ def test_refuses(hil_config: HilConfig, pki: Pki, server: Server, web_case: str,
                  server_name=kwargs["server_name"])
 
     with pytest.raises((ssl.SSLError, ConnectionError)) as info:
-        python_request(ADDRESS, server.port, who, "/rpc/Sys.GetInfo")
+        python_request(server.address, server.port, who, "/rpc/Sys.GetInfo")
     assert r.client_says in str(info.value), str(info.value)
     server.console.expect_log(any_of(r.device_for_python))
 
-    result = curl_request(ADDRESS, server.port, who, "/rpc/FS.List")
+    result = curl_request(server.address, server.port, who, "/rpc/FS.List")
     assert result.exit_code == r.curl_exit, (result.exit_code, result.stderr)
     assert result.status == 0 and result.body == b""
     assert r.client_says in result.stderr, result.stderr
@@ -173,7 +175,8 @@ def test_refuses(hil_config: HilConfig, pki: Pki, server: Server, web_case: str,
     record_property("client_reason", f"curl: {result.stderr}")
 
     # the refused clients did not break anything: a good one is served next
-    good = python_request(ADDRESS, server.port, good_client(hil_config, pki, server.mode), "/")
+    good_one = good_client(hil_config, pki, server.mode)
+    good = python_request(server.address, server.port, good_one, "/")
     assert good.status == 200
 
 
@@ -183,7 +186,7 @@ def raw_tls(server: Server, hil_config: HilConfig, pki: Pki, request: bytes) -> 
     ctx = ssl.create_default_context(cafile=str(who.cafile))
     if who.certfile and who.keyfile:
         ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
-    with socket.create_connection((ADDRESS, server.port), timeout=10) as raw, \
+    with socket.create_connection((server.address, server.port), timeout=10) as raw, \
             ctx.wrap_socket(raw, server_hostname=who.server_name) as tls:
         tls.sendall(request)
         chunks = []
@@ -218,21 +221,21 @@ def test_bad_requests_are_answered(hil_config: HilConfig, pki: Pki, server: Serv
                              b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
     # still serving
     who = good_client(hil_config, pki, server.mode)
-    assert python_request(ADDRESS, server.port, who, "/rpc/Sys.GetInfo").status == 200
+    assert python_request(server.address, server.port, who, "/rpc/Sys.GetInfo").status == 200
 
 
 def test_stalled_clients_do_not_block(hil_config: HilConfig, pki: Pki, server: Server) -> None:
     who = good_client(hil_config, pki, server.mode)
     # one client connects and says nothing; another drops half-way through its ClientHello
-    with socket.create_connection((ADDRESS, server.port), timeout=5) as silent:
-        with socket.create_connection((ADDRESS, server.port), timeout=5) as dropper:
+    with socket.create_connection((server.address, server.port), timeout=5) as silent:
+        with socket.create_connection((server.address, server.port), timeout=5) as dropper:
             dropper.sendall(bytes.fromhex("160303005c010000580303") + b"\x00" * 20)
         t0 = time.perf_counter()
         assert server.console.status()["http"].startswith("listening")  # console answers now
         assert time.perf_counter() - t0 < 1.0
         # and other clients are served meanwhile, several in a row
         for _ in range(10):
-            assert python_request(ADDRESS, server.port, who, "/").status == 200
+            assert python_request(server.address, server.port, who, "/").status == 200
         assert silent.fileno() >= 0
     served = int(server.console.status()["http_requests"])
     assert served >= 10
@@ -246,7 +249,7 @@ def test_http_client_sees_clean_response(hil_config: HilConfig, pki: Pki,
     if who.certfile and who.keyfile:
         ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
     # by IP: the device's certificate has 127.0.0.1 as an IP SAN too
-    conn = http.client.HTTPSConnection(ADDRESS, server.port, context=ctx, timeout=10)
+    conn = http.client.HTTPSConnection(server.address, server.port, context=ctx, timeout=10)
     conn.request("HEAD", "/rpc/Sys.GetInfo")
     resp = conn.getresponse()
     assert resp.status == 200

@@ -29,6 +29,15 @@ class BoardDriver(Protocol):
         its boot line arrives after the port is open. Raises BoardUnavailable."""
         ...
 
+    def prepare(self, console: Any) -> None:
+        """After the boot line: bring the board's network up (physical boards: Wi-Fi)."""
+        ...
+
+    def address(self, console: Any) -> str:
+        """The IP or name the rig reaches the board's own servers at. BoardUnavailable when
+        it has none."""
+        ...
+
     def after_test(self) -> str:
         """End of one test; returns a problem the test must fail on ('' if none)."""
         ...

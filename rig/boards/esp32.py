@@ -9,13 +9,28 @@ not written yet (the guide says how to store credentials on a board by hand).
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 from rig.boards import BoardUnavailable
 from rig.config import Board, HilConfig
+from rig.console import Console
 
 DEFAULT_BUILD_DIR = "firmware/build"
+BAUD = 115200
+EN_PULSE_S = 0.1  # how long RTS holds EN low, as esptool's hard reset does
+
+
+def hard_reset(ser: Any) -> None:
+    """Reset the chip through the USB-UART bridge's auto-reset lines, as esptool does: DTR
+    released (IO0 high: normal boot), RTS asserted (EN low), then released."""
+    ser.dtr = False
+    ser.rts = True
+    time.sleep(EN_PULSE_S)
+    ser.rts = False
 
 
 class Esp32Board:
@@ -24,6 +39,7 @@ class Esp32Board:
     def __init__(self, spec: Board, config: HilConfig) -> None:
         self.spec = spec
         self.name = spec.name
+        self.config = config
         self.build_dir = config.path(spec.build_dir or DEFAULT_BUILD_DIR)
 
     def _check_attached(self) -> None:
@@ -46,11 +62,33 @@ class Esp32Board:
                 f"board {self.name}: no ESP-IDF build in {self.build_dir} (flasher_args.json "
                 "missing): build the firmware with idf.py, or set flash = false")
 
+    def _port_by_serial_number(self) -> str | None:
+        from serial.tools import list_ports
+
+        for p in list_ports.comports():
+            if self.spec.serial_number and p.serial_number == self.spec.serial_number:
+                return str(p.device)
+        return None
+
     def open(self) -> Any:
         self._check_attached()
         from pytest_embedded.dut_factory import DutFactory
 
         spec = self.spec
+        if not spec.flash and not spec.mac:
+            # No esptool at all: plain serial, and a reset through the RTS (EN) line. This is
+            # also how a board behind RFC2217 without flashing is driven.
+            try:
+                dut = DutFactory.create(
+                    embedded_services="serial",
+                    port=spec.port or self._port_by_serial_number(),
+                    port_location=spec.location or None,
+                    baud=BAUD,
+                )
+            except (OSError, ValueError) as exc:
+                raise BoardUnavailable(f"board {self.name}: cannot open its port: {exc}") from exc
+            hard_reset(dut.serial.proc)
+            return dut
         try:
             return DutFactory.create(
                 embedded_services="esp,idf",
@@ -66,6 +104,32 @@ class Esp32Board:
             )
         except (OSError, ValueError) as exc:
             raise BoardUnavailable(f"board {self.name}: cannot open its port: {exc}") from exc
+
+    def prepare(self, console: Console) -> None:
+        """After boot: join Wi-Fi with the credentials from the environment variables named in
+        hil.toml [wifi] (set over the console; the agent never echoes or logs them)."""
+        wifi = self.config.wifi
+        if not wifi.ssid_env:
+            return
+        missing = [n for n in (wifi.ssid_env, wifi.password_env) if n not in os.environ]
+        if missing:
+            raise BoardUnavailable(f"board {self.name}: environment variable(s) "
+                                   f"{', '.join(missing)} not set (hil.toml [wifi])")
+        console.set_many({"wifi.sta.ssid": os.environ[wifi.ssid_env],
+                          "wifi.sta.pass": os.environ[wifi.password_env]})
+        console.send("wifi connect", timeout=self.config.timeouts.wifi)
+
+    def address(self, console: Console) -> str:
+        """Where the rig reaches the board's servers: hil.toml `address`, else the IP in
+        `status` (wifi=connected ip=...)."""
+        if self.spec.address:
+            return self.spec.address
+        wifi = console.status().get("wifi", "")
+        m = re.search(r"\bip=(\S+)", wifi)
+        if not m:
+            raise BoardUnavailable(f"board {self.name}: no network address (status wifi="
+                                   f"{wifi or '(none)'}); set address in hil.toml or [wifi]")
+        return m.group(1)
 
     def after_test(self) -> str:
         return ""

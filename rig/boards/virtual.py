@@ -86,6 +86,12 @@ class VirtualBoard:
         self.reset()
         return dut
 
+    def prepare(self, console: Any) -> None:
+        """Nothing to join: the virtual board's network is the host's loopback."""
+
+    def address(self, console: Any) -> str:
+        return "127.0.0.1"
+
     def after_test(self) -> str:
         """Power off; a sanitizer report since the last start is a failure."""
         self.stop()
