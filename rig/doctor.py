@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import importlib.metadata
+import ipaddress
+import os
 import re
 import socket
 import subprocess
@@ -107,7 +109,35 @@ def _boards(config: HilConfig) -> list[Check]:
                              required=False))
         else:
             out.append(Check(f"board {b.name}", True, f"{b.kind}", required=False))
+        if b.kind == "esp32" and b.address and b.address not in config.device.web_names:
+            out.append(Check(f"board {b.name} address", False,
+                             f"{b.address} is not in [device] web_names: HTTPS clients will "
+                             "refuse the device's certificate", "add it to web_names",
+                             required=False))
+    physical = [b for b in config.boards if b.kind == "esp32"]
+    remote_local = all(b.port.startswith("rfc2217://127.0.0.1") for b in physical)
+    if physical and not remote_local and _is_loopback(config.broker.host):
+        out.append(Check("broker host for boards", False,
+                         f"esp32 boards would dial {config.broker.host}, which is themselves",
+                         "set [broker] host and bind to this machine's LAN address",
+                         required=False))
+    w = config.wifi
+    if w.ssid_env:
+        missing = [n for n in (w.ssid_env, w.password_env) if n not in os.environ]
+        out.append(Check("wifi credentials", not missing,
+                         f"missing environment variable(s): {', '.join(missing)}" if missing
+                         else f"from ${w.ssid_env} / ${w.password_env} (values not shown)",
+                         "export them (CI: from secrets)", required=False))
     return out
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def run_checks(config_path: Path) -> tuple[list[Check], HilConfig | None]:

@@ -43,6 +43,26 @@ def test_doctor_lists_what_is_there(tmp_path: Path, hil_config: HilConfig) -> No
     assert "run `hil pki init`" in rows["pki"]  # not generated yet in this tmp dir
 
 
+def test_doctor_warns_about_a_runner_boards_cannot_use(tmp_path: Path,
+                                                       hil_config: HilConfig) -> None:
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text() + """
+[[boards]]
+name = "esp32-a"
+kind = "esp32"
+port = "/dev/ttyUSB-not-here"
+address = "10.9.8.7"
+""")
+    text = config.read_text().replace('ssid_env = ""', 'ssid_env = "HIL_TEST_SSID_UNSET"')
+    config.write_text(text.replace('password_env = ""', 'password_env = "HIL_TEST_PASS_UNSET"'))
+    proc = hil("doctor", config=config)
+    rows = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
+    assert "which is themselves" in rows["broker host for boards"]  # 127.0.0.1 from a chip
+    assert "not in [device] web_names" in rows["board esp32-a address"]
+    assert "HIL_TEST_SSID_UNSET, HIL_TEST_PASS_UNSET" in rows["wifi credentials"]
+    assert "does not exist" in rows["board esp32-a"]
+
+
 def test_pki_init_then_show(tmp_path: Path, hil_config: HilConfig) -> None:
     config = tmp_config(tmp_path, hil_config)
     assert hil("pki", "show", config=config).returncode == 1  # nothing there yet
