@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 import tomllib
 import types
@@ -124,6 +125,11 @@ class WifiSection:
 
     ssid_env: str = ""
     password_env: str = ""
+
+    def missing_env(self) -> list[str]:
+        """The named environment variables that are not set (never their values)."""
+        names = [n for n in (self.ssid_env, self.password_env) if n]
+        return [n for n in names if n not in os.environ]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import ipaddress
-import os
 import re
 import socket
 import subprocess
@@ -123,7 +122,7 @@ def _boards(config: HilConfig) -> list[Check]:
                          required=False))
     w = config.wifi
     if w.ssid_env:
-        missing = [n for n in (w.ssid_env, w.password_env) if n not in os.environ]
+        missing = w.missing_env()
         out.append(Check("wifi credentials", not missing,
                          f"missing environment variable(s): {', '.join(missing)}" if missing
                          else f"from ${w.ssid_env} / ${w.password_env} (values not shown)",

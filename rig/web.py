@@ -83,13 +83,19 @@ class Response:
     cipher: str
 
 
+def client_context(who: Client) -> ssl.SSLContext:
+    """Python's TLS client context for `who`: its CA (or the system's), its certificate."""
+    ctx = ssl.create_default_context(cafile=str(who.cafile) if who.cafile else None)
+    if who.certfile and who.keyfile:
+        ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
+    return ctx
+
+
 def python_request(address: str, port: int, who: Client, path: str, *, method: str = "GET",
                    timeout: float = 10.0) -> Response:
     """One request over a fresh TLS connection (Python ssl + http.client). TLS and HTTP errors
     propagate as ssl.SSLError / OSError / http.client.HTTPException."""
-    ctx = ssl.create_default_context(cafile=str(who.cafile) if who.cafile else None)
-    if who.certfile and who.keyfile:
-        ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
+    ctx = client_context(who)
     with socket.create_connection((address, port), timeout=timeout) as raw:
         t0 = time.perf_counter()
         with ctx.wrap_socket(raw, server_hostname=who.server_name) as tls:

@@ -30,6 +30,7 @@ from rig.web import (
     Client,
     WebMode,
     client,
+    client_context,
     curl_request,
     http_settings,
     python_request,
@@ -183,9 +184,7 @@ def test_refuses(hil_config: HilConfig, pki: Pki, server: Server, web_case: str,
 def raw_tls(server: Server, hil_config: HilConfig, pki: Pki, request: bytes) -> bytes:
     """Sends raw bytes over a good TLS connection; returns everything the device answers."""
     who = good_client(hil_config, pki, server.mode)
-    ctx = ssl.create_default_context(cafile=str(who.cafile))
-    if who.certfile and who.keyfile:
-        ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
+    ctx = client_context(who)
     with socket.create_connection((server.address, server.port), timeout=10) as raw, \
             ctx.wrap_socket(raw, server_hostname=who.server_name) as tls:
         tls.sendall(request)
@@ -245,9 +244,7 @@ def test_http_client_sees_clean_response(hil_config: HilConfig, pki: Pki,
                                           server: Server) -> None:
     """http.client's own HTTPSConnection (not our raw request): headers, length, close."""
     who = good_client(hil_config, pki, server.mode)
-    ctx = ssl.create_default_context(cafile=str(who.cafile))
-    if who.certfile and who.keyfile:
-        ctx.load_cert_chain(str(who.certfile), str(who.keyfile))
+    ctx = client_context(who)
     # by IP: the device's certificate has 127.0.0.1 as an IP SAN too
     conn = http.client.HTTPSConnection(server.address, server.port, context=ctx, timeout=10)
     conn.request("HEAD", "/rpc/Sys.GetInfo")

@@ -7,27 +7,17 @@ its own broker (certificates and options differ per case) on loopback."""
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from rig.broker import Broker
+from rig.broker import Broker, free_port
 from rig.config import HilConfig
 from rig.console import Console, ConsoleError, log_text
 from rig.negative import CASES, NegativeCase, device_settings, main
 from rig.pki import Pki
 from rig.provision import connect, provision
-
-
-def unused_port(bind: str) -> int:
-    """A port that was free a moment ago: nothing listens there."""
-    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((bind, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def in_order(texts: list[str], wanted: tuple[str, ...]) -> list[str] | None:
@@ -64,7 +54,7 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase, b
                               ciphers=c.broker_ciphers, allow_anonymous=c.broker_anonymous)
         port = broker.port
     else:
-        port = unused_port(hil_config.broker.bind)
+        port = free_port(hil_config.broker.bind)  # free a moment ago: nothing listens there
     settings = device_settings(hil_config, pki, c, port)
     start = len(board.lines)
 

@@ -53,8 +53,7 @@ class Esp32Board:
             if spec.location and not any(p.location == spec.location for p in ports):
                 raise BoardUnavailable(f"board {self.name}: no serial port at USB location "
                                        f"{spec.location} (not attached?)")
-            if spec.serial_number and not any(p.serial_number == spec.serial_number
-                                              for p in ports):
+            if spec.serial_number and self._port_by_serial_number() is None:
                 raise BoardUnavailable(f"board {self.name}: no serial port with USB serial "
                                        f"number {spec.serial_number} (not attached?)")
         if spec.flash and not (self.build_dir / "flasher_args.json").exists():
@@ -111,7 +110,7 @@ class Esp32Board:
         wifi = self.config.wifi
         if not wifi.ssid_env:
             return
-        missing = [n for n in (wifi.ssid_env, wifi.password_env) if n not in os.environ]
+        missing = wifi.missing_env()
         if missing:
             raise BoardUnavailable(f"board {self.name}: environment variable(s) "
                                    f"{', '.join(missing)} not set (hil.toml [wifi])")
