@@ -14,6 +14,7 @@ waits for the boot line (opening a port flushes what the board printed before).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,9 +29,11 @@ from rig.broker import Broker, child_brokers, running, start_for_mode
 from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
-from rig.matrix import cell_identity
+from rig.junit import add_suite_property, name_case
+from rig.matrix import case_name, cell_fields, cell_identity
 from rig.negative import CASES
 from rig.observer import Observer
+from rig.parallel import BoardBusy, BoardScheduling, board_lock, write_groups
 from rig.pki import Pki
 from rig.runs import new_run_dir
 from rig.tls import credentials
@@ -40,6 +43,7 @@ ROOT = Path(__file__).resolve().parent
 _CONFIG = pytest.StashKey[HilConfig]()
 _CONSOLE = pytest.StashKey[Console]()
 _BROKER_MARKS = pytest.StashKey[list[tuple[Broker, int]]]()
+_RUN_DIR = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +63,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
+    dist = config.getoption("dist", "no")
+    if dist not in ("no", "loadgroup"):
+        raise pytest.UsageError(
+            f"--dist {dist} could put one board's tests on two workers (two workers on one "
+            "port); the rig runs boards in parallel with --dist loadgroup, one worker per board")
     path = config.getoption("--hil-config") or os.environ.get("HIL_CONFIG") or ROOT / "hil.toml"
     try:
         hil = load(path)
@@ -70,6 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
         except KeyError as exc:
             raise pytest.UsageError(str(exc.args[0])) from None
     config.stash[_CONFIG] = hil
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_JunitNames(config), "hil-junit-names")
 
 
 def selected_boards(config: pytest.Config) -> tuple[list[Board], str]:
@@ -104,16 +115,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "board_driver" in metafunc.fixturenames:
         boards, why = selected_boards(metafunc.config)
         if boards:
-            metafunc.parametrize("board_driver", [b.name for b in boards], indirect=True,
-                                 scope="session")
+            metafunc.parametrize("board_driver", [
+                pytest.param(b.name, marks=pytest.mark.xdist_group(b.name)) for b in boards],
+                indirect=True, scope="session")
         else:
             metafunc.parametrize("board_driver", [pytest.param(
                 None, marks=pytest.mark.skip(reason=why), id="no-board")], indirect=True,
                 scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """--mode M: tests that run in another mode are deselected (tests without a mode stay)."""
+    """Tests of the virtual agent itself (fixture `virtual_board`) join the xdist group of the
+    board they use. --mode M: tests that run in another mode are deselected (tests without a
+    mode stay)."""
+    agent_board = next((b.name for b in config.stash[_CONFIG].boards if b.kind == "virtual"), None)
+    for item in items:
+        if agent_board and "virtual_board" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(agent_board))
     wanted = config.getoption("--mode")
     if not wanted:
         return
@@ -147,20 +166,68 @@ def pki(hil_config: HilConfig) -> Pki:
     return p
 
 
-@pytest.fixture(scope="session")
-def run_dir(pytestconfig: pytest.Config, hil_config: HilConfig) -> Path:
-    given = pytestconfig.getoption("--hil-run-dir")
-    if given:
-        path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return new_run_dir(hil_config.run_dir)
+def _shared_run_dir(config: pytest.Config) -> Path:
+    """The run's directory (--hil-run-dir, or a new runs/<id>), made once per pytest run."""
+    path = config.stash.get(_RUN_DIR, None)
+    if path is None:
+        given = config.getoption("--hil-run-dir")
+        if given:
+            path = Path(given)
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path = new_run_dir(config.stash[_CONFIG].run_dir)
+        config.stash[_RUN_DIR] = path
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: every worker writes into the same run directory."""
+    node.workerinput["hil_run_dir"] = str(_shared_run_dir(node.config))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist controller: one worker per board (rig/parallel.py)."""
+    return BoardScheduling(config, log, _shared_run_dir(config))
+
+
+@pytest.hookimpl(tryfirst=True)  # before the xdist worker reports its collection
+def pytest_collection_finish(session: pytest.Session) -> None:
+    worker_id, _ = _worker(session.config)
+    if worker_id:
+        write_groups(Path(session.config.workerinput["hil_run_dir"]),  # type: ignore[attr-defined]
+                     worker_id, session.items)
+
+
+def _worker(config: pytest.Config) -> tuple[str, int]:
+    """This process's xdist worker id and index ("", 0 without -n)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return "", 0
+    worker_id = str(workerinput["workerid"])
+    return worker_id, int(worker_id.removeprefix("gw") or 0)
 
 
 @pytest.fixture(scope="session")
-def broker(hil_config: HilConfig, pki: Pki, mode: Mode, run_dir: Path) -> Iterator[Broker]:
-    """The real Mosquitto for `mode`, kept for the session."""
-    with running(hil_config, pki, mode, run_dir) as b:
+def run_dir(pytestconfig: pytest.Config) -> Path:
+    """Broker and board logs. With -n, each worker writes into <run dir>/<worker id>/."""
+    worker_id, _ = _worker(pytestconfig)
+    if not worker_id:
+        return _shared_run_dir(pytestconfig)
+    path = Path(pytestconfig.workerinput["hil_run_dir"]) / worker_id  # type: ignore[attr-defined]
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def broker(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pki, mode: Mode,
+           run_dir: Path) -> Iterator[Broker]:
+    """The real Mosquitto for `mode`, kept for the session. A fixed `[broker] port` is the
+    first worker's; with -n, worker gwN listens on port + N."""
+    _, index = _worker(pytestconfig)
+    port = hil_config.broker.port + index if hil_config.broker.port else 0
+    with running(hil_config, pki, mode, run_dir, port=port) as b:
         yield b
 
 
@@ -217,13 +284,14 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
     if spec.kind == "virtual":
         agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
                  else request.getfixturevalue("hil_agent"))
-    driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir)
-    if spec.kind == "virtual":
-        request.getfixturevalue("record_testsuite_property")(f"board.{spec.name}", WHAT_IT_IS)
-    try:
+    with contextlib.ExitStack() as stack:
+        try:  # held for the session: no other process (worker, run) drives this board
+            stack.enter_context(board_lock(hil_config.base_dir / ".hil" / "locks", spec.name))
+        except BoardBusy as exc:
+            pytest.fail(str(exc), pytrace=False)
+        driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir)
+        stack.callback(driver.close)
         yield driver
-    finally:
-        driver.close()
 
 
 def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
@@ -246,12 +314,9 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
 
 
 @pytest.fixture
-def board(request: pytest.FixtureRequest, hil_config: HilConfig, board_driver: BoardDriver,
-          record_xml_attribute: Any) -> Iterator[Console]:
-    """The board's console for this test: port opened, board reset, boot line seen. JUnit names
-    the case <board>.<mode>.<case>."""
-    mode, case, _ = cell_identity(request.node)
-    record_xml_attribute("name", ".".join(p for p in (board_driver.name, mode, case) if p))
+def board(request: pytest.FixtureRequest, hil_config: HilConfig,
+          board_driver: BoardDriver) -> Iterator[Console]:
+    """The board's console for this test: port opened, board reset, boot line seen."""
     yield from _open_console(request, board_driver, hil_config)
 
 
@@ -280,10 +345,35 @@ def agent(request: pytest.FixtureRequest, hil_config: HilConfig,
     yield from _open_console(request, virtual_board, hil_config)
 
 
+class _JunitNames:
+    """junit.xml, written by the process that receives the reports (the xdist controller with
+    -n): a board test is named <board>.<mode>.<case> (a host test in a mode host.<mode>.<case>),
+    and a suite property board.<name> says what a virtual board stands for."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        boards, _ = selected_boards(self.config)
+        for b in boards:
+            if b.kind == "virtual":
+                add_suite_property(self.config, f"board.{b.name}", WHAT_IT_IS)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        cell = getattr(report, "hil_cell", None)
+        if report.when == "setup" and cell is not None:
+            name = case_name(cell)
+            if name:
+                name_case(self.config, report, name)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """A failed test's report carries the board's last lines and its slice of the broker log."""
+    """Every report carries its matrix cell (`hil_cell`: board, mode, case, expected) for the
+    process that reports it; a failed test's report also carries the board's last lines and
+    its slice of the broker log."""
     report = yield
+    report.hil_cell = cell_fields(item)
     if report.failed and hasattr(report.longrepr, "addsection"):
         console = item.stash.get(_CONSOLE, None)
         if console is not None:

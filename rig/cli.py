@@ -176,13 +176,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
             "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--hil"] if args.hil else []
+    kind = "esp32" if args.hil else "virtual"
+    boards = [b for b in config.boards
+              if b.kind == kind and (not args.board or b.name in args.board)]
+    workers = min(len(boards), args.jobs or len(boards))
+    if workers > 1:  # pytest-xdist with --dist loadgroup (pyproject): one worker per board
+        argv += ["-n", str(workers)]
     for name in args.board or []:
         argv += ["--board", name]
     for mode in args.mode or []:
         argv += ["--mode", mode]
-    kind = "physical (esp32)" if args.hil else "virtual"
-    print(f"run {run_dir.name}: {kind} boards x modes "
-          f"{', '.join(args.mode or (*MODES, *WEB_MODES))}",
+    parallel = f", {workers} in parallel" if workers > 1 else ""
+    print(f"run {run_dir.name}: {len(boards)} {'physical (esp32)' if args.hil else 'virtual'} "
+          f"board(s){parallel} x modes {', '.join(args.mode or (*MODES, *WEB_MODES))}",
           flush=True)
     env = {**os.environ, "HIL_AGENT_VARIANT": os.environ.get("HIL_AGENT_VARIANT", "plain")}
     with (run_dir / "pytest.log").open("w") as log:
@@ -233,6 +239,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hil", description=__doc__.splitlines()[0] if __doc__
                                 else None)
@@ -255,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", action="append", choices=MODES + WEB_MODES)
     run.add_argument("--board", action="append", metavar="NAME", help="only these boards")
     run.add_argument("--hil", action="store_true", help="physical boards instead of virtual")
+    run.add_argument("--jobs", "-j", type=_positive_int, metavar="N",
+                     help="boards run in parallel, one pytest-xdist worker per board "
+                          "(default: all selected boards; 1 = one after another)")
     run.add_argument("--no-negative", action="store_true",
                      help="leave out the negative matrix (expected refusals)")
     run.set_defaults(func=cmd_run)

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
+from rig.locks import file_lock
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST_DIR = ROOT / "firmware" / "host"
 Variant = Literal["plain", "asan"]
@@ -29,11 +31,13 @@ def build_host_agent(variant: Variant = "plain") -> Path:
     script = HOST_DIR / "build.sh"
     if not script.exists():
         raise FirmwareBuildError(f"{script} is missing: is this a complete checkout?")
-    proc = subprocess.run([str(script), variant], capture_output=True, text=True, timeout=900)
+    path = agent_path(variant)
+    with file_lock(path.parent.parent / f".{variant}.lock"):  # one build at a time (xdist)
+        proc = subprocess.run([str(script), variant], capture_output=True, text=True,
+                              timeout=900)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise FirmwareBuildError(f"building hil-agent ({variant}) failed:\n{tail}")
-    path = agent_path(variant)
     if not path.exists():
         raise FirmwareBuildError(f"build succeeded but {path} does not exist")
     return path

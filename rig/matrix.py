@@ -4,7 +4,11 @@ on stderr, and every cell's verdict in a JSON file (`--hil-results`).
 A cell is one test on one board (or the host) in one mode; its verdict combines set-up, call and
 tear-down (a sanitizer report at tear-down fails the cell). A negative cell (tests/test_negative.py)
 expects a refusal: it passes when the device and the broker gave the expected reasons, which it
-carries in `device_reason` / `broker_reason`."""
+carries in `device_reason` / `broker_reason`.
+
+With pytest-xdist (`-n`, one worker per board) the reporter runs on the controller: it learns
+each cell from the `hil_cell` the rig's conftest attaches to every report, and records the
+worker that ran it."""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ class Cell:
     device_reason: str = ""
     broker_reason: str = ""
     client_reason: str = ""  # HTTPS refusals: what the host client said
+    worker: str = ""  # the pytest-xdist worker that ran it ("" without -n)
     properties: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -61,25 +66,64 @@ def _reason(report: pytest.TestReport) -> str:
     return str(longrepr).strip().splitlines()[-1] if longrepr else ""
 
 
+def cell_fields(item: pytest.Item) -> dict[str, str]:
+    """board, mode, case and expected of a collected test: what the rig's conftest attaches to
+    each of its reports (as `hil_cell`), so the process that reports them (the xdist
+    controller, which has no items) knows the cell."""
+    callspec = getattr(item, "callspec", None)
+    p = callspec.params if callspec else {}
+    board = p.get("board_driver") or ("host" if "board_driver" not in p else "none")
+    mode, case, expected = cell_identity(item)
+    return {"board": str(board), "mode": mode or "", "case": case, "expected": expected}
+
+
+def case_name(cell: dict[str, str]) -> str | None:
+    """The JUnit name `<board>.<mode>.<case>` of a board test (or a host test in a mode);
+    None for other tests, which keep pytest's own name."""
+    if cell["board"] == "none" or (cell["board"] == "host" and not cell["mode"]):
+        return None
+    return ".".join(p for p in (cell["board"], cell["mode"], cell["case"]) if p)
+
+
+def _plain_nodeid(nodeid: str) -> str:
+    """A node id without the `@group` suffix xdist's loadgroup adds."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") and at > nodeid.rfind("::") else nodeid
+
+
 class MatrixReporter:
+    """Runs where reports arrive: the one pytest process, or the xdist controller."""
+
     def __init__(self, config: pytest.Config, path: Path) -> None:
         self.config = config
         self.path = path
         self.cells: dict[str, Cell] = {}
+        self.order: dict[str, int] = {}  # nodeid -> collection index
         self.done = 0
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        for item in session.items:
-            callspec = getattr(item, "callspec", None)
-            p = callspec.params if callspec else {}
-            board = p.get("board_driver") or ("host" if "board_driver" not in p else "none")
-            mode, case, expected = cell_identity(item)
-            self.cells[item.nodeid] = Cell(item.nodeid, board, mode or "", case, expected)
+        self.order = {_plain_nodeid(item.nodeid): i for i, item in enumerate(session.items)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.order:  # every worker collects the same tests
+            self.order = {_plain_nodeid(nodeid): i for i, nodeid in enumerate(ids)}
+
+    def _cell(self, report: pytest.TestReport) -> Cell:
+        nodeid = _plain_nodeid(report.nodeid)
+        cell = self.cells.get(nodeid)
+        if cell is None:
+            fields = getattr(report, "hil_cell", None) or {
+                # no identity: e.g. the worker running it crashed before reporting
+                "board": "?", "mode": "", "case": nodeid.rsplit("::", 1)[-1], "expected": ""}
+            cell = self.cells[nodeid] = Cell(nodeid, **fields)
+        worker = getattr(report, "worker_id", None)
+        if worker:
+            cell.worker = str(worker)
+        return cell
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        cell = self.cells.get(report.nodeid)
-        if cell is None:
-            return
+        cell = self._cell(report)
         cell.duration_s += report.duration
         if report.when == "call":
             cell.properties.update(dict(report.user_properties))
@@ -95,17 +139,21 @@ class MatrixReporter:
                 cell.reason = _reason(report)
             elif report.skipped:
                 cell.verdict, cell.reason = "skip", _reason(report)
-        if report.when == "teardown":
+        # "???": xdist's report for a test whose worker crashed (no tear-down follows)
+        if report.when in ("teardown", "???"):
             self.done += 1
             hs = f"{cell.handshake_ms:g} ms" if cell.handshake_ms is not None else ""
-            line = (f"[{self.done:>2}/{len(self.cells)}] {cell.board:<12} {cell.mode:<12} "
+            total = max(len(self.order), self.done)
+            line = (f"[{self.done:>2}/{total}] {cell.board:<12} {cell.mode:<12} "
                     f"{cell.case:<28} {cell.verdict:<5} {cell.cipher_suite} {hs}")
             if cell.verdict != "pass":
                 line += f"  {cell.reason}"
             print(line.rstrip(), file=sys.stderr, flush=True)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        data = {"exitstatus": int(exitstatus), "cells": [asdict(c) for c in self.cells.values()]}
+        last = len(self.order)
+        cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
+        data = {"exitstatus": int(exitstatus), "cells": [asdict(c) for c in cells]}
         self.path.write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -116,5 +164,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--hil-results")
-    if path:
+    if path and not hasattr(config, "workerinput"):  # xdist workers send their reports on
         config.pluginmanager.register(MatrixReporter(config, Path(path)), "hil-matrix-reporter")

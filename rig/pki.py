@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rig.config import HilConfig
+from rig.locks import file_lock
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 Role = Literal["ca", "server", "client"]
@@ -178,6 +179,10 @@ class Pki:
         now = now or _now()
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
+        with file_lock(self.dir / ".lock"):  # xdist workers share the PKI
+            return self._ensure(now)
+
+    def _ensure(self, now: dt.datetime) -> list[ItemStatus]:
         renewed: set[str] = set()
         out: list[ItemStatus] = []
         for spec in self._specs.values():

@@ -111,6 +111,59 @@ def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     assert (latest / "broker-ca-sha1.log").exists()
 
 
+def test_run_puts_each_board_on_its_own_worker(tmp_path: Path, hil_config: HilConfig) -> None:
+    """Two boards run in parallel (pytest-xdist): all of one board's cells on one worker, the
+    boards on different workers, and junit.xml still names cells <board>.<mode>.<case>."""
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text() + '\n[[boards]]\nname = "virtual-1"\nkind = "virtual"\n')
+    proc = hil("run", "--mode", "psk", "--mode", "https", config=config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 virtual board(s), 2 in parallel" in proc.stdout
+    latest = tmp_path / "runs" / "latest"
+    cells = json.loads((latest / "results.json").read_text())["cells"]
+    workers = {b: {c["worker"] for c in cells if c["board"] == b}
+               for b in ("virtual-0", "virtual-1")}
+    assert all(len(w) == 1 for w in workers.values()), workers
+    assert workers["virtual-0"] != workers["virtual-1"], workers
+    assert {c["verdict"] for c in cells} == {"pass"}
+    junit = (latest / "junit.xml").read_text()
+    for board in ("virtual-0", "virtual-1"):
+        assert f'name="{board}.psk.connect_publish"' in junit
+        assert f'name="board.{board}" value="virtual board: ' in junit
+    for worker in (*workers["virtual-0"], *workers["virtual-1"]):
+        assert (latest / worker / "broker-psk.log").exists()  # each worker has its brokers
+
+
+def test_run_refuses_a_board_another_process_holds(tmp_path: Path,
+                                                   hil_config: HilConfig) -> None:
+    """A board in use by another run is an error naming the holder, not a fight over it."""
+    config = tmp_config(tmp_path, hil_config)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib\n"
+         "from rig.parallel import board_lock\n"
+         f"with board_lock(pathlib.Path({str(tmp_path / '.hil' / 'locks')!r}), 'virtual-0'):\n"
+         "    print('held', flush=True); sys.stdin.read()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        proc = hil("run", "--mode", "psk", "--no-negative", config=config)
+    finally:
+        holder.communicate("", timeout=10)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
+    board = next(c for c in cells if c["board"] == "virtual-0")
+    assert board["verdict"] == "ERROR"
+    assert f"board virtual-0 is in use by another process (pid {holder.pid}" in board["reason"]
+
+
+def test_pytest_refuses_a_distribution_that_splits_boards() -> None:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "load",
+                           "--collect-only", "-q"], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage error
+    assert "--dist load could put one board's tests on two workers" in proc.stderr
+
+
 def test_run_keeps_going_when_one_mode_breaks(tmp_path: Path, hil_config: HilConfig) -> None:
     config = tmp_config(tmp_path, hil_config)
     text = config.read_text()
