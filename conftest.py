@@ -23,6 +23,7 @@ from typing import Any, cast
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable, make_board
+from rig.boards.flashing import FlashError, FlashOptions
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import WHAT_IT_IS, VirtualBoard
 from rig.broker import Broker, child_brokers, running, start_for_mode
@@ -44,6 +45,7 @@ _CONFIG = pytest.StashKey[HilConfig]()
 _CONSOLE = pytest.StashKey[Console]()
 _BROKER_MARKS = pytest.StashKey[list[tuple[Broker, int]]]()
 _RUN_DIR = pytest.StashKey[Path]()
+_FLASH = pytest.StashKey[FlashOptions]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,8 +81,25 @@ def pytest_configure(config: pytest.Config) -> None:
         except KeyError as exc:
             raise pytest.UsageError(str(exc.args[0])) from None
     config.stash[_CONFIG] = hil
+    config.stash[_FLASH] = _flash_options(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(_JunitNames(config), "hil-junit-names")
+
+
+def _flash_options(config: pytest.Config) -> FlashOptions:
+    """pytest-embedded's own --erase-nvs / --erase-all (y/yes/true, n/no/false) and
+    --part-tool, applied by the rig's board drivers on each board's first open."""
+    def yes(dest: str) -> bool:
+        raw = config.getoption(dest, None)
+        if raw is None or str(raw).lower() in ("n", "no", "false"):
+            return False
+        if str(raw).lower() in ("y", "yes", "true"):
+            return True
+        raise pytest.UsageError(f"--{dest.replace('_', '-')}: expected y/yes/true or "
+                                f"n/no/false, got {raw!r}")
+
+    return FlashOptions(erase_nvs=yes("erase_nvs"), erase_all=yes("erase_all"),
+                        part_tool=config.getoption("part_tool", None))
 
 
 def selected_boards(config: pytest.Config) -> tuple[list[Board], str]:
@@ -289,7 +308,8 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
             stack.enter_context(board_lock(hil_config.base_dir / ".hil" / "locks", spec.name))
         except BoardBusy as exc:
             pytest.fail(str(exc), pytrace=False)
-        driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir)
+        driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir,
+                            options=request.config.stash[_FLASH])
         stack.callback(driver.close)
         yield driver
 
@@ -300,6 +320,8 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
         dut: Any = driver.open()
     except BoardUnavailable as exc:
         pytest.skip(str(exc))
+    except FlashError as exc:
+        pytest.fail(str(exc), pytrace=False)
     use_blocking_reader(dut)
     console = Console(dut, driver.name, hil.timeouts.command)
     request.node.stash[_CONSOLE] = console
@@ -330,7 +352,7 @@ def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
     board = make_board(spec, hil_config, agent=request.getfixturevalue("hil_agent"),
-                       run_dir=run_dir)
+                       run_dir=run_dir, options=request.config.stash[_FLASH])
     assert isinstance(board, VirtualBoard)
     try:
         yield board

@@ -182,6 +182,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     workers = min(len(boards), args.jobs or len(boards))
     if workers > 1:  # pytest-xdist with --dist loadgroup (pyproject): one worker per board
         argv += ["-n", str(workers)]
+    argv += ["--erase-nvs", "y"] if args.erase_nvs else []
+    argv += ["--erase-all", "y"] if args.erase_all else []
     for name in args.board or []:
         argv += ["--board", name]
     for mode in args.mode or []:
@@ -274,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", "-j", type=_positive_int, metavar="N",
                      help="boards run in parallel, one pytest-xdist worker per board "
                           "(default: all selected boards; 1 = one after another)")
+    erase = run.add_mutually_exclusive_group()
+    erase.add_argument("--erase-nvs", action="store_true",
+                       help="erase each board's NVS before its first test (esp32: esptool, "
+                            "needs $IDF_PATH or --part-tool in pytest; virtual: its state file)")
+    erase.add_argument("--erase-all", action="store_true",
+                       help="erase each board's whole flash and flash the build before its "
+                            "first test")
     run.add_argument("--no-negative", action="store_true",
                      help="leave out the negative matrix (expected refusals)")
     run.set_defaults(func=cmd_run)

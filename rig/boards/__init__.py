@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from rig.boards.flashing import NO_ERASE, FlashOptions
 from rig.config import Board, HilConfig
 
 
@@ -46,13 +47,16 @@ class BoardDriver(Protocol):
 
 
 def make_board(spec: Board, config: HilConfig, *, agent: Path | None, run_dir: Path,
-               ) -> BoardDriver:
+               options: FlashOptions = NO_ERASE) -> BoardDriver:
+    """options: --erase-nvs / --erase-all for the first open (a virtual board then starts
+    from an empty state file)."""
     if spec.kind == "virtual":
         from rig.boards.virtual import VirtualBoard
 
         if agent is None:
             raise BoardUnavailable(f"board {spec.name}: no hil-agent build for a virtual board")
-        return VirtualBoard(spec.name, agent, config.base_dir / ".hil" / "boards", run_dir)
+        return VirtualBoard(spec.name, agent, config.base_dir / ".hil" / "boards", run_dir,
+                            erase=bool(options.erases))
     from rig.boards.esp32 import Esp32Board
 
-    return Esp32Board(spec, config)
+    return Esp32Board(spec, config, options)

@@ -1,14 +1,16 @@
 """A physical ESP32 on USB (or behind RFC2217), through pytest-embedded's `esp,idf` services.
 
-Flashing is esptool's, driven by pytest-embedded-idf from the ESP-IDF build named in hil.toml
-(`build_dir`); with `confirm_target_elf_sha256` the app already on the chip is kept when its ELF
-SHA-256 matches, so tests do not reflash. The port is pinned by path/URL, USB location, USB
-serial number or MAC. Setting a runner up is in docs/runner.md; Wi-Fi provisioning by the rig is
-not written yet (the guide says how to store credentials on a board by hand).
+The first open of a session brings the chip to the ESP-IDF build named in hil.toml
+(`build_dir`): kept when the app on it has the build's ELF SHA-256, flashed otherwise, and
+erased first with --erase-nvs / --erase-all (rig/boards/flashing.py), all within
+`[timeouts] flash`. Later opens only reset the chip. The port is pinned by path/URL, USB
+location, USB serial number or MAC. `prepare` joins Wi-Fi with credentials from the
+environment variables hil.toml [wifi] names. Setting a runner up is in docs/runner.md.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.boards import BoardUnavailable
+from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
 from rig.config import Board, HilConfig
 from rig.console import Console
 
@@ -36,11 +39,15 @@ def hard_reset(ser: Any) -> None:
 class Esp32Board:
     kind = "esp32"
 
-    def __init__(self, spec: Board, config: HilConfig) -> None:
+    def __init__(self, spec: Board, config: HilConfig,
+                 options: FlashOptions = NO_ERASE) -> None:
         self.spec = spec
         self.name = spec.name
         self.config = config
+        self.options = options
         self.build_dir = config.path(spec.build_dir or DEFAULT_BUILD_DIR)
+        self.flash_note = ""  # what the first open did to the chip's flash
+        self._flash_failure = ""
 
     def _check_attached(self) -> None:
         spec = self.spec
@@ -71,9 +78,14 @@ class Esp32Board:
 
     def open(self) -> Any:
         self._check_attached()
+        if self._flash_failure:
+            raise FlashError(f"{self._flash_failure} (on the session's first open; not retried)")
         from pytest_embedded.dut_factory import DutFactory
 
         spec = self.spec
+        if not spec.flash and self.options.erases:
+            raise FlashError(f"board {self.name}: {self.options.erases} needs esptool to write "
+                             "the chip's flash, and hil.toml has flash = false for it")
         if not spec.flash and not spec.mac:
             # No esptool at all: plain serial, and a reset through the RTS (EN) line. This is
             # also how a board behind RFC2217 without flashing is driven.
@@ -89,7 +101,8 @@ class Esp32Board:
             hard_reset(dut.serial.proc)
             return dut
         try:
-            return DutFactory.create(
+            # skip_autoflash: the first open decides itself (flash_once), later ones never flash
+            dut = DutFactory.create(
                 embedded_services="esp,idf",
                 app_path=str(self.build_dir.parent),
                 build_dir=self.build_dir.name,
@@ -98,11 +111,23 @@ class Esp32Board:
                 port_mac=spec.mac or None,
                 port_serial_number=spec.serial_number or None,
                 target=spec.target,
-                skip_autoflash=not spec.flash,
-                confirm_target_elf_sha256=True,
+                skip_autoflash=True,
+                erase_nvs=self.options.erase_nvs,
+                part_tool=self.options.part_tool,
             )
         except (OSError, ValueError) as exc:
             raise BoardUnavailable(f"board {self.name}: cannot open its port: {exc}") from exc
+        if spec.flash and not self.flash_note:
+            what = f"board {self.name}: flashing from {self.build_dir}"
+            try:
+                self.flash_note = within(self.config.timeouts.flash, what,
+                                         lambda: flash_once(dut.serial, self.options))
+            except Exception as exc:  # esptool's FatalError, a missing partition tool, ...
+                self._flash_failure = str(exc) if isinstance(exc, FlashError) else (
+                    f"{what} failed: {exc}")
+                raise FlashError(self._flash_failure) from exc
+            logging.getLogger(__name__).info("board %s: %s", self.name, self.flash_note)
+        return dut
 
     def prepare(self, console: Console) -> None:
         """After boot: join Wi-Fi with the credentials from the environment variables named in

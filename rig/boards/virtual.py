@@ -32,9 +32,13 @@ class VirtualBoardError(Exception):
 class VirtualBoard:
     kind = "virtual"
 
-    def __init__(self, name: str, agent: Path, state_dir: Path, log_dir: Path) -> None:
+    def __init__(self, name: str, agent: Path, state_dir: Path, log_dir: Path, *,
+                 erase: bool = False) -> None:
+        """erase: the first open starts from an empty state file, as --erase-nvs and
+        --erase-all leave a physical board's NVS."""
         self.name = name
         self.agent = agent
+        self._erase = erase
         self.state_path = state_dir / f"{name}.state"
         self.stderr_path = log_dir / f"{name}.agent-stderr.log"
         self._master: int | None = None
@@ -83,6 +87,10 @@ class VirtualBoard:
         from pytest_embedded.dut_factory import DutFactory
 
         dut = DutFactory.create(embedded_services="serial", port=self.port)
+        if self._erase:
+            self.stop()
+            self.state_path.unlink(missing_ok=True)
+            self._erase = False
         self.reset()
         return dut
 
