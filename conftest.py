@@ -4,12 +4,15 @@
     pytest --hil                 physical boards only (skipped, with the reason, when none)
     pytest --board NAME          some boards;   --mode psk (or -k psk)   some modes
     pytest --hil-config FILE     another inventory (default: $HIL_CONFIG or ./hil.toml)
+    pytest -n 2                  boards in parallel, one pytest-xdist worker per board
+    pytest --erase-nvs y         (or --erase-all y) every board's first open starts erased
 
 Brokers: one Mosquitto per mode is kept for the whole session. Start-to-ready measured ~6-9 ms
 (bench/matrix.py), so restarting per test would also be cheap; keeping it means one log file per
 mode per run, and tests see only their own slice of it (Broker.mark()).
-Boards: one driver per board for the session; each test opens its port, resets the board and
-waits for the boot line (opening a port flushes what the board printed before).
+Boards: one driver per board for the session, holding the board's lock; each test opens its
+port, resets the board and waits for the boot line (opening a port flushes what the board printed
+before). With -n, each worker has its own brokers and logs to <run dir>/gw<N>/ (rig/parallel.py).
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
 from rig.junit import add_suite_property, name_case
+from rig.locks import BoardBusy, board_lock
 from rig.matrix import case_name, cell_fields, cell_identity
 from rig.negative import CASES
 from rig.observer import Observer
-from rig.parallel import BoardBusy, BoardScheduling, board_lock, write_groups
+from rig.parallel import BoardScheduling, write_groups
 from rig.pki import Pki
 from rig.runs import new_run_dir
 from rig.tls import credentials

@@ -8,17 +8,15 @@ node ids: each worker writes the groups it collected to `<run dir>/.xdist-groups
 before reporting its collection, and the controller's `BoardScheduling` reads them. All tests of
 a group form one unit of work, which goes to one worker; tests without a group are spread out.
 
-A per-board lock file (`board_lock`) backs this up at run time, and also stops two separate runs
-on one machine from sharing a board.
+A per-board lock file (rig.locks.board_lock) backs this up at run time, and also stops two
+separate runs on one machine from sharing a board.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,29 +65,3 @@ class BoardScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist is un
             self._groups = read_groups(self.run_dir)
         group = self._groups.get(nodeid)
         return f"board:{group}" if group is not None else nodeid
-
-
-class BoardBusy(Exception):
-    """Another process holds the board."""
-
-
-@contextlib.contextmanager
-def board_lock(lock_dir: Path, board: str) -> Iterator[None]:
-    """Holds `<lock_dir>/<board>.lock` for the block; BoardBusy when another process has it.
-    The file keeps the holder's pid for the message."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / f"{board}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise BoardBusy(
-                f"board {board} is in use by another process (pid {holder}; lock {path}): "
-                "two runs or two pytest-xdist workers must not share a board") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)

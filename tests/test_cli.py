@@ -140,7 +140,7 @@ def test_run_refuses_a_board_another_process_holds(tmp_path: Path,
     config = tmp_config(tmp_path, hil_config)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, pathlib\n"
-         "from rig.parallel import board_lock\n"
+         "from rig.locks import board_lock\n"
          f"with board_lock(pathlib.Path({str(tmp_path / '.hil' / 'locks')!r}), 'virtual-0'):\n"
          "    print('held', flush=True); sys.stdin.read()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
