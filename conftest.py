@@ -69,11 +69,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
+    # also declared by pytest-xdist; here too so that `-p no:xdist` runs without warnings
+    config.addinivalue_line("markers", "xdist_group(name): the board a test runs on")
     dist = config.getoption("dist", "no")
-    if dist not in ("no", "loadgroup"):
+    if dist not in ("no", "load", "loadgroup"):
         raise pytest.UsageError(
-            f"--dist {dist} could put one board's tests on two workers (two workers on one "
-            "port); the rig runs boards in parallel with --dist loadgroup, one worker per board")
+            f"--dist {dist}: the rig schedules boards itself (one worker per board, "
+            "rig/parallel.py); use -n N alone, or --dist load / loadgroup")
     path = config.getoption("--hil-config") or os.environ.get("HIL_CONFIG") or ROOT / "hil.toml"
     try:
         hil = load(path)
@@ -243,14 +245,22 @@ def run_dir(pytestconfig: pytest.Config) -> Path:
     return path
 
 
+def broker_ports(config: pytest.Config) -> tuple[int, int]:
+    """(session broker port, extra broker port) of this process. With a fixed `[broker] port`
+    P, worker gwN (N = 0 without -n) owns P + 2N for the mode's session broker and P + 2N + 1
+    for a test's own broker (negative cases and the like, one at a time); 0 = any free port."""
+    base = config.stash[_CONFIG].broker.port
+    if not base:
+        return 0, 0
+    _, index = _worker(config)
+    return base + 2 * index, base + 2 * index + 1
+
+
 @pytest.fixture(scope="session")
 def broker(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pki, mode: Mode,
            run_dir: Path) -> Iterator[Broker]:
-    """The real Mosquitto for `mode`, kept for the session. A fixed `[broker] port` is the
-    first worker's; with -n, worker gwN listens on port + N."""
-    _, index = _worker(pytestconfig)
-    port = hil_config.broker.port + index if hil_config.broker.port else 0
-    with running(hil_config, pki, mode, run_dir, port=port) as b:
+    """The real Mosquitto for `mode`, kept for the session (port: see broker_ports)."""
+    with running(hil_config, pki, mode, run_dir, port=broker_ports(pytestconfig)[0]) as b:
         yield b
 
 
@@ -266,11 +276,13 @@ def _broker_log_slice(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki,
                  run_dir: Path) -> Iterator[Callable[..., Broker]]:
-    """Starts extra brokers for this test only (keyword arguments as rig.broker.running);
-    each is stopped after the test and its log is in a failure's report."""
+    """Starts extra brokers for this test only (keyword arguments as rig.broker.running; the
+    port defaults to this worker's extra broker port, see broker_ports); each is stopped after
+    the test and its log is in a failure's report."""
     started: list[Broker] = []
 
     def start(mode: Mode, **kwargs: Any) -> Broker:
+        kwargs.setdefault("port", broker_ports(request.config)[1])
         b = start_for_mode(hil_config, pki, mode, run_dir, **kwargs)
         started.append(b)
         request.node.stash[_BROKER_MARKS].append((b, 0))

@@ -167,6 +167,9 @@ def free_port(bind: str) -> int:
         return port
 
 
+_NEW_CONNECTION_RE = re.compile(r"New connection from \S+?:(\d+) on port")
+
+
 class Broker:
     """One running Mosquitto. Use as a context manager, or start()/stop()."""
 
@@ -197,6 +200,7 @@ class Broker:
         self._lines: list[str] = []
         self._cond = threading.Condition()
         self._private: Path | None = None
+        self._probe_ports: set[int] = set()  # local ports of the readiness probe's connects
 
     # ------------------------------------------------------------------ properties
 
@@ -319,10 +323,17 @@ class Broker:
 
     def _can_connect(self) -> bool:
         try:
-            with socket.create_connection((self.settings.bind, self.port), timeout=0.5):
+            with socket.create_connection((self.settings.bind, self.port), timeout=0.5) as s:
+                self._probe_ports.add(s.getsockname()[1])
                 return True
         except OSError:
             return False
+
+    def client_connections(self) -> list[str]:
+        """The log's `New connection from H:P` lines, without the rig's own readiness probe
+        (a TCP connect that the broker logs, depending on timing, as a failed connection)."""
+        return [ln for ln in self.log_lines() if (m := _NEW_CONNECTION_RE.search(ln))
+                and int(m.group(1)) not in self._probe_ports]
 
     def _explain_exit(self, code: int) -> BrokerError:
         lines = self.log_lines()

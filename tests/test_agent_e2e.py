@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from rig.boards.virtual import VirtualBoard
-from rig.broker import Broker, running
+from rig.broker import Broker
 from rig.config import DEFAULT_PSK_SUITES, HilConfig, Mode
 from rig.console import Console, ConsoleError
 from rig.observer import Observer
@@ -157,14 +158,15 @@ def test_nothing_listening_gives_an_error_and_the_agent_stays_responsive(
 
 
 def test_sha1_broker_certificate_is_refused_with_the_reason(
-        hil_config: HilConfig, pki: Pki, run_dir: Path, agent: Console) -> None:
+        hil_config: HilConfig, pki: Pki, agent: Console,
+        start_broker: Callable[..., Broker]) -> None:
     # OpenSSL 3 itself refuses to load a SHA-1 certificate ("ca md too weak") at the default
     # security level, so this listener lowers it.
-    with running(hil_config, pki, "ca", run_dir, server_cert="broker-sha1",
-                 ciphers="DEFAULT:@SECLEVEL=0") as broker:
-        provision(agent, mqtt_settings(hil_config, pki, "ca", broker.port))
-        with pytest.raises(ConsoleError) as info:
-            connect(agent, hil_config.timeouts.connect)
+    broker = start_broker("ca", server_cert="broker-sha1", ciphers="DEFAULT:@SECLEVEL=0")
+    provision(agent, mqtt_settings(hil_config, pki, "ca", broker.port))
+    with pytest.raises(ConsoleError) as info:
+        connect(agent, hil_config.timeouts.connect)
+    broker.stop()
     lines = "\n".join(agent.lines)
     assert "MQTT0 verify: The certificate is signed with an unacceptable hash." in lines
     assert re.search(r"MQTT0 TLS handshake failed: -0x2700", lines), lines

@@ -157,11 +157,19 @@ def test_run_refuses_a_board_another_process_holds(tmp_path: Path,
 
 
 def test_pytest_refuses_a_distribution_that_splits_boards() -> None:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "load",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "each",
                            "--collect-only", "-q"], capture_output=True, text=True, timeout=60,
                           cwd=ROOT)
     assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage error
-    assert "--dist load could put one board's tests on two workers" in proc.stderr
+    assert "--dist each: the rig schedules boards itself" in proc.stderr
+
+
+def test_pytest_runs_without_xdist() -> None:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-W", "error",
+                           "--collect-only", "-q", "tests/test_mqtt_modes.py"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "test_connect_publish[ca-virtual-0]" in proc.stdout
 
 
 def test_run_keeps_going_when_one_mode_breaks(tmp_path: Path, hil_config: HilConfig) -> None:

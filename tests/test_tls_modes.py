@@ -7,12 +7,11 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from rig.broker import Broker, running
+from rig.broker import Broker
 from rig.config import HilConfig, Mode
 from rig.observer import Observer, ObserverError, preflight, tls_handshake
 from rig.peers import Target, mosquitto_pub_argv
@@ -108,9 +107,8 @@ def test_client_refuses_broker_from_unknown_ca(hil_config: HilConfig, pki: Pki, 
 
 
 @pytest.fixture
-def wronghost_broker(hil_config: HilConfig, pki: Pki, run_dir: Path) -> Iterator[Broker]:
-    with running(hil_config, pki, "ca", run_dir, server_cert="broker-wronghost") as b:
-        yield b
+def wronghost_broker(start_broker: Callable[..., Broker]) -> Broker:
+    return start_broker("ca", server_cert="broker-wronghost")
 
 
 def test_client_refuses_broker_for_another_host(hil_config: HilConfig, pki: Pki,
