@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from rig.boards import BoardDriver, BoardUnavailable, make_board
-from rig.boards.flashing import FlashError, FlashOptions
+from rig.boards import BoardDriver, BoardError, BoardUnavailable, make_board
+from rig.boards.flashing import FlashOptions
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import WHAT_IT_IS, VirtualBoard
 from rig.broker import Broker, child_brokers, running, start_for_mode
@@ -38,7 +39,7 @@ from rig.locks import BoardBusy, board_lock
 from rig.matrix import case_name, cell_fields, cell_identity
 from rig.negative import CASES
 from rig.observer import Observer
-from rig.parallel import BoardScheduling, write_groups
+from rig.parallel import GROUPS_DIR, BoardScheduling, write_groups
 from rig.pki import Pki
 from rig.runs import new_run_dir
 from rig.tls import credentials
@@ -201,6 +202,7 @@ def _shared_run_dir(config: pytest.Config) -> Path:
             path.mkdir(parents=True, exist_ok=True)
         else:
             path = new_run_dir(config.stash[_CONFIG].run_dir)
+        shutil.rmtree(path / GROUPS_DIR, ignore_errors=True)  # a reused dir's earlier workers
         config.stash[_RUN_DIR] = path
     return path
 
@@ -310,6 +312,15 @@ def hil_agent() -> Path:
     return build_host_agent(variant)
 
 
+def _hold_board(stack: contextlib.ExitStack, hil_config: HilConfig, name: str) -> None:
+    """Locks the board for the session (released with `stack`): no other process (xdist
+    worker, run) drives it; fixtures of this process share the lock."""
+    try:
+        stack.enter_context(board_lock(hil_config.base_dir / ".hil" / "locks", name))
+    except BoardBusy as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
                  run_dir: Path) -> Iterator[BoardDriver]:
@@ -320,10 +331,7 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
         agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
                  else request.getfixturevalue("hil_agent"))
     with contextlib.ExitStack() as stack:
-        try:  # held for the session: no other process (worker, run) drives this board
-            stack.enter_context(board_lock(hil_config.base_dir / ".hil" / "locks", spec.name))
-        except BoardBusy as exc:
-            pytest.fail(str(exc), pytrace=False)
+        _hold_board(stack, hil_config, spec.name)
         driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir,
                             options=request.config.stash[_FLASH])
         stack.callback(driver.close)
@@ -336,7 +344,7 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
         dut: Any = driver.open()
     except BoardUnavailable as exc:
         pytest.skip(str(exc))
-    except FlashError as exc:
+    except BoardError as exc:
         pytest.fail(str(exc), pytrace=False)
     use_blocking_reader(dut)
     console = Console(dut, driver.name, hil.timeouts.command)
@@ -367,13 +375,13 @@ def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
     spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
-    board = make_board(spec, hil_config, agent=request.getfixturevalue("hil_agent"),
-                       run_dir=run_dir, options=request.config.stash[_FLASH])
-    assert isinstance(board, VirtualBoard)
-    try:
+    with contextlib.ExitStack() as stack:
+        _hold_board(stack, hil_config, spec.name)
+        board = make_board(spec, hil_config, agent=request.getfixturevalue("hil_agent"),
+                           run_dir=run_dir, options=request.config.stash[_FLASH])
+        assert isinstance(board, VirtualBoard)
+        stack.callback(board.close)
         yield board
-    finally:
-        board.close()
 
 
 @pytest.fixture

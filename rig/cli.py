@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     erase = run.add_mutually_exclusive_group()
     erase.add_argument("--erase-nvs", action="store_true",
                        help="erase each board's NVS before its first test (esp32: esptool, "
-                            "needs $IDF_PATH or --part-tool in pytest; virtual: its state file)")
+                            "reads the partition table with $IDF_PATH's gen_esp32part.py; "
+                            "virtual: its state file)")
     erase.add_argument("--erase-all", action="store_true",
                        help="erase each board's whole flash and flash the build before its "
                             "first test")

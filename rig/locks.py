@@ -24,15 +24,31 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 class BoardBusy(Exception):
-    """Another process holds the board."""
+    """Another process holds the board (or port)."""
+
+
+_held: dict[Path, int] = {}  # locks this process holds -> how many holders inside it
+
+
+def held_here(lock_dir: Path, name: str) -> bool:
+    """Whether this process holds board_lock(lock_dir, name)."""
+    return lock_dir / f"{name}.lock" in _held
 
 
 @contextlib.contextmanager
-def board_lock(lock_dir: Path, board: str) -> Iterator[None]:
-    """Holds `<lock_dir>/<board>.lock` for the block; BoardBusy when another process has it.
-    The file keeps the holder's pid for the message."""
+def board_lock(lock_dir: Path, name: str, *, what: str = "") -> Iterator[None]:
+    """Holds `<lock_dir>/<name>.lock` for the block; BoardBusy when another process has it
+    (nested holders in this process share it). The file keeps the holder's pid for the
+    message; `what` names the thing (default: board <name>)."""
     lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / f"{board}.lock"
+    path = lock_dir / f"{name}.lock"
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield
+        finally:
+            _held[path] -= 1
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -40,10 +56,15 @@ def board_lock(lock_dir: Path, board: str) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise BoardBusy(
-                f"board {board} is in use by another process (pid {holder}; lock {path}): "
-                "two runs or two pytest-xdist workers must not share a board") from None
+                f"{what or 'board ' + name} is in use by another process (pid {holder}; lock "
+                f"{path}): two runs or two pytest-xdist workers must not share a board"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        _held[path] = 1
+        try:
+            yield
+        finally:
+            del _held[path]
     finally:
         os.close(fd)

@@ -11,14 +11,21 @@ the rig drives the same way, so one test runs unchanged on a virtual or a physic
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rig.boards.flashing import NO_ERASE, FlashOptions
 from rig.config import Board, HilConfig
+
+if TYPE_CHECKING:
+    from rig.boards.flashing import FlashOptions
 
 
 class BoardUnavailable(Exception):
     """The board is not attached or cannot be reached: tests skip with this reason."""
+
+
+class BoardError(Exception):
+    """The board is there but cannot be used as asked (busy port, failed flash, bad setup):
+    its tests fail with this reason."""
 
 
 class BoardDriver(Protocol):
@@ -47,7 +54,7 @@ class BoardDriver(Protocol):
 
 
 def make_board(spec: Board, config: HilConfig, *, agent: Path | None, run_dir: Path,
-               options: FlashOptions = NO_ERASE) -> BoardDriver:
+               options: FlashOptions | None = None) -> BoardDriver:
     """options: --erase-nvs / --erase-all for the first open (a virtual board then starts
     from an empty state file)."""
     if spec.kind == "virtual":
@@ -56,7 +63,8 @@ def make_board(spec: Board, config: HilConfig, *, agent: Path | None, run_dir: P
         if agent is None:
             raise BoardUnavailable(f"board {spec.name}: no hil-agent build for a virtual board")
         return VirtualBoard(spec.name, agent, config.base_dir / ".hil" / "boards", run_dir,
-                            erase=bool(options.erases))
+                            erase=bool(options and options.erases))
     from rig.boards.esp32 import Esp32Board
+    from rig.boards.flashing import NO_ERASE
 
-    return Esp32Board(spec, config, options)
+    return Esp32Board(spec, config, options or NO_ERASE)

@@ -4,12 +4,14 @@ The first open of a session brings the chip to the ESP-IDF build named in hil.to
 (`build_dir`): kept when the app on it has the build's ELF SHA-256, flashed otherwise, and
 erased first with --erase-nvs / --erase-all (rig/boards/flashing.py), all within
 `[timeouts] flash`. Later opens only reset the chip. The port is pinned by path/URL, USB
-location, USB serial number or MAC. `prepare` joins Wi-Fi with credentials from the
+location, USB serial number or MAC, found by the rig and held for the session
+(rig/boards/ports.py). `prepare` joins Wi-Fi with credentials from the
 environment variables hil.toml [wifi] names. Setting a runner up is in docs/runner.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -19,6 +21,7 @@ from typing import Any
 
 from rig.boards import BoardUnavailable
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
+from rig.boards.ports import find_port
 from rig.config import Board, HilConfig
 from rig.console import Console
 
@@ -46,58 +49,39 @@ class Esp32Board:
         self.config = config
         self.options = options
         self.build_dir = config.path(spec.build_dir or DEFAULT_BUILD_DIR)
+        self.port = ""  # found on the first open, held (locked) until close()
         self.flash_note = ""  # what the first open did to the chip's flash
         self._flash_failure = ""
+        self._held = contextlib.ExitStack()
 
     def _check_attached(self) -> None:
         spec = self.spec
         if spec.port and "://" not in spec.port and not Path(spec.port).exists():
             raise BoardUnavailable(f"board {self.name}: {spec.port} does not exist (not attached?)")
-        if spec.location or spec.serial_number:
-            from serial.tools import list_ports
-
-            ports = list_ports.comports()
-            if spec.location and not any(p.location == spec.location for p in ports):
-                raise BoardUnavailable(f"board {self.name}: no serial port at USB location "
-                                       f"{spec.location} (not attached?)")
-            if spec.serial_number and self._port_by_serial_number() is None:
-                raise BoardUnavailable(f"board {self.name}: no serial port with USB serial "
-                                       f"number {spec.serial_number} (not attached?)")
         if spec.flash and not (self.build_dir / "flasher_args.json").exists():
             raise BoardUnavailable(
                 f"board {self.name}: no ESP-IDF build in {self.build_dir} (flasher_args.json "
                 "missing): build the firmware with idf.py, or set flash = false")
-
-    def _port_by_serial_number(self) -> str | None:
-        from serial.tools import list_ports
-
-        for p in list_ports.comports():
-            if self.spec.serial_number and p.serial_number == self.spec.serial_number:
-                return str(p.device)
-        return None
+        if not self.port:
+            self.port = find_port(spec, self._held)  # rig/boards/ports.py
 
     def open(self) -> Any:
-        self._check_attached()
         if self._flash_failure:
             raise FlashError(f"{self._flash_failure} (on the session's first open; not retried)")
-        from pytest_embedded.dut_factory import DutFactory
-
-        spec = self.spec
-        if not spec.flash and self.options.erases:
+        if not self.spec.flash and self.options.erases:
             raise FlashError(f"board {self.name}: {self.options.erases} needs esptool to write "
                              "the chip's flash, and hil.toml has flash = false for it")
-        if not spec.flash and not spec.mac:
+        self._check_attached()
+        from pytest_embedded.dut_factory import DutFactory
+
+        if not self.spec.flash:
             # No esptool at all: plain serial, and a reset through the RTS (EN) line. This is
             # also how a board behind RFC2217 without flashing is driven.
             try:
-                dut = DutFactory.create(
-                    embedded_services="serial",
-                    port=spec.port or self._port_by_serial_number(),
-                    port_location=spec.location or None,
-                    baud=BAUD,
-                )
+                dut = DutFactory.create(embedded_services="serial", port=self.port, baud=BAUD)
             except (OSError, ValueError) as exc:
-                raise BoardUnavailable(f"board {self.name}: cannot open its port: {exc}") from exc
+                raise BoardUnavailable(f"board {self.name}: cannot open {self.port}: "
+                                       f"{exc}") from exc
             hard_reset(dut.serial.proc)
             return dut
         try:
@@ -106,18 +90,15 @@ class Esp32Board:
                 embedded_services="esp,idf",
                 app_path=str(self.build_dir.parent),
                 build_dir=self.build_dir.name,
-                port=spec.port or None,
-                port_location=spec.location or None,
-                port_mac=spec.mac or None,
-                port_serial_number=spec.serial_number or None,
-                target=spec.target,
+                port=self.port,
+                target=self.spec.target,
                 skip_autoflash=True,
                 erase_nvs=self.options.erase_nvs,
                 part_tool=self.options.part_tool,
             )
         except (OSError, ValueError) as exc:
-            raise BoardUnavailable(f"board {self.name}: cannot open its port: {exc}") from exc
-        if spec.flash and not self.flash_note:
+            raise BoardUnavailable(f"board {self.name}: cannot open {self.port}: {exc}") from exc
+        if not self.flash_note:
             what = f"board {self.name}: flashing from {self.build_dir}"
             try:
                 self.flash_note = within(self.config.timeouts.flash, what,
@@ -159,4 +140,5 @@ class Esp32Board:
         return ""
 
     def close(self) -> None:
-        pass
+        self._held.close()  # releases the port
+        self.port = ""

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from rig.boards import BoardError
+
 T = TypeVar("T")
 
 
@@ -40,7 +42,7 @@ class FlashOptions:
 NO_ERASE = FlashOptions()
 
 
-class FlashError(Exception):
+class FlashError(BoardError):
     """Flashing (or erasing) a board failed or took too long: its tests fail with this."""
 
 
