@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import ipaddress
+import os
 import re
 import socket
 import subprocess
@@ -120,6 +121,10 @@ def _boards(config: HilConfig) -> list[Check]:
                          f"esp32 boards would dial {config.broker.host}, which is themselves",
                          "set [broker] host and bind to this machine's LAN address",
                          required=False))
+    if physical and os.environ.get("ESPPORT"):
+        out.append(Check("ESPPORT", False, f"set ({os.environ['ESPPORT']}): pytest-embedded "
+                         "would open it for every board, so the rig refuses it",
+                         "unset ESPPORT; hil.toml pins each board's port", required=False))
     w = config.wifi
     if w.ssid_env:
         missing = w.missing_env()

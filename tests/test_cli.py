@@ -19,9 +19,11 @@ from rig.tls import credentials
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def hil(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+def hil(*args: str, config: Path, env: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rig.cli", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
 
 
 def tmp_config(tmp_path: Path, hil_config: HilConfig) -> Path:
@@ -55,9 +57,10 @@ address = "10.9.8.7"
 """)
     text = config.read_text().replace('ssid_env = ""', 'ssid_env = "HIL_TEST_SSID_UNSET"')
     config.write_text(text.replace('password_env = ""', 'password_env = "HIL_TEST_PASS_UNSET"'))
-    proc = hil("doctor", config=config)
+    proc = hil("doctor", config=config, env={"ESPPORT": "/dev/ttyUSB7"})
     rows = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
     assert "which is themselves" in rows["broker host for boards"]  # 127.0.0.1 from a chip
+    assert "/dev/ttyUSB7" in rows["ESPPORT"] and "unset ESPPORT" in rows["ESPPORT"]
     assert "not in [device] web_names" in rows["board esp32-a address"]
     assert "HIL_TEST_SSID_UNSET, HIL_TEST_PASS_UNSET" in rows["wifi credentials"]
     assert "does not exist" in rows["board esp32-a"]
