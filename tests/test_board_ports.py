@@ -2,16 +2,14 @@
 
 Real here: pseudo-terminals as serial devices, symlinks, lock files, other processes holding
 ports. Not here: an ESP32 with esptool. `read_mac` is then given a table (it stands for esptool
-reading a chip's MAC), and `ChipDut` stands for pytest-embedded's `esp,idf` Dut on a chip
-(DutFactory.create needs esptool to connect to one)."""
+reading a chip's MAC), and `ChipDut` (holding a FakeChip) stands for pytest-embedded's `esp,idf`
+Dut on a chip (DutFactory.create needs esptool to connect to one)."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +24,7 @@ from rig.boards.esp32 import Esp32Board
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions
 from rig.boards.ports import find_port, lock_dir, lock_name
 from rig.config import Board, HilConfig
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import FakeChip, lock_held_elsewhere
 
 
 @pytest.fixture
@@ -45,17 +42,6 @@ def ptys() -> Iterator[list[str]]:
 @pytest.fixture(autouse=True)
 def _no_espport(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ESPPORT", raising=False)
-
-
-def hold_in_other_process(port: str) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\n"
-         "from rig.boards.ports import port_lock\n"
-         f"with port_lock({port!r}):\n"
-         "    print('held', flush=True); sys.stdin.read()"],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-    return holder
 
 
 def test_espport_is_refused(monkeypatch: pytest.MonkeyPatch, ptys: list[str]) -> None:
@@ -77,14 +63,11 @@ def test_two_names_for_one_device_are_one_port(tmp_path: Path, ptys: list[str]) 
 
 
 def test_a_port_another_process_holds_is_an_error_naming_it(ptys: list[str]) -> None:
-    holder = hold_in_other_process(ptys[0])
-    try:
-        with contextlib.ExitStack() as held, pytest.raises(
+    with lock_held_elsewhere(lock_dir(), lock_name(ptys[0])) as pid, \
+            contextlib.ExitStack() as held, pytest.raises(
                 BoardError, match=rf"board a: port {ptys[0]} is in use by another process "
-                                  rf"\(pid {holder.pid};"):
-            find_port(Board(name="a", kind="esp32", port=ptys[0]), held)
-    finally:
-        holder.communicate("", timeout=10)
+                                  rf"\(pid {pid};"):
+        find_port(Board(name="a", kind="esp32", port=ptys[0]), held)
 
 
 def test_mac_scan_probes_only_free_ports(monkeypatch: pytest.MonkeyPatch,
@@ -98,19 +81,15 @@ def test_mac_scan_probes_only_free_ports(monkeypatch: pytest.MonkeyPatch,
         probed.append(port)
         return macs[port]
 
-    holder = hold_in_other_process(ptys[0])
-    try:
-        with contextlib.ExitStack() as held:
-            spec = Board(name="a", kind="esp32", mac="24:0A:C4:00:00:03")
-            assert find_port(spec, held, read_mac=read_mac) == ptys[2]
-            assert ptys[0] not in probed  # another process drives it: never reset by a probe
-            assert (lock_dir() / f"{lock_name(ptys[2])}.lock").exists()
-            with pytest.raises(BoardUnavailable, match="no free serial port has an ESP chip "
-                                                       "with MAC 24:0a:c4:00:00:01"):
-                find_port(dataclasses.replace(spec, name="b", mac="24:0a:c4:00:00:01"), held,
-                          read_mac=read_mac)
-    finally:
-        holder.communicate("", timeout=10)
+    with lock_held_elsewhere(lock_dir(), lock_name(ptys[0])), contextlib.ExitStack() as held:
+        spec = Board(name="a", kind="esp32", mac="24:0A:C4:00:00:03")
+        assert find_port(spec, held, read_mac=read_mac) == ptys[2]
+        assert ptys[0] not in probed  # another process drives it: never reset by a probe
+        assert (lock_dir() / f"{lock_name(ptys[2])}.lock").exists()
+        with pytest.raises(BoardUnavailable, match="no free serial port has an ESP chip "
+                                                   "with MAC 24:0a:c4:00:00:01"):
+            find_port(dataclasses.replace(spec, name="b", mac="24:0a:c4:00:00:01"), held,
+                      read_mac=read_mac)
 
 
 def test_location_pins_exactly_one_port(monkeypatch: pytest.MonkeyPatch,
@@ -130,40 +109,10 @@ def test_location_pins_exactly_one_port(monkeypatch: pytest.MonkeyPatch,
 
 
 @dataclasses.dataclass
-class ChipSerial:
-    """Stands for IdfSerial on a chip: records the esptool work it is asked for."""
-
-    same_elf: bool
-    calls: list[str]
-    fail: str = ""
-    hang: threading.Event | None = None
-
-    def is_target_flashed_same_elf(self) -> bool:
-        self.calls.append("read-elf-sha256")
-        if self.hang is not None:
-            self.hang.wait(10)
-        if self.fail:
-            raise RuntimeError(self.fail)
-        return self.same_elf
-
-    def flash(self) -> None:
-        self.calls.append("write-flash")
-
-    def erase_flash(self) -> None:
-        self.calls.append("erase-flash")
-
-    def erase_partition(self, partition_name: str) -> None:
-        self.calls.append(f"erase-partition {partition_name}")
-
-    def hard_reset(self) -> None:
-        self.calls.append("hard-reset")
-
-
-@dataclasses.dataclass
 class ChipDut:
     """Stands for the `esp,idf` Dut DutFactory.create returns for a chip."""
 
-    serial: ChipSerial
+    serial: FakeChip
 
 
 @pytest.fixture
@@ -185,8 +134,8 @@ def esp_board(tmp_path: Path, hil_config: HilConfig, ptys: list[str],
     monkeypatch.setattr(DutFactory, "create", create)
 
     def make(options: FlashOptions = NO_ERASE, flash_s: float = 30.0,
-             **serial: Any) -> tuple[Esp32Board, ChipSerial]:
-        chip["serial"] = ChipSerial(calls=[], **serial)
+             **serial: Any) -> tuple[Esp32Board, FakeChip]:
+        chip["serial"] = FakeChip(**serial)
         config = dataclasses.replace(
             hil_config, timeouts=dataclasses.replace(hil_config.timeouts, flash=flash_s))
         spec = Board(name="esp-a", kind="esp32", port=ptys[0], build_dir=str(build))

@@ -15,25 +15,7 @@ from rig.negative import CASES
 from rig.observer import Observer
 from rig.pki import Pki
 from rig.tls import credentials
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def hil(*args: str, config: Path, env: dict[str, str] | None = None,
-        ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rig.cli", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
-
-
-def tmp_config(tmp_path: Path, hil_config: HilConfig) -> Path:
-    """The committed hil.toml, with run and PKI directories under tmp_path."""
-    text = hil_config.source.read_text()
-    text = text.replace('run_dir = "runs"', f'run_dir = "{tmp_path}/runs"')
-    text = text.replace('dir = "pki"', f'dir = "{tmp_path}/pki"')
-    path = tmp_path / "hil.toml"
-    path.write_text(text)
-    return path
+from tests.support import ROOT, hil, lock_held_elsewhere, tmp_config
 
 
 def test_doctor_lists_what_is_there(tmp_path: Path, hil_config: HilConfig) -> None:
@@ -141,22 +123,13 @@ def test_run_refuses_a_board_another_process_holds(tmp_path: Path,
                                                    hil_config: HilConfig) -> None:
     """A board in use by another run is an error naming the holder, not a fight over it."""
     config = tmp_config(tmp_path, hil_config)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, pathlib\n"
-         "from rig.locks import board_lock\n"
-         f"with board_lock(pathlib.Path({str(tmp_path / '.hil' / 'locks')!r}), 'virtual-0'):\n"
-         "    print('held', flush=True); sys.stdin.read()"],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with lock_held_elsewhere(tmp_path / ".hil" / "locks", "virtual-0") as pid:
         proc = hil("run", "--mode", "psk", "--no-negative", config=config)
-    finally:
-        holder.communicate("", timeout=10)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
     board = next(c for c in cells if c["board"] == "virtual-0")
     assert board["verdict"] == "ERROR"
-    assert f"board virtual-0 is in use by another process (pid {holder.pid}" in board["reason"]
+    assert f"board virtual-0 is in use by another process (pid {pid}" in board["reason"]
 
 
 def test_pytest_refuses_a_distribution_that_splits_boards() -> None:

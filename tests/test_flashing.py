@@ -1,8 +1,8 @@
 """A board's first open: keep or flash, --erase-nvs / --erase-all, and the flash time-out.
 
-esptool and an ESP32 cannot exist here, so `flash_once` is driven with `FakeChip`, which stands
-for pytest-embedded-idf's IdfSerial on a chip (it records the esptool operations it was asked
-for). The option wiring and the virtual board's erase run for real."""
+esptool and an ESP32 cannot exist here, so `flash_once` is driven with `FakeChip`
+(tests/support.py), which stands for pytest-embedded-idf's IdfSerial on a chip. The option
+wiring and the virtual board's erase run for real."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,32 +22,7 @@ from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import VirtualBoard
 from rig.config import Board, HilConfig
 from rig.console import Console
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class FakeChip:
-    """Stands for an ESP32 behind IdfSerial: `same_elf` is whether its app matches the build."""
-
-    same_elf: bool
-    calls: list[str] = field(default_factory=list)
-
-    def is_target_flashed_same_elf(self) -> bool:
-        self.calls.append("read-elf-sha256")
-        return self.same_elf
-
-    def flash(self) -> None:
-        self.calls.append("write-flash")
-
-    def erase_flash(self) -> None:
-        self.calls.append("erase-flash")
-
-    def erase_partition(self, partition_name: str) -> None:
-        self.calls.append(f"erase-partition {partition_name}")
-
-    def hard_reset(self) -> None:
-        self.calls.append("hard-reset")
+from tests.support import ROOT, FakeChip, hil, tmp_config
 
 
 def test_same_app_is_kept() -> None:
@@ -158,15 +132,10 @@ def test_hil_run_erase_nvs_reaches_the_board_driver(tmp_path: Path,
     board with flash = false: the cell errors with that reason."""
     port = tmp_path / "ttyFAKE"
     port.touch()
-    text = hil_config.source.read_text()
-    text = text.replace('run_dir = "runs"', f'run_dir = "{tmp_path}/runs"')
-    text = text.replace('dir = "pki"', f'dir = "{tmp_path}/pki"')
-    text += f'\n[[boards]]\nname = "esp-a"\nkind = "esp32"\nport = "{port}"\nflash = false\n'
-    config = tmp_path / "hil.toml"
-    config.write_text(text)
-    proc = subprocess.run([sys.executable, "-m", "rig.cli", "--config", str(config), "run",
-                           "--hil", "--erase-nvs", "--mode", "psk", "--no-negative"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text() + f'\n[[boards]]\nname = "esp-a"\nkind = "esp32"\n'
+                      f'port = "{port}"\nflash = false\n')
+    proc = hil("run", "--hil", "--erase-nvs", "--mode", "psk", "--no-negative", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(r"esp-a +psk +connect_publish .*ERROR .*--erase-nvs needs esptool",
                      proc.stdout), proc.stdout

@@ -1,0 +1,84 @@
+"""Helpers the tests share: a temporary copy of hil.toml, the `hil` command as a user runs it, a
+stand-in for an ESP32 chip, and another process holding a rig lock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rig.config import HilConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hil(*args: str, config: Path, env: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    """`hil --config <config> <args>` in a subprocess, from the checkout."""
+    return subprocess.run([sys.executable, "-m", "rig.cli", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
+
+
+def tmp_config(tmp_path: Path, hil_config: HilConfig) -> Path:
+    """The committed hil.toml, with run and PKI directories under tmp_path."""
+    text = hil_config.source.read_text()
+    text = text.replace('run_dir = "runs"', f'run_dir = "{tmp_path}/runs"')
+    text = text.replace('dir = "pki"', f'dir = "{tmp_path}/pki"')
+    path = tmp_path / "hil.toml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class FakeChip:
+    """Stands for an ESP32 behind pytest-embedded-idf's IdfSerial (esptool and a chip cannot
+    exist here): records the esptool work it is asked for. `same_elf`: whether its app matches
+    the build; `fail`: reading the app fails with this; `hang`: reading waits for this event."""
+
+    same_elf: bool
+    calls: list[str] = field(default_factory=list)
+    fail: str = ""
+    hang: threading.Event | None = None
+
+    def is_target_flashed_same_elf(self) -> bool:
+        self.calls.append("read-elf-sha256")
+        if self.hang is not None:
+            self.hang.wait(10)
+        if self.fail:
+            raise RuntimeError(self.fail)
+        return self.same_elf
+
+    def flash(self) -> None:
+        self.calls.append("write-flash")
+
+    def erase_flash(self) -> None:
+        self.calls.append("erase-flash")
+
+    def erase_partition(self, partition_name: str) -> None:
+        self.calls.append(f"erase-partition {partition_name}")
+
+    def hard_reset(self) -> None:
+        self.calls.append("hard-reset")
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(lock_dir: Path, name: str) -> Iterator[int]:
+    """Another process holds rig.locks.board_lock(lock_dir, name) for the block; yields its
+    pid."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib\n"
+         "from rig.locks import board_lock\n"
+         f"with board_lock(pathlib.Path({str(lock_dir)!r}), {name!r}):\n"
+         "    print('held', flush=True); sys.stdin.read()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder.pid
+    finally:
+        holder.communicate("", timeout=10)
