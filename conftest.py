@@ -30,7 +30,7 @@ from rig.boards import BoardDriver, BoardError, BoardUnavailable, make_board
 from rig.boards.flashing import FlashOptions
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import WHAT_IT_IS, VirtualBoard
-from rig.broker import Broker, child_brokers, running, start_for_mode
+from rig.broker import Broker, SessionBrokers, child_brokers, start_for_mode
 from rig.config import MODES, Board, ConfigError, HilConfig, Mode, load
 from rig.console import Console
 from rig.firmware import Variant, build_host_agent
@@ -41,6 +41,7 @@ from rig.negative import CASES
 from rig.observer import Observer
 from rig.parallel import GROUPS_DIR, BoardScheduling, write_groups
 from rig.pki import Pki
+from rig.procs import interrupt_on_termination, sweep_private_dirs
 from rig.runs import new_run_dir
 from rig.tls import credentials
 from rig.web import WEB_MODES
@@ -51,6 +52,7 @@ _CONSOLE = pytest.StashKey[Console]()
 _BROKER_MARKS = pytest.StashKey[list[tuple[Broker, int]]]()
 _RUN_DIR = pytest.StashKey[Path]()
 _FLASH = pytest.StashKey[FlashOptions]()
+_OBSERVER = pytest.StashKey[Observer]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,6 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM / SIGHUP (and the SIGTERM a dying `hil run` sends, see rig/procs.py) stop the
+    # run like Ctrl-C: fixtures tear down, brokers and boards stop, secret files go.
+    interrupt_on_termination()
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
     # also declared by pytest-xdist; here too so that `-p no:xdist` runs without warnings
     config.addinivalue_line("markers", "xdist_group(name): the board a test runs on")
@@ -174,7 +179,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_broker_left_behind() -> Iterator[None]:
-    """Fails the session if any Mosquitto this process started is still alive at the end."""
+    """Sweeps what killed runs left (their private dirs); fails the session if any Mosquitto
+    this process started is still alive at the end."""
+    sweep_private_dirs()
     yield
     leaked = child_brokers()
     assert not leaked, f"mosquitto processes left behind: {leaked}"
@@ -259,11 +266,24 @@ def broker_ports(config: pytest.Config) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="session")
-def broker(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pki, mode: Mode,
-           run_dir: Path) -> Iterator[Broker]:
-    """The real Mosquitto for `mode`, kept for the session (port: see broker_ports)."""
-    with running(hil_config, pki, mode, run_dir, port=broker_ports(pytestconfig)[0]) as b:
-        yield b
+def _session_brokers(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pki,
+                     run_dir: Path) -> Iterator[SessionBrokers]:
+    brokers = SessionBrokers(lambda mode: start_for_mode(
+        hil_config, pki, mode, run_dir, port=broker_ports(pytestconfig)[0]))
+    yield brokers
+    brokers.close()
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, _session_brokers: SessionBrokers,
+           mode: Mode) -> Broker:
+    """The real Mosquitto for `mode`, kept for the session (port: see broker_ports). A broker
+    found dead before a cell is replaced for it, and the cell records that as a `fault`."""
+    b, died = _session_brokers.get(mode)
+    if died:
+        request.node.user_properties.append(
+            ("fault", f"{died.splitlines()[0]}; a fresh broker was started for this cell"))
+    return b
 
 
 @pytest.fixture(autouse=True)
@@ -298,10 +318,12 @@ def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki
 
 
 @pytest.fixture
-def observer(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker) -> Iterator[Observer]:
+def observer(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki, mode: Mode,
+             broker: Broker) -> Iterator[Observer]:
     """A host MQTT client connected to this mode's broker with the device's credentials."""
     with Observer(hil_config.broker.host, broker.port, credentials(hil_config, pki, mode),
                   timeout=hil_config.timeouts.connect) as obs:
+        request.node.stash[_OBSERVER] = obs
         yield obs
 
 
@@ -347,16 +369,27 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
     except BoardError as exc:
         pytest.fail(str(exc), pytrace=False)
     use_blocking_reader(dut)
-    console = Console(dut, driver.name, hil.timeouts.command)
+    console = Console(dut, driver.name, hil.timeouts.command, health=driver.death)
     request.node.stash[_CONSOLE] = console
-    console.wait_ready(hil.timeouts.board_boot)
+    with console.doing("booting"):
+        console.wait_ready(hil.timeouts.board_boot)
     try:
-        driver.prepare(console)
+        with console.doing("bringing its network up"):
+            driver.prepare(console)
     except BoardUnavailable as exc:
         pytest.skip(str(exc))
     yield console
-    problem = driver.after_test()
+    try:
+        if not driver.death():
+            # one more round trip, so that whatever reached the console during this cell
+            # (garbage among it) is read and counted in this cell, not lost with the next reset
+            with console.doing("ending the cell"):
+                console.send("version", timeout=hil.timeouts.command)
+    finally:
+        problem = driver.after_test()  # power off; names an agent that died on its own
+    noise = console.noise_summary()
     assert not problem, problem
+    assert not noise, noise
 
 
 @pytest.fixture
@@ -420,6 +453,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     its slice of the broker log."""
     report = yield
     report.hil_cell = cell_fields(item)
+    if report.failed and call.when != "teardown":
+        _name_the_cause(item, report)
     if report.failed and hasattr(report.longrepr, "addsection"):
         console = item.stash.get(_CONSOLE, None)
         if console is not None:
@@ -430,3 +465,48 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.longrepr.addsection(f"{b.name} log during this test ({b.log_path})",
                                        "\n".join(lines) or "(nothing)")
     return report
+
+
+def _causes(item: pytest.Item) -> list[str]:
+    """What broke under a failing cell, named: the board's process died, garbage on its
+    console, a broker or the observer gone. Empty when all of them are healthy."""
+    causes: list[str] = []
+    console = item.stash.get(_CONSOLE, None)
+    if console is not None:
+        death = console.health()
+        if death:
+            causes.append(f"board {console.board}: {death}")
+        noise = console.noise_summary()
+        if noise:
+            causes.append(noise)
+    for b, _ in item.stash.get(_BROKER_MARKS, []):
+        death = b.death()
+        if death:
+            causes.append(death)
+    obs = item.stash.get(_OBSERVER, None)
+    if obs is not None and not causes:  # a dead broker also takes the observer with it
+        death = obs.death()
+        if death:
+            causes.append(death)
+    return causes
+
+
+def _name_the_cause(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Put the cause in front of the symptom: in the report's message (JUnit, the summary),
+    as `hil_cause` for results.json, and as a section with the whole text."""
+    causes = _causes(item)
+    if not causes:
+        return
+    crash = getattr(report.longrepr, "reprcrash", None)
+    symptom = str(getattr(crash, "message", "") or "").strip()
+    first = [c.splitlines()[0] for c in causes]
+    new = [c for c in first if c not in symptom]
+    if not new:
+        return
+    cause = "; ".join(new)
+    report.hil_cause = cause  # type: ignore[attr-defined]
+    if crash is not None:
+        crash.message = f"{cause} (symptom: {symptom.splitlines()[0] if symptom else '?'})"
+    longrepr: Any = report.longrepr
+    if hasattr(longrepr, "addsection"):
+        longrepr.addsection("cause", "\n\n".join(causes))

@@ -19,17 +19,16 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from rig.config import HilConfig, Mode
 from rig.pki import Pki
-from rig.procs import terminate
+from rig.procs import die_with_parent, exit_description, secret_dir, terminate
 
 INSTALL_HINT = (
     "install it with `apt-get install mosquitto mosquitto-clients` (Debian/Ubuntu), "
@@ -70,7 +69,8 @@ class BrokerSettings:
     require_certificate: bool = False
     use_identity_as_username: bool = False
     psk_identity: str | None = None
-    psk_hex: str | None = field(default=None, repr=False)  # secret: never rendered or logged
+    # secret: never rendered, logged, or shown by a failed == in a test report
+    psk_hex: str | None = field(default=None, repr=False, compare=False)
     psk_hint: str | None = None
     ciphers: str | None = None
     allow_anonymous: bool = True
@@ -153,9 +153,28 @@ def find_program(name: str) -> str | None:
 
 
 def find_mosquitto(binary: str) -> str:
+    """The path of the Mosquitto binary hil.toml names ([broker] mosquitto): a name looked up
+    on PATH (and in the sbin directories), or a path used as it is. BrokerNotInstalled says
+    which of the two failed and why."""
+    if os.sep in binary:  # a path, not a name to look up
+        if not os.path.lexists(binary):
+            problem = "does not exist"
+        elif os.path.isdir(binary):
+            problem = "is a directory, not an executable file"
+        elif not os.path.isfile(binary):
+            problem = "is not an executable file (a broken link or not a regular file)"
+        elif not os.access(binary, os.X_OK):
+            problem = "is not executable (no execute permission)"
+        else:
+            return os.path.abspath(binary)
+        raise BrokerNotInstalled(
+            f"mosquitto not found: {binary} ([broker] mosquitto in hil.toml) {problem}: "
+            f"{INSTALL_HINT}")
     path = find_program(binary)
     if path is None:
-        raise BrokerNotInstalled(f"mosquitto not found ({binary!r} is not on PATH): {INSTALL_HINT}")
+        raise BrokerNotInstalled(
+            f"mosquitto not found ({binary!r} is not on PATH, /usr/sbin or /usr/local/sbin): "
+            f"{INSTALL_HINT}")
     return path
 
 
@@ -247,8 +266,7 @@ class Broker:
 
     def _start_once(self, binary: str) -> None:
         self.port = self.settings.port or free_port(self.settings.bind)
-        self._private = Path(tempfile.mkdtemp(prefix=f"hil-{self.name}-"))
-        os.chmod(self._private, 0o700)
+        self._private = secret_dir(self.name)
         psk_file = None
         if self.settings.mode == "psk":
             if not self.settings.psk_identity or not self.settings.psk_hex:
@@ -273,6 +291,7 @@ class Broker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         self._reader = threading.Thread(
             target=self._read_log, args=(self._proc, log), name=f"{self.name}-log", daemon=True
@@ -340,6 +359,10 @@ class Broker:
         errors = [ln for ln in lines if "Error" in ln]
         quote = errors[0] if errors else (lines[-1] if lines else "(no output)")
         where = f"{self.settings.bind}:{self.port}"
+        if code < 0:  # killed from outside while it started: not a config problem
+            return BrokerError(
+                f"broker {self.mode}: mosquitto exited ({exit_description(code)}) while "
+                f"starting; log: {self.log_path}" + self._tail())
         if any("Address already in use" in ln for ln in lines):
             return BrokerPortBusy(
                 f"{self.name}: port {where} is busy (another process listens there): "
@@ -355,10 +378,26 @@ class Broker:
                 f"running the rig; run the rig as that user or regenerate with `hil pki init`. "
                 f"Broker said: {key_line}"
             )
+        args = self._proc.args if self._proc is not None else None
+        binary = str(args[0]) if isinstance(args, list | tuple) and args else self.mosquitto
+        hint = "" if lines else (
+            f" It printed nothing: is {binary} Mosquitto? ([broker] mosquitto in hil.toml)")
         return BrokerConfigRejected(
-            f"{self.name}: mosquitto exited with code {code} at start-up. Broker said: {quote} "
-            f"(config: {self.config_path}, log: {self.log_path})"
+            f"{self.name}: {binary} exited with code {code} at start-up. Broker said: {quote} "
+            f"(config: {self.config_path}, log: {self.log_path}).{hint}"
         )
+
+    def death(self) -> str:
+        """'' while the broker runs (or was never started / was stopped by the rig); else what
+        happened to it, for the cell that finds it dead: `broker psk: mosquitto exited
+        (signal 9 (SIGKILL)); log: ...` with its last lines."""
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return ""
+        if self._reader is not None:
+            self._reader.join(timeout=1)
+        return (f"broker {self.mode}: mosquitto exited ({exit_description(proc.returncode)}) "
+                f"while in use; log: {self.log_path}" + self._tail())
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after stop_timeout; always reaps the process."""
@@ -456,3 +495,31 @@ def running(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path,
         yield broker
     finally:
         broker.stop()
+
+
+class SessionBrokers:
+    """The session's broker: one mode's Mosquitto at a time (they share this process's port),
+    started on first use, replaced when another mode is asked for, and replaced when it died:
+    `get` then also says what happened to the old one, for the cell that asked."""
+
+    def __init__(self, start: Callable[[Mode], Broker]) -> None:
+        self._start = start
+        self._current: Broker | None = None
+
+    def get(self, mode: Mode) -> tuple[Broker, str]:
+        """(the running broker for `mode`, '' or how the previous one of this mode died)."""
+        current, died = self._current, ""
+        if current is not None and current.mode == mode:
+            died = current.death()
+            if not died:
+                return current, ""
+        if current is not None:
+            current.stop()
+            self._current = None
+        self._current = self._start(mode)
+        return self._current, died
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.stop()
+            self._current = None

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a check/test failed, 2 bad usage or invalid hil.toml (n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -15,14 +16,17 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO, Any
 
 from rig import broker as broker_mod
 from rig.boards.virtual import WHAT_IT_IS
-from rig.config import MODES, ConfigError, HilConfig, Mode, load
+from rig.config import MODES, Board, ConfigError, HilConfig, Mode, UnknownBoard, load
 from rig.doctor import format_table, run_checks
+from rig.locks import LockError
 from rig.observer import ObserverError, preflight
-from rig.peers import Target, mosquitto_pub_argv, shell_line
+from rig.peers import Target, shell_line
 from rig.pki import Pki, PkiError
+from rig.procs import die_with_parent
 from rig.runs import new_run_dir
 from rig.tls import credentials
 from rig.web import WEB_MODES
@@ -76,20 +80,28 @@ def cmd_broker_up(args: argparse.Namespace) -> int:
     pki = Pki(config)
     pki.ensure()
     mode: Mode = args.mode
+    # the binary first: a missing Mosquitto must not leave an empty runs/<id>/ behind
+    broker_mod.find_mosquitto(config.broker.mosquitto)
     run_dir = new_run_dir(config.run_dir)
     overrides = {"port": args.port} if args.port is not None else {}
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # stop as on Ctrl-C: the broker and its
+        signal.signal(sig, lambda *_: stop.set())  # private PSK directory go
     with broker_mod.running(config, pki, mode, run_dir, **overrides) as b:
         host = config.broker.host
         creds = credentials(config, pki, mode)
-        argv = mosquitto_pub_argv(Target(host, b.port), creds, "hil/test", "hello",
-                                  psk_from_file=str(pki.psk_path))
+        line = shell_line(Target(host, b.port), creds, "hil/test", "hello",
+                          psk_file=pki.psk_path)
         print(f"broker ({mode}) listening on {config.broker.bind}:{b.port} "
               f"(pid {b.pid}, ready in {b.start_to_ready_s * 1000:.1f} ms)")
         print(f"log: {b.log_path}")
-        print("publish to it with:")
-        print(f"  {shell_line(argv)}")
+        if mode == "psk":
+            print("publish to it with (the key reaches mosquitto_pub through an options file "
+                  "in a private temporary directory, $XDG_CONFIG_HOME/mosquitto_pub, never "
+                  "through a command line):")
+        else:
+            print("publish to it with:")
+        print(f"  {line}")
         print("Ctrl-C stops it.", flush=True)
         try:
             while not stop.wait(0.5):
@@ -194,7 +206,10 @@ def cmd_run(args: argparse.Namespace) -> int:
           flush=True)
     env = {**os.environ, "HIL_AGENT_VARIANT": os.environ.get("HIL_AGENT_VARIANT", "plain")}
     with (run_dir / "pytest.log").open("w") as log:
-        proc = subprocess.run(argv, stdout=log, stderr=None, cwd=ROOT, env=env, check=False)
+        returncode, stopped_by = _run_pytest(argv, log, env)
+    if stopped_by:
+        print(f"\nhil run stopped by {stopped_by}: brokers and boards were stopped; cells that "
+              "had not finished are not counted", file=sys.stderr)
     if not results_path.exists():
         tail = (run_dir / "pytest.log").read_text().strip().splitlines()[-15:]
         print("the matrix did not run:\n  " + "\n  ".join(tail), file=sys.stderr)
@@ -229,14 +244,78 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("\n" + summary)
     for note in data["notes"]:
         print(note)
+    faults = [(c, str(c["properties"]["fault"])) for c in cells
+              if c.get("properties", {}).get("fault")]
+    for c, fault in faults:
+        print(f"fault seen by {c['board']} {c['mode']} {c['case']}: {fault}")
     print(f"results: {results_path}  junit: {run_dir / 'junit.xml'}  "
           f"logs: {run_dir}")
+    return _verdict(cells, boards, args.allow_missing, returncode, failed, bool(faults),
+                    stopped_by)
+
+
+def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the matrix's pytest in its own process group, so that Ctrl-C, SIGTERM and SIGHUP of
+    `hil run` reach it as one orderly stop (SIGINT to the group, then SIGTERM, then SIGKILL),
+    and a kill -9 of `hil run` reaches it as SIGTERM (rig/procs.py). Returns (pytest's exit
+    code, the name of the signal that stopped us or '')."""
+    proc = subprocess.Popen(argv, stdout=log, stderr=None, cwd=ROOT, env=env,
+                            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
+    stopped_by: list[str] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        """First signal: SIGINT to the group (an orderly stop). A second one: SIGKILL."""
+        stopped_by.append(signal.Signals(signum).name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT if len(stopped_by) == 1 else signal.SIGKILL)
+
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        if stopped_by:  # pytest tore down; anything it left in its group goes too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return proc.returncode, (stopped_by[0] if stopped_by else "")
+
+
+def _verdict(cells: list[dict[str, Any]], boards: list[Board], allow_missing: bool,
+             returncode: int, failed: int, faulted: bool, stopped_by: str) -> int:
+    """0 only when every selected board ran and passed every cell it was given, nothing was
+    skipped (unless --allow-missing), no fault was seen and the run was not stopped."""
     board_cells = [c for c in cells if c["board"] not in ("host", "none")]
+    skipped = [c for c in cells if c["verdict"] == "skip"]
+    ran = {c["board"] for c in board_cells if c["verdict"] != "skip"}
+    missing = [b.name for b in boards if b.name not in ran]
+    if skipped or missing:
+        by_board: dict[str, set[str]] = {}
+        for c in skipped:
+            by_board.setdefault(c["board"], set()).add(c["reason"])
+        for name in missing:
+            by_board.setdefault(name, set()).add("no cell ran")
+        what = "accepted (--allow-missing)" if allow_missing else "counted as a failure"
+        print(f"did not run ({what}):")
+        for name, reasons in sorted(by_board.items()):
+            n = sum(1 for c in skipped if c["board"] == name)
+            print(f"  {name}: {n} cell(s) skipped: {'; '.join(sorted(reasons))}")
     if not any(c["verdict"] == "pass" for c in board_cells):
-        reasons = sorted({c["reason"] for c in cells if c["verdict"] == "skip"})
-        print(f"no board cell passed{': ' + '; '.join(reasons) if reasons else ''}")
+        print("no board cell passed")
         return 1
-    if proc.returncode not in (0, 1) or failed:
+    if stopped_by or returncode not in (0, 1) or failed or faulted:
+        return 1
+    if (skipped or missing) and not allow_missing:
         return 1
     return 0
 
@@ -284,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--erase-all", action="store_true",
                        help="erase each board's whole flash and flash the build before its "
                             "first test")
+    run.add_argument("--allow-missing", action="store_true",
+                     help="a board or cell that did not run (not attached, no build, Wi-Fi "
+                          "variables unset) does not fail the run; the summary still names it")
     run.add_argument("--no-negative", action="store_true",
                      help="leave out the negative matrix (expected refusals)")
     run.set_defaults(func=cmd_run)
@@ -298,10 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
         return 2
-    except KeyError as exc:  # an unknown --board name
-        print(f"hil: error: {exc.args[0]}", file=sys.stderr)
+    except UnknownBoard as exc:  # an unknown --board name; any other KeyError is a bug: shown
+        print(f"hil: error: {exc}", file=sys.stderr)
         return 2
-    except (broker_mod.BrokerError, PkiError) as exc:
+    except (broker_mod.BrokerError, PkiError, LockError) as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
         return 1
 

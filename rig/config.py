@@ -40,6 +40,14 @@ class ConfigError(Exception):
         super().__init__(where + message)
 
 
+class UnknownBoard(KeyError):
+    """HilConfig.board() for a name hil.toml does not have (a KeyError, as it always was);
+    str() is the message itself, not KeyError's quoted repr of it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True)
 class RigSection:
     """[rig]: where per-run results go."""
@@ -183,7 +191,7 @@ class HilConfig:
             if board.name == name:
                 return board
         known = ", ".join(b.name for b in self.boards) or "none"
-        raise KeyError(f"no board named {name!r} in {self.source} (boards: {known})")
+        raise UnknownBoard(f"no board named {name!r} in {self.source} (boards: {known})")
 
 
 # --------------------------------------------------------------------------- loading

@@ -12,15 +12,20 @@ every error and transcript.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
+import secrets
+import time
 import zlib
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pexpect
 
-FINAL_RE = re.compile(rb"(?m)^(OK|ERR[^\r\n]*)\r?\n")
+# A final line: `OK` / `ERR <reason>`, tagged `@<tag> OK` when the command was (see Console).
+FINAL_RE = re.compile(rb"(?m)^(?:@([A-Za-z0-9._-]{1,24}) )?(OK|ERR[^\r\n]*)\r?\n")
 LOG_RE = re.compile(r"^([IWE]) \((\d+)\) hil: (.*)$")
 # any ESP-IDF style log line (another component's, e.g. `W (812) wifi: ...` on a real board):
 # never part of a reply's data
@@ -28,11 +33,17 @@ ANY_LOG_RE = re.compile(r"^[EWIDV] \(\d+\) [^\s:]+: ")
 READY_RE = re.compile(rb"(?m)^[IWE] \(\d+\) hil: hil-agent (\S+) ready[^\r\n]*\r?\n")
 SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.ssl_key",
                          "wifi.sta.pass"})
+PLAIN_KEYS = frozenset({"mqtt.server", "mqtt.client_id", "mqtt.user", "mqtt.keep_alive",
+                        "mqtt.ssl_ca_cert", "mqtt.ssl_cert", "mqtt.ssl_psk_identity",
+                        "mqtt.ssl_cipher_suites", "http.listen_addr", "http.ssl_cert",
+                        "http.ssl_ca_cert", "wifi.sta.ssid"})
 CHUNK = 96  # decoded bytes per `config data` line
 MAX_SET = 200  # longer values (and any with a newline) go through config load
 # Bytes sent ahead of the board's answers. The agent's line limit is 512 bytes; the ESP-IDF
 # console's UART receive buffer must hold at least this much (firmware/README.md).
 DEFAULT_WINDOW = 1024
+SEPARATORS = re.compile(r"[ \t]+")  # the agent's tokenizer: runs of spaces and tabs
+POLL_S = 0.2  # how often a wait looks at the board's health
 
 
 class ConsoleError(Exception):
@@ -44,7 +55,11 @@ class ConsoleError(Exception):
 
 
 class ConsoleTimeout(ConsoleError):
-    pass
+    """The board did not answer in time (it may be hung)."""
+
+
+class BoardDied(ConsoleError):
+    """The board's process (or the board) went away while the rig waited for it."""
 
 
 @dataclass
@@ -64,10 +79,42 @@ class Reply:
 
 
 def redact(command: str) -> str:
-    parts = command.split(" ", 3)
-    if len(parts) >= 4 and parts[:2] == ["config", "set"] and parts[2] in SECRET_KEYS:
-        return f"config set {parts[2]} <secret>"
-    return command
+    """A console line as errors and transcripts may show it: the value of a secret setting, the
+    base64 of any `config data` chunk and the CRC of a `config load` never appear. Tokens split
+    exactly as the agent splits them (runs of spaces and tabs; a trailing CR is dropped; an
+    `@tag` prefix is ignored); an unknown key's value is hidden too, and a line that still names
+    a secret key or holds a private key shows nothing after it."""
+    line = command.rstrip("\r")
+    tokens = SEPARATORS.split(line.lstrip(" \t"))
+    if tokens and tokens[0].startswith("@"):
+        tokens = tokens[1:]
+    if len(tokens) >= 2 and tokens[0] == "config":
+        sub = tokens[1]
+        if sub == "set" and len(tokens) >= 3:
+            key = tokens[2]
+            if key in PLAIN_KEYS:
+                return _guard(line)
+            return f"config set {key if key in SECRET_KEYS else '<unknown key>'} <secret>"
+        if sub == "data":
+            seq = tokens[2] if len(tokens) > 2 and tokens[2].isdigit() else "?"
+            approx = len(tokens[3]) * 3 // 4 if len(tokens) > 3 else 0
+            return f"config data {seq} <about {approx} bytes>"
+        if sub == "load":
+            key = tokens[2] if len(tokens) > 2 and tokens[2] in SECRET_KEYS | PLAIN_KEYS \
+                else "<key>"
+            total = tokens[3] if len(tokens) > 3 and tokens[3].isdigit() else "?"
+            return f"config load {key} {total}"
+    return _guard(line)
+
+
+def _guard(line: str) -> str:
+    """Cut a line at the first secret key name or private-key marker it still contains."""
+    cuts = [line.find(k) + len(k) for k in SECRET_KEYS if k in line]
+    if "PRIVATE KEY" in line:
+        cuts.append(line.find("PRIVATE KEY"))
+    if not cuts:
+        return line
+    return line[:min(cuts)].rstrip() + " <secret>"
 
 
 def log_text(line: str) -> str | None:
@@ -95,7 +142,7 @@ def parse_reply(board: str, shown: str, lines: list[str], final: str) -> Reply |
 
 @dataclass(frozen=True)
 class Command:
-    line: str
+    line: str = field(repr=False, compare=False)  # may hold a secret: never shown
     shown: str  # what errors and reports show (secrets redacted)
 
 
@@ -116,16 +163,39 @@ def set_commands(key: str, raw: bytes) -> list[Command]:
 
 
 class Console:
-    """Line-based commands over a Dut (pytest-embedded), with a transcript of what came back."""
+    """Line-based commands over a Dut (pytest-embedded), with a transcript of what came back.
+
+    Sync: every command goes out as `@<nonce>.<seq> <command>`, and only the final line carrying
+    that tag answers it. The nonce is new for every Console (one per port open / boot), so a
+    line from before the current boot, an answer to garbage on the console, or a board that
+    skipped a line can never be taken for the answer to the current command; such lines are
+    kept in `noise`. Each command line starts with a newline, which ends any partial line left
+    on the wire. `health` (from the board driver) is asked while waiting: a board whose process
+    died is named at once instead of after the timeout."""
 
     def __init__(self, dut: Any, board: str, timeout: float = 10.0,
-                 window: int = DEFAULT_WINDOW) -> None:
+                 window: int = DEFAULT_WINDOW, health: Callable[[], str] | None = None) -> None:
         self.dut = dut
         self.board = board
         self.timeout = timeout
         self.window = window
+        self.health = health or (lambda: "")
+        self.nonce = secrets.token_hex(3)
+        self._seq = 0
+        self.activity = ""  # what the rig is doing with the board, for error messages
         self.lines: list[str] = []  # everything the board printed that we consumed
         self.transcript: list[str] = []  # the same, with "> command" (redacted) for what we sent
+        self.noise: list[str] = []  # final lines that answer no command of ours
+        self._abandoned: set[str] = set()  # tags of commands we stopped waiting for
+
+    @contextlib.contextmanager
+    def doing(self, activity: str) -> Iterator[None]:
+        """Name what the rig is doing (e.g. "provisioning psk settings") for error messages."""
+        before, self.activity = self.activity, activity
+        try:
+            yield
+        finally:
+            self.activity = before
 
     # -------------------------------------------------------------- reading
 
@@ -150,13 +220,42 @@ class Console:
         buf = getattr(proc, "buffer", b"") if proc is not None else b""
         return buf.decode("utf-8", "replace").strip() if isinstance(buf, bytes) else ""
 
+    def _while(self) -> str:
+        return f" while {self.activity}" if self.activity else ""
+
+    def noise_summary(self) -> str:
+        """'' or one line saying what arrived that answered no command of ours."""
+        if not self.noise:
+            return ""
+        first = self.noise[0] if len(self.noise[0]) <= 80 else self.noise[0][:77] + "..."
+        return (f"board {self.board}: {len(self.noise)} line(s) on the console answered no "
+                f"command of the rig (garbage written to the console, or a line from before "
+                f"the last reset); first: {first!r}")
+
     def _expect(self, pattern: re.Pattern[bytes], timeout: float, what: str) -> bytes:
-        try:
-            match = self.dut.expect(pattern, timeout=timeout)
-        except (pexpect.TIMEOUT, pexpect.EOF) as exc:
-            raise ConsoleTimeout(
-                f"board {self.board}: no answer to `{what}` within {timeout:.1f}s; "
-                f"last lines:\n    {self.tail()}", reason="timeout") from exc
+        """Wait for `pattern`, looking at the board's health every POLL_S."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                match = self.dut.expect(pattern, timeout=max(0.0, min(POLL_S, left)))
+                break
+            except pexpect.EOF as exc:
+                raise ConsoleError(f"board {self.board}: console closed{self._while()} "
+                                   f"(waiting for `{what}`); last lines:\n    {self.tail()}",
+                                   reason="console closed") from exc
+            except pexpect.TIMEOUT as exc:
+                death = self.health()
+                if death:
+                    raise BoardDied(f"board {self.board}: {death}{self._while()} (waiting for "
+                                    f"`{what}`); last lines:\n    {self.tail()}",
+                                    reason=death) from exc
+                if left <= 0:
+                    noise = self.noise_summary()
+                    raise ConsoleTimeout(
+                        f"board {self.board}: no answer for {round(timeout, 1):g} s after `{what}`"
+                        f"{self._while()}; last lines:\n    {self.tail()}"
+                        + (f"\n{noise}" if noise else ""), reason="timeout") from exc
         before = self.dut.pexpect_proc.before
         self._absorb(before if isinstance(before, bytes) else b"")
         matched: bytes = match.group(0)
@@ -164,9 +263,12 @@ class Console:
         return matched
 
     def wait_ready(self, timeout: float) -> str:
-        """Wait for the agent's boot line; returns the firmware version."""
+        """Wait for the agent's boot line, then for the answer to a first tagged command (a
+        boot line still in a log from before the reset is not proof of a live agent); returns
+        the firmware version."""
         line = self._expect(READY_RE, timeout, "boot (hil-agent ... ready)")
         m = READY_RE.search(line)
+        self.send("version", timeout=timeout)
         return m.group(1).decode() if m else "?"
 
     def expect_log(self, pattern: str, timeout: float | None = None) -> str:
@@ -179,16 +281,29 @@ class Console:
 
     # -------------------------------------------------------------- commands
 
+    def _tag(self) -> str:
+        self._seq += 1
+        return f"{self.nonce}.{self._seq}"
+
+    def _write(self, cmd: Command) -> tuple[Command, str, int]:
+        if "\n" in cmd.line or "\r" in cmd.line:
+            raise ValueError(f"a console command is one line: {cmd.shown!r}")
+        tag = self._tag()
+        wire = f"\n@{tag} {cmd.line}"
+        self.dut.write(wire)  # SerialDut.write appends the newline
+        self._sent(cmd.shown)
+        return cmd, tag, len(wire) + 1
+
+    def _next_final(self, deadline: float, shown: str) -> tuple[str | None, bytes, int]:
+        """The next final line: (its tag or None, the line, index of its line in self.lines)."""
+        final = self._expect(FINAL_RE, max(0.0, deadline - time.monotonic()), shown)
+        m = FINAL_RE.search(final)
+        tag = m.group(1).decode() if m and m.group(1) else None
+        return tag, final, len(self.lines) - 1
+
     def send(self, command: str, timeout: float | None = None, shown: str | None = None) -> Reply:
         """Send one command; returns its data and log lines, raises ConsoleError on ERR."""
-        shown = shown or redact(command)
-        if "\n" in command or "\r" in command:
-            raise ValueError(f"a console command is one line: {shown!r}")
-        start = len(self.lines)
-        self.dut.write(command)  # SerialDut.write appends the newline
-        self._sent(shown)
-        final = self._expect(FINAL_RE, self.timeout if timeout is None else timeout, shown)
-        result = self._reply(shown, self.lines[start:-1], final)
+        result = self.send_many([Command(command, shown or redact(command))], timeout)[0]
         if isinstance(result, ConsoleError):
             raise result
         return result
@@ -196,33 +311,56 @@ class Console:
     def send_many(self, commands: list[Command], timeout: float | None = None,
                   ) -> list[Reply | ConsoleError]:
         """Pipelined commands: up to `window` bytes are sent ahead of the board's answers (keep
-        it below the firmware's console receive buffer); each final line answers the oldest
-        outstanding command. Every command is sent even after an ERR, and the result list holds
-        a Reply or the ConsoleError for each, in order. A silent board raises ConsoleTimeout."""
+        it below the firmware's console receive buffer). Each answer is matched by its tag;
+        lines with another tag or none go to `noise`, and a command whose answer never came
+        while a later one's did gets a ConsoleError saying its line was lost. Every command is
+        sent even after an ERR; the result list holds a Reply or the ConsoleError for each, in
+        order. A silent board raises ConsoleTimeout, a dead one BoardDied. `timeout` bounds
+        the wait for each answer."""
         wait = self.timeout if timeout is None else timeout
         results: list[Reply | ConsoleError] = []
-        pending: deque[tuple[Command, int]] = deque()
+        pending: deque[tuple[Command, str, int]] = deque()
         inflight = 0
         todo = deque(commands)
         start = len(self.lines)
         while todo or pending:
-            while todo and (not pending or inflight + len(todo[0].line) + 1 <= self.window):
-                cmd = todo.popleft()
-                if "\n" in cmd.line or "\r" in cmd.line:
-                    raise ValueError(f"a console command is one line: {cmd.shown!r}")
-                self.dut.write(cmd.line)
-                self._sent(cmd.shown)
-                pending.append((cmd, len(cmd.line) + 1))
-                inflight += len(cmd.line) + 1
-            cmd, size = pending.popleft()
-            inflight -= size
-            final = self._expect(FINAL_RE, wait, cmd.shown)
-            results.append(self._reply(cmd.shown, self.lines[start:-1], final))
-            start = len(self.lines)
+            while todo and (not pending or inflight + len(todo[0].line) + 2 <= self.window):
+                sent = self._write(todo.popleft())
+                pending.append(sent)
+                inflight += sent[2]
+            oldest, first_tag, _ = pending[0]
+            deadline = time.monotonic() + wait
+            while pending and pending[0][1] == first_tag:
+                try:
+                    tag, final, index = self._next_final(deadline, oldest.shown)
+                except ConsoleError:
+                    self._abandoned.update(p[1] for p in pending)
+                    raise
+                theirs = next((i for i, p in enumerate(pending) if p[1] == tag), None)
+                if theirs is None:  # it, and the lines since the last answer, are not ours
+                    line = self.lines.pop(index)
+                    if tag is None or tag not in self._abandoned:
+                        self.noise.append(line)
+                    start = len(self.lines)
+                    continue
+                for _ in range(theirs):  # earlier commands whose answer never came
+                    lost, _, size = pending.popleft()
+                    inflight -= size
+                    results.append(ConsoleError(
+                        f"board {self.board}: no answer to `{lost.shown}`{self._while()} (its "
+                        f"line was lost or garbled on the wire: a later command was answered "
+                        f"first)", reason="lost"))
+                done, _, size = pending.popleft()
+                inflight -= size
+                text = final.decode("utf-8", "replace")
+                if tag is not None:
+                    text = text.split(" ", 1)[1]
+                results.append(self._reply(done.shown, self.lines[start:index], text))
+                start = len(self.lines)
         return results
 
-    def _reply(self, shown: str, lines: list[str], final: bytes) -> Reply | ConsoleError:
-        return parse_reply(self.board, shown, lines, final.decode("utf-8", "replace"))
+    def _reply(self, shown: str, lines: list[str], final: str) -> Reply | ConsoleError:
+        return parse_reply(self.board, shown, lines, final)
 
     def set_many(self, values: dict[str, bytes | str]) -> None:
         """Store settings (short ones with `config set`, the rest chunked), pipelined; a value
@@ -240,7 +378,6 @@ class Console:
             retry = [r for r in self.send_many(plans[key]) if isinstance(r, ConsoleError)]
             if retry:
                 raise retry[0] from first
-
 
     def status(self) -> dict[str, str]:
         return dict(line.split("=", 1) for line in self.send("status").data if "=" in line)

@@ -152,10 +152,12 @@ def run_checks(config_path: Path) -> tuple[list[Check], HilConfig | None]:
         _tool("mosquitto_pub", ["mosquitto_pub", "--help"], "apt-get install mosquitto-clients",
               what="reference peer"),
         _tool("openssl", ["openssl", "version"], "apt-get install openssl"),
+        _tool("curl", ["curl", "--version"], "apt-get install curl",
+              what="reference HTTPS peer"),
         _tool("cc", ["cc", "--version"], "apt-get install build-essential",
               what="builds the virtual board"),
         _tool("cmake", ["cmake", "--version"], "apt-get install cmake"),
-        _tool("clang", ["clang", "--version"], "apt-get install clang libclang-rt-14-dev",
+        _tool("clang", ["clang", "--version"], "apt-get install clang libclang-rt-dev",
               required=False, what="fuzzers and sanitizers"),
     ]
     mbed = mbedtls_version()

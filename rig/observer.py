@@ -87,7 +87,10 @@ class Observer:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_disconnect = self._on_disconnect
         self._started = False
+        self._closing = False
+        self._lost = ""  # why the connection went away while we did not close it
 
     # paho callbacks (network thread)
     def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
@@ -106,10 +109,27 @@ class Observer:
             self._subacks[mid] = [int(getattr(r, "value", r)) for r in rcs]
             self._cond.notify_all()
 
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        with self._cond:
+            if not self._closing and not self._lost:
+                self._lost = str(rc)
+            self._cond.notify_all()
+
+    def death(self) -> str:
+        """'' while connected; else `observer: lost its connection to <mode> broker at H:P
+        (<paho's reason>)`."""
+        with self._cond:
+            lost = self._lost
+        return (f"observer: lost its connection to the {self.creds.mode} broker at "
+                f"{self.host}:{self.port} ({lost})") if lost else ""
+
     def _wait(self, pred: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not pred():
+                if self._lost:
+                    raise ObserverError(f"observer {self.host}:{self.port}: connection lost "
+                                        f"({self._lost}) while waiting for {what}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ObserverError(f"observer {self.host}:{self.port}: timed out after "
@@ -175,6 +195,8 @@ class Observer:
 
     def close(self) -> None:
         if self._started:
+            with self._cond:
+                self._closing = True
             self._client.disconnect()
             self._client.loop_stop()
             self._started = False

@@ -13,10 +13,27 @@ from rig.console import Console, Reply
 from rig.pki import Pki
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class Setting:
+    """One console setting. Its repr (and so str, pytest's -l locals and assertion reports)
+    shows the key and the value's length, never the value: keys, passwords and PSKs travel
+    in these, and treating every key alike leaves nothing to forget. __eq__ is written out
+    rather than generated because pytest explains a failed `==` of two dataclasses with a
+    generated __eq__ by printing the differing fields' values."""
+
     key: str
     value: bytes
+
+    def __repr__(self) -> str:
+        return f"Setting(key={self.key!r}, value=<{len(self.value)} bytes>)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Setting):
+            return NotImplemented
+        return (self.key, self.value) == (other.key, other.value)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.value))
 
 
 def mqtt_settings(config: HilConfig, pki: Pki, mode: Mode, port: int, *,
@@ -44,9 +61,11 @@ def mqtt_settings(config: HilConfig, pki: Pki, mode: Mode, port: int, *,
 
 def provision(console: Console, settings: list[Setting]) -> None:
     """Clear every setting, then push these; each command's OK/ERR is checked."""
-    console.send("config clear")
-    console.set_many({s.key: s.value for s in settings})
+    with console.doing(f"provisioning {', '.join(s.key for s in settings)}"):
+        console.send("config clear")
+        console.set_many({s.key: s.value for s in settings})
 
 
 def connect(console: Console, timeout: float) -> Reply:
-    return console.send("mqtt connect", timeout=timeout)
+    with console.doing("connecting to the broker"):
+        return console.send("mqtt connect", timeout=timeout)

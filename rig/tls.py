@@ -6,6 +6,7 @@ sslpsk3's SSLPSKContext (an SSLContext subclass with the same `set_psk_client_ca
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 import sys
 from dataclasses import dataclass, field
@@ -15,9 +16,12 @@ from rig.config import HilConfig, Mode
 from rig.pki import Pki
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClientCredentials:
-    """What a host client presents in one mode. Defaults come from hil.toml + the PKI."""
+    """What a host client presents in one mode. Defaults come from hil.toml + the PKI.
+    The key is left out of repr; __eq__ is written out rather than generated because pytest
+    explains a failed `==` of two dataclasses with a generated __eq__ by printing the
+    differing fields' values, the key among them."""
 
     mode: Mode
     cafile: Path | None = None
@@ -26,6 +30,17 @@ class ClientCredentials:
     psk_identity: str | None = None
     psk_hex: str | None = field(default=None, repr=False)  # secret
     check_hostname: bool = True
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClientCredentials):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
 
 
 def credentials(config: HilConfig, pki: Pki, mode: Mode, *, ca: str = "ca",

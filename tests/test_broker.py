@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,11 @@ from rig.broker import (
     BrokerKeyUnreadable,
     BrokerNotInstalled,
     BrokerPortBusy,
+    SessionBrokers,
     broker_settings,
     child_brokers,
     free_port,
+    start_for_mode,
 )
 from rig.config import HilConfig
 from rig.pki import Pki
@@ -100,6 +103,43 @@ def test_missing_mosquitto_says_how_to_install(hil_config: HilConfig, pki: Pki,
         b.start()
 
 
+@pytest.mark.parametrize(("binary", "problem"), [
+    ("/tmp/hil-nope/mosquitto", "does not exist"),
+    ("/tmp", "is a directory, not an executable file"),
+])
+def test_missing_mosquitto_path_is_named(hil_config: HilConfig, pki: Pki, tmp_path: Path,
+                                         binary: str, problem: str) -> None:
+    """A path in [broker] mosquitto that is not a program: the path and what is wrong with it,
+    not 'not on PATH' (a path is never looked up there)."""
+    b = Broker(broker_settings(hil_config, pki, "ca"), tmp_path, mosquitto=binary)
+    with pytest.raises(BrokerNotInstalled) as info:
+        b.start()
+    msg = str(info.value)
+    assert f"{binary} ([broker] mosquitto in hil.toml) {problem}" in msg
+    assert "PATH" not in msg and "apt-get install mosquitto" in msg
+
+
+def test_mosquitto_path_that_is_not_executable_is_named(hil_config: HilConfig, pki: Pki,
+                                                        tmp_path: Path) -> None:
+    binary = tmp_path / "mosquitto"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o644)
+    b = Broker(broker_settings(hil_config, pki, "ca"), tmp_path, mosquitto=str(binary))
+    with pytest.raises(BrokerNotInstalled, match="is not executable"):
+        b.start()
+
+
+def test_a_binary_that_exits_at_once_is_named(hil_config: HilConfig, pki: Pki,
+                                              tmp_path: Path) -> None:
+    """[broker] mosquitto = "/bin/false": the error names the binary that exited."""
+    b = Broker(broker_settings(hil_config, pki, "ca"), tmp_path, mosquitto="/bin/false")
+    with pytest.raises(BrokerConfigRejected) as info:
+        b.start()
+    msg = str(info.value)
+    assert "broker-ca: /bin/false exited with code 1 at start-up" in msg
+    assert "It printed nothing: is /bin/false Mosquitto?" in msg
+
+
 def test_unreadable_key_is_reported(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> None:
     key = tmp_path / "broker.key"
     shutil.copy(pki.key("broker"), key)
@@ -138,3 +178,30 @@ def test_fixed_port_is_used(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> 
     port = free_port(hil_config.broker.bind)
     with Broker(broker_settings(hil_config, pki, "ca", port=port), tmp_path) as b:
         assert b.port == port
+
+
+def test_a_dead_session_broker_is_named_and_replaced(hil_config: HilConfig, pki: Pki,
+                                                     tmp_path: Path) -> None:
+    brokers = SessionBrokers(lambda mode: start_for_mode(hil_config, pki, mode, tmp_path,
+                                                         port=0))
+    try:
+        first, died = brokers.get("psk")
+        assert died == "" and first.running
+        assert brokers.get("psk") == (first, "")  # alive: kept
+        private = first._private
+        assert private is not None and (private / "psk").stat().st_mode & 0o777 == 0o600
+        assert first.pid is not None
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while not first.death() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second, died = brokers.get("psk")
+        assert second is not first and second.running
+        assert died.startswith("broker psk: mosquitto exited (signal 9 (SIGKILL)) while in "
+                               f"use; log: {first.log_path}"), died
+        assert not private.exists()  # the dead one's PSK directory went with it
+        third, died = brokers.get("ca")  # another mode: the psk one is stopped, not "dead"
+        assert died == "" and not second.running and third.mode == "ca"
+    finally:
+        brokers.close()
+    assert not third.running

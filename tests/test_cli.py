@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rig.config import HilConfig
 from rig.negative import CASES
 from rig.observer import Observer
@@ -189,9 +191,11 @@ def test_broker_up_prints_a_working_mosquitto_pub(tmp_path: Path, hil_config: Hi
         text = "".join(out)
         port = int(re.search(r"listening on [\d.]+:(\d+)", text).group(1))  # type: ignore[union-attr]
         pid = int(re.search(r"pid (\d+)", text).group(1))  # type: ignore[union-attr]
-        command = next(ln.strip() for ln in out if ln.strip().startswith("mosquitto_pub"))
+        command = next(ln.strip() for ln in out if "mosquitto_pub -h" in ln)
         psk = (tmp_path / "pki" / "psk.hex").read_text().strip()
-        assert psk not in text  # the printed line reads the key from its file
+        assert psk not in text  # the printed line reads the key from its file...
+        assert "--psk" not in command.split("mosquitto_pub -h", 1)[1]  # ...not into argv
+        assert "XDG_CONFIG_HOME" in command and "never through a command line" in text
         from rig.config import load
         cfg = load(config)
         topic = "hil/test"
@@ -218,3 +222,89 @@ def test_unknown_mode_is_a_usage_error(tmp_path: Path, hil_config: HilConfig) ->
     assert proc.returncode == 2 and "invalid choice: 'tls13'" in proc.stderr
 
 
+
+
+def test_unknown_board_is_a_usage_error(tmp_path: Path, hil_config: HilConfig) -> None:
+    proc = hil("run", "--board", "nope", config=tmp_config(tmp_path, hil_config))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("hil: error: no board named 'nope' in ")
+    assert "(boards: virtual-0)" in proc.stderr
+
+
+def test_other_key_errors_are_not_reported_as_a_board(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Only an unknown --board is a usage error; any other KeyError is a bug and surfaces."""
+    from rig import cli
+
+    def broken(args: object) -> int:
+        settings: dict[str, int] = {}
+        return settings["missing"]
+
+    monkeypatch.setattr(cli, "cmd_doctor", broken)
+    with pytest.raises(KeyError, match="missing"):
+        cli.main(["doctor"])
+    assert "hil: error" not in capsys.readouterr().err
+
+
+def test_broker_up_without_mosquitto_leaves_no_run_dir(tmp_path: Path,
+                                                        hil_config: HilConfig) -> None:
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text().replace('mosquitto = "mosquitto"',
+                                                 'mosquitto = "/tmp/hil-nope/mosquitto"'))
+    proc = hil("broker", "up", "--mode", "ca", config=config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert ("hil: error: mosquitto not found: /tmp/hil-nope/mosquitto ([broker] mosquitto in "
+            "hil.toml) does not exist") in proc.stderr
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), list(runs.iterdir())
+
+
+def test_doctor_checks_curl_and_names_hil_sh_packages(tmp_path: Path,
+                                                      hil_config: HilConfig) -> None:
+    """Without curl and clang on PATH, doctor says so, with the packages hil.sh installs."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    proc = hil("doctor", config=tmp_config(tmp_path, hil_config), env={"PATH": str(empty)})
+    rows = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    curl = rows["curl (reference HTTPS peer)"]
+    assert "MISSING" in curl and "curl not on PATH" in curl
+    assert "curl (reference HTTPS peer)" in proc.stdout.splitlines()[-1]  # a required item
+    apt = re.search(r"APT_PACKAGES=\(\n(.*?)\n\)", (ROOT / "hil.sh").read_text(), re.S)
+    assert apt is not None
+    packages = {word for line in apt.group(1).splitlines()
+                for word in line.split("#", 1)[0].split()}
+    for name in ("curl (reference HTTPS peer)", "clang (fuzzers and sanitizers)"):
+        fix = rows[name].split("apt-get install ", 1)[1].split()
+        assert fix and set(fix) <= packages, (name, fix, packages)
+
+
+def test_run_fails_when_a_selected_board_did_not_run(tmp_path: Path,
+                                                     hil_config: HilConfig) -> None:
+    """One board passes, the other is unavailable (its build is missing): not green, and the
+    summary names the board and why; --allow-missing accepts it and says so."""
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text() + f'\n[[boards]]\nname = "virtual-9"\nkind = "virtual"'
+                      f'\nbuild_dir = "{tmp_path}/no-build-here"\n')
+    proc = hil("run", "--mode", "psk", "--no-negative", config=config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
+    assert {c["verdict"] for c in cells if c["board"] == "virtual-0"} == {"pass"}
+    assert {c["verdict"] for c in cells if c["board"] == "virtual-9"} == {"skip"}
+    assert "did not run (counted as a failure):" in proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("  virtual-9:"))
+    assert f"{tmp_path}/no-build-here/hil-agent does not exist" in line
+
+    allowed = hil("run", "--mode", "psk", "--no-negative", "--allow-missing", config=config)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "did not run (accepted (--allow-missing)):" in allowed.stdout
+
+
+def test_run_on_a_physical_board_that_is_not_attached_names_it(tmp_path: Path,
+                                                              hil_config: HilConfig) -> None:
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text() + '\n[[boards]]\nname = "esp32-a"\nkind = "esp32"\n'
+                      'port = "/dev/ttyUSB-not-here"\nflash = false\n')
+    proc = hil("run", "--hil", "--mode", "ca", "--no-negative", config=config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "esp32-a: " in proc.stdout and "/dev/ttyUSB-not-here does not exist" in proc.stdout

@@ -5,25 +5,38 @@ host), each asserted on both the client's error and the broker's logged reason."
 from __future__ import annotations
 
 import dataclasses
-import subprocess
+import os
+import secrets
+import socket
+import stat
+import threading
+import traceback
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from rig.broker import Broker
 from rig.config import HilConfig, Mode
 from rig.observer import Observer, ObserverError, preflight, tls_handshake
-from rig.peers import Target, mosquitto_pub_argv
+from rig.peers import (
+    OPTIONS_FILE,
+    MosquittoPubError,
+    MosquittoPubTimeout,
+    PubResult,
+    Target,
+    run_mosquitto_pub,
+)
 from rig.pki import Pki
 from rig.tls import ClientCredentials, credentials
 
 
 def mosquitto_pub(broker: Broker, host: str, creds: ClientCredentials, topic: str,
-                  message: str) -> subprocess.CompletedProcess[str]:
-    argv = mosquitto_pub_argv(Target(host, broker.port), creds, topic, message,
-                              client_id=f"pub-{uuid.uuid4().hex[:6]}")
-    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                  message: str) -> PubResult:
+    """mosquitto_pub with the key (psk mode) in a private options file, never in argv."""
+    return run_mosquitto_pub(Target(host, broker.port), creds, topic, message,
+                             client_id=f"pub-{uuid.uuid4().hex[:6]}", timeout=30)
 
 
 def test_preflight_passes(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker) -> None:
@@ -118,3 +131,97 @@ def test_client_refuses_broker_for_another_host(hil_config: HilConfig, pki: Pki,
         Observer(hil_config.broker.host, wronghost_broker.port, creds, timeout=5).connect()
     proc = mosquitto_pub(wronghost_broker, hil_config.broker.host, creds, "hil/x", "x")
     assert proc.returncode != 0
+
+
+def _children_named(name: bytes) -> list[int]:
+    """PIDs of this process's live children whose program is `name`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            exe = (entry / "cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, IndexError):
+            continue
+        if ppid == os.getpid() and exe.rsplit(b"/", 1)[-1] == name:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.modes("psk")
+def test_psk_key_is_in_no_command_line_and_no_error(hil_config: HilConfig, pki: Pki,
+                                                    mode: Mode) -> None:
+    """While mosquitto_pub runs, its command line (what `ps` shows every user) has no key: the
+    key is in a 0600 options file in a 0700 directory named by XDG_CONFIG_HOME, removed
+    afterwards. A run that times out fails with a message that has no key either. The peer
+    here accepts the connection and says nothing, so mosquitto_pub waits mid-handshake."""
+    creds = credentials(hil_config, pki, mode)
+    key = pki.psk_hex()
+    with socket.create_server((hil_config.broker.bind, 0)) as silent:
+        outcome: list[BaseException | PubResult] = []
+
+        def publish() -> None:
+            try:
+                outcome.append(run_mosquitto_pub(Target(hil_config.broker.bind,
+                                                        silent.getsockname()[1]),
+                                                 creds, "hil/x", "x", timeout=3))
+            except BaseException as exc:  # handed to the test's thread
+                outcome.append(exc)
+
+        worker = threading.Thread(target=publish)
+        worker.start()
+        try:
+            silent.settimeout(5)
+            conn, _ = silent.accept()  # mosquitto_pub is connected and waits for our answer
+            with conn:
+                conn.settimeout(5)
+                assert conn.recv(1) == b"\x16"  # a TLS record (ClientHello): psk options read
+                (pid,) = _children_named(b"mosquitto_pub")
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                assert b"--psk" not in cmdline and key.encode() not in cmdline.lower()
+                assert key.upper().encode() not in cmdline
+                environ = dict(e.split(b"=", 1) for e in
+                               Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e)
+                assert key.encode() not in b"".join(environ.values()).lower()
+                home = Path(environ[b"XDG_CONFIG_HOME"].decode())
+                options = home / OPTIONS_FILE
+                assert stat.S_IMODE(home.lstat().st_mode) == 0o700
+                assert stat.S_IMODE(options.lstat().st_mode) == 0o600
+                assert options.read_text() == (f"--psk {key}\n"
+                                               f"--psk-identity {creds.psk_identity}\n")
+                worker.join(10)
+        finally:
+            worker.join(10)
+    (exc,) = outcome
+    assert isinstance(exc, MosquittoPubTimeout), exc
+    report = "".join(traceback.format_exception(exc)) + repr(exc)
+    assert "did not finish within 3 s" in report and "mosquitto_pub -h" in report
+    assert key not in report.lower()
+    assert not home.exists()  # the options file went with its directory
+
+
+@pytest.mark.modes("psk")
+def test_failing_mosquitto_pub_never_shows_the_key(hil_config: HilConfig, pki: Pki,
+                                                   mode: Mode, broker: Broker) -> None:
+    """Even when mosquitto_pub prints the key (here: a throwaway key, also put in the topic it
+    refuses), the result and the error carry <redacted> instead, in repr and in str."""
+    throwaway = secrets.token_hex(16)
+    creds = dataclasses.replace(credentials(hil_config, pki, mode), psk_hex=throwaway)
+    target = Target(hil_config.broker.host, broker.port)
+    result = run_mosquitto_pub(target, creds, f"{throwaway.upper()}/#", "x")
+    assert result.returncode != 0
+    assert "Invalid publish topic '<redacted>/#'" in result.stderr
+    assert "'-t', '<redacted>/#'" in repr(result) and throwaway not in repr(result).lower()
+    with pytest.raises(MosquittoPubError) as info:
+        run_mosquitto_pub(target, creds, f"{throwaway}/#", "x", check=True)
+    report = "".join(traceback.format_exception(info.value)) + repr(info.value)
+    assert "exited with code 1: Error: Invalid publish topic '<redacted>/#'" in report
+    assert throwaway not in report.lower()
+    # the real key, from the options file: accepted
+    good = credentials(hil_config, pki, mode)
+    assert run_mosquitto_pub(target, good, "hil/ok", "x", check=True).returncode == 0
+    # and a wrong key's failure (TLS 1.3: the binder does not verify) carries no key either
+    with pytest.raises(MosquittoPubError) as info:
+        run_mosquitto_pub(target, creds, "hil/x", "x", check=True)
+    assert throwaway not in str(info.value).lower() and "exited with code" in str(info.value)

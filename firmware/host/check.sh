@@ -1,22 +1,25 @@
 #!/bin/sh
 # Build every host variant, run the unit tests on plain and asan builds and
 # each fuzzer for FUZZ_SECONDS (default 20) on its committed seed corpus.
-# Exits non-zero on any failure.
+# Exits non-zero on any failure. Builds go where build.sh puts them:
+# $HIL_HOST_BUILD_DIR/<variant> when that is set, else firmware/host/build/<variant>.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 secs=${FUZZ_SECONDS:-20}
+builds=${HIL_HOST_BUILD_DIR:-$here/build}
+case "$builds" in /*) ;; *) builds="$PWD/$builds" ;; esac # the fuzzers run in a scratch dir
 
 "$here/build.sh" all
 for v in plain asan; do
-    echo "== ctest ($v)"
-    (cd "$here/build/$v" && ctest --output-on-failure)
+    echo "== ctest ($v: $builds/$v)"
+    (cd "$builds/$v" && ctest --output-on-failure)
 done
 
 for f in fuzz_mqtt_decode fuzz_console_line fuzz_http_request; do
     echo "== $f (${secs}s)"
     work=$(mktemp -d)
     # new inputs go to a scratch corpus; the committed seeds stay untouched
-    (cd "$work" && "$here/build/fuzz/$f" -max_total_time="$secs" -max_len=4096 \
+    (cd "$work" && "$builds/fuzz/$f" -max_total_time="$secs" -max_len=4096 \
         -print_final_stats=1 "$work" "$here/fuzz/corpus/$f") || {
         echo "check: $f failed (artifacts in $work)" >&2
         exit 1

@@ -50,6 +50,11 @@ class BoardDriver(Protocol):
         """End of one test; returns a problem the test must fail on ('' if none)."""
         ...
 
+    def death(self) -> str:
+        """'' while the board can answer; else why it cannot (e.g. `agent exited (signal 9
+        (SIGKILL))`). Asked while the rig waits for the board, and when a cell fails."""
+        ...
+
     def close(self) -> None: ...
 
 

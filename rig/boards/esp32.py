@@ -82,6 +82,7 @@ class Esp32Board:
             except (OSError, ValueError) as exc:
                 raise BoardUnavailable(f"board {self.name}: cannot open {self.port}: "
                                        f"{exc}") from exc
+            dut.serial.proc.reset_output_buffer()  # nothing written before the reset reaches it
             hard_reset(dut.serial.proc)
             return dut
         try:
@@ -137,6 +138,10 @@ class Esp32Board:
         return m.group(1)
 
     def after_test(self) -> str:
+        return ""
+
+    def death(self) -> str:
+        """A chip has no process to watch: a hung board shows as a console timeout."""
         return ""
 
     def close(self) -> None:

@@ -29,14 +29,16 @@ from pathlib import Path
 
 from rig.boards import BoardError, BoardUnavailable
 from rig.config import Board
-from rig.locks import BoardBusy, board_lock, file_lock, held_here
+from rig.locks import BoardBusy, board_lock, file_lock, held_here, private_dir
 
 ReadMac = Callable[[str], str | None]
 _MAC_LINE = re.compile(r"^MAC:\s+([0-9a-f]{2}(?::[0-9a-f]{2}){5})\s*$", re.MULTILINE)
 
 
 def lock_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"hil-port-locks-{os.getuid()}"
+    """The per-user port-lock directory in the system temp dir, shared with other users:
+    created 0700 and refused (LockError) unless it is a real directory of ours, mode 0700."""
+    return private_dir(Path(tempfile.gettempdir()) / f"hil-port-locks-{os.getuid()}")
 
 
 def lock_name(port: str) -> str:

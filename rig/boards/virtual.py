@@ -14,19 +14,17 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import termios
 import tty
 from pathlib import Path
 from typing import Any
 
-from rig.procs import terminate
+from rig.boards import BoardUnavailable
+from rig.procs import die_with_parent, exit_description, terminate
 
 WHAT_IT_IS = ("virtual board: the firmware's portable core on Linux behind a pty; the console, "
               "MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's crypto "
               "accelerators and timing, and esptool are not exercised")
-
-
-class VirtualBoardError(Exception):
-    pass
 
 
 class VirtualBoard:
@@ -68,18 +66,23 @@ class VirtualBoard:
 
     def start(self) -> None:
         """Power on: start the agent with its console on the pty."""
-        if not self.agent.exists():
-            raise VirtualBoardError(f"board {self.name}: {self.agent} does not exist; build it "
-                                    "with `firmware/host/build.sh`")
+        if not self.agent.exists():  # like an esp32 without its build: not available
+            raise BoardUnavailable(f"board {self.name}: {self.agent} does not exist; build it "
+                                   "with `firmware/host/build.sh`")
         self.port  # noqa: B018 - creates the pty
         assert self._master is not None
         self.stop()
+        # A power cycle loses what was on the wire: a command written while the agent was
+        # down must not reach the new one, nor the old one's unread output the rig.
+        assert self._slave is not None
+        termios.tcflush(self._master, termios.TCIOFLUSH)
+        termios.tcflush(self._slave, termios.TCIOFLUSH)
         self._stderr_mark = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
         with self.stderr_path.open("ab") as err:
             self._proc = subprocess.Popen(
                 [str(self.agent), "--state", str(self.state_path)],
                 stdin=self._master, stdout=self._master, stderr=err,
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, preexec_fn=die_with_parent(),
             )
 
     def open(self) -> Any:
@@ -101,10 +104,24 @@ class VirtualBoard:
         return "127.0.0.1"
 
     def after_test(self) -> str:
-        """Power off; a sanitizer report since the last start is a failure."""
+        """Power off; an agent that had exited on its own, or a sanitizer report since the last
+        start, is a failure."""
+        death = self.death()
+        if death:
+            self.stop()
+            return f"board {self.name}: {death}"
         self.stop()
         report = self.sanitizer_report()
         return f"sanitizer report from {self.name}:\n{report}" if report else ""
+
+    def death(self) -> str:
+        """'' while the agent runs (or was stopped by the rig), else how it ended."""
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return ""
+        report = self.sanitizer_report()
+        return f"agent exited ({exit_description(proc.returncode)})" + (
+            f"; sanitizer report:\n{report}" if report else "")
 
     def reset(self) -> None:
         self.stop()

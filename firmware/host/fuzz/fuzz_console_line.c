@@ -21,12 +21,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fp.out_len = 0;
     fp.out[0] = '\0';
     agent_console_feed(a, data, size);
-    /* a single non-empty, newline-terminated line gets exactly one final line */
+    /* a single newline-terminated line with a token (not only spaces and
+     * tabs) gets exactly one final line, tagged or not; the tag is cleared */
     const uint8_t *nl = memchr(data, '\n', size);
-    if (nl && nl == data + size - 1 && size > 1 && size < 500 && !memchr(data, '\0', size) &&
-        !memchr(data, '\r', size) && data[0] != ' ' && fp.out_len < 60000) {
+    bool has_token = false;
+    for (size_t i = 0; nl && i + 1 < size; i++) {
+        if (data[i] != ' ' && data[i] != '\t') has_token = true;
+    }
+    if (nl && nl == data + size - 1 && has_token && size < 500 && !memchr(data, '\0', size) &&
+        !memchr(data, '\r', size) && fp.out_len < 60000) {
         if (fake_final_lines(&fp) != 1) abort();
     }
+    if (a->tag[0] != '\0') abort();
     /* persistence round trip of whatever the input configured */
     uint8_t *blob;
     size_t len;

@@ -4,7 +4,7 @@ set -eu
 agent="$1"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-printf 'version\nconfig set mqtt.ssl_psk_key 00\nconfig set mqtt.server 127.0.0.1:1\nconfig set mqtt.pass s3cr3t\nconfig save\nstatus\nhttp start\nhttp stop\nmqtt connect\n' |
+printf 'version\nconfig set mqtt.ssl_psk_key 00\nconfig set mqtt.server 127.0.0.1:1\nconfig set mqtt.pass s3cr3t\nconfig save\nstatus\nhttp start\nhttp stop\nmqtt connect\n@s1.2 version\n@s1.3\tconfig\tget mqtt.server\n@s1/4 version\n' |
     "$agent" --state "$dir/s.state" >"$dir/out" 2>"$dir/err"
 cat "$dir/out"
 fail() { echo "session_test: $*" >&2; exit 1; }
@@ -16,6 +16,11 @@ grep -qx 'http=stopped' "$dir/out" || fail "status http="
 grep -qx 'ERR http start: http.listen_addr is not set' "$dir/out" || fail "http start ERR"
 grep -Eq '^E \([0-9]+\) hil: MQTT0 TCP connect failed: ' "$dir/out" || fail "no TCP connect failed line"
 grep -q '^ERR mqtt connect: TCP connect failed' "$dir/out" || fail "connect ERR"
+# tagged commands: the final line carries the tag, data lines do not
+grep -qx '@s1.2 OK' "$dir/out" || fail "tagged OK"
+grep -A1 -x 'mqtt.server=127.0.0.1:1' "$dir/out" | grep -qx '@s1.3 OK' || fail "tagged data command"
+grep -qx 'ERR bad tag (1..24 of A-Z a-z 0-9 . _ -)' "$dir/out" || fail "bad tag"
+[ "$(grep -c -E '^(@[^ ]+ )?(OK|ERR .*)$' "$dir/out")" = 12 ] || fail "not one final line per command"
 grep -q 's3cr3t' "$dir/out" "$dir/s.state.tmp" 2>/dev/null && fail "secret printed" || true
 [ "$(stat -c %a "$dir/s.state")" = 600 ] || fail "state file mode not 0600"
 # settings survive a restart; a corrupt state file is a W line, not a crash

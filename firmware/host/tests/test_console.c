@@ -383,6 +383,312 @@ static void test_wifi(void)
     free(a);
 }
 
+/* ---- tagged commands: "@<tag> <command>" -> the one final line is "@<tag> OK/ERR" ---- */
+
+static void test_tags(void)
+{
+    agent_t *a = boot();
+    char line[700];
+
+    /* a data command: data lines unprefixed, then the tagged final line */
+    fake_cmd(a, &fp, "@t1 version");
+    CHECK(strncmp(fp.out, "version=1.0.0\nmbedtls=", 22) == 0);
+    CHECK(fake_contains(&fp, "\nbuild="));
+    CHECK_STR(fake_last_line(&fp), "@t1 OK");
+    CHECK(!fake_has_line(&fp, "OK"));
+
+    /* OK and ERR, every tag character */
+    fake_cmd(a, &fp, "@a.B_c-9 config set mqtt.user bob");
+    CHECK_STR(fp.out, "@a.B_c-9 OK\n");
+    fake_cmd(a, &fp, "@t2 frobnicate now");
+    CHECK_STR(fp.out, "@t2 ERR unknown command 'frobnicate'\n");
+    fake_cmd(a, &fp, "@t3 config get mqtt.user");
+    CHECK_STR(fp.out, "mqtt.user=bob\n@t3 OK\n");
+    fake_cmd(a, &fp, "@t4 config set mqtt.ssl_psk_key 00");
+    CHECK_STR(fp.out,
+              "@t4 ERR mqtt.ssl_psk_key: expected 32 or 64 hex digits (16 or 32 bytes), got 2\n");
+    fake_cmd(a, &fp, "@t5 mqtt connect"); /* no server: ERR from mqtt.c, tagged as well */
+    CHECK_STR(fp.out, "@t5 ERR mqtt.server: not set\n");
+    /* the rig's form: <boot nonce>.<seq>, 24 characters at most */
+    fake_cmd(a, &fp, "@0123456789abcdef.1234567 status");
+    CHECK_STR(fake_last_line(&fp), "@0123456789abcdef.1234567 OK");
+    CHECK(fake_has_line(&fp, "mqtt=disconnected"));
+    /* the untagged form is unchanged, and the tag does not stick */
+    fake_cmd(a, &fp, "version");
+    CHECK_STR(fake_last_line(&fp), "OK");
+    fp.out_len = 0;
+    agent_console_feed(a, (const uint8_t *)"@x1 version\nversion\n@x2 bogus\n", 30);
+    CHECK_EQ_INT(fake_final_lines(&fp), 3);
+    CHECK(fake_has_line(&fp, "@x1 OK"));
+    CHECK(fake_has_line(&fp, "OK"));
+    CHECK(fake_has_line(&fp, "@x2 ERR unknown command 'bogus'"));
+    CHECK_STR(a->tag, "");
+
+    /* bad tags: untagged ERR, the command is not run */
+    static const char *const bad[] = {
+        "@ config set mqtt.user eve",                          /* empty */
+        "@0123456789abcdef.12345678 config set mqtt.user eve", /* 25 characters */
+        "@t/1 config set mqtt.user eve",                       /* bad character */
+        "@t:1 config set mqtt.user eve",
+        "@t@ config set mqtt.user eve",
+        "@\x01 config set mqtt.user eve",
+        "@",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fake_cmd(a, &fp, bad[i]);
+        CHECK_STR(fp.out, "ERR bad tag (1..24 of A-Z a-z 0-9 . _ -)\n");
+    }
+    fake_cmd(a, &fp, "config get mqtt.user");
+    CHECK_STR(fp.out, "mqtt.user=bob\nOK\n");
+    /* a tag and nothing else */
+    fake_cmd(a, &fp, "@t6");
+    CHECK_STR(fp.out, "@t6 ERR empty command\n");
+    fake_cmd(a, &fp, "  @t7   ");
+    CHECK_STR(fp.out, "@t7 ERR empty command\n");
+    /* a tag is a token of its own: "@t8version" is a tag without a command */
+    fake_cmd(a, &fp, "@t8version");
+    CHECK_STR(fp.out, "@t8version ERR empty command\n");
+
+    /* NUL byte and over-long line keep a valid tag */
+    fp.out_len = 0;
+    agent_console_feed(a, (const uint8_t *)"@n1 ver\0sion\n", 13);
+    CHECK_STR(fp.out, "@n1 ERR line contains a NUL byte\n");
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\0';
+    memcpy(line, "@long1 ", 7);
+    fake_cmd(a, &fp, line);
+    CHECK_STR(fp.out, "@long1 ERR line too long (max 512)\n");
+    memcpy(line, "@long1!", 7);
+    fake_cmd(a, &fp, line);
+    CHECK_STR(fp.out, "ERR line too long (max 512)\n");
+    line[0] = 'x';
+    fake_cmd(a, &fp, line);
+    CHECK_STR(fp.out, "ERR line too long (max 512)\n");
+
+    /* log lines are not prefixed; the abort rule sees the command after the tag */
+    fake_cmd(a, &fp, "@l0 config load mqtt.pass 5 3610a686");
+    CHECK_STR(fp.out, "@l0 OK\n");
+    fake_cmd(a, &fp, "@s1 status");
+    CHECK(strncmp(fp.out, "W (", 3) == 0);
+    CHECK(fake_contains(&fp, " hil: config load of mqtt.pass aborted by 'status' before config end\n"));
+    CHECK_STR(fake_last_line(&fp), "@s1 OK");
+    fake_cmd(a, &fp, "@l3 config end");
+    CHECK_STR(fp.out, "@l3 ERR config end: no config load in progress\n");
+
+    /* tagged chunked upload: tagged config data / config end are load steps */
+    fake_cmd(a, &fp, "@l1 config load mqtt.pass 5 3610a686"); /* crc32("hello") */
+    CHECK_STR(fp.out, "@l1 OK\n");
+    fake_cmd(a, &fp, "@l2 config data 1 aGVsbG8= 3610a686");
+    CHECK_STR(fp.out, "@l2 ERR config data 1: seq out of order (expected 0)\n");
+    fake_cmd(a, &fp, "@bad/tag config data 0 aGVsbG8= 3610a686"); /* not run: the load stays */
+    CHECK_STR(fp.out, "ERR bad tag (1..24 of A-Z a-z 0-9 . _ -)\n");
+    fake_cmd(a, &fp, "@l3");                                       /* not a command either */
+    CHECK_STR(fp.out, "@l3 ERR empty command\n");
+    fake_cmd(a, &fp, "@l4 config data 0 aGVsbG8= 3610a686");
+    CHECK_STR(fp.out, "@l4 OK\n");
+    fake_cmd(a, &fp, "@l5 config end");
+    CHECK_STR(fp.out, "@l5 OK\n");
+    fake_cmd(a, &fp, "@l6 config get mqtt.pass");
+    CHECK_STR(fp.out, "mqtt.pass=<set, 5 bytes>\n@l6 OK\n");
+    /* tagged and untagged steps mix */
+    fake_cmd(a, &fp, "config load mqtt.user 5 3610a686");
+    fake_cmd(a, &fp, "@m1 config data 0 aGVsbG8= 3610a686");
+    CHECK_STR(fp.out, "@m1 OK\n");
+    fake_cmd(a, &fp, "config end");
+    CHECK_STR(fp.out, "OK\n");
+    fake_cmd(a, &fp, "config get mqtt.user");
+    CHECK_STR(fp.out, "mqtt.user=hello\nOK\n");
+
+    /* reboot: the tagged OK comes first */
+    int reboots = fp.reboots;
+    fake_cmd(a, &fp, "@r1 reboot");
+    CHECK(strncmp(fp.out, "@r1 OK\n", 7) == 0);
+    CHECK_EQ_INT(fp.reboots, reboots + 1);
+    agent_free(a);
+    free(a);
+}
+
+/* ---- tokenizer: runs of spaces and tabs separate tokens; the value of
+ * "config set" is the rest of the line after exactly one separator ---- */
+
+static void test_tokens(void)
+{
+    agent_t *a = boot();
+    fake_cmd(a, &fp, "\tversion\t ");
+    CHECK_STR(fake_last_line(&fp), "OK");
+    CHECK(fake_has_line(&fp, "version=1.0.0"));
+    fake_cmd(a, &fp, " \t \t");
+    CHECK_EQ_INT(fp.out_len, 0); /* blank: no answer */
+    fake_cmd(a, &fp, "config\tget \t mqtt.keep_alive");
+    CHECK_STR(fp.out, "mqtt.keep_alive=60\nOK\n");
+    /* one separator after the key, the rest is the value: here " x" */
+    fake_cmd(a, &fp, "config  set\tmqtt.user  x");
+    CHECK_STR(fp.out, "OK\n");
+    fake_cmd(a, &fp, "config get mqtt.user");
+    CHECK_STR(fp.out, "mqtt.user= x\nOK\n");
+    CHECK_EQ_INT(a->settings.v[SK_MQTT_USER].len, 2);
+    fake_cmd(a, &fp, "config set mqtt.user\tx  y z ");
+    CHECK_STR(fp.out, "OK\n");
+    fake_cmd(a, &fp, "config get mqtt.user");
+    CHECK_STR(fp.out, "mqtt.user=x  y z \nOK\n");
+    /* a tab after the separator is part of the value (and refused here) */
+    fake_cmd(a, &fp, "config set mqtt.user\t\tx");
+    CHECK_STR(fp.out, "ERR mqtt.user: control characters are not allowed\n");
+    fake_cmd(a, &fp, "config set mqtt.user\t");
+    CHECK_STR(fp.out, "ERR config set: missing value for mqtt.user (use config clear mqtt.user)\n");
+    fake_cmd(a, &fp, "mqtt\tpublish\tt\tm\t2");
+    CHECK_STR(fp.out, "ERR mqtt publish: qos must be 0 or 1\n");
+    fake_cmd(a, &fp, "@t1\tconfig\tget\tmqtt.user");
+    CHECK_STR(fp.out, "mqtt.user=x  y z \n@t1 OK\n");
+    agent_free(a);
+    free(a);
+}
+
+/* ---- words from the input echoed in ERR lines are escaped ---------------- */
+
+static const char *raw_cmd(agent_t *a, const char *bytes, size_t n)
+{
+    fp.out_len = 0;
+    fp.out[0] = '\0';
+    agent_console_feed(a, (const uint8_t *)bytes, n);
+    CHECK_EQ_INT(fake_final_lines(&fp), 1);
+    for (size_t i = 0; i < fp.out_len; i++) { /* no raw control or non-ASCII byte comes back */
+        unsigned char ch = (unsigned char)fp.out[i];
+        CHECK(ch == '\n' || (ch >= 0x20 && ch < 0x7f));
+    }
+    return fp.out;
+}
+
+static void test_escaped_words(void)
+{
+    agent_t *a = boot();
+    static const char cmd1[] = "fr\x01\x1b[2J\xff'\"\\o\x7f x\n";
+    raw_cmd(a, cmd1, sizeof(cmd1) - 1);
+    CHECK_STR(fp.out, "ERR unknown command 'fr\\x01\\x1b[2J\\xff\\x27\\x22\\\\o\\x7f'\n");
+    /* at most 40 input bytes are shown */
+    char big[100];
+    memset(big, 0xff, 50);
+    memcpy(big + 50, "\n", 2);
+    raw_cmd(a, big, 51);
+    char want[300] = "ERR unknown command '";
+    for (int i = 0; i < 40; i++) strcat(want, "\\xff");
+    strcat(want, "'\n");
+    CHECK_STR(fp.out, want);
+    static const char cmd2[] = "@t1 config get mqtt.\x80\x19\n";
+    raw_cmd(a, cmd2, sizeof(cmd2) - 1);
+    CHECK_STR(fp.out, "@t1 ERR unknown key 'mqtt.\\x80\\x19'\n");
+    static const char cmd3[] = "config set \x1b]0;x\x07 v\n";
+    raw_cmd(a, cmd3, sizeof(cmd3) - 1);
+    CHECK_STR(fp.out, "ERR unknown key '\\x1b]0;x\\x07'\n");
+    static const char cmd4[] = "config \xfe\xff\n";
+    raw_cmd(a, cmd4, sizeof(cmd4) - 1);
+    CHECK_STR(fp.out, "ERR config: unknown subcommand '\\xfe\\xff'\n");
+    static const char cmd5[] = "mqtt x\x0by\n";
+    raw_cmd(a, cmd5, sizeof(cmd5) - 1);
+    CHECK_STR(fp.out, "ERR mqtt: unknown subcommand 'x\\x0by'\n");
+    static const char cmd6[] = "http \x1b[1m\n";
+    raw_cmd(a, cmd6, sizeof(cmd6) - 1);
+    CHECK_STR(fp.out, "ERR http: unknown subcommand '\\x1b[1m'\n");
+    static const char cmd7[] = "http st\xc3\xa4rt now\n";
+    raw_cmd(a, cmd7, sizeof(cmd7) - 1);
+    CHECK_STR(fp.out, "ERR http st\\xc3\\xa4rt: too many arguments\n");
+    static const char cmd8[] = "config set mqtt.ssl_cipher_suites TLS-PSK-WITH-AES-128-CCM-8:X\x1b\xff'\n";
+    raw_cmd(a, cmd8, sizeof(cmd8) - 1);
+    CHECK_STR(fp.out, "ERR mqtt.ssl_cipher_suites: unknown cipher suite 'X\\x1b\\xff\\x27'\n");
+    /* the abort warning too */
+    fake_cmd(a, &fp, "config load mqtt.user 5 3610a686");
+    static const char cmd9[] = "\x1b[31mred\n";
+    raw_cmd(a, cmd9, sizeof(cmd9) - 1);
+    CHECK(fake_contains(&fp, " hil: config load of mqtt.user aborted by '\\x1b[31mred' before config end\n"));
+    CHECK_STR(fake_last_line(&fp), "ERR unknown command '\\x1b[31mred'");
+    /* plain words are shown as they are */
+    fake_cmd(a, &fp, "config get mqtt.Server");
+    CHECK_STR(fp.out, "ERR unknown key 'mqtt.Server'\n");
+    agent_free(a);
+    free(a);
+}
+
+/* ---- mqtt.ssl_key must be mqtt.ssl_cert's key once both are set ---------- */
+
+#define PAIR_ERR "ERR mqtt.ssl_key does not match mqtt.ssl_cert (clear the other one first to replace the pair)"
+
+static void test_key_pair(void)
+{
+    agent_t *a = boot();
+    char line[300];
+    /* the rig's order: config clear, certificate, key */
+    fake_cmd(a, &fp, "config clear");
+    CHECK_STR(upload(a, "mqtt.ssl_ca_cert", test_cert_pem, 0), "OK");
+    CHECK_STR(upload(a, "mqtt.ssl_cert", test_cert_pem, 0), "OK");
+    CHECK_STR(upload(a, "mqtt.ssl_key", test_key_pem, 0), "OK");
+    /* the same pair again, either half: fine */
+    CHECK_STR(upload(a, "mqtt.ssl_key", test_key_pem, 0), "OK");
+    CHECK_STR(upload(a, "mqtt.ssl_cert", test_cert_pem, 0), "OK");
+
+    /* another key (EC or RSA) for this certificate: refused, the old key stays */
+    CHECK_STR(upload(a, "mqtt.ssl_key", test_key2_pem, 0), PAIR_ERR);
+    CHECK_STR(upload(a, "mqtt.ssl_key", test_rsa_key_pem, 0), PAIR_ERR);
+    fake_cmd(a, &fp, "config get mqtt.ssl_key");
+    snprintf(line, sizeof(line), "mqtt.ssl_key=<set, %zu bytes>\nOK\n", strlen(test_key_pem));
+    CHECK_STR(fp.out, line);
+    /* another certificate for this key: refused the same way, the old one stays */
+    CHECK_STR(upload(a, "mqtt.ssl_cert", test_cert2_pem, 0), PAIR_ERR);
+    fake_cmd(a, &fp, "config get mqtt.ssl_cert");
+    snprintf(line, sizeof(line), "mqtt.ssl_cert=<pem %zu bytes crc32 %08lx>\nOK\n",
+             strlen(test_cert_pem),
+             (unsigned long)agent_crc32(0, (const uint8_t *)test_cert_pem, strlen(test_cert_pem)));
+    CHECK_STR(fp.out, line);
+    /* tagged: the same ERR with the tag */
+    snprintf(line, sizeof(line), "config load mqtt.ssl_key %zu %08lx", strlen(test_key2_pem),
+             (unsigned long)agent_crc32(0, (const uint8_t *)test_key2_pem, strlen(test_key2_pem)));
+    fake_cmd(a, &fp, line);
+    CHECK_STR(fp.out, "OK\n");
+    {
+        char enc[200], cmd[300];
+        size_t len = strlen(test_key2_pem);
+        uint32_t seq = 0;
+        for (size_t off = 0; off < len; off += 96, seq++) {
+            size_t n = len - off < 96 ? len - off : 96;
+            b64((const uint8_t *)test_key2_pem + off, n, enc);
+            snprintf(cmd, sizeof(cmd), "@d%lu config data %lu %s %08lx", (unsigned long)seq,
+                     (unsigned long)seq, enc,
+                     (unsigned long)agent_crc32(0, (const uint8_t *)test_key2_pem + off, n));
+            fake_cmd(a, &fp, cmd);
+            snprintf(line, sizeof(line), "@d%lu OK", (unsigned long)seq);
+            CHECK_STR(fake_last_line(&fp), line);
+        }
+    }
+    fake_cmd(a, &fp, "@e1 config end");
+    CHECK_STR(fp.out, "@e1 " PAIR_ERR "\n");
+
+    /* replacing the pair: clear one half first, then both halves in any order */
+    fake_cmd(a, &fp, "config clear mqtt.ssl_cert");
+    CHECK_STR(upload(a, "mqtt.ssl_key", test_key2_pem, 0), "OK");
+    CHECK_STR(upload(a, "mqtt.ssl_cert", test_cert_pem, 0), PAIR_ERR);
+    CHECK_STR(upload(a, "mqtt.ssl_cert", test_cert2_pem, 0), "OK");
+    fake_cmd(a, &fp, "config clear mqtt.ssl_key");
+    CHECK_STR(upload(a, "mqtt.ssl_key", test_key2_pem, 0), "OK");
+
+    /* the check survives a restart from storage */
+    fake_cmd(a, &fp, "config save");
+    CHECK_STR(fp.out, "OK\n");
+    agent_free(a);
+    free(a);
+    a = boot();
+    CHECK_STR(upload(a, "mqtt.ssl_key", test_key_pem, 0), PAIR_ERR);
+
+    /* http.ssl_key / http.ssl_cert are checked at `http start` (shared code) */
+    CHECK_STR(upload(a, "http.ssl_cert", test_cert_pem, 0), "OK");
+    CHECK_STR(upload(a, "http.ssl_key", test_key2_pem, 0), "OK");
+    fake_cmd(a, &fp, "config set http.listen_addr 127.0.0.1:0");
+    fake_cmd(a, &fp, "http start");
+    CHECK_STR(fp.out, "ERR http start: http.ssl_key does not match http.ssl_cert\n");
+    fake_cmd(a, &fp, "config clear");
+    agent_free(a);
+    free(a);
+    fp.has_store = false;
+}
+
 int main(void)
 {
     fake_port_make(&fp, &port);
@@ -390,5 +696,9 @@ int main(void)
     test_config();
     test_chunked();
     test_wifi();
+    test_tags();
+    test_tokens();
+    test_escaped_words();
+    test_key_pair();
     TEST_DONE();
 }

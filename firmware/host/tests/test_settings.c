@@ -157,11 +157,73 @@ static void test_persistence(void)
     settings_free(&t);
 }
 
+static void test_key_pair(void)
+{
+    char err[300];
+    settings_t s;
+    mbedtls_x509_crt crt;
+    mbedtls_pk_context pk;
+    int ret = 0;
+    static const char pair_err[] =
+        "mqtt.ssl_key does not match mqtt.ssl_cert (clear the other one first to replace the pair)";
+
+    /* settings_parse_pair: the four outcomes */
+    static const struct {
+        const char *cert, *key;
+        settings_pair_t want;
+    } cases[] = {
+        {test_cert_pem, test_key_pem, SETTINGS_PAIR_OK},
+        {test_cert2_pem, test_key2_pem, SETTINGS_PAIR_OK},
+        {test_cert_pem, test_key2_pem, SETTINGS_PAIR_MISMATCH},
+        {test_cert2_pem, test_key_pem, SETTINGS_PAIR_MISMATCH},
+        {test_cert_pem, test_rsa_key_pem, SETTINGS_PAIR_MISMATCH},
+        {test_key_pem, test_key_pem, SETTINGS_PAIR_BAD_CERT},
+        {test_cert_pem, test_cert_pem, SETTINGS_PAIR_BAD_KEY},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mbedtls_x509_crt_init(&crt);
+        mbedtls_pk_init(&pk);
+        ret = 0;
+        CHECK_EQ_INT(settings_parse_pair(cases[i].cert, cases[i].key, &crt, &pk, rng, NULL, &ret),
+                     cases[i].want);
+        CHECK(cases[i].want == SETTINGS_PAIR_OK ? ret == 0 : ret < 0);
+        mbedtls_pk_free(&pk);
+        mbedtls_x509_crt_free(&crt);
+    }
+
+    /* settings_set: checked whichever half comes second */
+    settings_init(&s);
+    CHECK(set(&s, SK_MQTT_SSL_CERT, test_cert_pem, err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_KEY, test_key2_pem, err) != 0);
+    CHECK_STR(err, pair_err);
+    CHECK(!settings_is_set(&s, SK_MQTT_SSL_KEY));
+    CHECK(set(&s, SK_MQTT_SSL_KEY, test_key_pem, err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_CERT, test_cert2_pem, err) != 0);
+    CHECK_STR(err, pair_err);
+    CHECK_STR(settings_get(&s, SK_MQTT_SSL_CERT), test_cert_pem);
+    CHECK(set(&s, SK_MQTT_SSL_KEY, test_rsa_key_pem, err) != 0);
+    CHECK_STR(settings_get(&s, SK_MQTT_SSL_KEY), test_key_pem);
+    settings_clear(&s, SK_MQTT_SSL_KEY);
+    CHECK(set(&s, SK_MQTT_SSL_CERT, test_cert2_pem, err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_KEY, test_key2_pem, err) == 0);
+    /* other keys are not paired at set time (http.* is checked at http start) */
+    CHECK(set(&s, SK_HTTP_SSL_CERT, test_cert_pem, err) == 0);
+    CHECK(set(&s, SK_HTTP_SSL_KEY, test_key2_pem, err) == 0);
+    CHECK(set(&s, SK_MQTT_SSL_CA_CERT, test_cert_pem, err) == 0);
+    /* a stored half that no longer parses is not compared */
+    settings_clear(&s, SK_MQTT_SSL_CERT);
+    s.v[SK_MQTT_SSL_CERT].value = strdup("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n");
+    s.v[SK_MQTT_SSL_CERT].len = strlen(s.v[SK_MQTT_SSL_CERT].value);
+    CHECK(set(&s, SK_MQTT_SSL_KEY, test_key_pem, err) == 0);
+    settings_free(&s);
+}
+
 int main(void)
 {
     test_server();
     test_psk_and_suites();
     test_masking();
     test_persistence();
+    test_key_pair();
     TEST_DONE();
 }

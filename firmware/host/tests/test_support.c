@@ -105,6 +105,20 @@ const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line)
     fp->out[0] = '\0';
     agent_console_feed(a, (const uint8_t *)line, strlen(line));
     agent_console_feed(a, (const uint8_t *)"\n", 1);
+    /* the contract, for every command a test sends: exactly one final line
+     * (none for a blank line), and the tag is gone afterwards */
+    size_t n = strlen(line);
+    if (n > 0 && line[n - 1] == '\r') n--; /* stripped by the console */
+    bool blank = strspn(line, " \t") >= n;
+    if (fake_final_lines(fp) != (blank ? 0 : 1)) {
+        fprintf(stderr, "fake_cmd: '%s' printed %d final lines:\n%s", line, fake_final_lines(fp),
+                fp->out);
+        test_failures++;
+    }
+    if (a->tag[0] != '\0') {
+        fprintf(stderr, "fake_cmd: '%s' left the tag '%s' set\n", line, a->tag);
+        test_failures++;
+    }
     return fp->out;
 }
 
@@ -140,6 +154,17 @@ bool fake_contains(const fake_port_t *fp, const char *sub)
     return strstr(fp->out, sub) != NULL;
 }
 
+bool fake_is_final(const char *p, size_t len)
+{
+    if (len > 0 && p[0] == '@') { /* "@<tag> " prefix of a tagged command */
+        const char *sp = memchr(p, ' ', len);
+        if (!sp || sp == p + 1 || (size_t)(sp - p) > AGENT_TAG_MAX + 1) return false;
+        len -= (size_t)(sp + 1 - p);
+        p = sp + 1;
+    }
+    return (len == 2 && memcmp(p, "OK", 2) == 0) || (len >= 4 && memcmp(p, "ERR ", 4) == 0);
+}
+
 int fake_final_lines(const fake_port_t *fp)
 {
     int count = 0;
@@ -147,7 +172,7 @@ int fake_final_lines(const fake_port_t *fp)
     while (*p) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if ((len == 2 && memcmp(p, "OK", 2) == 0) || (len >= 4 && memcmp(p, "ERR ", 4) == 0)) count++;
+        if (fake_is_final(p, len)) count++;
         if (!nl) break;
         p = nl + 1;
     }

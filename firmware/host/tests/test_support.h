@@ -59,14 +59,18 @@ typedef struct {
 } fake_port_t;
 
 void fake_port_make(fake_port_t *fp, agent_port_t *port);
-/* Clear captured output, feed "line\n", return the captured output. */
+/* Clear captured output, feed "line\n", return the captured output. Counts
+ * a test failure unless the line got exactly one final line (none when blank). */
 const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line);
 /* Last complete line of the captured output (static buffer). */
 const char *fake_last_line(const fake_port_t *fp);
 /* Does the captured output contain this exact line / this substring? */
 bool fake_has_line(const fake_port_t *fp, const char *line);
 bool fake_contains(const fake_port_t *fp, const char *sub);
-/* Number of lines that are OK or start with "ERR " (must be 1 per command). */
+/* Is this line (without its newline) a final line: "OK", "ERR <reason>",
+ * "@<tag> OK" or "@<tag> ERR <reason>"? */
+bool fake_is_final(const char *line, size_t len);
+/* Number of final lines in the captured output (must be 1 per command). */
 int fake_final_lines(const fake_port_t *fp);
 
 #endif

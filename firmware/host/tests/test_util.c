@@ -64,6 +64,17 @@ static void test_escape(void)
     agent_escape((const uint8_t *)"abcdef", 6, 100, out, 4, &tr);
     CHECK_STR(out, "abc");
     CHECK(tr);
+    /* quotes: as they are in log text, escaped for a quoted word */
+    const uint8_t q[] = {'\'', 'a', '"', '\\', 0x7f, 0x80, ' '};
+    agent_escape(q, sizeof(q), 100, out, sizeof(out), &tr);
+    CHECK_STR(out, "'a\"\\\\\\x7f\\x80 ");
+    agent_escape_quoted(q, sizeof(q), 100, out, sizeof(out), &tr);
+    CHECK_STR(out, "\\x27a\\x22\\\\\\x7f\\x80 ");
+    CHECK(!tr);
+    /* an escape is never cut in half */
+    agent_escape_quoted(q, sizeof(q), 100, out, 6, &tr);
+    CHECK_STR(out, "\\x27a");
+    CHECK(tr);
 }
 
 static void test_tls_alert_names(void)

@@ -22,6 +22,7 @@
 #endif
 
 #define AGENT_LINE_MAX 512       /* console line, without the newline */
+#define AGENT_TAG_MAX 24         /* "@<tag> <command>": 1..24 of [A-Za-z0-9._-] */
 #define AGENT_CHUNK_MAX 96       /* decoded bytes per "config data" */
 #define AGENT_MQTT_BUF 8192      /* MQTT rx/tx buffer */
 #define AGENT_MSG_LOG_MAX 256    /* payload bytes shown in a message log line */
@@ -67,6 +68,10 @@ typedef struct agent {
     char line[AGENT_LINE_MAX + 2]; /* + optional CR + NUL */
     size_t line_len;
     bool line_overflow;
+    /* The tag of the command being run ("" = untagged): agent_final() puts
+     * "@<tag> " before the command's one final line and clears it. */
+    char tag[AGENT_TAG_MAX + 1];
+    unsigned finals; /* final lines printed by the current command (must end at 1) */
     agent_load_t load;
     mbedtls_ctr_drbg_context drbg;
     bool drbg_ready;
@@ -89,14 +94,19 @@ void agent_run(agent_t *a);
 
 /* Console input bytes (from the port); complete lines are executed. */
 void agent_console_feed(agent_t *a, const uint8_t *data, size_t len);
-/* Execute one line (no newline). */
+/* Execute one line (no newline): "[@<tag> ]<command ...>"; exactly one
+ * final line (agent_final) answers it, none for a blank line. */
 void agent_handle_line(agent_t *a, char *line, size_t len);
 
-/* Output. agent_log: "<L> (<ms>) hil: <text>". agent_reply: a raw line
- * (data lines and the final OK / ERR line). */
+/* Output. agent_log: "<L> (<ms>) hil: <text>". agent_reply: a data line
+ * (raw, no prefix). agent_final: THE way to print a command's final line,
+ * "OK" or "ERR <reason>" (fmt must produce one of them); it is prefixed with
+ * "@<tag> " when the command was tagged, then the tag is cleared. Every
+ * command prints exactly one final line. */
 void agent_log(agent_t *a, char level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void agent_reply(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_final(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the port's queued asynchronous events (port.next_event) as log lines. */
 void agent_port_events(agent_t *a);
 

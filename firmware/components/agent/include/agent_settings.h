@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent_mbedtls_compat.h"
+
 typedef enum {
     SK_MQTT_SERVER,
     SK_MQTT_CLIENT_ID,
@@ -73,9 +75,29 @@ typedef int (*settings_rng_fn)(void *ctx, unsigned char *buf, size_t len);
 int settings_validate(setting_key_t key, const char *value, size_t len, settings_rng_fn rng,
                       void *rng_ctx, char *err, size_t errlen);
 /* Validate and store a copy. rng is needed to parse private keys (mbedTLS
- * 3.x blinding); it may be NULL with mbedTLS 2.x. */
+ * 3.x blinding); it may be NULL with mbedTLS 2.x. Storing mqtt.ssl_key while
+ * mqtt.ssl_cert is set (or the other way round) also checks that the key is
+ * the certificate's: "mqtt.ssl_key does not match mqtt.ssl_cert (clear the
+ * other one first to replace the pair)", nothing stored. */
 int settings_set(settings_t *s, setting_key_t key, const char *value, size_t len,
                  settings_rng_fn rng, void *rng_ctx, char *err, size_t errlen);
+/* A certificate and its private key, parsed and checked together (shared by
+ * the mqtt.ssl_cert / mqtt.ssl_key check above and `http start`). */
+typedef enum {
+    SETTINGS_PAIR_OK,
+    SETTINGS_PAIR_BAD_CERT, /* cert_pem does not parse (*ret: the mbedTLS error) */
+    SETTINGS_PAIR_BAD_KEY,  /* key_pem does not parse (*ret) */
+    SETTINGS_PAIR_MISMATCH, /* key_pem is not the key of the (first) certificate (*ret) */
+} settings_pair_t;
+/* Parse cert_pem (a chain: the first certificate is checked) into crt and
+ * key_pem into pk (both NUL-terminated PEM; crt and pk initialised and later
+ * freed by the caller, they stay usable on SETTINGS_PAIR_OK) and check that
+ * pk is the private key of the certificate's public key (mbedtls_pk_check_pair;
+ * mbedTLS 3.x needs rng). */
+settings_pair_t settings_parse_pair(const char *cert_pem, const char *key_pem, mbedtls_x509_crt *crt,
+                                    mbedtls_pk_context *pk, settings_rng_fn rng, void *rng_ctx,
+                                    int *ret);
+
 /* Effective value (stored or default) or NULL. */
 const char *settings_get(const settings_t *s, setting_key_t key);
 bool settings_is_set(const settings_t *s, setting_key_t key);
@@ -90,7 +112,11 @@ int settings_parse_server(const char *value, size_t len, char *host, size_t host
 int settings_parse_listen(const char *value, size_t len, char *host, size_t hostcap,
                           uint16_t *port);
 /* Parse a suite list into ids (0-terminated, max cap-1 entries). On an
- * unknown name writes it into bad (truncated) and returns -1. */
+ * unknown name writes it into bad (its first SETTING_SUITE_SHOWN bytes,
+ * escaped as by agent_escape_quoted; SETTING_SUITE_BAD_BUF bytes always
+ * suffice) and returns -1. */
+#define SETTING_SUITE_SHOWN 60
+#define SETTING_SUITE_BAD_BUF (4 * SETTING_SUITE_SHOWN + 32)
 int settings_parse_suites(const char *value, size_t len, int *ids, size_t cap, char *bad,
                           size_t badlen);
 

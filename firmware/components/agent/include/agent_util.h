@@ -27,15 +27,20 @@ int agent_parse_u32(const char *s, size_t len, uint32_t max, uint32_t *out);
 /* Parse exactly 8 hex digits. */
 int agent_parse_hex32(const char *s, size_t len, uint32_t *out);
 
-/* Copy bytes into out as printable text: printable ASCII as is, backslash
- * as "\\", anything else as "\xHH". Stops (and sets *truncated) when more
- * than max_in input bytes or when out (size outlen, always NUL-terminated)
- * is full. Returns the number of input bytes represented. */
 /* Name of a TLS alert description (RFC 5246 7.2), e.g. 48 -> "unknown_ca";
  * "unknown alert" for numbers it does not know. */
 const char *agent_tls_alert_name(int description);
 
+/* Copy bytes into out as printable text: printable ASCII as is, backslash
+ * as "\\", anything else as "\xHH" (lower-case hex). Stops (and sets
+ * *truncated) when more than max_in input bytes or when out (size outlen,
+ * always NUL-terminated) is full. Returns the number of input bytes
+ * represented. out needs 4 * max_in + 1 bytes to never cut. */
 size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
                     bool *truncated);
+/* The same, and quotes (' and ") as \x27 / \x22 too: for a word from the
+ * input shown between quotes in an ERR line ("unknown command '<word>'"). */
+size_t agent_escape_quoted(const uint8_t *in, size_t inlen, size_t max_in, char *out,
+                           size_t outlen, bool *truncated);
 
 #endif

@@ -52,6 +52,25 @@ void agent_reply(agent_t *a, const char *fmt, ...)
     write_line(a, buf, pos, sizeof(buf));
 }
 
+void agent_final(agent_t *a, const char *fmt, ...)
+{
+    char buf[1200];
+    size_t pos = 0;
+    va_list ap;
+    if (a->tag[0] != '\0') {
+        int t = snprintf(buf, sizeof(buf), "@%s ", a->tag);
+        if (t > 0) pos = (size_t)t;
+    }
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + pos, sizeof(buf) - pos, fmt, ap);
+    va_end(ap);
+    if (n > 0) pos += (size_t)n;
+    if (pos >= sizeof(buf)) pos = sizeof(buf) - 1;
+    write_line(a, buf, pos, sizeof(buf));
+    a->tag[0] = '\0'; /* a tag answers one final line only */
+    a->finals++;
+}
+
 static int port_entropy(void *ctx, unsigned char *buf, size_t len)
 {
     agent_t *a = ctx;
@@ -105,7 +124,7 @@ int agent_init(agent_t *a, const agent_port_t *port)
         agent_log(a, 'W', "saved settings unreadable: %s (defaults in use)", err);
     }
     if (blob) {
-        memset(blob, 0, len);
+        mbedtls_platform_zeroize(blob, len); /* holds the secrets */
         free(blob);
     }
     return 0;
@@ -117,7 +136,7 @@ void agent_free(agent_t *a)
     agent_http_stop(a, false);
     settings_free(&a->settings);
     if (a->load.buf) {
-        memset(a->load.buf, 0, a->load.total);
+        mbedtls_platform_zeroize(a->load.buf, a->load.total);
         free(a->load.buf);
         a->load.buf = NULL;
     }
@@ -149,9 +168,11 @@ bool agent_step(agent_t *a, uint32_t max_wait_ms)
 {
     uint8_t buf[256];
     int cfd = a->port.console_fd;
-    int sfd = a->mqtt.conn.fd;
     agent_port_events(a);
     uint32_t wait = agent_mqtt_tick(a);
+    /* only now: the keep-alive tick may just have closed the socket (no
+     * PINGRESP), and a closed descriptor must not reach select() */
+    int sfd = a->mqtt.conn.fd;
     if (wait > max_wait_ms) wait = max_wait_ms;
     if (conn_pending(&a->mqtt.conn)) wait = 0;
 
@@ -164,7 +185,10 @@ bool agent_step(agent_t *a, uint32_t max_wait_ms)
             a->stop = true;
             return false;
         }
-        if (n > 0) agent_console_feed(a, buf, (size_t)n);
+        if (n > 0) {
+            agent_console_feed(a, buf, (size_t)n);
+            mbedtls_platform_zeroize(buf, (size_t)n); /* console input may carry secrets */
+        }
         if (a->mqtt.conn.fd >= 0 && conn_wait_readable(&a->mqtt.conn, 0) > 0) agent_mqtt_service(a);
         agent_http_poll(a);
         return !a->stop;
@@ -198,7 +222,10 @@ bool agent_step(agent_t *a, uint32_t max_wait_ms)
             a->stop = true;
             return false;
         }
-        if (n > 0) agent_console_feed(a, buf, (size_t)n);
+        if (n > 0) {
+            agent_console_feed(a, buf, (size_t)n);
+            mbedtls_platform_zeroize(buf, (size_t)n);
+        }
     }
     return !a->stop;
 }

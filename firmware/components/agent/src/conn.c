@@ -94,6 +94,11 @@ static int tcp_open(agent_conn_t *c, const conn_params_t *p, conn_err_t *err)
             last_errno = errno;
             continue;
         }
+        if (fd >= FD_SETSIZE) { /* could not be select()ed on */
+            close(fd);
+            last_errno = EMFILE;
+            continue;
+        }
 #ifdef FD_CLOEXEC
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 #endif
@@ -253,8 +258,11 @@ static int tls_setup(agent_conn_t *c, const conn_params_t *p, conn_err_t *err)
         tls_err(err, CONN_STAGE_SETUP, ret, "ssl setup");
         return -1;
     }
-    if (p->verify_hostname) {
-        ret = mbedtls_ssl_set_hostname(&c->ssl, p->host);
+    if (p->verify_hostname || p->ca_pem) {
+        /* a certificate is verified: name the host to match, or NULL for "do
+         * not match a name" (mbedTLS >= 3.6.3 fails the handshake with
+         * -0x5d80 when it is told neither; 2.28 accepts both) */
+        ret = mbedtls_ssl_set_hostname(&c->ssl, p->verify_hostname ? p->host : NULL);
         if (ret != 0) {
             tls_err(err, CONN_STAGE_SETUP, ret, "host name");
             return -1;
@@ -394,7 +402,7 @@ void conn_close(agent_conn_t *c, bool graceful)
         mbedtls_pk_free(&c->key);
         c->ssl_inited = false;
     }
-    memset(c->psk, 0, sizeof(c->psk));
+    mbedtls_platform_zeroize(c->psk, sizeof(c->psk));
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->tls = false;

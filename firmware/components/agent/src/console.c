@@ -20,20 +20,27 @@ typedef struct {
     size_t n;
 } tok_t;
 
+/* Tokens are separated by runs of spaces and tabs. */
+static bool is_sep(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
 static bool next_tok(cursor_t *c, tok_t *t)
 {
-    while (c->p < c->end && *c->p == ' ') c->p++;
+    while (c->p < c->end && is_sep(*c->p)) c->p++;
     t->s = c->p;
-    while (c->p < c->end && *c->p != ' ') c->p++;
+    while (c->p < c->end && !is_sep(*c->p)) c->p++;
     t->n = (size_t)(c->p - t->s);
     return t->n > 0;
 }
 
-/* The rest of the line after exactly one separating space. */
+/* The rest of the line after exactly one separator (space or tab): further
+ * separators belong to the value ("config set <key> <value>"). */
 static tok_t rest(cursor_t *c)
 {
     tok_t t;
-    if (c->p < c->end && *c->p == ' ') c->p++;
+    if (c->p < c->end && is_sep(*c->p)) c->p++;
     t.s = c->p;
     t.n = (size_t)(c->end - c->p);
     c->p = c->end;
@@ -53,19 +60,31 @@ static int tok_copy(const tok_t *t, char *out, size_t cap)
     return 0;
 }
 
-/* Shown in error messages: at most 40 characters of a user word. */
-#define WORD_FMT "%.*s"
-#define WORD_ARG(t) (int)((t).n > 40 ? 40 : (t).n), (t).s
+/* A word from the input shown in an ERR/log line: at most its first 40
+ * bytes, non-printable bytes, backslash and quotes escaped (\xHH, \\). */
+#define WORD_MAX_IN 40
+#define WORD_BUF (4 * WORD_MAX_IN + 1)
+
+static const char *word_text(const tok_t *t, char *buf)
+{
+    bool cut;
+    (void)agent_escape_quoted((const uint8_t *)t->s, t->n, WORD_MAX_IN, buf, WORD_BUF, &cut);
+    return buf;
+}
+
+/* WORD(tok): its escaped text, in a buffer that lives until the end of the
+ * enclosing block (a compound literal), e.g. agent_final(a, "... '%s'", WORD(k)). */
+#define WORD(t) word_text(&(t), (char[WORD_BUF]){0})
 
 static void ok(agent_t *a)
 {
-    agent_reply(a, "OK");
+    agent_final(a, "OK");
 }
 
 static void load_abort(agent_t *a)
 {
     if (a->load.buf) {
-        memset(a->load.buf, 0, a->load.total);
+        mbedtls_platform_zeroize(a->load.buf, a->load.total); /* may be a private key */
         free(a->load.buf);
     }
     memset(&a->load, 0, sizeof(a->load));
@@ -77,11 +96,11 @@ static int key_arg(agent_t *a, cursor_t *c, const char *cmd)
 {
     tok_t k;
     if (!next_tok(c, &k)) {
-        agent_reply(a, "ERR %s: missing key", cmd);
+        agent_final(a, "ERR %s: missing key", cmd);
         return -1;
     }
     int key = settings_find(k.s, k.n);
-    if (key < 0) agent_reply(a, "ERR unknown key '" WORD_FMT "'", WORD_ARG(k));
+    if (key < 0) agent_final(a, "ERR unknown key '%s'", WORD(k));
     return key;
 }
 
@@ -92,23 +111,23 @@ static void cmd_config_load(agent_t *a, cursor_t *c)
     int key = key_arg(a, c, "config load");
     if (key < 0) return;
     if (!next_tok(c, &tl) || !next_tok(c, &tc) || next_tok(c, &extra)) {
-        agent_reply(a, "ERR config load: usage: config load <key> <total_len> <crc32hex8>");
+        agent_final(a, "ERR config load: usage: config load <key> <total_len> <crc32hex8>");
         return;
     }
     size_t maxlen = settings_def((setting_key_t)key)->max_len;
     if (agent_parse_u32(tl.s, tl.n, SETTING_MAX_LEN, &total) != 0 || total == 0 || total > maxlen) {
-        agent_reply(a, "ERR config load: total_len must be 1..%zu for %s", maxlen,
+        agent_final(a, "ERR config load: total_len must be 1..%zu for %s", maxlen,
                     settings_def((setting_key_t)key)->name);
         return;
     }
     if (agent_parse_hex32(tc.s, tc.n, &crc) != 0) {
-        agent_reply(a, "ERR config load: crc32 must be 8 hex digits");
+        agent_final(a, "ERR config load: crc32 must be 8 hex digits");
         return;
     }
     load_abort(a);
     a->load.buf = malloc(total);
     if (!a->load.buf) {
-        agent_reply(a, "ERR config load: out of memory");
+        agent_final(a, "ERR config load: out of memory");
         return;
     }
     a->load.active = true;
@@ -118,50 +137,50 @@ static void cmd_config_load(agent_t *a, cursor_t *c)
     ok(a);
 }
 
-static void cmd_config_data(agent_t *a, cursor_t *c)
+/* chunk: AGENT_CHUNK_MAX bytes for the decoded data, wiped by the caller */
+static void config_data(agent_t *a, cursor_t *c, uint8_t *chunk)
 {
     tok_t ts, tb, tc, extra;
     uint32_t seq, crc;
-    uint8_t chunk[AGENT_CHUNK_MAX];
     size_t n;
     if (!next_tok(c, &ts) || !next_tok(c, &tb) || !next_tok(c, &tc) || next_tok(c, &extra)) {
-        agent_reply(a, "ERR config data: usage: config data <seq> <base64> <crc32hex8>");
+        agent_final(a, "ERR config data: usage: config data <seq> <base64> <crc32hex8>");
         return;
     }
     if (agent_parse_u32(ts.s, ts.n, UINT32_MAX, &seq) != 0) {
-        agent_reply(a, "ERR config data: seq must be a decimal number");
+        agent_final(a, "ERR config data: seq must be a decimal number");
         return;
     }
     if (!a->load.active) {
-        agent_reply(a, "ERR config data %" PRIu32 ": no config load in progress", seq);
+        agent_final(a, "ERR config data %" PRIu32 ": no config load in progress", seq);
         return;
     }
     if (seq != a->load.next_seq) {
-        agent_reply(a, "ERR config data %" PRIu32 ": seq out of order (expected %" PRIu32 ")", seq,
+        agent_final(a, "ERR config data %" PRIu32 ": seq out of order (expected %" PRIu32 ")", seq,
                     a->load.next_seq);
         return;
     }
-    if (agent_base64_decode(tb.s, tb.n, chunk, sizeof(chunk), &n) != 0) {
+    if (agent_base64_decode(tb.s, tb.n, chunk, AGENT_CHUNK_MAX, &n) != 0) {
         if (tb.n > (AGENT_CHUNK_MAX / 3) * 4) {
-            agent_reply(a, "ERR config data %" PRIu32 ": chunk too large (max %u decoded bytes)", seq,
+            agent_final(a, "ERR config data %" PRIu32 ": chunk too large (max %u decoded bytes)", seq,
                         (unsigned)AGENT_CHUNK_MAX);
         } else {
-            agent_reply(a, "ERR config data %" PRIu32 ": bad base64", seq);
+            agent_final(a, "ERR config data %" PRIu32 ": bad base64", seq);
         }
         return;
     }
     if (agent_parse_hex32(tc.s, tc.n, &crc) != 0) {
-        agent_reply(a, "ERR config data %" PRIu32 ": crc32 must be 8 hex digits", seq);
+        agent_final(a, "ERR config data %" PRIu32 ": crc32 must be 8 hex digits", seq);
         return;
     }
     uint32_t got = agent_crc32(0, chunk, n);
     if (got != crc) {
-        agent_reply(a, "ERR config data %" PRIu32 ": crc mismatch (expected %08" PRIx32 " got %08" PRIx32 ")",
+        agent_final(a, "ERR config data %" PRIu32 ": crc mismatch (expected %08" PRIx32 " got %08" PRIx32 ")",
                     seq, crc, got);
         return;
     }
     if (n > a->load.total - a->load.got) {
-        agent_reply(a, "ERR config data %" PRIu32 ": overflow (%zu bytes > total_len %zu)", seq,
+        agent_final(a, "ERR config data %" PRIu32 ": overflow (%zu bytes > total_len %zu)", seq,
                     a->load.got + n, a->load.total);
         return;
     }
@@ -171,24 +190,31 @@ static void cmd_config_data(agent_t *a, cursor_t *c)
     ok(a);
 }
 
+static void cmd_config_data(agent_t *a, cursor_t *c)
+{
+    uint8_t chunk[AGENT_CHUNK_MAX]; /* a piece of a value that may be a private key */
+    config_data(a, c, chunk);
+    mbedtls_platform_zeroize(chunk, sizeof(chunk));
+}
+
 static void cmd_config_end(agent_t *a)
 {
     char err[300];
     if (!a->load.active) {
-        agent_reply(a, "ERR config end: no config load in progress");
+        agent_final(a, "ERR config end: no config load in progress");
         return;
     }
     const char *name = settings_def((setting_key_t)a->load.key)->name;
     uint32_t got = agent_crc32(0, a->load.buf, a->load.got);
     if (a->load.got != a->load.total) {
-        agent_reply(a, "ERR length mismatch for %s: expected %zu got %zu", name, a->load.total,
+        agent_final(a, "ERR length mismatch for %s: expected %zu got %zu", name, a->load.total,
                     a->load.got);
     } else if (got != a->load.crc) {
-        agent_reply(a, "ERR crc mismatch for %s: expected %08" PRIx32 " got %08" PRIx32, name,
+        agent_final(a, "ERR crc mismatch for %s: expected %08" PRIx32 " got %08" PRIx32, name,
                     a->load.crc, got);
     } else if (settings_set(&a->settings, (setting_key_t)a->load.key, (const char *)a->load.buf,
                             a->load.got, agent_rng, a, err, sizeof(err)) != 0) {
-        agent_reply(a, "ERR %s", err);
+        agent_final(a, "ERR %s", err);
     } else {
         ok(a);
     }
@@ -200,7 +226,7 @@ static void cmd_config(agent_t *a, cursor_t *c)
     tok_t sub;
     char err[300];
     if (!next_tok(c, &sub)) {
-        agent_reply(a, "ERR config: missing subcommand (set, get, clear, save, load, data, end)");
+        agent_final(a, "ERR config: missing subcommand (set, get, clear, save, load, data, end)");
         return;
     }
     if (tok_is(&sub, "set")) {
@@ -208,12 +234,12 @@ static void cmd_config(agent_t *a, cursor_t *c)
         if (key < 0) return;
         tok_t v = rest(c);
         if (v.n == 0) {
-            agent_reply(a, "ERR config set: missing value for %s (use config clear %s)",
+            agent_final(a, "ERR config set: missing value for %s (use config clear %s)",
                         settings_def((setting_key_t)key)->name, settings_def((setting_key_t)key)->name);
             return;
         }
         if (settings_set(&a->settings, (setting_key_t)key, v.s, v.n, agent_rng, a, err, sizeof(err)) != 0) {
-            agent_reply(a, "ERR %s", err);
+            agent_final(a, "ERR %s", err);
             return;
         }
         ok(a);
@@ -230,7 +256,7 @@ static void cmd_config(agent_t *a, cursor_t *c)
         }
         int key = settings_find(k.s, k.n);
         if (key < 0) {
-            agent_reply(a, "ERR unknown key '" WORD_FMT "'", WORD_ARG(k));
+            agent_final(a, "ERR unknown key '%s'", WORD(k));
             return;
         }
         settings_format_get(&a->settings, (setting_key_t)key, out, sizeof(out));
@@ -245,7 +271,7 @@ static void cmd_config(agent_t *a, cursor_t *c)
         }
         int key = settings_find(k.s, k.n);
         if (key < 0) {
-            agent_reply(a, "ERR unknown key '" WORD_FMT "'", WORD_ARG(k));
+            agent_final(a, "ERR unknown key '%s'", WORD(k));
             return;
         }
         settings_clear(&a->settings, (setting_key_t)key);
@@ -254,14 +280,14 @@ static void cmd_config(agent_t *a, cursor_t *c)
         uint8_t *blob;
         size_t len;
         if (settings_serialize(&a->settings, &blob, &len) != 0) {
-            agent_reply(a, "ERR config save: out of memory");
+            agent_final(a, "ERR config save: out of memory");
             return;
         }
         int r = a->port.storage_save(a->port.ctx, blob, len, err, sizeof(err));
-        memset(blob, 0, len);
+        mbedtls_platform_zeroize(blob, len);
         free(blob);
         if (r != 0) {
-            agent_reply(a, "ERR config save: %s", err);
+            agent_final(a, "ERR config save: %s", err);
             return;
         }
         ok(a);
@@ -272,7 +298,7 @@ static void cmd_config(agent_t *a, cursor_t *c)
     } else if (tok_is(&sub, "end")) {
         cmd_config_end(a);
     } else {
-        agent_reply(a, "ERR config: unknown subcommand '" WORD_FMT "'", WORD_ARG(sub));
+        agent_final(a, "ERR config: unknown subcommand '%s'", WORD(sub));
     }
 }
 
@@ -292,12 +318,12 @@ static void cmd_mqtt(agent_t *a, cursor_t *c)
     tok_t sub, extra;
     char err[400];
     if (!next_tok(c, &sub)) {
-        agent_reply(a, "ERR mqtt: missing subcommand (connect, publish, subscribe, disconnect)");
+        agent_final(a, "ERR mqtt: missing subcommand (connect, publish, subscribe, disconnect)");
         return;
     }
     if (tok_is(&sub, "connect")) {
         if (agent_mqtt_connect(a, err, sizeof(err)) != 0) {
-            agent_reply(a, "ERR %s", err);
+            agent_final(a, "ERR %s", err);
             return;
         }
         ok(a);
@@ -306,21 +332,21 @@ static void cmd_mqtt(agent_t *a, cursor_t *c)
         char topic[AGENT_LINE_MAX + 1], msg[AGENT_LINE_MAX + 1];
         uint8_t qos = 0;
         if (!next_tok(c, &tt) || !next_tok(c, &tm)) {
-            agent_reply(a, "ERR mqtt publish: usage: mqtt publish <topic> <message> [qos]");
+            agent_final(a, "ERR mqtt publish: usage: mqtt publish <topic> <message> [qos]");
             return;
         }
         if (next_tok(c, &tq) && parse_qos(&tq, &qos) != 0) {
-            agent_reply(a, "ERR mqtt publish: qos must be 0 or 1");
+            agent_final(a, "ERR mqtt publish: qos must be 0 or 1");
             return;
         }
         if (next_tok(c, &extra)) {
-            agent_reply(a, "ERR mqtt publish: too many arguments (the message is one token)");
+            agent_final(a, "ERR mqtt publish: too many arguments (the message is one token)");
             return;
         }
         (void)tok_copy(&tt, topic, sizeof(topic));
         (void)tok_copy(&tm, msg, sizeof(msg));
         if (agent_mqtt_publish(a, topic, msg, qos, err, sizeof(err)) != 0) {
-            agent_reply(a, "ERR %s", err);
+            agent_final(a, "ERR %s", err);
             return;
         }
         ok(a);
@@ -329,20 +355,20 @@ static void cmd_mqtt(agent_t *a, cursor_t *c)
         char topic[AGENT_LINE_MAX + 1];
         uint8_t qos = 0;
         if (!next_tok(c, &tt)) {
-            agent_reply(a, "ERR mqtt subscribe: usage: mqtt subscribe <topic> [qos]");
+            agent_final(a, "ERR mqtt subscribe: usage: mqtt subscribe <topic> [qos]");
             return;
         }
         if (next_tok(c, &tq) && parse_qos(&tq, &qos) != 0) {
-            agent_reply(a, "ERR mqtt subscribe: qos must be 0 or 1");
+            agent_final(a, "ERR mqtt subscribe: qos must be 0 or 1");
             return;
         }
         if (next_tok(c, &extra)) {
-            agent_reply(a, "ERR mqtt subscribe: too many arguments");
+            agent_final(a, "ERR mqtt subscribe: too many arguments");
             return;
         }
         (void)tok_copy(&tt, topic, sizeof(topic));
         if (agent_mqtt_subscribe(a, topic, qos, err, sizeof(err)) != 0) {
-            agent_reply(a, "ERR %s", err);
+            agent_final(a, "ERR %s", err);
             return;
         }
         ok(a);
@@ -353,7 +379,7 @@ static void cmd_mqtt(agent_t *a, cursor_t *c)
         }
         ok(a);
     } else {
-        agent_reply(a, "ERR mqtt: unknown subcommand '" WORD_FMT "'", WORD_ARG(sub));
+        agent_final(a, "ERR mqtt: unknown subcommand '%s'", WORD(sub));
     }
 }
 
@@ -364,16 +390,16 @@ static void cmd_http(agent_t *a, cursor_t *c)
     tok_t sub, extra;
     char err[400];
     if (!next_tok(c, &sub)) {
-        agent_reply(a, "ERR http: missing subcommand (start, stop)");
+        agent_final(a, "ERR http: missing subcommand (start, stop)");
         return;
     }
     if (next_tok(c, &extra)) {
-        agent_reply(a, "ERR http " WORD_FMT ": too many arguments", WORD_ARG(sub));
+        agent_final(a, "ERR http %s: too many arguments", WORD(sub));
         return;
     }
     if (tok_is(&sub, "start")) {
         if (agent_http_start(a, err, sizeof(err)) != 0) {
-            agent_reply(a, "ERR %s", err);
+            agent_final(a, "ERR %s", err);
             return;
         }
         ok(a);
@@ -381,7 +407,7 @@ static void cmd_http(agent_t *a, cursor_t *c)
         agent_http_stop(a, true);
         ok(a);
     } else {
-        agent_reply(a, "ERR http: unknown subcommand '" WORD_FMT "'", WORD_ARG(sub));
+        agent_final(a, "ERR http: unknown subcommand '%s'", WORD(sub));
     }
 }
 
@@ -394,25 +420,25 @@ static void cmd_wifi(agent_t *a, cursor_t *c)
     tok_t sub, extra;
     char err[200];
     if (!a->port.wifi_connect) {
-        agent_reply(a, "ERR wifi: this port has no Wi-Fi (virtual board)");
+        agent_final(a, "ERR wifi: this port has no Wi-Fi (virtual board)");
         return;
     }
     if (!next_tok(c, &sub)) {
-        agent_reply(a, "ERR wifi: missing subcommand (connect)");
+        agent_final(a, "ERR wifi: missing subcommand (connect)");
         return;
     }
     if (!tok_is(&sub, "connect")) {
-        agent_reply(a, "ERR wifi: unknown subcommand '" WORD_FMT "'", WORD_ARG(sub));
+        agent_final(a, "ERR wifi: unknown subcommand '%s'", WORD(sub));
         return;
     }
     if (next_tok(c, &extra)) {
-        agent_reply(a, "ERR wifi connect: no arguments (it uses wifi.sta.ssid and wifi.sta.pass)");
+        agent_final(a, "ERR wifi connect: no arguments (it uses wifi.sta.ssid and wifi.sta.pass)");
         return;
     }
     const char *ssid = settings_get(&a->settings, SK_WIFI_STA_SSID);
     const char *pass = settings_get(&a->settings, SK_WIFI_STA_PASS);
     if (!ssid) {
-        agent_reply(a, "ERR wifi connect: wifi.sta.ssid is not set");
+        agent_final(a, "ERR wifi connect: wifi.sta.ssid is not set");
         return;
     }
     agent_log(a, 'I', "WiFi STA connecting to %s", ssid);
@@ -422,7 +448,7 @@ static void cmd_wifi(agent_t *a, cursor_t *c)
     err[sizeof(err) - 1] = '\0';
     agent_port_events(a); /* the port's IP / disconnect lines come before the final line */
     if (r != 0) {
-        agent_reply(a, "ERR wifi connect: %s", err[0] ? err : "failed");
+        agent_final(a, "ERR wifi connect: %s", err[0] ? err : "failed");
         return;
     }
     ok(a);
@@ -489,6 +515,7 @@ static void cmd_help(agent_t *a)
         "wifi connect                           join wifi.sta.ssid (boards; waits for an IP address)",
         "http start                             (re)start the HTTPS server (http.listen_addr, http.ssl_*)",
         "http stop                              close the HTTPS server and its connections",
+        "tagged: @<tag> <command>               final line @<tag> OK / @<tag> ERR <reason> (tag: 1..24 of A-Z a-z 0-9 . _ -)",
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) agent_reply(a, "%s", lines[i]);
     agent_reply(a, "keys:");
@@ -499,44 +526,56 @@ static void cmd_help(agent_t *a)
     ok(a);
 }
 
-void agent_handle_line(agent_t *a, char *line, size_t len)
+/* "@<tag>": 1..AGENT_TAG_MAX of [A-Za-z0-9._-] after the '@'. */
+static bool tag_ok(const tok_t *t)
 {
-    cursor_t c = {line, line + len};
-    cursor_t peek;
-    tok_t cmd, sub;
-    if (memchr(line, '\0', len)) {
-        agent_reply(a, "ERR line contains a NUL byte");
-        return;
+    if (t->n < 2 || t->n > AGENT_TAG_MAX + 1 || t->s[0] != '@') return false;
+    for (size_t i = 1; i < t->n; i++) {
+        char ch = t->s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-')) {
+            return false;
+        }
     }
-    if (!next_tok(&c, &cmd)) return; /* empty line: no reply */
+    return true;
+}
 
-    peek = c;
-    bool is_load_step = tok_is(&cmd, "config") && next_tok(&peek, &sub) &&
+static void set_tag(agent_t *a, const tok_t *t)
+{
+    memcpy(a->tag, t->s + 1, t->n - 1);
+    a->tag[t->n - 1] = '\0';
+}
+
+static void run_command(agent_t *a, cursor_t *c, const tok_t *cmd)
+{
+    cursor_t peek = *c;
+    tok_t sub;
+    bool is_load_step = tok_is(cmd, "config") && next_tok(&peek, &sub) &&
                         (tok_is(&sub, "data") || tok_is(&sub, "end"));
     if (a->load.active && !is_load_step) {
-        agent_log(a, 'W', "config load of %s aborted by '" WORD_FMT "' before config end",
-                  settings_def((setting_key_t)a->load.key)->name, WORD_ARG(cmd));
+        agent_log(a, 'W', "config load of %s aborted by '%s' before config end",
+                  settings_def((setting_key_t)a->load.key)->name, WORD(*cmd));
         load_abort(a);
     }
 
-    if (tok_is(&cmd, "config")) {
-        cmd_config(a, &c);
-    } else if (tok_is(&cmd, "mqtt")) {
-        cmd_mqtt(a, &c);
-    } else if (tok_is(&cmd, "http")) {
-        cmd_http(a, &c);
-    } else if (tok_is(&cmd, "wifi")) {
-        cmd_wifi(a, &c);
-    } else if (tok_is(&cmd, "status")) {
+    if (tok_is(cmd, "config")) {
+        cmd_config(a, c);
+    } else if (tok_is(cmd, "mqtt")) {
+        cmd_mqtt(a, c);
+    } else if (tok_is(cmd, "http")) {
+        cmd_http(a, c);
+    } else if (tok_is(cmd, "wifi")) {
+        cmd_wifi(a, c);
+    } else if (tok_is(cmd, "status")) {
         cmd_status(a);
-    } else if (tok_is(&cmd, "version")) {
+    } else if (tok_is(cmd, "version")) {
         agent_reply(a, "version=%s", AGENT_VERSION);
         agent_reply(a, "mbedtls=%s", AGENT_MBEDTLS_VERSION_STRING);
         agent_reply(a, "build=%s", AGENT_BUILD_ID);
         ok(a);
-    } else if (tok_is(&cmd, "help")) {
+    } else if (tok_is(cmd, "help")) {
         cmd_help(a);
-    } else if (tok_is(&cmd, "reboot")) {
+    } else if (tok_is(cmd, "reboot")) {
         ok(a);
         agent_log(a, 'I', "rebooting");
         agent_mqtt_disconnect(a, true);
@@ -544,8 +583,52 @@ void agent_handle_line(agent_t *a, char *line, size_t len)
         /* the port returned: reboot unsupported/failed */
         agent_log(a, 'E', "reboot failed");
     } else {
-        agent_reply(a, "ERR unknown command '" WORD_FMT "'", WORD_ARG(cmd));
+        agent_final(a, "ERR unknown command '%s'", WORD(*cmd));
     }
+}
+
+void agent_handle_line(agent_t *a, char *line, size_t len)
+{
+    cursor_t c = {line, line + len};
+    tok_t cmd;
+    a->tag[0] = '\0';
+    a->finals = 0;
+    if (!next_tok(&c, &cmd)) return; /* empty line: no reply */
+    if (cmd.s[0] == '@') {
+        if (!tag_ok(&cmd)) { /* not run; answered untagged: there is no usable tag */
+            agent_final(a, "ERR bad tag (1..%u of A-Z a-z 0-9 . _ -)", (unsigned)AGENT_TAG_MAX);
+            return;
+        }
+        set_tag(a, &cmd);
+        if (!next_tok(&c, &cmd)) {
+            agent_final(a, "ERR empty command");
+            return;
+        }
+    }
+    if (memchr(line, '\0', len)) {
+        agent_final(a, "ERR line contains a NUL byte");
+    } else {
+        run_command(a, &c, &cmd);
+        if (a->finals != 1) { /* a bug: keep the one-final-line contract anyway */
+            agent_log(a, 'E', "internal error: '%s' printed %u final lines", WORD(cmd), a->finals);
+            if (a->finals == 0) agent_final(a, "ERR internal error: no final line");
+        }
+    }
+    a->tag[0] = '\0';
+}
+
+/* The discarded line's first bytes are still in a->line: when they start
+ * with a valid "@<tag> ", the ERR carries that tag (the rig waits for it). */
+static void line_too_long(agent_t *a)
+{
+    size_t kept = a->line_len < sizeof(a->line) ? a->line_len : sizeof(a->line) - 1;
+    cursor_t c = {a->line, a->line + kept};
+    tok_t t;
+    a->tag[0] = '\0';
+    a->finals = 0;
+    if (next_tok(&c, &t) && c.p < c.end && tag_ok(&t)) set_tag(a, &t);
+    agent_final(a, "ERR line too long (max %u)", (unsigned)AGENT_LINE_MAX);
+    a->tag[0] = '\0';
 }
 
 void agent_console_feed(agent_t *a, const uint8_t *data, size_t len)
@@ -555,11 +638,12 @@ void agent_console_feed(agent_t *a, const uint8_t *data, size_t len)
         if (ch == '\n') {
             if (a->line_len > 0 && a->line[a->line_len - 1] == '\r') a->line_len--;
             if (a->line_overflow || a->line_len > AGENT_LINE_MAX) {
-                agent_reply(a, "ERR line too long (max %u)", (unsigned)AGENT_LINE_MAX);
+                line_too_long(a);
             } else {
                 a->line[a->line_len] = '\0';
                 agent_handle_line(a, a->line, a->line_len);
             }
+            mbedtls_platform_zeroize(a->line, sizeof(a->line)); /* "config set <secret>" */
             a->line_len = 0;
             a->line_overflow = false;
             if (a->stop) return;

@@ -653,11 +653,11 @@ static int tls_setup(agent_t *a, const char *cert, const char *key, const char *
         snprintf(err, errlen, "http start: random generator init failed");
         return -1;
     }
-    ret = mbedtls_x509_crt_parse(&h->cert, (const unsigned char *)cert, strlen(cert) + 1);
-    if (ret != 0) return pem_parse_err(err, errlen, "http.ssl_cert", ret < 0 ? ret : -0x2180);
-    ret = agent_pk_parse_key(&h->key, (const unsigned char *)key, strlen(key) + 1, agent_rng, a);
-    if (ret != 0) return pem_parse_err(err, errlen, "http.ssl_key", ret);
-    if (agent_pk_check_pair(&h->cert.pk, &h->key, agent_rng, a) != 0) {
+    switch (settings_parse_pair(cert, key, &h->cert, &h->key, agent_rng, a, &ret)) {
+    case SETTINGS_PAIR_OK: break;
+    case SETTINGS_PAIR_BAD_CERT: return pem_parse_err(err, errlen, "http.ssl_cert", ret);
+    case SETTINGS_PAIR_BAD_KEY: return pem_parse_err(err, errlen, "http.ssl_key", ret);
+    case SETTINGS_PAIR_MISMATCH:
         snprintf(err, errlen, "http start: http.ssl_key does not match http.ssl_cert");
         return -1;
     }
@@ -723,6 +723,11 @@ static int open_listener(agent_t *a, const char *host, uint16_t port, char *err,
     int fd = socket(ss.ss_family, SOCK_STREAM, IPPROTO_TCP);
     if (fd < 0) {
         snprintf(err, errlen, "http start: socket: %s", strerror(errno));
+        return -1;
+    }
+    if (fd >= FD_SETSIZE) {
+        snprintf(err, errlen, "http start: socket: descriptor %d too large for select()", fd);
+        close(fd);
         return -1;
     }
     set_nonblock_cloexec(fd);

@@ -253,7 +253,9 @@ static const char *short_tls_reason(const conn_err_t *err, char *buf, size_t len
     return buf;
 }
 
-int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
+/* agent_mqtt_connect without the PSK buffer: psk (cap bytes, owned and
+ * wiped by the caller) receives the decoded mqtt.ssl_psk_key. */
+static int mqtt_connect(agent_t *a, uint8_t *psk, size_t psk_cap, char *err, size_t errlen)
 {
     agent_mqtt_t *m = &a->mqtt;
     const settings_t *s = &a->settings;
@@ -269,7 +271,6 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
     uint16_t port;
     uint32_t ka = 60;
     int suites[SETTING_MAX_SUITES];
-    uint8_t psk[32];
     size_t psk_len = 0;
     conn_params_t p;
     conn_err_t cerr;
@@ -311,7 +312,7 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
         return -1;
     }
     if (suites_str) {
-        char bad[80];
+        char bad[SETTING_SUITE_BAD_BUF];
         if (settings_parse_suites(suites_str, strlen(suites_str), suites, SETTING_MAX_SUITES, bad,
                                   sizeof(bad)) != 0) {
             snprintf(err, errlen, "mqtt.ssl_cipher_suites: unknown cipher suite '%s'", bad);
@@ -320,7 +321,7 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
     }
     if (psk_hex) {
         size_t bad;
-        if (agent_hex_decode(psk_hex, strlen(psk_hex), psk, sizeof(psk), &psk_len, &bad) != 0) {
+        if (agent_hex_decode(psk_hex, strlen(psk_hex), psk, psk_cap, &psk_len, &bad) != 0) {
             snprintf(err, errlen, "mqtt.ssl_psk_key: invalid");
             return -1;
         }
@@ -329,7 +330,7 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
         snprintf(err, errlen, "mqtt connect: network down");
         return -1;
     }
-    if (agent_rng(a, psk + 0, 0) != 0) {
+    if (agent_rng(a, psk, 0) != 0) {
         snprintf(err, errlen, "mqtt connect: random generator init failed");
         return -1;
     }
@@ -358,7 +359,7 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
     }
     uint64_t t0 = now_ms(a);
     int rc = conn_open(&m->conn, &p, &cerr);
-    memset(psk, 0, sizeof(psk));
+    mbedtls_platform_zeroize(psk, psk_cap); /* conn keeps its own copy (wiped at close) */
     if (rc != 0) {
         char reason[200];
         switch (cerr.stage) {
@@ -411,6 +412,7 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
         o.clean_session = true;
         int n = mqtt_encode_connect(m->tx, sizeof(m->tx), &o);
         if (n < 0) {
+            mbedtls_platform_zeroize(m->tx, sizeof(m->tx)); /* may hold part of the password */
             snprintf(err, errlen, "mqtt connect: cannot encode CONNECT (%d)", n);
             agent_mqtt_disconnect(a, false);
             return -1;
@@ -422,7 +424,7 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
         expect(m, MQTT_CONNACK, 0);
         char why[160];
         rc = send_packet(a, m->tx, (size_t)n, why, sizeof(why));
-        memset(m->tx, 0, (size_t)n); /* contained the password */
+        mbedtls_platform_zeroize(m->tx, (size_t)n); /* contained the password */
         if (rc != 0) {
             snprintf(err, errlen, "mqtt connect: %s", why);
             return -1;
@@ -449,6 +451,14 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
     }
     m->connected = true;
     return 0;
+}
+
+int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
+{
+    uint8_t psk[32]; /* the decoded mqtt.ssl_psk_key: wiped on every way out */
+    int rc = mqtt_connect(a, psk, sizeof(psk), err, errlen);
+    mbedtls_platform_zeroize(psk, sizeof(psk));
+    return rc;
 }
 
 static bool has_wildcard(const char *t)
@@ -526,12 +536,15 @@ int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, 
                  rc == 1 ? "no SUBACK (timeout)" : "connection lost before SUBACK");
         return -1;
     }
+    char t[300]; /* shown like incoming topics: non-printable bytes as \xHH */
+    bool tr;
+    (void)agent_escape((const uint8_t *)topic, strlen(topic), 256, t, sizeof(t), &tr);
     if (m->wait_code == 0x80) {
-        agent_log(a, 'E', "MQTT0 SUBACK failure (0x80) for topic:%s", topic);
+        agent_log(a, 'E', "MQTT0 SUBACK failure (0x80) for topic:%s", t);
         snprintf(err, errlen, "mqtt subscribe: refused by broker (SUBACK 0x80)");
         return -1;
     }
-    agent_log(a, 'I', "MQTT0 subscribed topic:%s qos:%u", topic, (unsigned)m->wait_code);
+    agent_log(a, 'I', "MQTT0 subscribed topic:%s qos:%u", t, (unsigned)m->wait_code);
     return 0;
 }
 

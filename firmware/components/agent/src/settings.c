@@ -50,9 +50,7 @@ void settings_clear(settings_t *s, setting_key_t key)
 {
     setting_value_t *v = &s->v[key];
     if (v->value) {
-        /* values may be secrets: wipe before freeing */
-        volatile char *p = v->value;
-        for (size_t i = 0; i < v->len; i++) p[i] = 0;
+        mbedtls_platform_zeroize(v->value, v->len); /* values may be secrets */
         free(v->value);
     }
     v->value = NULL;
@@ -179,21 +177,27 @@ int settings_parse_suites(const char *value, size_t len, int *ids, size_t cap, c
     while (start <= len) {
         size_t end = start;
         char name[96];
+        bool cut;
         while (end < len && value[end] != ':') end++;
         size_t nlen = end - start;
         if (nlen == 0 || nlen >= sizeof(name)) {
-            snprintf(bad, badlen, "%.*s", (int)(nlen < 60 ? nlen : 60), value + start);
+            (void)agent_escape_quoted((const uint8_t *)value + start, nlen, SETTING_SUITE_SHOWN, bad,
+                                      badlen, &cut);
             return -1;
         }
         memcpy(name, value + start, nlen);
         name[nlen] = '\0';
         int id = mbedtls_ssl_get_ciphersuite_id(name);
         if (id == 0) {
-            snprintf(bad, badlen, "%s", name);
+            (void)agent_escape_quoted((const uint8_t *)name, nlen, SETTING_SUITE_SHOWN, bad, badlen,
+                                      &cut);
             return -1;
         }
         if (n + 1 >= cap) {
-            snprintf(bad, badlen, "%s (too many suites)", name);
+            (void)agent_escape_quoted((const uint8_t *)name, nlen, SETTING_SUITE_SHOWN, bad, badlen,
+                                      &cut);
+            size_t used = strlen(bad);
+            snprintf(bad + used, badlen - used, " (too many suites)");
             return -1;
         }
         ids[n++] = id;
@@ -276,11 +280,12 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
     case SKIND_PSK_HEX: {
         uint8_t tmp[32];
         size_t outlen, bad;
-        if (agent_hex_decode(value, len, tmp, sizeof(tmp), &outlen, &bad) != 0 && bad != SIZE_MAX) {
+        int hr = agent_hex_decode(value, len, tmp, sizeof(tmp), &outlen, &bad);
+        mbedtls_platform_zeroize(tmp, sizeof(tmp)); /* the key itself: only the syntax matters */
+        if (hr != 0 && bad != SIZE_MAX) {
             snprintf(err, errlen, "%s: not a hex digit at position %zu", d->name, bad);
             return -1;
         }
-        memset(tmp, 0, sizeof(tmp));
         if (len != 32 && len != 64) {
             snprintf(err, errlen,
                      "%s: expected 32 or 64 hex digits (16 or 32 bytes), got %zu", d->name, len);
@@ -290,7 +295,7 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
     }
     case SKIND_SUITES: {
         int ids[SETTING_MAX_SUITES];
-        char bad[80];
+        char bad[SETTING_SUITE_BAD_BUF];
         if (settings_parse_suites(value, len, ids, SETTING_MAX_SUITES, bad, sizeof(bad)) != 0) {
             snprintf(err, errlen, "%s: unknown cipher suite '%s'", d->name, bad);
             return -1;
@@ -326,13 +331,75 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
             mbedtls_pk_free(&pk);
             if (ret != 0) pem_error(err, errlen, d->name, "private key", ret);
         }
-        memset(copy, 0, len);
+        mbedtls_platform_zeroize(copy, len); /* may be a private key */
         free(copy);
         return ret == 0 ? 0 : -1;
     }
     }
     snprintf(err, errlen, "%s: internal error", d->name);
     return -1;
+}
+
+settings_pair_t settings_parse_pair(const char *cert_pem, const char *key_pem, mbedtls_x509_crt *crt,
+                                    mbedtls_pk_context *pk, settings_rng_fn rng, void *rng_ctx,
+                                    int *ret)
+{
+    /* mbedTLS wants the terminating NUL counted in a PEM length */
+    int r = mbedtls_x509_crt_parse(crt, (const unsigned char *)cert_pem, strlen(cert_pem) + 1);
+    if (r != 0) {
+        *ret = r < 0 ? r : MBEDTLS_ERR_X509_INVALID_FORMAT; /* >0: that many certificates failed */
+        return SETTINGS_PAIR_BAD_CERT;
+    }
+    r = agent_pk_parse_key(pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, rng, rng_ctx);
+    if (r != 0) {
+        *ret = r;
+        return SETTINGS_PAIR_BAD_KEY;
+    }
+    r = agent_pk_check_pair(&crt->pk, pk, rng, rng_ctx);
+    *ret = r;
+    return r == 0 ? SETTINGS_PAIR_OK : SETTINGS_PAIR_MISMATCH;
+}
+
+/* Certificate/key settings that must belong together once both are set. */
+static const struct {
+    setting_key_t cert;
+    setting_key_t key;
+} key_pairs[] = {
+    {SK_MQTT_SSL_CERT, SK_MQTT_SSL_KEY},
+};
+
+/* Storing value (NUL-terminated) for key: does it contradict the other half
+ * of its pair? A stored half that no longer parses is not compared. */
+static int check_pair(const settings_t *s, setting_key_t key, const char *value, settings_rng_fn rng,
+                      void *rng_ctx, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof(key_pairs) / sizeof(key_pairs[0]); i++) {
+        setting_key_t ck = key_pairs[i].cert, kk = key_pairs[i].key;
+        const char *cert, *pkey;
+        if (key == ck && s->v[kk].value) {
+            cert = value;
+            pkey = s->v[kk].value;
+        } else if (key == kk && s->v[ck].value) {
+            cert = s->v[ck].value;
+            pkey = value;
+        } else {
+            continue;
+        }
+        mbedtls_x509_crt crt;
+        mbedtls_pk_context pk;
+        int ret = 0;
+        mbedtls_x509_crt_init(&crt);
+        mbedtls_pk_init(&pk);
+        settings_pair_t r = settings_parse_pair(cert, pkey, &crt, &pk, rng, rng_ctx, &ret);
+        mbedtls_pk_free(&pk);
+        mbedtls_x509_crt_free(&crt);
+        if (r == SETTINGS_PAIR_MISMATCH) {
+            snprintf(err, errlen, "%s does not match %s (clear the other one first to replace the pair)",
+                     defs[kk].name, defs[ck].name);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int settings_set(settings_t *s, setting_key_t key, const char *value, size_t len,
@@ -347,6 +414,11 @@ int settings_set(settings_t *s, setting_key_t key, const char *value, size_t len
     }
     memcpy(copy, value, len);
     copy[len] = '\0';
+    if (check_pair(s, key, copy, rng, rng_ctx, err, errlen) != 0) {
+        mbedtls_platform_zeroize(copy, len);
+        free(copy);
+        return -1;
+    }
     settings_clear(s, key);
     s->v[key].value = copy;
     s->v[key].len = len;
@@ -422,7 +494,7 @@ int settings_serialize(const settings_t *s, uint8_t **out, size_t *outlen)
     *outlen = pos;
     return 0;
 fail:
-    memset(buf, 0, cap);
+    mbedtls_platform_zeroize(buf, cap);
     free(buf);
     return -1;
 }

@@ -146,8 +146,8 @@ const char *agent_tls_alert_name(int description)
     }
 }
 
-size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
-                    bool *truncated)
+static size_t escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
+                     bool *truncated, bool quotes)
 {
     size_t o = 0;
     size_t i = 0;
@@ -162,7 +162,7 @@ size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, s
             tmp[0] = '\\';
             tmp[1] = '\\';
             n = 2;
-        } else if (c >= 0x20 && c < 0x7f) {
+        } else if (c >= 0x20 && c < 0x7f && !(quotes && (c == '\'' || c == '"'))) {
             tmp[0] = (char)c;
             n = 1;
         } else {
@@ -179,4 +179,16 @@ size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, s
     out[o] = '\0';
     if (i < inlen) *truncated = true;
     return i;
+}
+
+size_t agent_escape(const uint8_t *in, size_t inlen, size_t max_in, char *out, size_t outlen,
+                    bool *truncated)
+{
+    return escape(in, inlen, max_in, out, outlen, truncated, false);
+}
+
+size_t agent_escape_quoted(const uint8_t *in, size_t inlen, size_t max_in, char *out,
+                           size_t outlen, bool *truncated)
+{
+    return escape(in, inlen, max_in, out, outlen, truncated, true);
 }

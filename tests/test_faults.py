@@ -1,0 +1,311 @@
+"""Faults injected into a real `hil run` (real Mosquitto, real agents on ptys, loopback only):
+a broker or an agent killed, garbage on a board's console, the run interrupted or killed.
+
+Each run must: fail the cell the fault hit and name the cause there; leave every other cell's
+verdict alone; write results.json and junit.xml; exit non-zero; leave no Mosquitto, hil-agent
+or private (PSK) directory behind.
+
+To hit a cell for sure, the test freezes the run's pytest process (SIGSTOP) at the moment a
+fresh agent or broker appears, does the damage, and lets it go on (SIGCONT)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig.config import HilConfig
+from rig.procs import sweep_private_dirs, user_tmp
+from tests.support import ROOT, tmp_config
+
+RUN_TIMEOUT = 180.0
+
+
+# ------------------------------------------------------------------ processes, from /proc
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a live process, None when it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else (fields[0], int(fields[1]))
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            st = _stat(int(entry.name))
+            if st is not None and st[1] == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _wait_for(what: str, find: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.002)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def frozen(pid: int) -> Iterator[None]:
+    """The process stands still for the block (SIGSTOP ... SIGCONT)."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+# ------------------------------------------------------------------ a run under test
+
+class Run:
+    """`hil run` in its own process group (as a terminal job), with its progress lines read
+    as they come."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.config = config
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rig.cli", "--config", str(config), "run", *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        self.progress: list[str] = []
+        self.stdout = ""
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.pytest_pid = _wait_for("the run's pytest", self._find_pytest)
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._lock:
+                self.progress.append(line.rstrip("\n"))
+
+    def _find_pytest(self) -> int | None:
+        return next((c for c in _children(self.proc.pid) if "pytest" in _cmdline(c)), None)
+
+    def saw(self, text: str) -> bool:
+        with self._lock:
+            return any(text in line for line in self.progress)
+
+    def agents(self) -> list[int]:
+        return [c for c in _children(self.pytest_pid)
+                if _cmdline(c)[:1] and _cmdline(c)[0].endswith("hil-agent")]
+
+    def brokers(self) -> list[int]:
+        return [c for c in _children(self.pytest_pid)
+                if _cmdline(c)[:1] and _cmdline(c)[0].endswith("mosquitto")]
+
+    def board_pty(self) -> str:
+        """The board's serial port, as the run's pytest holds it open."""
+        for fd in Path(f"/proc/{self.pytest_pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("/dev/pts/"):
+                    return target
+        raise AssertionError("the run holds no pty")
+
+    def finish(self) -> int:
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout.read()
+        code = self.proc.wait(timeout=RUN_TIMEOUT)
+        self._reader.join(timeout=5)
+        return code
+
+    def results(self) -> dict[str, Any]:
+        runs = sorted((self.config.parent / "runs").glob("*/results.json"))
+        assert runs, f"no results.json; output:\n{self.stdout}\n" + "\n".join(self.progress)
+        data: dict[str, Any] = json.loads(runs[-1].read_text())
+        junit = runs[-1].parent / "junit.xml"
+        assert junit.exists(), "no junit.xml"
+        data["_junit"] = ET.parse(junit).getroot()
+        return data
+
+
+def _nothing_left(run: Run) -> None:
+    """No Mosquitto or hil-agent of this run alive, no private dir of its pytest left."""
+    state_dir = str(run.config.parent)
+
+    def leftovers() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or _stat(int(entry.name)) is None:
+                continue
+            argv = _cmdline(int(entry.name))
+            text = " ".join(argv)
+            if argv and argv[0].endswith("hil-agent") and state_dir in text:
+                found.append(f"hil-agent pid {entry.name}")
+            if argv and argv[0].endswith("mosquitto") and f"/{run.pytest_pid}-" in text:
+                found.append(f"mosquitto pid {entry.name}")
+        found += [f"private dir {p}" for p in user_tmp().glob(f"{run.pytest_pid}-*")]
+        return found
+
+    deadline = time.monotonic() + 10
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leftovers(), leftovers()
+
+
+def _verdicts(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {f"{c['board']}.{c['mode']}.{c['case']}": (c["verdict"], c["reason"])
+            for c in data["cells"]}
+
+
+def _only_these_failed(data: dict[str, Any], cause: str) -> list[str]:
+    """The names of the failed cells: each names `cause`; every other cell passed."""
+    failed = [name for name, (verdict, reason) in _verdicts(data).items() if verdict != "pass"]
+    for name in failed:
+        verdict, reason = _verdicts(data)[name]
+        assert cause in reason, f"{name} failed without naming {cause!r}: {verdict} {reason}"
+    junit_failures = [f.get("message", "") for f in data["_junit"].iter()
+                      if f.tag in ("failure", "error")]
+    assert all(cause in m for m in junit_failures), junit_failures
+    return failed
+
+
+@pytest.fixture
+def config(tmp_path: Path, hil_config: HilConfig, hil_agent: Path) -> Path:
+    """The committed hil.toml in a temporary directory, its virtual board on the agent the
+    tests use (already built)."""
+    path = tmp_config(tmp_path, hil_config)
+    text = path.read_text().replace('kind = "virtual"',
+                                    f'kind = "virtual"\nbuild_dir = "{hil_agent.parent}"', 1)
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------ the faults
+
+def test_a_killed_session_broker_is_named_and_replaced(config: Path) -> None:
+    run = Run(config, "--mode", "psk")
+    broker = _wait_for("the psk session broker", run.brokers)[0]
+    with frozen(run.pytest_pid):
+        os.kill(broker, signal.SIGKILL)
+    assert run.finish() == 1
+    data = run.results()
+    cause = "broker psk: mosquitto exited (signal 9 (SIGKILL))"
+    failed = _only_these_failed(data, cause)
+    faults = [c for c in data["cells"] if cause in str(c["properties"].get("fault", ""))]
+    # the cell that used it fails naming it, or (died between cells) the next one records
+    # that it got a fresh broker; either way the run says so
+    assert len(failed) + len(faults) >= 1, _verdicts(data)
+    assert len(failed) <= 1, failed
+    assert cause in run.stdout
+    _nothing_left(run)
+
+
+def test_a_killed_agent_fails_only_its_cell(config: Path) -> None:
+    run = Run(config, "--mode", "ca")
+    _wait_for("a first negative cell", lambda: run.saw("refused-unknown-ca"))
+    before = set(run.agents())
+    agent = _wait_for("the next cell's agent", lambda: [a for a in run.agents()
+                                                       if a not in before])[0]
+    with frozen(run.pytest_pid):
+        assert _stat(agent) is not None, "the cell ended before the fault: try again"
+        os.kill(agent, signal.SIGKILL)
+    assert run.finish() == 1
+    data = run.results()
+    failed = _only_these_failed(data, "agent exited (signal 9 (SIGKILL))")
+    assert len(failed) == 1, _verdicts(data)
+    reason = _verdicts(data)[failed[0]][1]
+    assert "board virtual-0: agent exited (signal 9 (SIGKILL)) while " in reason, reason
+    _nothing_left(run)
+
+
+def test_garbage_on_a_console_fails_only_the_cell_it_hit(config: Path) -> None:
+    run = Run(config, "--mode", "psk")
+    _wait_for("the first board cell", lambda: run.saw("virtual-0"))
+    before = set(run.agents())
+    agent = _wait_for("the next cell's agent", lambda: [a for a in run.agents()
+                                                       if a not in before])[0]
+    garbage = random.Random(7).randbytes(64 * 1024)
+    with frozen(run.pytest_pid):
+        assert _stat(agent) is not None, "the cell ended before the fault: try again"
+        fd = os.open(run.board_pty(), os.O_WRONLY | os.O_NOCTTY)
+        written = 0
+        try:
+            # the agent reads all of it while the rig stands still (its answers wait in the
+            # pty), so every byte lands in this cell
+            while written < len(garbage):
+                written += os.write(fd, garbage[written:written + 4096])
+        finally:
+            os.close(fd)
+    assert run.finish() == 1
+    data = run.results()
+    failed = _only_these_failed(data, "answered no command of the rig")
+    assert len(failed) == 1, _verdicts(data)
+    _nothing_left(run)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stopped_run_cleans_up_and_says_so(config: Path, sig: signal.Signals) -> None:
+    run = Run(config, "--mode", "ca")
+    _wait_for("a few cells", lambda: run.saw("refused-unknown-ca"))
+    os.killpg(run.proc.pid, sig)  # as a terminal's Ctrl-C (SIGINT) reaches the whole job
+    code = run.finish()
+    assert code == 1, (code, run.stdout, run.progress)
+    assert f"hil run stopped by {sig.name}" in "\n".join(run.progress)
+    data = run.results()
+    assert data["cells"], "results.json lost the cells that ran"
+    _nothing_left(run)
+
+
+def test_a_killed_hil_run_takes_its_pytest_and_children_along(config: Path) -> None:
+    run = Run(config, "--mode", "ca")
+    _wait_for("a few cells", lambda: run.saw("refused-unknown-ca"))
+    os.kill(run.proc.pid, signal.SIGKILL)
+    run.proc.wait(timeout=10)
+    _wait_for("the run's pytest to stop", lambda: _stat(run.pytest_pid) is None, 30)
+    _nothing_left(run)
+
+
+def test_a_killed_broker_up_leaves_no_broker_and_its_psk_dir_is_swept(config: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rig.cli", "--config", str(config), "broker", "up",
+         "--mode", "psk"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Ctrl-C stops it" in line:
+                break
+        broker = _children(proc.pid)
+        assert broker and _cmdline(broker[0])[0].endswith("mosquitto")
+        private = list(user_tmp().glob(f"{proc.pid}-broker-psk-*"))
+        assert len(private) == 1 and (private[0] / "psk").exists()
+        assert (private[0] / "psk").stat().st_mode & 0o777 == 0o600
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        _wait_for("the broker to die with its parent", lambda: _stat(broker[0]) is None, 10)
+        assert private[0] in sweep_private_dirs()
+        assert not private[0].exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
