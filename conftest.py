@@ -18,6 +18,8 @@ before). With -n, each worker has its own brokers and logs to <run dir>/gw<N>/ (
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.resource_tracker
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -41,7 +43,7 @@ from rig.negative import CASES
 from rig.observer import Observer
 from rig.parallel import GROUPS_DIR, BoardScheduling, write_groups
 from rig.pki import Pki
-from rig.procs import interrupt_on_termination, sweep_private_dirs
+from rig.procs import interrupt_on_termination, note_children, sweep_private_dirs
 from rig.runs import new_run_dir
 from rig.tls import credentials
 from rig.web import WEB_MODES
@@ -360,6 +362,16 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
         yield driver
 
 
+def _helper_processes() -> list[int]:
+    """pytest-embedded's log listener (a multiprocessing 'spawn' child) and multiprocessing's
+    resource tracker: they outlive a killed pytest, so the sweep must know them."""
+    pids = [p.pid for p in multiprocessing.active_children() if p.pid]
+    tracker = getattr(getattr(multiprocessing, "resource_tracker", None), "_resource_tracker",
+                      None)
+    pid = getattr(tracker, "_pid", None)
+    return pids + ([pid] if isinstance(pid, int) else [])
+
+
 def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
                   hil: HilConfig) -> Iterator[Console]:
     try:
@@ -369,6 +381,7 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
     except BoardError as exc:
         pytest.fail(str(exc), pytrace=False)
     use_blocking_reader(dut)
+    note_children(_helper_processes())
     console = Console(dut, driver.name, hil.timeouts.command, health=driver.death)
     request.node.stash[_CONSOLE] = console
     with console.doing("booting"):

@@ -260,7 +260,8 @@ def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str]) -> tuple[int
     and a kill -9 of `hil run` reaches it as SIGTERM (rig/procs.py). Returns (pytest's exit
     code, the name of the signal that stopped us or '')."""
     proc = subprocess.Popen(argv, stdout=log, stderr=None, cwd=ROOT, env=env,
-                            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
+                            start_new_session=True,
+                            preexec_fn=die_with_parent(signal.SIGTERM, interruptible=True))
     stopped_by: list[str] = []
 
     def forward(signum: int, _frame: object) -> None:

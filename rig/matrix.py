@@ -13,6 +13,7 @@ worker that ran it."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,13 +57,17 @@ def cell_identity(item: pytest.Item) -> tuple[str | None, str, str]:
     return (str(mode) if mode else None), case, "connect"
 
 
+_OWN_ERROR = re.compile(r"^rig(?:\.\w+)+\.(\w+): ")
+
+
 def _reason(report: pytest.TestReport) -> str:
     longrepr = report.longrepr
     if report.skipped and isinstance(longrepr, tuple):
         return str(longrepr[2]).removeprefix("Skipped: ")
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
-        return str(crash.message).strip().splitlines()[0] if crash.message else ""
+        first = str(crash.message).strip().splitlines()[0] if crash.message else ""
+        return _OWN_ERROR.sub(r"\1: ", first)  # `rig.console.BoardDied: ` -> `BoardDied: `
     return str(longrepr).strip().splitlines()[-1] if longrepr else ""
 
 

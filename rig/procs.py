@@ -13,6 +13,7 @@ die with their parent, stop cleanly, and what a killed run left behind is swept 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -21,7 +22,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -32,10 +33,13 @@ PR_SET_PDEATHSIG = 1
 _libc: Any = None
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
+def die_with_parent(sig: int = signal.SIGKILL, *,
+                    interruptible: bool = False) -> Callable[[], None]:
     """preexec_fn for subprocess.Popen: the child gets `sig` when this process dies. Linux
     delivers it when the *thread* that forked the child exits, so start long-lived children
-    from the main thread (the rig does)."""
+    from the main thread (the rig does). `interruptible`: the child starts with SIGINT at its
+    default even if we were started with it ignored (a background job of a script), so that
+    the SIGINT we forward to it stops it."""
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
@@ -43,6 +47,8 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
     parent = os.getpid()
 
     def preexec() -> None:
+        if interruptible:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
         prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os.kill(os.getpid(), sig)
@@ -105,16 +111,62 @@ def secret_dir(what: str) -> Path:
 
 
 def sweep_private_dirs() -> list[Path]:
-    """Remove private dirs whose owning process is gone (a killed run's); returns them."""
+    """Remove what processes that are gone (a killed run's) left in user_tmp(): their private
+    dirs, and the helper processes they noted (`note_children`) that still run; returns the
+    entries removed."""
     removed: list[Path] = []
     base = user_tmp()
     for entry in base.iterdir():
         pid_text = entry.name.split("-", 1)[0]
         if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
-        shutil.rmtree(entry, ignore_errors=True)
+        if entry.name.endswith(CHILDREN_SUFFIX) and entry.is_file():
+            _kill_noted(entry)
+            entry.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
+
+
+CHILDREN_SUFFIX = "-children"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' when gone): with the pid, it
+    names one process, never a later one that reuses the pid."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if Path(f"/proc/{pid}").stat().st_uid != os.getuid():
+            return ""
+    except OSError:
+        return ""
+    return fields[19]
+
+
+def note_children(pids: Iterable[int]) -> None:
+    """Note helper processes that do not die with us by themselves (pytest-embedded's spawned
+    log listener, multiprocessing's resource tracker): if this process is killed, the next
+    run's sweep_private_dirs() stops them. The note goes when this process ends normally."""
+    lines = [f"{pid} {start}" for pid in sorted(set(pids)) if (start := _start_time(pid))]
+    path = user_tmp() / f"{os.getpid()}{CHILDREN_SUFFIX}"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    tmp.replace(path)
+    if not _noted:
+        _noted.append(path)
+        atexit.register(path.unlink, missing_ok=True)
+
+
+_noted: list[Path] = []
+
+
+def _kill_noted(note: Path) -> None:
+    for line in note.read_text().splitlines():
+        pid_text, _, start = line.partition(" ")
+        if pid_text.isdigit() and start and _start_time(int(pid_text)) == start:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid_text), signal.SIGKILL)
 
 
 def interrupt_on_termination() -> None:

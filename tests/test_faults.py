@@ -272,7 +272,11 @@ def test_a_stopped_run_cleans_up_and_says_so(config: Path, sig: signal.Signals) 
     assert code == 1, (code, run.stdout, run.progress)
     assert f"hil run stopped by {sig.name}" in "\n".join(run.progress)
     data = run.results()
-    assert data["cells"], "results.json lost the cells that ran"
+    assert data["exitstatus"] == 2, "pytest was not interrupted"  # pytest's INTERRUPTED
+    passed = [c for c in data["cells"] if c["verdict"] == "pass"]
+    assert passed, "results.json lost the cells that ran"
+    total = int(next(ln for ln in run.progress if ln.startswith("[")).split("/")[1].split("]")[0])
+    assert len(passed) < total, f"the run went on to its end: {len(passed)} of {total} passed"
     _nothing_left(run)
 
 
@@ -309,3 +313,30 @@ def test_a_killed_broker_up_leaves_no_broker_and_its_psk_dir_is_swept(config: Pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_killed_pytest_leaves_nothing_the_next_start_does_not_sweep(config: Path) -> None:
+    """kill -9 of pytest itself: the agent dies with it (PR_SET_PDEATHSIG); pytest-embedded's
+    log listener and multiprocessing's resource tracker cannot, so the rig noted them and the
+    next start's sweep stops them."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--hil-config",
+         str(config), "tests/test_negative.py"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        note = user_tmp() / f"{proc.pid}-children"
+        _wait_for("the rig's note of its helper processes", note.exists)
+        agent = _wait_for("a board's agent", lambda: [
+            c for c in _children(proc.pid) if _cmdline(c)[:1] and
+            _cmdline(c)[0].endswith("hil-agent")])[0]
+        helpers = [int(line.split()[0]) for line in note.read_text().splitlines()]
+        assert helpers, "no helper process noted"
+    finally:
+        proc.kill()
+        proc.wait()
+    _wait_for("the agent to die with pytest", lambda: _stat(agent) is None, 10)
+    assert any(_stat(pid) is not None for pid in helpers), "nothing was left to sweep"
+    assert note in sweep_private_dirs()
+    _wait_for("the noted helpers to be gone",
+              lambda: all(_stat(pid) is None for pid in helpers), 10)
+    assert not note.exists()
