@@ -7,12 +7,18 @@
     pytest -n 2                  boards in parallel, one pytest-xdist worker per board
     pytest --erase-nvs y         (or --erase-all y) every board's first open starts erased
 
-Brokers: one Mosquitto per mode is kept for the whole session. Start-to-ready measured ~6-9 ms
-(bench/matrix.py), so restarting per test would also be cheap; keeping it means one log file per
-mode per run, and tests see only their own slice of it (Broker.mark()).
+Brokers: the session keeps one mode's Mosquitto at a time (SessionBrokers: the next mode's
+replaces it, and a dead one is replaced for the next cell, which records the `fault`).
+Start-to-ready measured ~6-9 ms (bench/matrix.py), so restarting per test would also be cheap;
+keeping it means one log file per mode per run, and tests see only their own slice of it
+(Broker.mark()).
 Boards: one driver per board for the session, holding the board's lock; each test opens its
-port, resets the board and waits for the boot line (opening a port flushes what the board printed
-before). With -n, each worker has its own brokers and logs to <run dir>/gw<N>/ (rig/parallel.py).
+port, resets the board, waits for the boot line and a first tagged answer, and ends with one
+more round trip that collects what reached the console during the cell (rig/console.py).
+With -n, each worker has its own brokers and logs to <run dir>/gw<N>/ (rig/parallel.py).
+Faults: a failing cell whose board died, whose console carried lines the rig did not ask for,
+or whose broker or observer died gets that cause in front of its symptom (_name_the_cause).
+SIGTERM and SIGHUP stop the session like Ctrl-C, so fixtures always tear down.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from rig.observer import Observer
 from rig.parallel import GROUPS_DIR, BoardScheduling, write_groups
 from rig.pki import Pki
 from rig.procs import interrupt_on_termination, note_children, sweep_private_dirs
-from rig.runs import new_run_dir
+from rig.runs import SESSION_FAULTS, new_run_dir
 from rig.tls import credentials
 from rig.web import WEB_MODES
 
@@ -273,7 +279,10 @@ def _session_brokers(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pk
     brokers = SessionBrokers(lambda mode: start_for_mode(
         hil_config, pki, mode, run_dir, port=broker_ports(pytestconfig)[0]))
     yield brokers
-    brokers.close()
+    died = brokers.close()
+    if died:  # after its mode's last cell: no cell to name it in, but the run must say it
+        with (run_dir / SESSION_FAULTS).open("a") as fh:
+            fh.write(f"{died.splitlines()[0]} (after its last cell)\n")
 
 
 @pytest.fixture
@@ -286,6 +295,7 @@ def broker(request: pytest.FixtureRequest, _session_brokers: SessionBrokers,
         request.node.user_properties.append(
             ("fault", f"{died.splitlines()[0]}; a fresh broker was started for this cell"))
     return b
+
 
 
 @pytest.fixture(autouse=True)
@@ -384,16 +394,20 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
     note_children(_helper_processes())
     console = Console(dut, driver.name, hil.timeouts.command, health=driver.death)
     request.node.stash[_CONSOLE] = console
-    with console.doing("booting"):
-        console.wait_ready(hil.timeouts.board_boot)
     try:
+        with console.doing("booting"):
+            console.wait_ready(hil.timeouts.board_boot)
         with console.doing("bringing its network up"):
             driver.prepare(console)
     except BoardUnavailable as exc:
+        driver.after_test()
         pytest.skip(str(exc))
+    except BaseException:
+        driver.after_test()  # power off: a board that failed to come up is not left running
+        raise
     yield console
     try:
-        if not driver.death():
+        if driver.powered and not driver.death() and not console.broken:
             # one more round trip, so that whatever reached the console during this cell
             # (garbage among it) is read and counted in this cell, not lost with the next reset
             with console.doing("ending the cell"):
@@ -401,7 +415,8 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
     finally:
         problem = driver.after_test()  # power off; names an agent that died on its own
     noise = console.noise_summary()
-    assert not problem, problem
+    # a death the cell's own failure already named is not reported twice
+    assert not problem or (console.broken and console.broken in problem), problem
     assert not noise, noise
 
 
@@ -506,7 +521,8 @@ def _causes(item: pytest.Item) -> list[str]:
 
 def _name_the_cause(item: pytest.Item, report: pytest.TestReport) -> None:
     """Put the cause in front of the symptom: in the report's message (JUnit, the summary),
-    as `hil_cause` for results.json, and as a section with the whole text."""
+    as `hil_cause` on the report, and as a section with the whole text; results.json takes
+    it from the message."""
     causes = _causes(item)
     if not causes:
         return

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import getpass
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -28,7 +28,13 @@ from types import TracebackType
 
 from rig.config import HilConfig, Mode
 from rig.pki import Pki
-from rig.procs import die_with_parent, exit_description, secret_dir, terminate
+from rig.procs import (
+    die_with_parent,
+    exit_description,
+    remove_secret_dir,
+    secret_dir,
+    terminate,
+)
 
 INSTALL_HINT = (
     "install it with `apt-get install mosquitto mosquitto-clients` (Debian/Ubuntu), "
@@ -75,7 +81,7 @@ class BrokerSettings:
     ciphers: str | None = None
     allow_anonymous: bool = True
     password_file: Path | None = None
-    user: str = field(default_factory=getpass.getuser)
+    user: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
 
     def render(self, port: int, psk_file: Path | None) -> str:
         """The mosquitto.conf text. The PSK itself lives only in `psk_file`."""
@@ -408,7 +414,7 @@ class Broker:
                 self._reader.join(timeout=self.stop_timeout)
         self._reader = None
         if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
+            remove_secret_dir(self._private)
             self._private = None
 
     # ------------------------------------------------------------------ the log
@@ -499,27 +505,31 @@ def running(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path,
 
 class SessionBrokers:
     """The session's broker: one mode's Mosquitto at a time (they share this process's port),
-    started on first use, replaced when another mode is asked for, and replaced when it died:
-    `get` then also says what happened to the old one, for the cell that asked."""
+    started on first use, replaced when another mode is asked for, and replaced when it died.
+    `get` also says how the previous broker died, if it did, for the cell that found out;
+    `close` returns a death nobody saw (after its mode's last cell)."""
 
     def __init__(self, start: Callable[[Mode], Broker]) -> None:
         self._start = start
         self._current: Broker | None = None
 
     def get(self, mode: Mode) -> tuple[Broker, str]:
-        """(the running broker for `mode`, '' or how the previous one of this mode died)."""
+        """(the running broker for `mode`, '' or how the previous broker died)."""
         current, died = self._current, ""
-        if current is not None and current.mode == mode:
-            died = current.death()
-            if not died:
-                return current, ""
         if current is not None:
+            died = current.death()
+            if not died and current.mode == mode and current.running:
+                return current, ""
             current.stop()
             self._current = None
         self._current = self._start(mode)
         return self._current, died
 
-    def close(self) -> None:
-        if self._current is not None:
-            self._current.stop()
-            self._current = None
+    def close(self) -> str:
+        """Stop the broker; returns how it died if it had died on its own ('' otherwise)."""
+        current, self._current = self._current, None
+        if current is None:
+            return ""
+        died = current.death()
+        current.stop()
+        return died

@@ -27,7 +27,7 @@ from rig.observer import ObserverError, preflight
 from rig.peers import Target, shell_line
 from rig.pki import Pki, PkiError
 from rig.procs import die_with_parent
-from rig.runs import new_run_dir
+from rig.runs import SESSION_FAULTS, new_run_dir
 from rig.tls import credentials
 from rig.web import WEB_MODES
 
@@ -86,7 +86,8 @@ def cmd_broker_up(args: argparse.Namespace) -> int:
     overrides = {"port": args.port} if args.port is not None else {}
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGHUP):  # stop as on Ctrl-C: the broker and its
-        signal.signal(sig, lambda *_: stop.set())  # private PSK directory go
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # private PSK directory go
+            signal.signal(sig, lambda *_: stop.set())
     with broker_mod.running(config, pki, mode, run_dir, **overrides) as b:
         host = config.broker.host
         creds = credentials(config, pki, mode)
@@ -244,10 +245,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("\n" + summary)
     for note in data["notes"]:
         print(note)
-    faults = [(c, str(c["properties"]["fault"])) for c in cells
-              if c.get("properties", {}).get("fault")]
-    for c, fault in faults:
-        print(f"fault seen by {c['board']} {c['mode']} {c['case']}: {fault}")
+    faults = [f"fault seen by {c['board']} {c['mode']} {c['case']}: {c['properties']['fault']}"
+              for c in cells if c.get("properties", {}).get("fault")]
+    faults += [f"fault: {line}" for path in sorted(run_dir.rglob(SESSION_FAULTS))
+               for line in path.read_text().splitlines() if line]
+    collected = int(data.get("collected", len(cells)))
+    if len(cells) < collected and not stopped_by:
+        faults.append(f"fault: {collected - len(cells)} of {collected} collected cell(s) "
+                      "never reported (a pytest-xdist worker that died?)")
+    for fault in faults:
+        print(fault)
     print(f"results: {results_path}  junit: {run_dir / 'junit.xml'}  "
           f"logs: {run_dir}")
     return _verdict(cells, boards, args.allow_missing, returncode, failed, bool(faults),
@@ -270,8 +277,9 @@ def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str]) -> tuple[int
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT if len(stopped_by) == 1 else signal.SIGKILL)
 
-    previous = {sig: signal.signal(sig, forward)
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, forward)  # an ignored one (nohup's SIGHUP) stays so
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         while True:
             try:
@@ -314,7 +322,7 @@ def _verdict(cells: list[dict[str, Any]], boards: list[Board], allow_missing: bo
     if not any(c["verdict"] == "pass" for c in board_cells):
         print("no board cell passed")
         return 1
-    if stopped_by or returncode not in (0, 1) or failed or faulted:
+    if stopped_by or returncode != 0 or failed or faulted:
         return 1
     if (skipped or missing) and not allow_missing:
         return 1
@@ -366,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "first test")
     run.add_argument("--allow-missing", action="store_true",
                      help="a board or cell that did not run (not attached, no build, Wi-Fi "
-                          "variables unset) does not fail the run; the summary still names it")
+                          "variables unset) does not fail the run as long as some board cell "
+                          "ran and passed; the summary still names it")
     run.add_argument("--no-negative", action="store_true",
                      help="leave out the negative matrix (expected refusals)")
     run.set_defaults(func=cmd_run)

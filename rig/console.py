@@ -44,6 +44,9 @@ MAX_SET = 200  # longer values (and any with a newline) go through config load
 DEFAULT_WINDOW = 1024
 SEPARATORS = re.compile(r"[ \t]+")  # the agent's tokenizer: runs of spaces and tabs
 POLL_S = 0.2  # how often a wait looks at the board's health
+PROBE_S = 2.0  # how long the boot probe waits before it is sent again
+LINE_MAX = 512  # the agent's longest console line (firmware/README.md)
+WIRE_EXTRA = 2 + 1 + 6 + 1 + 6 + 1  # leading and trailing newline, "@", nonce, ".", seq, " "
 
 
 class ConsoleError(Exception):
@@ -186,6 +189,7 @@ class Console:
         self.lines: list[str] = []  # everything the board printed that we consumed
         self.transcript: list[str] = []  # the same, with "> command" (redacted) for what we sent
         self.noise: list[str] = []  # final lines that answer no command of ours
+        self.broken = ""  # why the board stopped answering (its death, "timeout"), once seen
         self._abandoned: set[str] = set()  # tags of commands we stopped waiting for
 
     @contextlib.contextmanager
@@ -228,12 +232,17 @@ class Console:
         if not self.noise:
             return ""
         first = self.noise[0] if len(self.noise[0]) <= 80 else self.noise[0][:77] + "..."
+        old = any(line.startswith("ERR unknown command '@") for line in self.noise)
         return (f"board {self.board}: {len(self.noise)} line(s) on the console answered no "
                 f"command of the rig (garbage written to the console, or a line from before "
-                f"the last reset); first: {first!r}")
+                f"the last reset); first: {first!r}" + (
+                    "; the firmware does not know tagged commands: flash the current build"
+                    if old else ""))
 
-    def _expect(self, pattern: re.Pattern[bytes], timeout: float, what: str) -> bytes:
-        """Wait for `pattern`, looking at the board's health every POLL_S."""
+    def _expect(self, pattern: re.Pattern[bytes], timeout: float, what: str,
+                waited: float | None = None) -> bytes:
+        """Wait for `pattern`, looking at the board's health every POLL_S. `waited`: the whole
+        wait this is the end of, for the message (default: timeout)."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -241,19 +250,23 @@ class Console:
                 match = self.dut.expect(pattern, timeout=max(0.0, min(POLL_S, left)))
                 break
             except pexpect.EOF as exc:
+                self.broken = "console closed"
                 raise ConsoleError(f"board {self.board}: console closed{self._while()} "
                                    f"(waiting for `{what}`); last lines:\n    {self.tail()}",
                                    reason="console closed") from exc
             except pexpect.TIMEOUT as exc:
                 death = self.health()
                 if death:
+                    self.broken = death
                     raise BoardDied(f"board {self.board}: {death}{self._while()} (waiting for "
                                     f"`{what}`); last lines:\n    {self.tail()}",
                                     reason=death) from exc
                 if left <= 0:
+                    self.broken = "timeout"
                     noise = self.noise_summary()
                     raise ConsoleTimeout(
-                        f"board {self.board}: no answer for {round(timeout, 1):g} s after `{what}`"
+                        f"board {self.board}: no answer for "
+                        f"{round(timeout if waited is None else waited, 1):g} s after `{what}`"
                         f"{self._while()}; last lines:\n    {self.tail()}"
                         + (f"\n{noise}" if noise else ""), reason="timeout") from exc
         before = self.dut.pexpect_proc.before
@@ -266,9 +279,18 @@ class Console:
         """Wait for the agent's boot line, then for the answer to a first tagged command (a
         boot line still in a log from before the reset is not proof of a live agent); returns
         the firmware version."""
+        deadline = time.monotonic() + timeout
         line = self._expect(READY_RE, timeout, "boot (hil-agent ... ready)")
         m = READY_RE.search(line)
-        self.send("version", timeout=timeout)
+        while True:  # a probe sent before the board was listening is lost: send another
+            left = deadline - time.monotonic()
+            try:
+                self.send("version", timeout=max(0.05, min(PROBE_S, left)))
+                break
+            except ConsoleTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+        self.broken = ""
         return m.group(1).decode() if m else "?"
 
     def expect_log(self, pattern: str, timeout: float | None = None) -> str:
@@ -290,13 +312,17 @@ class Console:
             raise ValueError(f"a console command is one line: {cmd.shown!r}")
         tag = self._tag()
         wire = f"\n@{tag} {cmd.line}"
+        if len(wire.encode()) - 1 > LINE_MAX:  # the tag counts toward the agent's line limit
+            raise ValueError(f"console line too long ({len(wire.encode()) - 1} bytes with its "
+                             f"tag, the agent takes {LINE_MAX}): {cmd.shown!r}")
         self.dut.write(wire)  # SerialDut.write appends the newline
         self._sent(cmd.shown)
         return cmd, tag, len(wire) + 1
 
-    def _next_final(self, deadline: float, shown: str) -> tuple[str | None, bytes, int]:
+    def _next_final(self, deadline: float, shown: str, wait: float,
+                    ) -> tuple[str | None, bytes, int]:
         """The next final line: (its tag or None, the line, index of its line in self.lines)."""
-        final = self._expect(FINAL_RE, max(0.0, deadline - time.monotonic()), shown)
+        final = self._expect(FINAL_RE, max(0.0, deadline - time.monotonic()), shown, wait)
         m = FINAL_RE.search(final)
         tag = m.group(1).decode() if m and m.group(1) else None
         return tag, final, len(self.lines) - 1
@@ -324,7 +350,8 @@ class Console:
         todo = deque(commands)
         start = len(self.lines)
         while todo or pending:
-            while todo and (not pending or inflight + len(todo[0].line) + 2 <= self.window):
+            while todo and (not pending or
+                            inflight + len(todo[0].line) + WIRE_EXTRA <= self.window):
                 sent = self._write(todo.popleft())
                 pending.append(sent)
                 inflight += sent[2]
@@ -332,7 +359,7 @@ class Console:
             deadline = time.monotonic() + wait
             while pending and pending[0][1] == first_tag:
                 try:
-                    tag, final, index = self._next_final(deadline, oldest.shown)
+                    tag, final, index = self._next_final(deadline, oldest.shown, wait)
                 except ConsoleError:
                     self._abandoned.update(p[1] for p in pending)
                     raise

@@ -14,6 +14,7 @@ from rig.locks import file_lock
 ROOT = Path(__file__).resolve().parents[1]
 HOST_DIR = ROOT / "firmware" / "host"
 Variant = Literal["plain", "asan"]
+BUILD_TIMEOUT = 900  # seconds for one build of hil-agent
 
 
 class FirmwareBuildError(Exception):
@@ -32,9 +33,10 @@ def build_host_agent(variant: Variant = "plain") -> Path:
     if not script.exists():
         raise FirmwareBuildError(f"{script} is missing: is this a complete checkout?")
     path = agent_path(variant)
-    with file_lock(path.parent.parent / f".{variant}.lock"):  # one build at a time (xdist)
+    # one build at a time (xdist): wait as long as a build may take, and a little more
+    with file_lock(path.parent.parent / f".{variant}.lock", timeout=BUILD_TIMEOUT + 60):
         proc = subprocess.run([str(script), variant], capture_output=True, text=True,
-                              timeout=900)
+                              timeout=BUILD_TIMEOUT)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise FirmwareBuildError(f"building hil-agent ({variant}) failed:\n{tail}")

@@ -158,7 +158,8 @@ class MatrixReporter:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         last = len(self.order)
         cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
-        data = {"exitstatus": int(exitstatus), "cells": [asdict(c) for c in cells]}
+        data = {"exitstatus": int(exitstatus), "collected": len(self.order),
+                "cells": [asdict(c) for c in cells]}
         self.path.write_text(json.dumps(data, indent=2) + "\n")
 
 

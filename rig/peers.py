@@ -15,13 +15,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.procs import secret_dir
+from rig.procs import remove_secret_dir, secret_dir
 from rig.tls import ClientCredentials
 
 OPTIONS_FILE = "mosquitto_pub"  # the name mosquitto_pub looks for in $XDG_CONFIG_HOME
@@ -111,7 +110,7 @@ def options_dir(creds: ClientCredentials) -> Iterator[Path]:
             fh.write(_options_text(creds))
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        remove_secret_dir(path)
 
 
 def child_env(config_home: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:

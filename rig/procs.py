@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -104,27 +105,79 @@ def user_tmp() -> Path:
 
 
 def secret_dir(what: str) -> Path:
-    """A new 0700 directory `<user_tmp>/<pid>-<what>-XXXX` for secret files; the caller removes
-    it; if this process is killed first, the next run's sweep_private_dirs() does."""
+    """A new 0700 directory `<user_tmp>/<pid>-<what>-XXXX` for secret files. This process holds
+    an exclusive flock on its `.owner` file until remove_secret_dir(); if the process is
+    killed first, the lock goes with it and the next sweep_private_dirs() removes the
+    directory. The lock, not the pid, decides: a pid reused since, or a live run in another
+    PID namespace sharing /tmp, is never mistaken."""
     sweep_private_dirs()
-    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{what}-", dir=user_tmp()))
+    path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{what}-", dir=user_tmp()))
+    fd = os.open(path / OWNER_FILE, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                 os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _owned[path] = fd
+    return path
+
+
+def remove_secret_dir(path: Path) -> None:
+    """Remove a secret_dir() and give up its lock."""
+    shutil.rmtree(path, ignore_errors=True)
+    fd = _owned.pop(path, None)
+    if fd is not None:
+        os.close(fd)
+
+
+OWNER_FILE = ".owner"
+_owned: dict[Path, int] = {}
+_UNLOCKED_GRACE_S = 60.0  # a dir without its lock yet may be one being created right now
+
+
+def _abandoned(entry: Path) -> bool:
+    """Whether a secret dir's owner is gone: nobody holds its .owner lock (or, without one,
+    its pid is dead and it is old enough not to be in the middle of its creation)."""
+    if entry in _owned:
+        return False
+    try:
+        fd = os.open(entry / OWNER_FILE, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        pid_text = entry.name.split("-", 1)[0]
+        try:
+            age = time.time() - entry.lstat().st_mtime
+        except FileNotFoundError:
+            return False
+        return (pid_text.isdigit() and not pid_alive(int(pid_text)) and
+                age > _UNLOCKED_GRACE_S)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return True
 
 
 def sweep_private_dirs() -> list[Path]:
-    """Remove what processes that are gone (a killed run's) left in user_tmp(): their private
+    """Remove what processes that are gone (a killed run's) left in user_tmp(): their secret
     dirs, and the helper processes they noted (`note_children`) that still run; returns the
     entries removed."""
     removed: list[Path] = []
     base = user_tmp()
     for entry in base.iterdir():
         pid_text = entry.name.split("-", 1)[0]
-        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+        if not pid_text.isdigit():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            if _abandoned(entry):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+            continue
+        if pid_alive(int(pid_text)):
             continue
         if entry.name.endswith(CHILDREN_SUFFIX) and entry.is_file():
             _kill_noted(entry)
-            entry.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(entry, ignore_errors=True)
+        entry.unlink(missing_ok=True)  # a note, or a half-written one (.tmp)
         removed.append(entry)
     return removed
 
@@ -171,10 +224,12 @@ def _kill_noted(note: Path) -> None:
 
 def interrupt_on_termination() -> None:
     """SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread (only from there can
-    signal handlers be set; elsewhere this does nothing)."""
+    signal handlers be set; elsewhere this does nothing). A signal this process was started
+    with ignored (`nohup` ignores SIGHUP) stays ignored."""
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     with contextlib.suppress(ValueError):  # not the main thread
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, handler)
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, handler)

@@ -8,6 +8,10 @@ import datetime as dt
 import os
 from pathlib import Path
 
+# In a run directory (or a worker's): faults no cell saw, one line each (e.g. a session broker
+# that died after its mode's last cell). Written by the pytest plugin, reported by `hil run`.
+SESSION_FAULTS = "session-faults.txt"
+
 
 def new_run_dir(root: Path) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")

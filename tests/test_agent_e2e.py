@@ -17,6 +17,7 @@ from rig.console import Console, ConsoleError
 from rig.observer import Observer
 from rig.pki import Pki
 from rig.provision import Setting, connect, mqtt_settings, provision
+from tests.support import assert_no_secret
 
 
 def test_boots_and_reports_versions(agent: Console) -> None:
@@ -85,8 +86,8 @@ def test_receives_what_it_subscribed_to(hil_config: HilConfig, pki: Pki, mode: M
 def test_psk_key_of_wrong_length_is_refused(agent: Console) -> None:
     with pytest.raises(ConsoleError) as info:
         agent.send("config set mqtt.ssl_psk_key 0011223344")
+    assert_no_secret("0011223344", "mqtt.ssl_psk_key", {"the ConsoleError": str(info.value)})
     assert "16 or 32 bytes" in info.value.reason
-    assert "0011223344" not in str(info.value)
     assert agent.send("config get mqtt.ssl_psk_key").data == ["mqtt.ssl_psk_key=<unset>"]
 
 
@@ -98,13 +99,15 @@ def test_unknown_cipher_suite_is_refused(agent: Console) -> None:
 def test_secrets_read_back_masked(hil_config: HilConfig, pki: Pki, agent: Console) -> None:
     provision(agent, mqtt_settings(hil_config, pki, "mutual", 8883))
     key_line = agent.send("config get mqtt.ssl_key").data[0]
+    assert_no_secret(pki.key("device").read_bytes(), "mqtt.ssl_key",
+                     {"`config get mqtt.ssl_key`": key_line})  # before its line is shown
     assert re.fullmatch(r"mqtt\.ssl_key=<set, \d+ bytes>", key_line)
     cert_line = agent.send("config get mqtt.ssl_cert").data[0]
     assert re.fullmatch(r"mqtt\.ssl_cert=<pem \d+ bytes crc32 [0-9a-f]{8}>", cert_line)
     provision(agent, mqtt_settings(hil_config, pki, "psk", 8883))
-    assert agent.send("config get mqtt.ssl_psk_key").data == [
-        f"mqtt.ssl_psk_key=<set, {hil_config.device.psk_bytes} bytes>"]
-    assert pki.psk_hex() not in "\n".join(agent.lines)
+    psk_reply = agent.send("config get mqtt.ssl_psk_key").data
+    assert_no_secret(pki.psk_hex(), "mqtt.ssl_psk_key", {"the console transcript": agent.lines})
+    assert psk_reply == [f"mqtt.ssl_psk_key=<set, {hil_config.device.psk_bytes} bytes>"]
 
 
 def test_chunk_with_bad_crc_is_refused_and_nothing_stored(pki: Pki, agent: Console) -> None:
@@ -214,7 +217,8 @@ def test_a_board_that_stops_answering_is_named_with_its_last_lines(
     with pytest.raises(ConsoleTimeout) as info:
         agent.send("config set mqtt.ssl_psk_key 000102030405060708090a0b0c0d0e0f", timeout=0.5)
     msg = str(info.value)
+    assert_no_secret("0001020304", "mqtt.ssl_psk_key", {"the ConsoleTimeout": msg})
     assert f"board {virtual_board.name}" in msg
-    assert "`config set mqtt.ssl_psk_key <secret>`" in msg and "0001020304" not in msg
+    assert "`config set mqtt.ssl_psk_key <secret>`" in msg
     assert "version=" in msg  # its last lines
     virtual_board.reset()  # power back on: the cell's tear-down checks the board still answers

@@ -26,6 +26,7 @@ from rig.broker import (
 )
 from rig.config import HilConfig
 from rig.pki import Pki
+from tests.support import assert_no_secret
 
 
 def alive(pid: int) -> bool:
@@ -44,9 +45,10 @@ def test_rendered_configs_follow_the_mode(hil_config: HilConfig, pki: Pki) -> No
     assert "require_certificate true" in mutual and "use_identity_as_username true" in mutual
     psk_settings = broker_settings(hil_config, pki, "psk")
     psk = psk_settings.render(8883, Path("/x/psk"))
+    assert_no_secret(pki.psk_hex(), "the PSK", {"the psk mode's mosquitto.conf": psk,
+                                                "repr(BrokerSettings)": repr(psk_settings)})
     assert "psk_file /x/psk" in psk and "psk_hint" in psk and "certfile" not in psk
     assert "ciphers PSK-AES128-CCM8:" in psk
-    assert pki.psk_hex() not in psk and pki.psk_hex() not in repr(psk_settings)
 
 
 def test_ready_means_accepting_and_stop_reaps(hil_config: HilConfig, pki: Pki,
@@ -169,9 +171,9 @@ def test_psk_file_is_private_and_removed(hil_config: HilConfig, pki: Pki, tmp_pa
         conf = b.config_path.read_text()
         psk_file = Path(conf.split("psk_file ", 1)[1].split()[0])
         assert psk_file.stat().st_mode & 0o777 == 0o600
-        assert pki.psk_hex() not in conf
+        assert_no_secret(pki.psk_hex(), "the PSK", {"mosquitto.conf": conf})
     assert not psk_file.exists()
-    assert pki.psk_hex() not in b.log_path.read_text()
+    assert_no_secret(pki.psk_hex(), "the PSK", {"the broker log": b.log_path.read_text()})
 
 
 def test_fixed_port_is_used(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> None:

@@ -23,8 +23,10 @@ KEY = "0123456789abcdef0123456789abcdef"
 
 def test_setting_repr_shows_key_and_length_only() -> None:
     s = Setting("mqtt.ssl_psk_key", KEY.encode())
+    assert_no_secret(KEY, "mqtt.ssl_psk_key",  # first: the asserts below show these when failing
+                     {"repr(s)": repr(s), "repr([s])": repr([s]), "f'{s}'": f"{s}"})
     assert repr(s) == "Setting(key='mqtt.ssl_psk_key', value=<32 bytes>)"
-    assert str(s) == repr(s) and KEY not in repr([s]) and KEY not in f"{s}"
+    assert str(s) == repr(s)
     # every key alike, whatever it holds
     assert repr(Setting("mqtt.server", b"host:1")) == "Setting(key='mqtt.server', value=<6 bytes>)"
     # still a value: equal, hashable, usable as before
@@ -43,8 +45,9 @@ def test_nothing_in_rig_shows_a_secret_in_its_repr(hil_config: HilConfig, pki: P
         broker_settings(hil_config, pki, "psk"),
         PubResult(("mosquitto_pub",), 1, "", "Error: <redacted>"),
     ])
-    assert key not in shown.lower()
-    assert not any(line in shown for line in body)
+    assert_no_secret(key, "the PSK", {"the reprs": shown})
+    for number, line in enumerate(body, 2):  # each line of its body, however short
+        assert_no_secret(line, f"line {number} of the device's private key", {"the reprs": shown})
     assert "Setting(key='mqtt.ssl_psk_key', value=<32 bytes>)" in shown
     assert "ClientCredentials(mode='psk'" in shown and "psk_identity='hil-device-01'" in shown
 
@@ -76,9 +79,11 @@ def test_pytest_report_with_locals_shows_no_secret(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     out = proc.stdout + proc.stderr
+    lines = out.splitlines()
+    assert_no_secret(KEY, "KEY", {"the pytest run's output": lines})  # before `out` is shown
+    assert_no_secret(KEY[::-1], "KEY reversed", {"the pytest run's output": lines})
     assert proc.returncode == 1 and "2 failed" in out, out
     assert "mine       = Setting(key='mqtt.ssl_psk_key', value=<32 bytes>)" in out  # -l at work
-    assert KEY not in out and KEY[::-1] not in out
 
 
 def test_leak_check_names_the_place_and_never_the_secret() -> None:
@@ -89,7 +94,7 @@ def test_leak_check_names_the_place_and_never_the_secret() -> None:
                          {"the error": f"ERR mqtt.ssl_psk_key: {KEY} is wrong",
                           "the console transcript": transcript})
     msg = str(info.value)
-    assert KEY not in msg.lower()
+    assert_no_secret(KEY, "mqtt.ssl_psk_key", {"assert_no_secret's own message": msg})
     assert msg == ("mqtt.ssl_psk_key leaked (value not shown) in:\n"
                    "  the error: 'ERR mqtt.ssl_psk_key: <secret> is wrong'\n"
                    "  the console transcript line 3: 'E (5) hil: bad key <secret>'")
@@ -101,5 +106,6 @@ def test_leak_check_catches_one_line_of_a_private_key(pki: Pki) -> None:
     line = pem.decode().splitlines()[1]
     with pytest.raises(AssertionError) as info:
         assert_no_secret(pem, "mqtt.ssl_key", {"log": ["ok", f"dump: {line}"]})
+    assert_no_secret(line, "line 2 of the device's private key",
+                     {"assert_no_secret's own message": str(info.value)})
     assert str(info.value).endswith("log line 2: 'dump: <secret>'")
-    assert line not in str(info.value)

@@ -30,6 +30,7 @@ from rig.peers import (
 )
 from rig.pki import Pki
 from rig.tls import ClientCredentials, credentials
+from tests.support import assert_no_secret
 
 
 def mosquitto_pub(broker: Broker, host: str, creds: ClientCredentials, topic: str,
@@ -179,25 +180,34 @@ def test_psk_key_is_in_no_command_line_and_no_error(hil_config: HilConfig, pki: 
                 assert conn.recv(1) == b"\x16"  # a TLS record (ClientHello): psk options read
                 (pid,) = _children_named(b"mosquitto_pub")
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                assert b"--psk" not in cmdline and key.encode() not in cmdline.lower()
-                assert key.upper().encode() not in cmdline
+                # the key in any case, argument by argument (the argv is shown, key hidden);
+                # first, so that the next assert, which shows cmdline, cannot show the key
+                assert_no_secret(key, "the PSK", {"mosquitto_pub's command line (argv)": [
+                    arg.decode(errors="replace") for arg in cmdline.split(b"\0")]})
+                assert b"--psk" not in cmdline
                 environ = dict(e.split(b"=", 1) for e in
                                Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e)
-                assert key.encode() not in b"".join(environ.values()).lower()
+                assert_no_secret(key, "the PSK", {
+                    f"mosquitto_pub's environment variable {name.decode(errors='replace')}":
+                    value.decode(errors="replace") for name, value in environ.items()})
                 home = Path(environ[b"XDG_CONFIG_HOME"].decode())
                 options = home / OPTIONS_FILE
                 assert stat.S_IMODE(home.lstat().st_mode) == 0o700
                 assert stat.S_IMODE(options.lstat().st_mode) == 0o600
-                assert options.read_text() == (f"--psk {key}\n"
-                                               f"--psk-identity {creds.psk_identity}\n")
+                # a bool: a failing `==` would show both sides, the key with them
+                as_expected = options.read_text() == (f"--psk {key}\n"
+                                                      f"--psk-identity {creds.psk_identity}\n")
+                assert as_expected, (f"{options} does not read `--psk <the key>` then "
+                                     "`--psk-identity <the identity>`, one a line")
                 worker.join(10)
         finally:
             worker.join(10)
     (exc,) = outcome
-    assert isinstance(exc, MosquittoPubTimeout), exc
-    report = "".join(traceback.format_exception(exc)) + repr(exc)
+    report = ("".join(traceback.format_exception(exc)) if isinstance(exc, BaseException)
+              else "") + repr(exc)
+    assert_no_secret(key, "the PSK", {"the outcome (traceback and repr)": report.splitlines()})
+    assert isinstance(exc, MosquittoPubTimeout), exc  # shown: its traceback has no key
     assert "did not finish within 3 s" in report and "mosquitto_pub -h" in report
-    assert key not in report.lower()
     assert not home.exists()  # the options file went with its directory
 
 
@@ -210,18 +220,22 @@ def test_failing_mosquitto_pub_never_shows_the_key(hil_config: HilConfig, pki: P
     creds = dataclasses.replace(credentials(hil_config, pki, mode), psk_hex=throwaway)
     target = Target(hil_config.broker.host, broker.port)
     result = run_mosquitto_pub(target, creds, f"{throwaway.upper()}/#", "x")
+    # first: the asserts below show the result (its repr holds stderr) when they fail
+    assert_no_secret(throwaway, "the throwaway PSK", {"repr(PubResult)": repr(result)})
     assert result.returncode != 0
     assert "Invalid publish topic '<redacted>/#'" in result.stderr
-    assert "'-t', '<redacted>/#'" in repr(result) and throwaway not in repr(result).lower()
+    assert "'-t', '<redacted>/#'" in repr(result)
     with pytest.raises(MosquittoPubError) as info:
         run_mosquitto_pub(target, creds, f"{throwaway}/#", "x", check=True)
     report = "".join(traceback.format_exception(info.value)) + repr(info.value)
+    assert_no_secret(throwaway, "the throwaway PSK",
+                     {"the error (traceback and repr)": report.splitlines()})
     assert "exited with code 1: Error: Invalid publish topic '<redacted>/#'" in report
-    assert throwaway not in report.lower()
     # the real key, from the options file: accepted
     good = credentials(hil_config, pki, mode)
     assert run_mosquitto_pub(target, good, "hil/ok", "x", check=True).returncode == 0
     # and a wrong key's failure (TLS 1.3: the binder does not verify) carries no key either
     with pytest.raises(MosquittoPubError) as info:
         run_mosquitto_pub(target, creds, "hil/x", "x", check=True)
-    assert throwaway not in str(info.value).lower() and "exited with code" in str(info.value)
+    assert_no_secret(throwaway, "the throwaway PSK", {"the error": str(info.value)})
+    assert "exited with code" in str(info.value)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +131,13 @@ static int hp_console_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout
     if (r < 0) return errno == EINTR ? 0 : -1;
     if (r == 0) return 0;
     ssize_t n = read(hp->in_fd, buf, cap);
-    if (n > 0) return (int)n;
+    if (n > 0) {
+        if (hp->power_cut_file && memmem(buf, (size_t)n, "config ", 7) &&
+            unlink(hp->power_cut_file) == 0) {
+            raise(SIGKILL); /* the power cut: nothing after this runs */
+        }
+        return (int)n;
+    }
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
     return -1; /* EOF, or EIO when the pty master side went away */
 }

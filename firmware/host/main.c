@@ -24,6 +24,8 @@ int main(int argc, char **argv)
     hp.argv = argv;
     hp.in_fd = 0;
     hp.out_fd = 1;
+    hp.power_cut_file = getenv("HIL_AGENT_POWER_CUT_FILE");
+    if (hp.power_cut_file && !hp.power_cut_file[0]) hp.power_cut_file = NULL;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {

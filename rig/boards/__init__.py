@@ -50,6 +50,12 @@ class BoardDriver(Protocol):
         """End of one test; returns a problem the test must fail on ('' if none)."""
         ...
 
+    @property
+    def powered(self) -> bool:
+        """False when the rig (or a test) has switched the board off; a physical board counts
+        as on."""
+        ...
+
     def death(self) -> str:
         """'' while the board can answer; else why it cannot (e.g. `agent exited (signal 9
         (SIGKILL))`). Asked while the rig waits for the board, and when a cell fails."""

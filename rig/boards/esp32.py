@@ -140,6 +140,10 @@ class Esp32Board:
     def after_test(self) -> str:
         return ""
 
+    @property
+    def powered(self) -> bool:
+        return True  # the rig has no power switch for a chip on USB
+
     def death(self) -> str:
         """A chip has no process to watch: a hung board shows as a console timeout."""
         return ""

@@ -114,6 +114,11 @@ class VirtualBoard:
         report = self.sanitizer_report()
         return f"sanitizer report from {self.name}:\n{report}" if report else ""
 
+    @property
+    def powered(self) -> bool:
+        """Whether the agent was started and not stopped by the rig (it may have died)."""
+        return self._proc is not None
+
     def death(self) -> str:
         """'' while the agent runs (or was stopped by the rig), else how it ended."""
         proc = self._proc
