@@ -3,6 +3,7 @@
 #
 #   ./hil.sh run      the main job: set up what is missing, then `hil run`
 #   ./hil.sh test     set up, build the firmware's host port, then the whole test suite
+#                     (pytest tier by tier: unit, integration with rig/cases, cli)
 #   ./hil.sh setup    only install what is missing (apt packages, .venv)
 #   ./hil.sh ARGS...  any other `hil` command, e.g. ./hil.sh doctor, ./hil.sh broker up --mode psk
 set -euo pipefail
@@ -70,10 +71,32 @@ run_tests() {
   fi
   "$VENV/bin/ruff" check rig tests conftest.py bench
   "$VENV/bin/mypy"
-  local rc=0
-  "$VENV/bin/python" -m pytest "$@" || rc=$?
-  [ "$rc" -eq 5 ] && { say "pytest collected no tests"; return 1; }
-  return "$rc"
+  # pytest tier by tier, fastest first; the first tier that fails stops the run with its exit
+  # code. Extra arguments go to every tier's pytest. A tier where they select no test (exit 5,
+  # e.g. -k psk) is fine, but not when none are given, and not when no tier ran any test.
+  local tiers=(
+    "unit:tests/unit"                           # no process, no hil.toml
+    "integration:tests/integration rig/cases"   # Mosquitto, hil-agent, ptys; the board matrix
+    "cli:tests/cli"                             # `hil ...` and `hil run` as a user runs them
+  )
+  local tier name paths rc t0 ms ran=0
+  for tier in "${tiers[@]}"; do
+    name=${tier%%:*}
+    read -r -a paths <<< "${tier#*:}"
+    say "pytest, $name tier: ${paths[*]}"
+    t0=$(date +%s%N)
+    rc=0
+    "$VENV/bin/python" -m pytest "${paths[@]}" "$@" || rc=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    say "$name tier: exit $rc in $((ms / 1000)).$((ms % 1000 / 100)) s"
+    case "$rc" in
+      0) ran=1 ;;
+      5) if [ $# -eq 0 ]; then say "$name tier: pytest collected no tests"; return 1; fi
+         say "$name tier: no test selected by: $*" ;;
+      *) return "$rc" ;;
+    esac
+  done
+  [ "$ran" -eq 1 ] || { say "pytest collected no tests in any tier"; return 1; }
 }
 
 cmd=${1:-run}

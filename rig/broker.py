@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from rig.config import HilConfig, Mode
+from rig.errors import RigError
 from rig.pki import Pki
 from rig.procs import (
     die_with_parent,
@@ -42,7 +43,7 @@ INSTALL_HINT = (
 )
 
 
-class BrokerError(Exception):
+class BrokerError(RigError):
     """The broker could not be started or stopped; the message quotes the broker's reason."""
 
 

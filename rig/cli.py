@@ -20,18 +20,22 @@ from typing import IO, Any
 
 from rig import broker as broker_mod
 from rig.boards.virtual import WHAT_IT_IS
-from rig.config import MODES, Board, ConfigError, HilConfig, Mode, UnknownBoard, load
+from rig.config import MODES, Board, HilConfig, Mode, load
 from rig.doctor import format_table, run_checks
-from rig.locks import LockError
+from rig.errors import RigError
 from rig.observer import ObserverError, preflight
 from rig.peers import Target, shell_line
 from rig.pki import Pki, PkiError
 from rig.procs import die_with_parent
-from rig.runs import SESSION_FAULTS, new_run_dir
+from rig.runs import RESETS_FILE, SESSION_FAULTS, new_run_dir
 from rig.tls import credentials
 from rig.web import WEB_MODES
 
-ROOT = Path(__file__).resolve().parents[1]
+# pytest settings of `hil run` (it ignores the ini files of the directory it runs in)
+RUN_INI = ["-o", "junit_family=xunit1",  # JUnit properties and <board>.<mode>.<case> names
+           # pytest-embedded's autouse fixture calls record_xml_attribute on every test
+           "-W", "ignore:record_xml_attribute is an experimental feature"
+                 ":pytest.PytestExperimentalApiWarning"]
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -166,10 +170,10 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The main job: the mode matrix (tests/test_mqtt_modes.py), the device's HTTPS server
-    (tests/test_https.py) and the negative matrix (tests/test_negative.py, expected refusals)
-    over the boards of hil.toml, run by pytest with live progress; summary table, results.json
-    and junit.xml in runs/<id>/."""
+    """The main job: the mode matrix (rig.cases.test_mqtt_modes), the device's HTTPS server
+    (rig.cases.test_https) and the negative matrix (rig.cases.test_negative, expected
+    refusals) over the boards of hil.toml, run by pytest (--pyargs: the tests ship with the
+    package) with live progress; summary table, results.json and junit.xml in runs/<id>/."""
     config = _load(args)
     checks, _ = run_checks(config.source)
     missing = [c for c in checks if c.required and not c.ok]
@@ -181,11 +185,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.board(name)  # KeyError -> usage error below
     run_dir = new_run_dir(config.run_dir)
     results_path = run_dir / "results.json"
-    tests = [str(ROOT / "tests" / "test_mqtt_modes.py"), str(ROOT / "tests" / "test_https.py")]
+    tests = ["rig.cases.test_mqtt_modes", "rig.cases.test_https"]
     if not args.no_negative:
-        tests.append(str(ROOT / "tests" / "test_negative.py") + "::test_refused")
-    argv = [sys.executable, "-m", "pytest", *tests, "-p", "rig.matrix", "-p", "no:cacheprovider",
-            "-q",
+        tests.append("rig.cases.test_negative::test_refused")
+    here = config.source.parent
+    argv = [sys.executable, "-m", "pytest", "--pyargs", *tests, "-p", "no:cacheprovider", "-q",
+            # the run's own settings, not those of whatever project hil.toml sits in
+            "-c", os.devnull, "--rootdir", str(here), *RUN_INI,
             "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
             "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--hil"] if args.hil else []
@@ -207,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           flush=True)
     env = {**os.environ, "HIL_AGENT_VARIANT": os.environ.get("HIL_AGENT_VARIANT", "plain")}
     with (run_dir / "pytest.log").open("w") as log:
-        returncode, stopped_by = _run_pytest(argv, log, env)
+        returncode, stopped_by = _run_pytest(argv, log, env, here)
     if stopped_by:
         print(f"\nhil run stopped by {stopped_by}: brokers and boards were stopped; cells that "
               "had not finished are not counted", file=sys.stderr)
@@ -221,6 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   for c in cells)
     data["notes"] = [VIRTUAL_NOTE] if virtual else []
     data["config"] = str(config.source)
+    data["resets"] = _resets(run_dir)
     results_path.write_text(json.dumps(data, indent=2) + "\n")
     rows = [["board", "mode", "case", "expect", "cipher suite", "handshake", "verdict",
              "reason"]]
@@ -255,18 +262,34 @@ def cmd_run(args: argparse.Namespace) -> int:
                       "never reported (a pytest-xdist worker that died?)")
     for fault in faults:
         print(fault)
+    if data["resets"]:
+        print("resets: " + ", ".join(f"{b} {n}" for b, n in sorted(data["resets"].items())) +
+              " (a board is reset at its first use and after a failed cell; steps.jsonl has "
+              "every transition)")
     print(f"results: {results_path}  junit: {run_dir / 'junit.xml'}  "
           f"logs: {run_dir}")
     return _verdict(cells, boards, args.allow_missing, returncode, failed, bool(faults),
                     stopped_by)
 
 
-def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str]) -> tuple[int, str]:
+def _resets(run_dir: Path) -> dict[str, int]:
+    """Resets per board, first boot included, from what each worker wrote at its end."""
+    counts: dict[str, int] = {}
+    for path in run_dir.rglob(RESETS_FILE):
+        for line in path.read_text().splitlines():
+            board, _, n = line.partition(" ")
+            if n.isdigit():
+                counts[board] = counts.get(board, 0) + int(n) + 1
+    return counts
+
+
+def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str],
+                cwd: Path) -> tuple[int, str]:
     """Run the matrix's pytest in its own process group, so that Ctrl-C, SIGTERM and SIGHUP of
     `hil run` reach it as one orderly stop (SIGINT to the group, then SIGTERM, then SIGKILL),
     and a kill -9 of `hil run` reaches it as SIGTERM (rig/procs.py). Returns (pytest's exit
     code, the name of the signal that stopped us or '')."""
-    proc = subprocess.Popen(argv, stdout=log, stderr=None, cwd=ROOT, env=env,
+    proc = subprocess.Popen(argv, stdout=log, stderr=None, cwd=cwd, env=env,
                             start_new_session=True,
                             preexec_fn=die_with_parent(signal.SIGTERM, interruptible=True))
     stopped_by: list[str] = []
@@ -387,15 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
         return rc
-    except ConfigError as exc:
-        print(f"hil: error: {exc}", file=sys.stderr)
-        return 2
-    except UnknownBoard as exc:  # an unknown --board name; any other KeyError is a bug: shown
-        print(f"hil: error: {exc}", file=sys.stderr)
-        return 2
-    except (broker_mod.BrokerError, PkiError, LockError) as exc:
-        print(f"hil: error: {exc}", file=sys.stderr)
-        return 1
+    except RigError as exc:  # the rig's own errors, each with its exit code (rig/errors.py);
+        print(f"hil: error: {exc}", file=sys.stderr)  # anything else is a bug: shown whole
+        return exc.exit_code
 
 
 if __name__ == "__main__":

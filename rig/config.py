@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from rig.errors import UsageError
+
 Mode = Literal["ca", "mutual", "psk"]
 MODES: tuple[Mode, ...] = ("ca", "mutual", "psk")
 BoardKind = Literal["virtual", "esp32"]
@@ -30,7 +32,7 @@ DEFAULT_PSK_BROKER_CIPHERS = (
 )
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """hil.toml is unreadable or invalid; the message says where and what was expected."""
 
     def __init__(self, source: str, key: str, message: str) -> None:
@@ -40,7 +42,7 @@ class ConfigError(Exception):
         super().__init__(where + message)
 
 
-class UnknownBoard(KeyError):
+class UnknownBoard(UsageError, KeyError):
     """HilConfig.board() for a name hil.toml does not have (a KeyError, as it always was);
     str() is the message itself, not KeyError's quoted repr of it."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import re
 import secrets
 import time
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pexpect
+
+from rig.errors import RigError
 
 # A final line: `OK` / `ERR <reason>`, tagged `@<tag> OK` when the command was (see Console).
 FINAL_RE = re.compile(rb"(?m)^(?:@([A-Za-z0-9._-]{1,24}) )?(OK|ERR[^\r\n]*)\r?\n")
@@ -43,13 +46,15 @@ MAX_SET = 200  # longer values (and any with a newline) go through config load
 # console's UART receive buffer must hold at least this much (firmware/README.md).
 DEFAULT_WINDOW = 1024
 SEPARATORS = re.compile(r"[ \t]+")  # the agent's tokenizer: runs of spaces and tabs
+# `config set <key> <value>`: the value is the rest after the one separator after the key
+SET_RE = re.compile(r"^[ \t]*config[ \t]+set[ \t]+([^ \t]+)[ \t](.*)$", re.S)
 POLL_S = 0.2  # how often a wait looks at the board's health
 PROBE_S = 2.0  # how long the boot probe waits before it is sent again
 LINE_MAX = 512  # the agent's longest console line (firmware/README.md)
 WIRE_EXTRA = 2 + 1 + 6 + 1 + 6 + 1  # leading and trailing newline, "@", nonce, ".", seq, " "
 
 
-class ConsoleError(Exception):
+class ConsoleError(RigError):
     """The board answered ERR, or did not answer. Names the board and the command."""
 
     def __init__(self, message: str, reason: str = "") -> None:
@@ -108,6 +113,11 @@ def redact(command: str) -> str:
             total = tokens[3] if len(tokens) > 3 and tokens[3].isdigit() else "?"
             return f"config load {key} {total}"
     return _guard(line)
+
+
+def value_digest(value: bytes) -> str:
+    """What Console.known keeps of a setting's value (never the value itself)."""
+    return hashlib.sha256(value).hexdigest()
 
 
 def _guard(line: str) -> str:
@@ -190,7 +200,20 @@ class Console:
         self.transcript: list[str] = []  # the same, with "> command" (redacted) for what we sent
         self.noise: list[str] = []  # final lines that answer no command of ours
         self.broken = ""  # why the board stopped answering (its death, "timeout"), once seen
+        # digests of the settings the board holds in RAM, as far as this Console has seen
+        # them change since the boot (None: unknown, e.g. what a boot loaded from flash)
+        self.known: dict[str, str] | None = None
         self._abandoned: set[str] = set()  # tags of commands we stopped waiting for
+
+    def command(self, line: str) -> Command:
+        """A Command for send_many, shown redacted."""
+        return Command(line, redact(line))
+
+    def begin_cell(self, cell: str) -> None:
+        """A new cell on the same boot: its own noise and troubles; the transcript marks it."""
+        self.noise = []
+        self.broken = ""
+        self.transcript.append(f"--- {cell}")
 
     @contextlib.contextmanager
     def doing(self, activity: str) -> Iterator[None]:
@@ -291,6 +314,7 @@ class Console:
                 if time.monotonic() >= deadline:
                     raise
         self.broken = ""
+        self.known = None  # a boot loads whatever was saved
         return m.group(1).decode() if m else "?"
 
     def expect_log(self, pattern: str, timeout: float | None = None) -> str:
@@ -335,7 +359,7 @@ class Console:
         return result
 
     def send_many(self, commands: list[Command], timeout: float | None = None,
-                  ) -> list[Reply | ConsoleError]:
+                  *, track: bool = True) -> list[Reply | ConsoleError]:
         """Pipelined commands: up to `window` bytes are sent ahead of the board's answers (keep
         it below the firmware's console receive buffer). Each answer is matched by its tag;
         lines with another tag or none go to `noise`, and a command whose answer never came
@@ -384,7 +408,30 @@ class Console:
                     text = text.split(" ", 1)[1]
                 results.append(self._reply(done.shown, self.lines[start:index], text))
                 start = len(self.lines)
+        if track:
+            for cmd, result in zip(commands, results, strict=True):
+                self._track(cmd.line, not isinstance(result, ConsoleError))
         return results
+
+    def _track(self, line: str, ok: bool) -> None:
+        """Follow what a command did to the board's settings (Console.known)."""
+        tokens = SEPARATORS.split(line.strip(" \t"))
+        if tokens[0] == "reboot":
+            self.known = None
+            return
+        if tokens[0] != "config" or len(tokens) < 2 or tokens[1] in ("get", "save"):
+            return
+        if not ok and tokens[1] in ("set", "clear"):
+            return  # refused: nothing changed
+        m = SET_RE.match(line)
+        if tokens[1] == "clear" and len(tokens) == 2:
+            self.known = {}
+        elif tokens[1] == "clear" and self.known is not None:
+            self.known.pop(tokens[2], None)
+        elif tokens[1] == "set" and m and self.known is not None:
+            self.known[m.group(1)] = value_digest(m.group(2).encode())
+        else:  # a chunked upload outside set_many, or something new: no longer known
+            self.known = None
 
     def _reply(self, shown: str, lines: list[str], final: str) -> Reply | ConsoleError:
         return parse_reply(self.board, shown, lines, final)
@@ -395,16 +442,21 @@ class Console:
         plans = {key: set_commands(key, v.encode() if isinstance(v, str) else v)
                  for key, v in values.items()}
         flat = [cmd for cmds in plans.values() for cmd in cmds]
-        outcome = iter(self.send_many(flat))
+        outcome = iter(self.send_many(flat, track=False))
         failed: dict[str, ConsoleError] = {}
         for key, cmds in plans.items():
             errors = [r for r in (next(outcome) for _ in cmds) if isinstance(r, ConsoleError)]
             if errors:
                 failed[key] = errors[0]
         for key, first in failed.items():
-            retry = [r for r in self.send_many(plans[key]) if isinstance(r, ConsoleError)]
+            retry = [r for r in self.send_many(plans[key], track=False)
+                     if isinstance(r, ConsoleError)]
             if retry:
+                self.known = None  # part of it may have been stored
                 raise retry[0] from first
+        if self.known is not None:
+            for key, v in values.items():
+                self.known[key] = value_digest(v.encode() if isinstance(v, str) else v)
 
     def status(self) -> dict[str, str]:
         return dict(line.split("=", 1) for line in self.send("status").data if "=" in line)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
+from rig.errors import RigError
 from rig.locks import file_lock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ Variant = Literal["plain", "asan"]
 BUILD_TIMEOUT = 900  # seconds for one build of hil-agent
 
 
-class FirmwareBuildError(Exception):
+class FirmwareBuildError(RigError):
     pass
 
 

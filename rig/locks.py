@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from rig.errors import RigError
+
 # The longest a process waits for a file_lock. The holders: PKI generation (seconds), the MAC
 # scan of serial ports (esptool, up to 20 s a port) and the host agent's build (rig/firmware.py,
 # which gives the build itself up to 900 s; a from-scratch build takes well under a minute).
@@ -28,16 +30,16 @@ DEFAULT_WAIT = 300.0
 _POLL = 0.05  # seconds between two attempts at a held file_lock
 
 
-class LockError(Exception):
+class LockError(RigError):
     """A lock directory or lock file is not safe to use (a symlink, another user's, open to
     others); the message names it and says what to do."""
 
 
-class LockTimeout(TimeoutError):
+class LockTimeout(RigError, TimeoutError):
     """file_lock waited its whole timeout; the message names the lock file and its holder."""
 
 
-class BoardBusy(Exception):
+class BoardBusy(RigError):
     """Another process holds the board (or port)."""
 
 

@@ -21,10 +21,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from rig.errors import RigError
 from rig.tls import ClientCredentials, client_context
 
 
-class ObserverError(Exception):
+class ObserverError(RigError):
     """The observer could not connect, subscribe or receive; says which and why."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.errors import RigError
 from rig.procs import remove_secret_dir, secret_dir
 from rig.tls import ClientCredentials
 
@@ -33,7 +34,7 @@ class Target:
     port: int
 
 
-class MosquittoPubError(Exception):
+class MosquittoPubError(RigError):
     """mosquitto_pub failed or did not finish; the message never contains a secret."""
 
 

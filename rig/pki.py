@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rig.config import HilConfig
+from rig.errors import RigError
 from rig.locks import file_lock
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -55,7 +56,7 @@ class ItemStatus:
     detail: str
 
 
-class PkiError(Exception):
+class PkiError(RigError):
     pass
 
 

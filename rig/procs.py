@@ -111,19 +111,27 @@ def secret_dir(what: str) -> Path:
     directory. The lock, not the pid, decides: a pid reused since, or a live run in another
     PID namespace sharing /tmp, is never mistaken."""
     sweep_private_dirs()
+    if not _owned:
+        atexit.register(_remove_owned)  # whatever an interrupted owner did not remove
     path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{what}-", dir=user_tmp()))
+    _owned[path] = -1
     fd = os.open(path / OWNER_FILE, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                  os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
     _owned[path] = fd
+    fcntl.flock(fd, fcntl.LOCK_EX)
     return path
+
+
+def _remove_owned() -> None:
+    for path in list(_owned):
+        remove_secret_dir(path)
 
 
 def remove_secret_dir(path: Path) -> None:
     """Remove a secret_dir() and give up its lock."""
     shutil.rmtree(path, ignore_errors=True)
     fd = _owned.pop(path, None)
-    if fd is not None:
+    if fd is not None and fd >= 0:
         os.close(fd)
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rig.config import HilConfig, Mode
-from rig.console import Console, Reply
+from rig.console import Console, ConsoleError, Reply, value_digest
 from rig.pki import Pki
+
+# settings the agent checks against each other: replaced together (firmware/README.md)
+PAIRS = (("mqtt.ssl_cert", "mqtt.ssl_key"), ("http.ssl_cert", "http.ssl_key"))
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -60,10 +63,30 @@ def mqtt_settings(config: HilConfig, pki: Pki, mode: Mode, port: int, *,
 
 
 def provision(console: Console, settings: list[Setting]) -> None:
-    """Clear every setting, then push these; each command's OK/ERR is checked."""
-    with console.doing(f"provisioning {', '.join(s.key for s in settings)}"):
-        console.send("config clear")
-        console.set_many({s.key: s.value for s in settings})
+    """Make these the board's settings, and only these; each command's OK/ERR is checked.
+    When the console knows what the board holds (Console.known: what it set since the boot),
+    only the difference goes over the wire: keys to clear, values that changed. Otherwise
+    every setting is cleared and these are pushed."""
+    want = {s.key: s.value for s in settings}
+    with console.doing(f"provisioning {', '.join(want)}"):
+        known = console.known
+        if known is None:
+            console.send("config clear")
+            console.set_many(dict(want))
+            return
+        changed = {k for k, v in want.items() if known.get(k) != value_digest(v)}
+        for pair in PAIRS:  # a certificate and its key are replaced together
+            if changed & set(pair):
+                changed |= set(pair) & set(want)
+        # a value that changes is cleared first: if the new one is refused, the board must
+        # not go on with the old one
+        gone = [k for k in known if k not in want or k in changed]
+        errors = [r for r in console.send_many([console.command(f"config clear {k}")
+                                                for k in gone]) if isinstance(r, ConsoleError)]
+        if errors:
+            raise errors[0]
+        if changed:
+            console.set_many({k: want[k] for k in want if k in changed})
 
 
 def connect(console: Console, timeout: float) -> Reply:

@@ -11,6 +11,8 @@ from pathlib import Path
 # In a run directory (or a worker's): faults no cell saw, one line each (e.g. a session broker
 # that died after its mode's last cell). Written by the pytest plugin, reported by `hil run`.
 SESSION_FAULTS = "session-faults.txt"
+# In a run directory (or a worker's): "<board> <resets>" per board at the end of its session.
+RESETS_FILE = "resets.txt"
 
 
 def new_run_dir(root: Path) -> Path:

@@ -20,6 +20,7 @@ from typing import Literal
 
 from rig.config import HilConfig
 from rig.console import Console
+from rig.errors import RigError
 from rig.pki import Pki
 from rig.provision import Setting
 
@@ -30,7 +31,7 @@ STARTED_RE = re.compile(
     r"^HTTP server started on \[(\d+)\] \(SSL(, client certificate required)?\)$")
 
 
-class WebError(Exception):
+class WebError(RigError):
     pass
 
 

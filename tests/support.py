@@ -9,10 +9,12 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rig.cases.leaks import SECRET_SHOWN as SECRET_SHOWN  # re-exported for the rig's tests
+from rig.cases.leaks import assert_no_secret as assert_no_secret
 from rig.config import HilConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,13 +71,13 @@ class FakeChip:
 
 
 @contextlib.contextmanager
-def lock_held_elsewhere(lock_dir: Path, name: str) -> Iterator[int]:
-    """Another process holds rig.locks.board_lock(lock_dir, name) for the block; yields its
-    pid."""
+def held_elsewhere(lock: str) -> Iterator[int]:
+    """Another process holds `lock` (a rig.locks call, as Python source) for the block;
+    yields its pid."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, pathlib\n"
-         "from rig.locks import board_lock\n"
-         f"with board_lock(pathlib.Path({str(lock_dir)!r}), {name!r}):\n"
+         "from rig.locks import board_lock, file_lock\n"
+         f"with {lock}:\n"
          "    print('held', flush=True); sys.stdin.read()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -85,45 +87,11 @@ def lock_held_elsewhere(lock_dir: Path, name: str) -> Iterator[int]:
         holder.communicate("", timeout=10)
 
 
-SECRET_SHOWN = "<secret>"
+def lock_held_elsewhere(lock_dir: Path, name: str) -> contextlib.AbstractContextManager[int]:
+    """Another process holds rig.locks.board_lock(lock_dir, name) for the block."""
+    return held_elsewhere(f"board_lock(pathlib.Path({str(lock_dir)!r}), {name!r})")
 
 
-def _needles(secret: bytes | str) -> list[str]:
-    """What counts as the secret showing: the whole value and, for a PEM block, each line of
-    its body (a key quoted line by line leaks as surely as the whole of it); lower case."""
-    text = secret.decode(errors="replace") if isinstance(secret, bytes) else secret
-    needles = [text.strip()]
-    if "-----BEGIN" in text:
-        needles += [ln.strip() for ln in text.splitlines()
-                    if len(ln.strip()) >= 16 and not ln.startswith("-----")]
-    return [n.lower() for n in needles if n]
-
-
-def _hide(text: str, needles: list[str]) -> str:
-    lowered = text.lower()
-    for needle in sorted(needles, key=len, reverse=True):
-        while (i := lowered.find(needle)) >= 0:
-            text = text[:i] + SECRET_SHOWN + text[i + len(needle):]
-            lowered = text.lower()
-    return text
-
-
-def assert_no_secret(secret: bytes | str, what: str,
-                     places: Mapping[str, str | Sequence[str]]) -> None:
-    """Fail when `secret` (named `what`, e.g. the setting's key) shows in any of `places`: a
-    name -> one text, or a name -> lines (a transcript). The failure names each place, and for
-    lines the 1-based line number with the line as it reads with the secret replaced by
-    <secret>; it never contains the secret (nor does the traceback: this frame is hidden)."""
-    __tracebackhide__ = True
-    needles = _needles(secret)
-    found: list[str] = []
-    for place, text in places.items():
-        lines = [text] if isinstance(text, str) else list(text)
-        for number, line in enumerate(lines, 1):
-            if any(n in line.lower() for n in needles):
-                where = place if isinstance(text, str) else f"{place} line {number}"
-                shown = _hide(line, needles)
-                at = max(0, shown.find(SECRET_SHOWN) - 80)
-                found.append(f"{where}: {'...' if at else ''}{shown[at:at + 200]!r}")
-    if found:
-        raise AssertionError(f"{what} leaked (value not shown) in:\n  " + "\n  ".join(found))
+def file_lock_held_elsewhere(path: Path) -> contextlib.AbstractContextManager[int]:
+    """Another process holds rig.locks.file_lock(path) for the block."""
+    return held_elsewhere(f"file_lock(pathlib.Path({str(path)!r}))")

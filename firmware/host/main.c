@@ -31,8 +31,8 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             hp.state_path = argv[++i];
         } else if (strcmp(argv[i], "--version") == 0) {
-            printf("hil-agent %s (mbedtls %s, build %s)\n", AGENT_VERSION,
-                   AGENT_MBEDTLS_VERSION_STRING, AGENT_BUILD_ID);
+            printf("hil-agent %s (mbedtls %s, build %s)\n", AGENT_VERSION, agent_mbedtls_version(),
+                   agent_build_id());
             return 0;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -47,14 +47,12 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     host_port_make(&hp, &port);
-    agent_t *a = calloc(1, sizeof(*a));
+    agent_t *a = agent_new(&port);
     if (!a) {
         fprintf(stderr, "hil-agent: out of memory\n");
         return 1;
     }
-    agent_init(a, &port);
     agent_run(a);
-    agent_free(a);
-    free(a);
+    agent_delete(a);
     return 0;
 }

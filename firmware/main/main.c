@@ -6,8 +6,8 @@
  * The agent task owns everything the core touches; the core is single-threaded
  * and other tasks reach it only through the port's event queue. Its stack
  * (CONFIG_HIL_AGENT_TASK_STACK_SIZE, 16 KiB) is sized for mbedTLS handshakes:
- * see main/Kconfig.projbuild. agent_t itself (two 8 KiB MQTT buffers) lives on
- * the heap. */
+ * see main/Kconfig.projbuild. The agent itself (agent_new: two 8 KiB MQTT
+ * buffers) lives on the heap; the port sees only agent.h and agent_port.h. */
 #include <stdlib.h>
 
 #include "agent.h"
@@ -30,17 +30,15 @@ static void agent_task(void *arg)
         vTaskDelay(pdMS_TO_TICKS(1000));
         esp_restart();
     }
-    agent_t *a = calloc(1, sizeof(*a));
+    agent_t *a = agent_new(&port);
     if (!a) {
-        ESP_LOGE(TAG, "out of memory for the agent (%u bytes); restarting", (unsigned)sizeof(*a));
+        ESP_LOGE(TAG, "out of memory for the agent; restarting");
         vTaskDelay(pdMS_TO_TICKS(1000));
         esp_restart();
     }
-    agent_init(a, &port);
-    hil_port_autoconnect(hp, &a->settings);
+    /* agent_run: the banner, the station started when wifi.sta.ssid is saved, then the loop */
     agent_run(a); /* returns only if the console reports EOF, which a UART never does */
-    agent_free(a);
-    free(a);
+    agent_delete(a);
     esp_restart();
 }
 

@@ -77,11 +77,16 @@ static size_t hp_free_heap(void *ctx)
     return (size_t)esp_get_free_heap_size();
 }
 
-static int hp_wifi_connect(void *ctx, const char *ssid, const char *pass, uint32_t timeout_ms,
-                           char *err, size_t errlen)
+static int hp_wifi_begin(void *ctx, const char *ssid, const char *pass, char *err, size_t errlen)
 {
     hil_port_t *p = ctx;
-    return port_wifi_connect(&p->wifi, ssid, pass, timeout_ms, err, errlen);
+    return port_wifi_start(&p->wifi, ssid, pass, err, errlen) == ESP_OK ? 0 : -1;
+}
+
+static unsigned hp_wifi_last_reason(void *ctx)
+{
+    hil_port_t *p = ctx;
+    return port_wifi_last_reason(&p->wifi);
 }
 
 static void hp_wifi_status(void *ctx, char *buf, size_t cap)
@@ -120,20 +125,9 @@ esp_err_t hil_port_init(hil_port_t *p, agent_port_t *port)
     port->console_write = hp_console_write;
     port->reboot = hp_reboot;
     port->free_heap = hp_free_heap;
-    port->wifi_connect = hp_wifi_connect;
+    port->wifi_begin = hp_wifi_begin;
+    port->wifi_last_reason = hp_wifi_last_reason;
     port->wifi_status = hp_wifi_status;
     port->next_event = hp_next_event;
     return ESP_OK;
-}
-
-void hil_port_autoconnect(hil_port_t *p, const settings_t *settings)
-{
-    const char *ssid = settings_get(settings, SK_WIFI_STA_SSID);
-    const char *pass = settings_get(settings, SK_WIFI_STA_PASS);
-    char err[120];
-    if (!ssid) return;
-    port_event_post(&p->events, 'I', "WiFi STA connecting to %s", ssid);
-    if (port_wifi_begin(&p->wifi, ssid, pass ? pass : "", err, sizeof(err)) != ESP_OK) {
-        port_event_post(&p->events, 'E', "WiFi STA not started: %s", err);
-    }
 }

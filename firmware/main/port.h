@@ -3,7 +3,7 @@
 #ifndef HIL_PORT_H
 #define HIL_PORT_H
 
-#include "agent.h"
+#include "agent_port.h"
 #include "esp_err.h"
 #include "port_console.h"
 #include "port_events.h"
@@ -21,7 +21,5 @@ typedef struct {
  * Only a console failure is fatal (returned); NVS or Wi-Fi trouble is
  * reported as W/E lines once the agent runs, and the agent still works. */
 esp_err_t hil_port_init(hil_port_t *p, agent_port_t *port);
-/* At boot, after agent_init(): connect the station when an SSID is saved. */
-void hil_port_autoconnect(hil_port_t *p, const settings_t *settings);
 
 #endif

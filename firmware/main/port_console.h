@@ -9,9 +9,10 @@
  * (esp_vfs_dev_uart_use_driver in vfs/esp_vfs_dev.h up to v5.2,
  * uart_vfs_dev_use_driver in driver/uart_vfs.h from v5.3, the old name
  * deprecated), plus select() on a UART fd mixed with lwIP sockets. Polling
- * costs at most 10 ms of latency on incoming MQTT data while a connection is
- * open (agent_step polls the console for 10 ms, then the socket), which the
- * rig does not notice.
+ * costs at most 10 ms of latency on console input while a socket is open
+ * (agent_step then waits on the sockets for at most 10 ms and reads the
+ * console after them; with no socket open it waits in the console read),
+ * which the rig does not notice; the RX buffer holds the input meanwhile.
  *
  * ESP_LOG output of ESP-IDF components goes to the same UART. The port routes
  * it (esp_log_set_vprintf) through the same driver call as the agent's lines,

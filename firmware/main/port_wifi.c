@@ -132,8 +132,9 @@ static void on_wifi_event(void *arg, esp_event_base_t base, int32_t id, void *da
         memcpy(w->ip, ip, sizeof(w->ip));
         w->backoff_ms = PORT_WIFI_RETRY_FIRST_MS;
         portEXIT_CRITICAL(&w->lock);
-        /* queue the line first: a `wifi connect` waiting for the bit prints
-         * the queued lines before its OK (the agent may run on the other core) */
+        /* queue the line first: a pending `wifi connect` that sees the bit
+         * prints the queued lines before its OK (the agent may run on the
+         * other core) */
         port_event_post(w->events, 'I', "WiFi STA IP: %s", ip);
         xEventGroupSetBits(w->bits, GOT_IP_BIT);
     } else if (base == IP_EVENT && id == IP_EVENT_STA_LOST_IP) {
@@ -253,26 +254,22 @@ bool port_wifi_up(port_wifi_t *w)
     return w->bits && (xEventGroupGetBits(w->bits) & GOT_IP_BIT) != 0;
 }
 
-int port_wifi_connect(port_wifi_t *w, const char *ssid, const char *pass, uint32_t timeout_ms,
-                      char *err, size_t errlen)
+esp_err_t port_wifi_start(port_wifi_t *w, const char *ssid, const char *pass, char *err,
+                          size_t errlen)
+{
+    if (strcmp(w->ssid, ssid) == 0 && strcmp(w->pass, pass) == 0 && port_wifi_up(w)) {
+        return ESP_OK; /* already connected with these credentials */
+    }
+    return port_wifi_begin(w, ssid, pass, err, errlen);
+}
+
+unsigned port_wifi_last_reason(port_wifi_t *w)
 {
     unsigned reason;
-    if (strcmp(w->ssid, ssid) == 0 && strcmp(w->pass, pass) == 0 && port_wifi_up(w)) {
-        return 0; /* already connected with these credentials */
-    }
-    if (port_wifi_begin(w, ssid, pass, err, errlen) != ESP_OK) return -1;
-    EventBits_t bits = xEventGroupWaitBits(w->bits, GOT_IP_BIT, pdFALSE, pdFALSE, ms_ticks(timeout_ms));
-    if (bits & GOT_IP_BIT) return 0;
     portENTER_CRITICAL(&w->lock);
     reason = w->last_reason;
     portEXIT_CRITICAL(&w->lock);
-    if (reason) {
-        snprintf(err, errlen, "no IP address within %u ms (last disconnect reason %u; retrying)",
-                 (unsigned)timeout_ms, reason);
-    } else {
-        snprintf(err, errlen, "no IP address within %u ms (retrying)", (unsigned)timeout_ms);
-    }
-    return -1;
+    return reason;
 }
 
 void port_wifi_status(port_wifi_t *w, char *buf, size_t cap)

@@ -53,10 +53,14 @@ esp_err_t port_wifi_init(port_wifi_t *w, port_events_t *events);
 /* Configure the station and (re)start it; returns without waiting. */
 esp_err_t port_wifi_begin(port_wifi_t *w, const char *ssid, const char *pass, char *err,
                           size_t errlen);
-/* agent_port_t.wifi_connect: begin (unless already connected with these
- * credentials) and wait up to timeout_ms for an IP address. */
-int port_wifi_connect(port_wifi_t *w, const char *ssid, const char *pass, uint32_t timeout_ms,
-                      char *err, size_t errlen);
+/* agent_port_t.wifi_begin: port_wifi_begin, unless the station is already
+ * connected with these credentials (then nothing changes). Never waits: the
+ * core's pending `wifi connect` watches port_wifi_up(). */
+esp_err_t port_wifi_start(port_wifi_t *w, const char *ssid, const char *pass, char *err,
+                          size_t errlen);
+/* agent_port_t.wifi_last_reason: reason of the last STA_DISCONNECTED since
+ * the last begin, 0 = none. */
+unsigned port_wifi_last_reason(port_wifi_t *w);
 /* agent_port_t.wifi_status text: "off", "connecting[ last_reason=N]",
  * "connected ip=A.B.C.D rssi=-NN" (rssi when the driver reports it). */
 void port_wifi_status(port_wifi_t *w, char *buf, size_t cap);

@@ -2,9 +2,10 @@
 the rig drives the same way, so one test runs unchanged on a virtual or a physical board.
 
     driver = make_board(spec, config, agent=..., run_dir=...)
-    dut = driver.open()          # per test: open the port, reset the board (flash if needed)
+    dut = driver.open()          # first use: open the port, reset the board (flash if needed)
     ... wait for the ready line, provision, test ...
-    problem = driver.after_test()  # e.g. a sanitizer report; "" when all is well
+    problem = driver.restart(dut)  # when a cell needs a fresh board (rig/boards/strategy.py)
+    problem = driver.after_test()  # power off; e.g. a sanitizer report, "" when all is well
     driver.close()               # end of session
 """
 
@@ -14,16 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rig.config import Board, HilConfig
+from rig.errors import RigError
 
 if TYPE_CHECKING:
     from rig.boards.flashing import FlashOptions
 
 
-class BoardUnavailable(Exception):
+class BoardUnavailable(RigError):
     """The board is not attached or cannot be reached: tests skip with this reason."""
 
+    outcome = "skip"
 
-class BoardError(Exception):
+
+class BoardError(RigError):
     """The board is there but cannot be used as asked (busy port, failed flash, bad setup):
     its tests fail with this reason."""
 
@@ -44,6 +48,12 @@ class BoardDriver(Protocol):
     def address(self, console: Any) -> str:
         """The IP or name the rig reaches the board's own servers at. BoardUnavailable when
         it has none."""
+        ...
+
+    def restart(self, dut: Any) -> str:
+        """Reset the board, keeping its port (the Dut) open, so its boot line follows. Returns
+        what the power-off found of the previous boot ('' if nothing), e.g. a sanitizer
+        report."""
         ...
 
     def after_test(self) -> str:

@@ -137,6 +137,17 @@ class Esp32Board:
                                    f"{wifi or '(none)'}); set address in hil.toml or [wifi]")
         return m.group(1)
 
+    def restart(self, dut: Any) -> str:
+        """Hard reset with the port kept open: esptool's, or the RTS line with flash = false;
+        nothing written before the reset reaches the new boot."""
+        serial = dut.serial
+        serial.proc.reset_output_buffer()
+        if self.spec.flash and hasattr(serial, "hard_reset"):
+            serial.hard_reset()
+        else:
+            hard_reset(serial.proc)
+        return ""
+
     def after_test(self) -> str:
         return ""
 

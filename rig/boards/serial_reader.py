@@ -61,3 +61,32 @@ def use_blocking_reader(dut: Any) -> bool:
     serial._redirect_thread = reader
     reader.start()
     return True
+
+
+def keep_for_session(dut: Any) -> list[Any]:
+    """Take the Dut (and what pytest-embedded made for it: serial, log listener) out of
+    pytest-embedded's DutFactory, whose autouse fixture closes every Dut it made after each
+    test; returns those objects for `close_kept` at the end of the session."""
+    from pytest_embedded.dut_factory import DutFactory
+
+    for layout in list(DutFactory.obj_stack):
+        if layout and layout[-1] is dut:
+            DutFactory.obj_stack.remove(layout)
+            return list(layout)
+    return [dut]
+
+
+def close_kept(objects: list[Any]) -> None:
+    """Close what keep_for_session returned, the Dut first (as DutFactory.close would)."""
+    for obj in reversed(objects):
+        if obj is None:
+            continue
+        try:
+            if hasattr(obj, "close"):
+                obj.close()
+            elif hasattr(obj, "terminate"):
+                obj.terminate()
+        except Exception as exc:  # one object's trouble must not keep the others open
+            log.debug("closing %r: %s", obj, exc)
+        if hasattr(obj, "kill") and hasattr(obj, "is_alive") and obj.is_alive():
+            obj.kill()  # the log listener process

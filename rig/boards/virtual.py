@@ -128,6 +128,12 @@ class VirtualBoard:
         return f"agent exited ({exit_description(proc.returncode)})" + (
             f"; sanitizer report:\n{report}" if report else "")
 
+    def restart(self, dut: Any) -> str:
+        """Power cycle with the port kept open; returns what the power-off found."""
+        problem = self.after_test()
+        self.start()
+        return problem
+
     def reset(self) -> None:
         self.stop()
         self.start()

@@ -1,7 +1,13 @@
 /* fuzz_console_line.c - libFuzzer harness: arbitrary console input bytes
  * into a fresh agent on the in-memory fake port (no network: "mqtt connect"
- * fails at the network-up check). Checks the one-final-line contract for
- * single-line inputs. */
+ * fails at the network-up check), twice:
+ *  1. as typed at an idle agent: a single-line input gets exactly one final
+ *     line (the one-final-line contract), the tag is cleared;
+ *  2. while a command is pending (a deferred final line, as `mqtt connect`
+ *     leaves it): every line is queued (or answered ERR busy when the queue
+ *     is full), then the pending command is answered and the queue runs.
+ *     Both runs must print the same number of final lines (+1 for the
+ *     pending command), leave nothing queued and no queued bytes behind. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,16 +16,29 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check_settings_roundtrip(agent_t *a)
+{
+    uint8_t *blob;
+    size_t len;
+    if (settings_serialize(&a->settings, &blob, &len) == 0) {
+        settings_t s;
+        char err[200];
+        settings_init(&s);
+        if (settings_deserialize(&s, blob, len, err, sizeof(err)) != 0) abort();
+        settings_free(&s);
+        free(blob);
+    }
+}
+
+/* Run 1: returns the number of final lines, or -1 when out wrapped. */
+static int run_idle(const uint8_t *data, size_t size)
 {
     static fake_port_t fp;
     agent_port_t port;
     agent_t *a = calloc(1, sizeof(*a));
-    if (!a) return 0;
+    if (!a) return -1;
     fake_port_make(&fp, &port);
     agent_init(a, &port);
-    fp.out_len = 0;
-    fp.out[0] = '\0';
     agent_console_feed(a, data, size);
     /* a single newline-terminated line with a token (not only spaces and
      * tabs) gets exactly one final line, tagged or not; the tag is cleared */
@@ -32,19 +51,47 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         !memchr(data, '\r', size) && fp.out_len < 60000) {
         if (fake_final_lines(&fp) != 1) abort();
     }
-    if (a->tag[0] != '\0') abort();
-    /* persistence round trip of whatever the input configured */
-    uint8_t *blob;
-    size_t len;
-    if (settings_serialize(&a->settings, &blob, &len) == 0) {
-        settings_t s;
-        char err[200];
-        settings_init(&s);
-        if (settings_deserialize(&s, blob, len, err, sizeof(err)) != 0) abort();
-        settings_free(&s);
-        free(blob);
-    }
+    if (a->tag[0] != '\0' || agent_console_busy(a)) abort(); /* nothing here goes pending */
+    check_settings_roundtrip(a);
+    int finals = fp.wraps ? -1 : fake_final_lines(&fp);
     agent_free(a);
     free(a);
+    return finals;
+}
+
+/* Run 2: the same input behind a pending command. */
+static int run_pending(const uint8_t *data, size_t size)
+{
+    static fake_port_t fp;
+    agent_port_t port;
+    agent_t *a = calloc(1, sizeof(*a));
+    if (!a) return -1;
+    fake_port_make(&fp, &port);
+    agent_init(a, &port);
+    a->finals = 0;
+    snprintf(a->tag, sizeof(a->tag), "p0");
+    agent_defer(a); /* "@p0 <something>" went pending */
+    agent_console_feed(a, data, size);
+    if (!agent_is_pending(a) || a->queue.len > sizeof(a->queue.buf)) abort();
+    agent_resolve(a, "OK");
+    agent_console_run_queued(a);
+    if (agent_console_busy(a) || a->queue.count != 0 || a->queue.len != 0) abort();
+    for (size_t i = 0; i < sizeof(a->queue.buf); i++) {
+        if (a->queue.buf[i] != 0) abort(); /* queued lines may hold secrets: wiped */
+    }
+    if (a->tag[0] != '\0') abort();
+    int finals = fp.wraps ? -1 : fake_final_lines(&fp);
+    agent_free(a);
+    free(a);
+    return finals;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int idle = run_idle(data, size);
+    int pending = run_pending(data, size);
+    /* a command that would answer several lines cannot happen; a reboot
+     * ends the fake run the same way in both */
+    if (idle >= 0 && pending >= 0 && pending != idle + 1) abort();
     return 0;
 }

@@ -16,6 +16,9 @@ grep -qx 'http=stopped' "$dir/out" || fail "status http="
 grep -qx 'ERR http start: http.listen_addr is not set' "$dir/out" || fail "http start ERR"
 grep -Eq '^E \([0-9]+\) hil: MQTT0 TCP connect failed: ' "$dir/out" || fail "no TCP connect failed line"
 grep -q '^ERR mqtt connect: TCP connect failed' "$dir/out" || fail "connect ERR"
+# the connect is pending (later lines queued): its final line comes before the next command's
+awk '/^ERR mqtt connect:/ { c = NR } /^@s1\.2 OK$/ { v = NR } END { exit !(c && v && c < v) }' \
+    "$dir/out" || fail "final lines out of command order"
 # tagged commands: the final line carries the tag, data lines do not
 grep -qx '@s1.2 OK' "$dir/out" || fail "tagged OK"
 grep -A1 -x 'mqtt.server=127.0.0.1:1' "$dir/out" | grep -qx '@s1.3 OK' || fail "tagged data command"

@@ -271,22 +271,35 @@ static void test_chunked(void)
 /* ---- Wi-Fi: no hooks on the host port; a fake station for boards ---------- */
 
 static char wifi_ssid_seen[64], wifi_pass_seen[80];
-static int wifi_fail;        /* next wifi_connect fails */
+static int wifi_fail;        /* the station gets no address (reason 201) */
+static int wifi_begin_fail;  /* wifi_begin refuses the credentials */
 static int wifi_events_left; /* queued port events */
+static bool wifi_up;
 
-static int fake_wifi_connect(void *ctx, const char *ssid, const char *pass, uint32_t timeout_ms,
-                             char *err, size_t errlen)
+static int fake_wifi_begin(void *ctx, const char *ssid, const char *pass, char *err, size_t errlen)
 {
     (void)ctx;
     snprintf(wifi_ssid_seen, sizeof(wifi_ssid_seen), "%s", ssid);
     snprintf(wifi_pass_seen, sizeof(wifi_pass_seen), "%s", pass);
-    CHECK_EQ_INT(timeout_ms, AGENT_WIFI_TIMEOUT_MS);
-    wifi_events_left = 1;
-    if (wifi_fail) {
-        snprintf(err, errlen, "no IP address within 15000 ms (last disconnect reason 201; retrying)");
+    if (wifi_begin_fail) {
+        snprintf(err, errlen, "wifi.sta.pass must be empty (open network) or 8..64 characters");
         return -1;
     }
+    wifi_events_left = 1;
+    wifi_up = !wifi_fail; /* the fake station is instant */
     return 0;
+}
+
+static bool fake_wifi_up(void *ctx)
+{
+    (void)ctx;
+    return wifi_up;
+}
+
+static unsigned fake_wifi_last_reason(void *ctx)
+{
+    (void)ctx;
+    return wifi_fail ? 201u : 0u;
 }
 
 static bool fake_next_event(void *ctx, char *level, char *text, size_t cap)
@@ -327,7 +340,9 @@ static void test_wifi(void)
 
     /* a port with a station */
     agent_port_t wport = port;
-    wport.wifi_connect = fake_wifi_connect;
+    wport.wifi_begin = fake_wifi_begin;
+    wport.wifi_last_reason = fake_wifi_last_reason;
+    wport.network_up = fake_wifi_up;
     wport.wifi_status = fake_wifi_status;
     wport.next_event = fake_next_event;
     a = calloc(1, sizeof(*a));
@@ -361,6 +376,26 @@ static void test_wifi(void)
               "ERR wifi connect: no IP address within 15000 ms (last disconnect reason 201; retrying)");
     CHECK_EQ_INT(fake_final_lines(&fp), 1);
 
+    /* pending: a status typed meanwhile is answered after the final line, with its tag */
+    fp.out_len = 0;
+    fp.out[0] = '\0';
+    agent_console_feed(a, (const uint8_t *)"@w1 wifi connect\n@w2 status\n", 28);
+    CHECK_EQ_INT(fake_final_lines(&fp), 0);
+    CHECK(fake_settle(a, &fp));
+    const char *w1 = strstr(fp.out, "@w1 ERR wifi connect: no IP address within 15000 ms");
+    const char *w2 = strstr(fp.out, "@w2 OK");
+    CHECK(w1 != NULL && w2 != NULL && w1 < w2);
+    CHECK(fake_has_line(&fp, "wifi=connected ip=192.0.2.7 rssi=-40"));
+    CHECK_EQ_INT(fake_final_lines(&fp), 2);
+
+    /* the port refuses the credentials: ERR at once */
+    wifi_fail = 0;
+    wifi_begin_fail = 1;
+    fake_cmd(a, &fp, "wifi connect");
+    CHECK_STR(fake_last_line(&fp),
+              "ERR wifi connect: wifi.sta.pass must be empty (open network) or 8..64 characters");
+    wifi_begin_fail = 0;
+
     fake_cmd(a, &fp, "status");
     CHECK(fake_has_line(&fp, "wifi=connected ip=192.0.2.7 rssi=-40"));
     CHECK_STR(fake_last_line(&fp), "OK");
@@ -379,8 +414,24 @@ static void test_wifi(void)
     (void)agent_step(a, 0); /* the fake console reports EOF: the step stops the agent */
     CHECK(fake_contains(&fp, "hil: WiFi STA IP: 192.0.2.7\n"));
     CHECK_EQ_INT(wifi_events_left, 0);
+    CHECK(fake_cmd(a, &fp, "config save") != NULL);
     agent_free(a);
     free(a);
+
+    /* a saved SSID: the station starts at boot, after the ready line */
+    a = calloc(1, sizeof(*a));
+    agent_init(a, &wport);
+    wifi_ssid_seen[0] = '\0';
+    fp.out_len = 0;
+    fp.out[0] = '\0';
+    agent_boot(a);
+    CHECK_STR(wifi_ssid_seen, "lab net");
+    const char *ready = strstr(fp.out, " ready (mbedtls ");
+    const char *starting = strstr(fp.out, "hil: WiFi STA connecting to lab net\n");
+    CHECK(ready != NULL && starting != NULL && ready < starting);
+    agent_free(a);
+    free(a);
+    fp.has_store = false;
 }
 
 /* ---- tagged commands: "@<tag> <command>" -> the one final line is "@<tag> OK/ERR" ---- */

@@ -1,7 +1,9 @@
 /* test_support.c - in-memory fake port for unit tests and fuzzers. */
 #include "test_support.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/select.h>
 
 int test_failures;
 
@@ -69,7 +71,10 @@ static int fp_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 static void fp_write(void *ctx, const char *buf, size_t len)
 {
     fake_port_t *fp = ctx;
-    if (len > sizeof(fp->out) - 1 - fp->out_len) fp->out_len = 0; /* wrap (fuzzing) */
+    if (len > sizeof(fp->out) - 1 - fp->out_len) { /* wrap (fuzzing) */
+        fp->out_len = 0;
+        fp->wraps++;
+    }
     if (len > sizeof(fp->out) - 1) return;
     memcpy(fp->out + fp->out_len, buf, len);
     fp->out_len += len;
@@ -105,6 +110,7 @@ const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line)
     fp->out[0] = '\0';
     agent_console_feed(a, (const uint8_t *)line, strlen(line));
     agent_console_feed(a, (const uint8_t *)"\n", 1);
+    (void)fake_settle(a, fp);
     /* the contract, for every command a test sends: exactly one final line
      * (none for a blank line), and the tag is gone afterwards */
     size_t n = strlen(line);
@@ -120,6 +126,18 @@ const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line)
         test_failures++;
     }
     return fp->out;
+}
+
+bool fake_settle(agent_t *a, fake_port_t *fp)
+{
+    for (int i = 0; i < 60000; i++) {
+        if (!agent_console_busy(a)) return true;
+        fp->now += 50;
+        (void)agent_step(a, 1);
+    }
+    fprintf(stderr, "fake_settle: a command is still pending:\n%s", fp->out);
+    test_failures++;
+    return false;
 }
 
 const char *fake_last_line(const fake_port_t *fp)
@@ -177,4 +195,55 @@ int fake_final_lines(const fake_port_t *fp)
         p = nl + 1;
     }
     return count;
+}
+
+/* select() on the connection's descriptor for up to ms: >0 ready. */
+static int wait_conn(agent_conn_t *c, bool for_write, uint32_t ms)
+{
+    fd_set set;
+    struct timeval tv;
+    int r;
+    FD_ZERO(&set);
+    FD_SET(c->fd, &set);
+    tv.tv_sec = (time_t)(ms / 1000u);
+    tv.tv_usec = (suseconds_t)((ms % 1000u) * 1000u);
+    do {
+        r = select(c->fd + 1, for_write ? NULL : &set, for_write ? &set : NULL, NULL, &tv);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+int test_conn_open(agent_conn_t *c, const conn_params_t *p, conn_err_t *err)
+{
+    if (conn_open_start(c, p, err) != 0) return -1;
+    for (;;) {
+        int r = conn_open_step(c, err);
+        if (r != 0) return r > 0 ? 0 : -1;
+        (void)wait_conn(c, c->want_write, 50); /* the deadlines are conn.c's */
+    }
+}
+
+int test_conn_write(agent_conn_t *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
+                    conn_err_t *err)
+{
+    size_t off = 0;
+    uint32_t waited = 0;
+    while (off < len) {
+        int n = conn_send(c, buf + off, len - off, err);
+        if (n < 0) return -1;
+        off += (size_t)n;
+        if (n == 0) {
+            if (waited >= timeout_ms) return -1;
+            (void)wait_conn(c, true, 50);
+            waited += 50;
+        }
+    }
+    return 0;
+}
+
+int test_conn_wait_readable(agent_conn_t *c, uint32_t timeout_ms)
+{
+    if (c->fd < 0) return -1;
+    if (conn_pending(c)) return 1;
+    return wait_conn(c, false, timeout_ms);
 }

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agent.h"
+#include "agent_internal.h"
 
 extern int test_failures;
 
@@ -48,6 +48,7 @@ extern int test_failures;
 typedef struct {
     char out[65536];
     size_t out_len;
+    unsigned wraps; /* out was full and started over */
     unsigned char store[65536 + 1024];
     size_t store_len;
     bool has_store;
@@ -59,9 +60,14 @@ typedef struct {
 } fake_port_t;
 
 void fake_port_make(fake_port_t *fp, agent_port_t *port);
-/* Clear captured output, feed "line\n", return the captured output. Counts
- * a test failure unless the line got exactly one final line (none when blank). */
+/* Clear captured output, feed "line\n", run agent_step until no command is
+ * pending or queued (fake_settle), return the captured output. Counts a test
+ * failure unless the line got exactly one final line (none when blank). */
 const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line);
+/* agent_step (up to 1 ms each) until no command is pending or queued; each
+ * step also moves the fake clock 50 ms (ports with a real clock ignore it).
+ * Returns false (and counts a failure) when that takes over 60000 steps. */
+bool fake_settle(agent_t *a, fake_port_t *fp);
 /* Last complete line of the captured output (static buffer). */
 const char *fake_last_line(const fake_port_t *fp);
 /* Does the captured output contain this exact line / this substring? */
@@ -72,5 +78,13 @@ bool fake_contains(const fake_port_t *fp, const char *sub);
 bool fake_is_final(const char *line, size_t len);
 /* Number of final lines in the captured output (must be 1 per command). */
 int fake_final_lines(const fake_port_t *fp);
+
+/* Blocking use of the non-blocking connection (agent_conn.h), for test
+ * clients: open (0 / -1), write all (0 / -1) within timeout_ms, wait until
+ * readable (1 readable, 0 timeout, -1 error). */
+int test_conn_open(agent_conn_t *c, const conn_params_t *p, conn_err_t *err);
+int test_conn_write(agent_conn_t *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
+                    conn_err_t *err);
+int test_conn_wait_readable(agent_conn_t *c, uint32_t timeout_ms);
 
 #endif

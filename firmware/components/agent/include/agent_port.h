@@ -1,9 +1,11 @@
 /* agent_port.h - the platform port interface of the hil-agent core.
  *
  * The core never touches the platform directly except through BSD sockets
- * (for the MQTT connection) and this table of functions. A port fills an
- * agent_port_t and hands it to agent_init(). Every function gets the port's
- * own context pointer back as its first argument.
+ * (MQTT connection, HTTPS server) and this table of functions. A port fills
+ * an agent_port_t and hands it to agent_new(). Every function gets the
+ * port's own context pointer back as its first argument. The core calls
+ * them from agent_step() only (one task); none of them should block longer
+ * than it says.
  */
 #ifndef AGENT_PORT_H
 #define AGENT_PORT_H
@@ -41,9 +43,12 @@ typedef struct agent_port {
 
     /* Console. console_fd: a descriptor select() can wait on, or -1 when the
      * console cannot be selected on (the core then polls console_read with a
-     * short timeout). console_read: up to cap bytes, waiting at most
-     * timeout_ms; returns bytes read (0 = nothing yet) or -1 on EOF/error
-     * (the agent then stops). console_write: write all of buf. */
+     * short timeout: at most 10 ms while a socket is open or a command is
+     * pending). console_read: up to cap bytes, waiting at most timeout_ms;
+     * returns bytes read (0 = nothing yet) or -1 on EOF/error (the agent
+     * answers what it has read, then stops). The core keeps reading while a
+     * command is pending, so the port's receive buffer never fills.
+     * console_write: write all of buf. */
     int console_fd;
     int (*console_read)(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms);
     void (*console_write)(void *ctx, const char *buf, size_t len);
@@ -55,20 +60,26 @@ typedef struct agent_port {
     size_t (*free_heap)(void *ctx);
 
     /* Optional Wi-Fi station (NULL on ports without Wi-Fi, e.g. the host
-     * port: `wifi ...` then answers ERR). wifi_connect: bring the station up
-     * with these credentials (pass "" = open network) and wait up to
-     * timeout_ms for an IP address; 0 = connected, else nonzero and a reason
-     * in err (never the password). A port keeps retrying in the background
-     * after a failure. wifi_status: one line of text for `status`
-     * ("wifi=<text>"), e.g. "connected ip=192.168.1.20 rssi=-50". */
-    int (*wifi_connect)(void *ctx, const char *ssid, const char *pass, uint32_t timeout_ms,
-                        char *err, size_t errlen);
+     * port: `wifi ...` then answers ERR). None of these may wait: `wifi
+     * connect` is a pending command (see agent_step) that the core completes
+     * when network_up() turns true, or fails after 15 s.
+     * wifi_begin: configure the station with these credentials (pass "" =
+     * open network) and start connecting; a station already connected with
+     * the same credentials stays connected. 0, or nonzero and a reason in err
+     * (never the password). A port keeps retrying in the background after a
+     * failure, and network_up() reports the station's state.
+     * wifi_last_reason (may be NULL): the reason code of the station's last
+     * disconnect since wifi_begin, 0 = none; shown in the timeout's ERR line.
+     * wifi_status: one line of text for `status` ("wifi=<text>"), e.g.
+     * "connected ip=192.168.1.20 rssi=-50". */
+    int (*wifi_begin)(void *ctx, const char *ssid, const char *pass, char *err, size_t errlen);
+    unsigned (*wifi_last_reason)(void *ctx);
     void (*wifi_status)(void *ctx, char *buf, size_t cap);
 
     /* Optional: asynchronous events of the port (Wi-Fi up/down, ...) as log
      * lines. The core is not thread-safe, so a port's other tasks queue
-     * events and the core drains them from its own task (agent_step, and
-     * before a Wi-Fi command's final line): return true with *level ('I',
+     * events and the core drains them from its own task (every agent_step,
+     * and before a Wi-Fi command's final line): return true with *level ('I',
      * 'W' or 'E') and a NUL-terminated one-line text, false when none is
      * left. A port whose console_read can wait should return early when an
      * event is queued, so that it is printed promptly. */

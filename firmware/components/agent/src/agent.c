@@ -1,103 +1,21 @@
-/* agent.c - context, output, boot and the main-loop step. */
-#include "agent.h"
-
+/* agent.c - lifecycle (new, init, boot, free) and the main loop.
+ *
+ * agent_step() is the only place that waits: one select() over the console
+ * (when it can be selected on), the MQTT socket, the HTTPS listener and its
+ * clients, with a timeout that is the nearest deadline (keep-alive, a
+ * connection stage, a pending command, an HTTP client). After it, every
+ * module advances what is ready or expired, the console input is read
+ * (complete lines run, or are queued behind a pending command), and queued
+ * lines run once nothing is pending. Nothing else waits: a command that
+ * needs the network is a pending operation that later steps complete. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
 #include <sys/time.h>
 
-#include "agent_util.h"
-
-static void write_line(agent_t *a, char *buf, size_t len, size_t cap)
-{
-    /* guarantee one line: no embedded newlines, terminated by exactly one */
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] == '\n' || buf[i] == '\r') buf[i] = ' ';
-    }
-    if (len + 1 >= cap) len = cap - 2;
-    buf[len++] = '\n';
-    a->port.console_write(a->port.ctx, buf, len);
-}
-
-void agent_log(agent_t *a, char level, const char *fmt, ...)
-{
-    char buf[1200];
-    va_list ap;
-    int n = snprintf(buf, sizeof(buf), "%c (%" PRIu64 ") hil: ", level,
-                     a->port.now_ms(a->port.ctx));
-    if (n < 0) return;
-    size_t pos = (size_t)n;
-    va_start(ap, fmt);
-    int m = vsnprintf(buf + pos, sizeof(buf) - pos, fmt, ap);
-    va_end(ap);
-    if (m < 0) return;
-    pos += (size_t)m;
-    if (pos >= sizeof(buf)) pos = sizeof(buf) - 1;
-    write_line(a, buf, pos, sizeof(buf));
-}
-
-void agent_reply(agent_t *a, const char *fmt, ...)
-{
-    char buf[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    size_t pos = (size_t)n;
-    if (pos >= sizeof(buf)) pos = sizeof(buf) - 1;
-    write_line(a, buf, pos, sizeof(buf));
-}
-
-void agent_final(agent_t *a, const char *fmt, ...)
-{
-    char buf[1200];
-    size_t pos = 0;
-    va_list ap;
-    if (a->tag[0] != '\0') {
-        int t = snprintf(buf, sizeof(buf), "@%s ", a->tag);
-        if (t > 0) pos = (size_t)t;
-    }
-    va_start(ap, fmt);
-    int n = vsnprintf(buf + pos, sizeof(buf) - pos, fmt, ap);
-    va_end(ap);
-    if (n > 0) pos += (size_t)n;
-    if (pos >= sizeof(buf)) pos = sizeof(buf) - 1;
-    write_line(a, buf, pos, sizeof(buf));
-    a->tag[0] = '\0'; /* a tag answers one final line only */
-    a->finals++;
-}
-
-static int port_entropy(void *ctx, unsigned char *buf, size_t len)
-{
-    agent_t *a = ctx;
-    return a->port.random(a->port.ctx, buf, len) == 0 ? 0 : MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
-}
-
-static int ensure_drbg(agent_t *a)
-{
-    static const unsigned char pers[] = "hil-agent";
-    if (a->drbg_ready) return 0;
-    mbedtls_ctr_drbg_init(&a->drbg);
-    int ret = mbedtls_ctr_drbg_seed(&a->drbg, port_entropy, a, pers, sizeof(pers) - 1);
-    if (ret != 0) {
-        mbedtls_ctr_drbg_free(&a->drbg);
-        return ret;
-    }
-    a->drbg_ready = true;
-    return 0;
-}
-
-int agent_rng(void *ctx, unsigned char *buf, size_t len)
-{
-    agent_t *a = ctx;
-    int ret = ensure_drbg(a);
-    if (ret != 0) return ret;
-    return mbedtls_ctr_drbg_random(&a->drbg, buf, len);
-}
+#include "agent_internal.h"
 
 int agent_init(agent_t *a, const agent_port_t *port)
 {
@@ -132,6 +50,10 @@ int agent_init(agent_t *a, const agent_port_t *port)
 
 void agent_free(agent_t *a)
 {
+    /* nobody waits for a pending command's final line any more */
+    a->mqtt.wait.type = 0;
+    a->wifi.pending = false;
+    a->pending.active = false;
     agent_mqtt_disconnect(a, false);
     agent_http_stop(a, false);
     settings_free(&a->settings);
@@ -140,93 +62,102 @@ void agent_free(agent_t *a)
         free(a->load.buf);
         a->load.buf = NULL;
     }
-    if (a->drbg_ready) mbedtls_ctr_drbg_free(&a->drbg);
-    a->drbg_ready = false;
+    /* queued and partial lines may hold "config set <secret>" */
+    mbedtls_platform_zeroize(&a->queue, sizeof(a->queue));
+    mbedtls_platform_zeroize(a->line, sizeof(a->line));
+    agent_rng_free(a);
+}
+
+agent_t *agent_new(const agent_port_t *port)
+{
+    agent_t *a = calloc(1, sizeof(*a));
+    if (a) agent_init(a, port);
+    return a;
+}
+
+void agent_delete(agent_t *a)
+{
+    if (!a) return;
+    agent_free(a);
+    free(a);
 }
 
 void agent_boot(agent_t *a)
 {
     agent_log(a, 'I', "hil-agent %s ready (mbedtls %s, build %s)", AGENT_VERSION,
-              AGENT_MBEDTLS_VERSION_STRING, AGENT_BUILD_ID);
+              agent_mbedtls_version(), agent_build_id());
+    agent_wifi_autoconnect(a);
 }
 
-void agent_port_events(agent_t *a)
+/* Read what the console has (waiting at most timeout_ms) and feed it. */
+static void console_input(agent_t *a, uint32_t timeout_ms)
 {
-    char text[200];
-    char level = 'I';
-    /* bounded: a port that keeps producing events cannot starve the console */
-    for (int i = 0; i < 32 && a->port.next_event; i++) {
-        text[0] = '\0';
-        if (!a->port.next_event(a->port.ctx, &level, text, sizeof(text))) break;
-        text[sizeof(text) - 1] = '\0';
-        if (level != 'I' && level != 'W' && level != 'E') level = 'I';
-        agent_log(a, level, "%s", text);
+    uint8_t buf[256];
+    int n = a->port.console_read(a->port.ctx, buf, sizeof(buf), timeout_ms);
+    if (n < 0) {
+        a->console_eof = true; /* answer what was read, then stop */
+        return;
+    }
+    if (n > 0) {
+        agent_console_feed(a, buf, (size_t)n);
+        mbedtls_platform_zeroize(buf, (size_t)n); /* console input may carry secrets */
+    }
+}
+
+/* select() the sets for up to wait_ms; on error nothing is ready (deadlines
+ * are still serviced). */
+static void wait_ready(agent_t *a, int maxfd, fd_set *rd, fd_set *wr, uint32_t wait_ms)
+{
+    struct timeval tv;
+    tv.tv_sec = (time_t)(wait_ms / 1000u);
+    tv.tv_usec = (suseconds_t)((wait_ms % 1000u) * 1000u);
+    if (select(maxfd + 1, rd, wr, NULL, &tv) < 0) {
+        if (errno != EINTR) agent_log(a, 'E', "select failed: %s", strerror(errno));
+        FD_ZERO(rd);
+        FD_ZERO(wr);
     }
 }
 
 bool agent_step(agent_t *a, uint32_t max_wait_ms)
 {
-    uint8_t buf[256];
-    int cfd = a->port.console_fd;
-    agent_port_events(a);
-    uint32_t wait = agent_mqtt_tick(a);
-    /* only now: the keep-alive tick may just have closed the socket (no
-     * PINGRESP), and a closed descriptor must not reach select() */
-    int sfd = a->mqtt.conn.fd;
-    if (wait > max_wait_ms) wait = max_wait_ms;
-    if (conn_pending(&a->mqtt.conn)) wait = 0;
-
-    if (cfd < 0) {
-        /* console cannot be selected on: poll it, then look at the sockets */
-        bool sockets = sfd >= 0 || agent_http_running(a);
-        uint32_t cw = sockets ? (wait < 10u ? wait : 10u) : wait;
-        int n = a->port.console_read(a->port.ctx, buf, sizeof(buf), cw);
-        if (n < 0) {
-            a->stop = true;
-            return false;
-        }
-        if (n > 0) {
-            agent_console_feed(a, buf, (size_t)n);
-            mbedtls_platform_zeroize(buf, (size_t)n); /* console input may carry secrets */
-        }
-        if (a->mqtt.conn.fd >= 0 && conn_wait_readable(&a->mqtt.conn, 0) > 0) agent_mqtt_service(a);
-        agent_http_poll(a);
-        return !a->stop;
-    }
-
     fd_set rd, wr;
-    struct timeval tv;
-    int maxfd = cfd;
+    int cfd = a->console_eof ? -1 : a->port.console_fd;
+    bool polled = !a->console_eof && cfd < 0;
+    agent_port_events(a);
+    /* keep-alive first: it may close the socket, and a closed descriptor
+     * must not reach select() */
+    uint32_t wait = agent_mqtt_tick(a);
+    if (wait > max_wait_ms) wait = max_wait_ms;
+    uint32_t wifi_wait = agent_wifi_wait_ms(a);
+    if (wifi_wait < wait) wait = wifi_wait;
     FD_ZERO(&rd);
     FD_ZERO(&wr);
-    FD_SET(cfd, &rd);
-    if (sfd >= 0) {
-        FD_SET(sfd, &rd);
-        if (sfd > maxfd) maxfd = sfd;
-    }
+    int maxfd = agent_mqtt_fdset(a, &rd, &wr, -1, &wait);
     maxfd = agent_http_fdset(a, &rd, &wr, maxfd, &wait);
-    tv.tv_sec = (time_t)(wait / 1000u);
-    tv.tv_usec = (suseconds_t)((wait % 1000u) * 1000u);
-    int r = select(maxfd + 1, &rd, &wr, NULL, &tv);
-    if (r < 0) {
-        if (errno != EINTR) agent_log(a, 'E', "select failed: %s", strerror(errno));
-        return !a->stop;
+    /* A console that cannot be selected on is polled: with no socket open the
+     * wait happens in its read; else select() waits on the sockets for at
+     * most a slice and the console is read after them, without waiting. */
+    bool read_first = polled && maxfd < 0;
+    if (read_first) {
+        console_input(a, wait);
+        wait = 0;
+    } else if (polled) {
+        if (wait > AGENT_POLL_SLICE_MS) wait = AGENT_POLL_SLICE_MS;
+    } else if (cfd >= 0) {
+        FD_SET(cfd, &rd);
+        if (cfd > maxfd) maxfd = cfd;
     }
-    if (sfd >= 0 && a->mqtt.conn.fd == sfd && (FD_ISSET(sfd, &rd) || conn_pending(&a->mqtt.conn))) {
-        agent_mqtt_service(a);
-    }
+    wait_ready(a, maxfd, &rd, &wr, wait);
+    agent_mqtt_service(a, &rd, &wr);
     agent_http_service(a, &rd, &wr);
-    if (FD_ISSET(cfd, &rd)) {
-        int n = a->port.console_read(a->port.ctx, buf, sizeof(buf), 0);
-        if (n < 0) {
-            a->stop = true;
-            return false;
-        }
-        if (n > 0) {
-            agent_console_feed(a, buf, (size_t)n);
-            mbedtls_platform_zeroize(buf, (size_t)n);
-        }
+    agent_wifi_service(a);
+    if (polled && !read_first) {
+        console_input(a, 0);
+    } else if (cfd >= 0 && FD_ISSET(cfd, &rd)) {
+        console_input(a, 0);
     }
+    agent_console_run_queued(a);
+    if (a->console_eof && !agent_console_busy(a)) a->stop = true;
     return !a->stop;
 }
 

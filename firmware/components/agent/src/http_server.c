@@ -20,8 +20,8 @@
 
 #include <arpa/inet.h>
 
-#include "agent.h"
 #include "agent_http.h"
+#include "agent_internal.h"
 #include "agent_util.h"
 #include "http_parse.h"
 
@@ -44,7 +44,7 @@
 
 static uint64_t now_ms(agent_t *a)
 {
-    return a->port.now_ms(a->port.ctx);
+    return agent_now(a);
 }
 
 /* ---- small text helpers --------------------------------------------------- */
@@ -185,7 +185,7 @@ static void body_index(sbuf_t *b)
               "<body><h1>hil-agent ");
     sb_html(b, AGENT_VERSION);
     sb_str(b, "</h1>\n<p>HIL rig test firmware (build ");
-    sb_html(b, AGENT_BUILD_ID);
+    sb_html(b, agent_build_id());
     sb_str(b, ", mbedTLS ");
     sb_html(b, AGENT_MBEDTLS_VERSION_STRING);
     sb_str(b, ", " AGENT_ARCH ").</p>\n<ul><li><a href=\"/rpc/Sys.GetInfo\">/rpc/Sys.GetInfo</a></li>"
@@ -199,7 +199,7 @@ static void body_sys_getinfo(agent_t *a, sbuf_t *b)
     sb_str(b, ",\"fw_version\":");
     sb_json_str(b, AGENT_VERSION);
     sb_str(b, ",\"fw_id\":");
-    sb_json_str(b, AGENT_BUILD_ID);
+    sb_json_str(b, agent_build_id());
     sb_str(b, ",\"mbedtls\":");
     sb_json_str(b, AGENT_MBEDTLS_VERSION_STRING);
     sb_str(b, ",\"arch\":");
@@ -681,45 +681,75 @@ static int tls_setup(agent_t *a, const char *cert, const char *key, const char *
     return 0;
 }
 
+/* The address to bind: all IPv4 interfaces for host "", else host resolved.
+ * shown: "<host>:<port>" for error lines. */
+static int listen_address(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                          socklen_t *sl, char *shown, size_t shown_cap, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[8];
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '\0') {
+        struct sockaddr_in *in = (struct sockaddr_in *)(void *)ss;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_ANY);
+        in->sin_port = htons(port);
+        *sl = sizeof(*in);
+        snprintf(shown, shown_cap, "0.0.0.0:%u", (unsigned)port);
+        return 0;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+    snprintf(shown, shown_cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+    int gr = getaddrinfo(host, portstr, &hints, &res);
+    if (gr != 0 || !res) {
+        snprintf(err, errlen, "http start: cannot resolve %s (%s)", host,
+                 gr != 0 ? gai_strerror(gr) : "no address");
+        if (res) freeaddrinfo(res);
+        return -1;
+    }
+    if (res->ai_addrlen > sizeof(*ss)) {
+        freeaddrinfo(res);
+        snprintf(err, errlen, "http start: address of %s too long", host);
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sl = (socklen_t)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* The bound address and actual port of the listener into h. */
+static int note_bound(agent_http_t *h, int fd, char *err, size_t errlen)
+{
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof(bound);
+    memset(&bound, 0, sizeof(bound));
+    if (getsockname(fd, (struct sockaddr *)&bound, &bl) != 0) {
+        snprintf(err, errlen, "http start: getsockname: %s", strerror(errno));
+        return -1;
+    }
+    fmt_sockaddr((const struct sockaddr *)&bound, h->bound, sizeof(h->bound));
+    if (bound.ss_family == AF_INET) {
+        h->port = ntohs(((const struct sockaddr_in *)(const void *)&bound)->sin_port);
+#ifdef AF_INET6
+    } else if (bound.ss_family == AF_INET6) {
+        h->port = ntohs(((const struct sockaddr_in6 *)(const void *)&bound)->sin6_port);
+#endif
+    }
+    return 0;
+}
+
 static int open_listener(agent_t *a, const char *host, uint16_t port, char *err, size_t errlen)
 {
     agent_http_t *h = &a->http;
     struct sockaddr_storage ss;
-    socklen_t sl;
+    socklen_t sl = 0;
     char shown[300];
-    memset(&ss, 0, sizeof(ss));
-    if (host[0] == '\0') {
-        struct sockaddr_in *in = (struct sockaddr_in *)(void *)&ss;
-        in->sin_family = AF_INET;
-        in->sin_addr.s_addr = htonl(INADDR_ANY);
-        in->sin_port = htons(port);
-        sl = sizeof(*in);
-        snprintf(shown, sizeof(shown), "0.0.0.0:%u", (unsigned)port);
-    } else {
-        struct addrinfo hints, *res = NULL;
-        char portstr[8];
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE;
-        snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
-        snprintf(shown, sizeof(shown), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
-        int gr = getaddrinfo(host, portstr, &hints, &res);
-        if (gr != 0 || !res) {
-            snprintf(err, errlen, "http start: cannot resolve %s (%s)", host,
-                     gr != 0 ? gai_strerror(gr) : "no address");
-            if (res) freeaddrinfo(res);
-            return -1;
-        }
-        if (res->ai_addrlen > sizeof(ss)) {
-            freeaddrinfo(res);
-            snprintf(err, errlen, "http start: address of %s too long", host);
-            return -1;
-        }
-        memcpy(&ss, res->ai_addr, res->ai_addrlen);
-        sl = (socklen_t)res->ai_addrlen;
-        freeaddrinfo(res);
-    }
+    if (listen_address(host, port, &ss, &sl, shown, sizeof(shown), err, errlen) != 0) return -1;
     int fd = socket(ss.ss_family, SOCK_STREAM, IPPROTO_TCP);
     if (fd < 0) {
         snprintf(err, errlen, "http start: socket: %s", strerror(errno));
@@ -743,21 +773,9 @@ static int open_listener(agent_t *a, const char *host, uint16_t port, char *err,
         close(fd);
         return -1;
     }
-    struct sockaddr_storage bound;
-    socklen_t bl = sizeof(bound);
-    memset(&bound, 0, sizeof(bound));
-    if (getsockname(fd, (struct sockaddr *)&bound, &bl) != 0) {
-        snprintf(err, errlen, "http start: getsockname: %s", strerror(errno));
+    if (note_bound(h, fd, err, errlen) != 0) {
         close(fd);
         return -1;
-    }
-    fmt_sockaddr((const struct sockaddr *)&bound, h->bound, sizeof(h->bound));
-    if (bound.ss_family == AF_INET) {
-        h->port = ntohs(((const struct sockaddr_in *)(const void *)&bound)->sin_port);
-#ifdef AF_INET6
-    } else if (bound.ss_family == AF_INET6) {
-        h->port = ntohs(((const struct sockaddr_in6 *)(const void *)&bound)->sin6_port);
-#endif
     }
     h->listen_fd = fd;
     return 0;
@@ -824,22 +842,6 @@ int agent_http_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wa
         if (left < *wait_ms) *wait_ms = left;
     }
     return maxfd;
-}
-
-void agent_http_poll(agent_t *a)
-{
-    fd_set rd, wr;
-    struct timeval tv = {0, 0};
-    uint32_t wait = 0;
-    if (!a->http.running) return;
-    FD_ZERO(&rd);
-    FD_ZERO(&wr);
-    int maxfd = agent_http_fdset(a, &rd, &wr, -1, &wait);
-    if (select(maxfd + 1, &rd, &wr, NULL, &tv) < 0) {
-        FD_ZERO(&rd); /* EINTR: deadlines are still checked */
-        FD_ZERO(&wr);
-    }
-    agent_http_service(a, &rd, &wr);
 }
 
 void agent_http_service(agent_t *a, const fd_set *rd, const fd_set *wr)

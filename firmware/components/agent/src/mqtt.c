@@ -1,18 +1,27 @@
-/* mqtt.c - the MQTT 3.1.1 client session: connect, publish, subscribe,
- * incoming packets and keep-alive, on top of agent_conn and mqtt_codec. */
+/* mqtt.c - the MQTT 3.1.1 client session on top of agent_conn and mqtt_codec.
+ *
+ * Nothing here waits. `mqtt connect` is a state machine serviced by
+ * agent_step():
+ *
+ *   IDLE --connect--> OPENING (conn.c: TCP connect 5 s, TLS handshake 10 s)
+ *        --opened, CONNECT queued--> WAIT_CONNACK (10 s) --CONNACK 0--> CONNECTED
+ *   any failure or timeout --> IDLE (log lines, then the command's ERR)
+ *
+ * `mqtt publish ... 1` waits for its PUBACK and `mqtt subscribe` for its
+ * SUBACK (10 s each) in the same way, a QoS 0 publish until its bytes are
+ * written. The command's log lines and then its final line (agent_resolve,
+ * with the command's tag) are printed when the outcome is known. Outgoing
+ * packets go through tx and are written as the socket takes them; no
+ * progress for 10 s drops the connection. Incoming packets and keep-alive
+ * are handled in every state that has a session. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "agent_internal.h"
 #include "agent_util.h"
 #include "mqtt_codec.h"
-
-static uint64_t now_ms(agent_t *a)
-{
-    return a->port.now_ms(a->port.ctx);
-}
 
 static uint16_t next_id(agent_mqtt_t *m)
 {
@@ -21,33 +30,145 @@ static uint16_t next_id(agent_mqtt_t *m)
     return id ? id : next_id(m);
 }
 
-void agent_mqtt_disconnect(agent_t *a, bool send_disconnect)
+bool agent_mqtt_connected(const agent_t *a)
+{
+    return a->mqtt.state == MQTT_CONNECTED;
+}
+
+static bool tx_pending(const agent_mqtt_t *m)
+{
+    return m->tx_off < m->tx_len;
+}
+
+/* ---- the pending command's outcome ----------------------------------------------- */
+
+static void finish_wait(agent_t *a);
+
+/* The session is gone: the pending command (if any) fails. write_err: it
+ * failed writing (ERR "<cmd>: write failed (<why>)"). A reply that already
+ * arrived in the same read still counts, as it always did. */
+static void wait_fail(agent_t *a, const char *write_err)
+{
+    mqtt_wait_t *w = &a->mqtt.wait;
+    uint8_t type = w->type;
+    if (type == 0) return;
+    if (w->done) { /* e.g. CONNACK 5 and the broker's close in one segment: CONNACK 5 it is */
+        finish_wait(a);
+        return;
+    }
+    w->type = 0;
+    const char *cmd = type == MQTT_CONNACK ? "mqtt connect"
+                      : type == MQTT_SUBACK ? "mqtt subscribe"
+                                            : "mqtt publish";
+    if (write_err) {
+        agent_resolve(a, "ERR %s: write failed (%s)", cmd, write_err);
+    } else if (type == MQTT_CONNACK) {
+        agent_resolve(a, "ERR mqtt connect: connection closed before CONNACK");
+    } else if (type == MQTT_PUBACK) {
+        agent_resolve(a, "ERR mqtt publish: connection lost before PUBACK");
+    } else if (type == MQTT_SUBACK) {
+        agent_resolve(a, "ERR mqtt subscribe: connection lost before SUBACK");
+    } else {
+        agent_resolve(a, "ERR mqtt publish: write failed (connection lost)");
+    }
+}
+
+static void close_session(agent_t *a, bool graceful, const char *write_err)
 {
     agent_mqtt_t *m = &a->mqtt;
-    if (send_disconnect && m->connected && conn_is_open(&m->conn)) {
-        uint8_t pkt[4];
-        int n = mqtt_encode_disconnect(pkt, sizeof(pkt));
-        if (n > 0) (void)conn_write(&m->conn, pkt, (size_t)n, 1000u, NULL);
-    }
-    conn_close(&m->conn, send_disconnect);
-    m->connected = false;
+    conn_close(&m->conn, graceful);
+    m->state = MQTT_IDLE;
     m->rx_len = 0;
     m->discard = 0;
     m->ping_outstanding = false;
+    mbedtls_platform_zeroize(m->tx, sizeof(m->tx)); /* may still hold CONNECT (password) */
+    m->tx_len = m->tx_off = 0;
+    wait_fail(a, write_err);
 }
 
-static int send_packet(agent_t *a, const uint8_t *pkt, size_t len, char *why, size_t whylen)
+/* "MQTT0 connection lost: <why>", close; write: it was a write that failed. */
+static void session_lost(agent_t *a, const char *why, bool write)
 {
-    conn_err_t err;
-    if (conn_write(&a->mqtt.conn, pkt, len, AGENT_REPLY_TIMEOUT_MS, &err) != 0) {
-        agent_log(a, 'E', "MQTT0 connection lost: %s", err.text);
-        snprintf(why, whylen, "write failed (%s)", err.text);
-        agent_mqtt_disconnect(a, false);
-        return -1;
+    char text[sizeof(((conn_err_t *)0)->text)];
+    snprintf(text, sizeof(text), "%s", why); /* why may live in the session */
+    agent_log(a, 'E', "MQTT0 connection lost: %s", text);
+    close_session(a, false, write ? text : NULL);
+}
+
+/* ---- outgoing bytes --------------------------------------------------------------- */
+
+/* Write what the socket takes now; 0, or -1 (err) when the write failed. */
+static int flush_tx(agent_t *a, conn_err_t *err)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    while (tx_pending(m)) {
+        int n = conn_send(&m->conn, m->tx + m->tx_off, m->tx_len - m->tx_off, err);
+        if (n < 0) return -1;
+        if (n == 0) return 0; /* the rest when the socket is writable */
+        m->tx_off += (size_t)n;
+        m->tx_deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
     }
-    a->mqtt.last_tx_ms = now_ms(a);
+    mbedtls_platform_zeroize(m->tx, m->tx_len); /* CONNECT carries the password */
+    m->tx_len = m->tx_off = 0;
     return 0;
 }
+
+/* Free bytes at tx + tx_len (moves unsent bytes to the front). */
+static size_t tx_room(agent_mqtt_t *m)
+{
+    if (m->tx_off > 0) {
+        size_t left = m->tx_len - m->tx_off;
+        memmove(m->tx, m->tx + m->tx_off, left);
+        mbedtls_platform_zeroize(m->tx + left, m->tx_len - left);
+        m->tx_len = left;
+        m->tx_off = 0;
+    }
+    return sizeof(m->tx) - m->tx_len;
+}
+
+/* n bytes of a packet were encoded at tx + tx_len: queue and start writing.
+ * -1: the connection was lost (and the pending command answered). */
+static int tx_commit(agent_t *a, size_t n)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    conn_err_t err;
+    if (!tx_pending(m)) m->tx_deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
+    m->tx_len += n;
+    m->last_tx_ms = agent_now(a);
+    if (flush_tx(a, &err) != 0) {
+        session_lost(a, err.text, true);
+        return -1;
+    }
+    return 0;
+}
+
+static int send_small(agent_t *a, const uint8_t *pkt, size_t n)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    if (tx_room(m) < n) {
+        session_lost(a, "send buffer full", true);
+        return -1;
+    }
+    memcpy(m->tx + m->tx_len, pkt, n);
+    return tx_commit(a, n);
+}
+
+void agent_mqtt_disconnect(agent_t *a, bool graceful)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    if (graceful && m->state == MQTT_CONNECTED) {
+        conn_err_t err;
+        size_t room = tx_room(m);
+        int n = mqtt_encode_disconnect(m->tx + m->tx_len, room);
+        if (n > 0) {
+            m->tx_len += (size_t)n;
+            (void)flush_tx(a, &err); /* best effort: what the socket takes now */
+        }
+    }
+    close_session(a, graceful, NULL);
+}
+
+/* ---- incoming packets -------------------------------------------------------------- */
 
 static void log_message(agent_t *a, const mqtt_packet_t *p)
 {
@@ -65,10 +186,21 @@ static void log_message(agent_t *a, const mqtt_packet_t *p)
     }
 }
 
-/* Returns -1 when the session must be dropped. */
+/* A reply the pending command waits for (type, id) arrived. */
+static void reply_arrived(agent_t *a, uint8_t type, uint16_t id, uint8_t code)
+{
+    mqtt_wait_t *w = &a->mqtt.wait;
+    if (w->type == type && (type == MQTT_CONNACK || w->id == id)) {
+        w->done = true;
+        w->code = code;
+    } else if (type != MQTT_CONNACK) {
+        agent_log(a, 'W', "MQTT0 unexpected %s id %u", mqtt_type_name(type), (unsigned)id);
+    }
+}
+
+/* 0, -1 when the session must be dropped, -2 when it already was. */
 static int handle_packet(agent_t *a, const uint8_t *pkt, size_t len)
 {
-    agent_mqtt_t *m = &a->mqtt;
     mqtt_packet_t p;
     int rc = mqtt_decode(pkt, len, &p);
     if (rc != MQTT_OK) {
@@ -79,43 +211,24 @@ static int handle_packet(agent_t *a, const uint8_t *pkt, size_t len)
     switch (p.type) {
     case MQTT_CONNACK:
         agent_log(a, 'I', "MQTT0 CONNACK %u", (unsigned)p.u.connack.return_code);
-        if (m->wait_type == MQTT_CONNACK) {
-            m->wait_done = true;
-            m->wait_code = p.u.connack.return_code;
-        }
+        reply_arrived(a, MQTT_CONNACK, 0, p.u.connack.return_code);
         break;
     case MQTT_PUBLISH:
         log_message(a, &p);
         if (p.u.publish.qos == 1) {
             uint8_t ack[4];
-            char why[160];
             int n = mqtt_encode_puback(ack, sizeof(ack), p.u.publish.packet_id);
-            if (n > 0 && send_packet(a, ack, (size_t)n, why, sizeof(why)) != 0) return -2;
+            if (n > 0 && send_small(a, ack, (size_t)n) != 0) return -2;
         } else if (p.u.publish.qos == 2) {
             agent_log(a, 'W', "MQTT0 QoS 2 message not supported (not acknowledged)");
         }
         break;
-    case MQTT_PUBACK:
-        if (m->wait_type == MQTT_PUBACK && m->wait_id == p.u.ack.packet_id) {
-            m->wait_done = true;
-        } else {
-            agent_log(a, 'W', "MQTT0 unexpected PUBACK id %u", (unsigned)p.u.ack.packet_id);
-        }
-        break;
+    case MQTT_PUBACK: reply_arrived(a, MQTT_PUBACK, p.u.ack.packet_id, 0); break;
     case MQTT_SUBACK:
-        if (m->wait_type == MQTT_SUBACK && m->wait_id == p.u.suback.packet_id) {
-            m->wait_done = true;
-            m->wait_code = p.u.suback.return_code;
-        } else {
-            agent_log(a, 'W', "MQTT0 unexpected SUBACK id %u", (unsigned)p.u.suback.packet_id);
-        }
+        reply_arrived(a, MQTT_SUBACK, p.u.suback.packet_id, p.u.suback.return_code);
         break;
-    case MQTT_PINGRESP:
-        m->ping_outstanding = false;
-        break;
-    default:
-        agent_log(a, 'W', "MQTT0 unexpected %s ignored", mqtt_type_name(p.type));
-        break;
+    case MQTT_PINGRESP: a->mqtt.ping_outstanding = false; break;
+    default: agent_log(a, 'W', "MQTT0 unexpected %s ignored", mqtt_type_name(p.type)); break;
     }
     return 0;
 }
@@ -132,7 +245,7 @@ static int process_rx(agent_t *a)
         if (rc == MQTT_INCOMPLETE) return 0;
         if (rc != MQTT_OK) {
             agent_log(a, 'E', "MQTT0 malformed packet header from broker, disconnecting");
-            agent_mqtt_disconnect(a, false);
+            close_session(a, false, NULL);
             return -1;
         }
         size_t total = hl + (size_t)rem;
@@ -145,9 +258,9 @@ static int process_rx(agent_t *a)
         }
         if (m->rx_len < total) return 0;
         rc = handle_packet(a, m->rx, total);
-        if (rc == -2) return -1; /* already disconnected */
+        if (rc == -2) return -1; /* already closed */
         if (rc != 0) {
-            agent_mqtt_disconnect(a, false);
+            close_session(a, false, NULL);
             return -1;
         }
         memmove(m->rx, m->rx + total, m->rx_len - total);
@@ -155,15 +268,14 @@ static int process_rx(agent_t *a)
     }
 }
 
-void agent_mqtt_service(agent_t *a)
+static void read_rx(agent_t *a)
 {
     agent_mqtt_t *m = &a->mqtt;
     for (int rounds = 0; rounds < 64 && conn_is_open(&m->conn); rounds++) {
         conn_err_t err;
         int n = conn_read(&m->conn, m->rx + m->rx_len, sizeof(m->rx) - m->rx_len, &err);
         if (n < 0) {
-            agent_log(a, 'E', "MQTT0 connection lost: %s", err.text);
-            agent_mqtt_disconnect(a, false);
+            session_lost(a, err.text, false);
             return;
         }
         if (n == 0) return;
@@ -179,29 +291,144 @@ void agent_mqtt_service(agent_t *a)
     }
 }
 
-/* Wait for the packet set up in m->wait_*: 0 done, 1 timeout, -1 closed. */
-static int wait_reply(agent_t *a, uint32_t timeout_ms)
+/* ---- completing the pending command ------------------------------------------------- */
+
+static void connack_result(agent_t *a, uint8_t code)
 {
-    agent_mqtt_t *m = &a->mqtt;
-    uint64_t deadline = now_ms(a) + timeout_ms;
-    for (;;) {
-        if (m->wait_done) return 0;
-        if (!conn_is_open(&m->conn)) return -1;
-        uint64_t t = now_ms(a);
-        if (t >= deadline) return 1;
-        int r = conn_wait_readable(&m->conn, (uint32_t)(deadline - t));
-        if (r > 0) agent_mqtt_service(a);
-        else if (r < 0) return -1;
+    if (code != 0) {
+        agent_mqtt_disconnect(a, false);
+        agent_resolve(a, "ERR mqtt connect: CONNACK %u (%s)", (unsigned)code, mqtt_connack_text(code));
+        return;
+    }
+    /* CONNACK 0, then the connection lost in the same read: the connect
+     * worked (OK, as ever), the session is already gone (logged) */
+    if (conn_is_open(&a->mqtt.conn)) a->mqtt.state = MQTT_CONNECTED;
+    agent_resolve(a, "OK");
+}
+
+static void finish_wait(agent_t *a)
+{
+    mqtt_wait_t *w = &a->mqtt.wait;
+    uint8_t type = w->type;
+    if (type == MQTT_PUBLISH && !tx_pending(&a->mqtt)) w->done = true; /* QoS 0: written */
+    if (type == 0 || !w->done) return;
+    w->type = 0;
+    if (type == MQTT_CONNACK) {
+        connack_result(a, w->code);
+    } else if (type == MQTT_SUBACK && w->code == 0x80) {
+        agent_log(a, 'E', "MQTT0 SUBACK failure (0x80) for topic:%s", w->topic);
+        agent_resolve(a, "ERR mqtt subscribe: refused by broker (SUBACK 0x80)");
+    } else if (type == MQTT_SUBACK) {
+        agent_log(a, 'I', "MQTT0 subscribed topic:%s qos:%u", w->topic, (unsigned)w->code);
+        agent_resolve(a, "OK");
+    } else {
+        agent_log(a, 'I', "Published:OK topic:%s msg:%s%s", w->topic, w->msg,
+                  w->msg_cut ? "... (truncated)" : "");
+        agent_resolve(a, "OK");
     }
 }
 
-static void expect(agent_mqtt_t *m, uint8_t type, uint16_t id)
+static void check_deadlines(agent_t *a)
 {
-    m->wait_type = type;
-    m->wait_id = id;
-    m->wait_done = false;
-    m->wait_code = 0;
+    agent_mqtt_t *m = &a->mqtt;
+    mqtt_wait_t *w = &m->wait;
+    uint64_t t = agent_now(a);
+    if (tx_pending(m) && t >= m->tx_deadline_ms) {
+        session_lost(a, "write timed out", true);
+        return;
+    }
+    if (w->type == 0 || w->type == MQTT_PUBLISH || t < w->deadline_ms) return;
+    uint8_t type = w->type;
+    w->type = 0;
+    if (type == MQTT_CONNACK) {
+        agent_log(a, 'E', "MQTT0 no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
+        agent_mqtt_disconnect(a, false);
+        agent_resolve(a, "ERR mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
+    } else if (type == MQTT_PUBACK) {
+        agent_log(a, 'E', "MQTT0 no PUBACK for id %u within %u ms", (unsigned)w->id,
+                  (unsigned)AGENT_REPLY_TIMEOUT_MS);
+        agent_resolve(a, "ERR mqtt publish: no PUBACK (timeout)");
+    } else {
+        agent_resolve(a, "ERR mqtt subscribe: no SUBACK (timeout)");
+    }
 }
+
+/* ---- publish / subscribe ---------------------------------------------------------------- */
+
+/* The command waits for `type` (id); its final line comes from finish_wait. */
+static void expect(agent_t *a, uint8_t type, uint16_t id, const char *topic)
+{
+    mqtt_wait_t *w = &a->mqtt.wait;
+    bool cut;
+    memset(w, 0, sizeof(*w));
+    w->type = type;
+    w->id = id;
+    w->deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
+    /* shown like incoming topics: non-printable bytes as \xHH */
+    (void)agent_escape((const uint8_t *)topic, strlen(topic), 256, w->topic, sizeof(w->topic), &cut);
+    agent_defer(a);
+}
+
+static bool has_wildcard(const char *t)
+{
+    return strchr(t, '+') != NULL || strchr(t, '#') != NULL;
+}
+
+int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t qos, char *err,
+                       size_t errlen)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    if (m->state != MQTT_CONNECTED) {
+        snprintf(err, errlen, "mqtt publish: not connected");
+        return -1;
+    }
+    if (has_wildcard(topic)) {
+        snprintf(err, errlen, "mqtt publish: topic must not contain wildcards");
+        return -1;
+    }
+    uint16_t id = qos ? next_id(m) : 0;
+    size_t room = tx_room(m); /* first: it may move tx_len */
+    int n = mqtt_encode_publish(m->tx + m->tx_len, room, topic, (const uint8_t *)msg, strlen(msg),
+                                qos, id, false);
+    if (n < 0) {
+        snprintf(err, errlen, "mqtt publish: cannot encode PUBLISH (%d)", n);
+        return -1;
+    }
+    expect(a, qos ? MQTT_PUBACK : MQTT_PUBLISH, id, topic);
+    (void)agent_escape((const uint8_t *)msg, strlen(msg), AGENT_MSG_LOG_MAX, m->wait.msg,
+                       sizeof(m->wait.msg), &m->wait.msg_cut);
+    if (tx_commit(a, (size_t)n) == 0) finish_wait(a); /* QoS 0: done once written */
+    return 0;
+}
+
+int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, size_t errlen)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    if (m->state != MQTT_CONNECTED) {
+        snprintf(err, errlen, "mqtt subscribe: not connected");
+        return -1;
+    }
+    uint16_t id = next_id(m);
+    size_t room = tx_room(m);
+    int n = mqtt_encode_subscribe(m->tx + m->tx_len, room, id, topic, qos);
+    if (n < 0) {
+        snprintf(err, errlen, "mqtt subscribe: cannot encode SUBSCRIBE (%d)", n);
+        return -1;
+    }
+    expect(a, MQTT_SUBACK, id, topic);
+    (void)tx_commit(a, (size_t)n);
+    return 0;
+}
+
+/* ---- connect --------------------------------------------------------------------------- */
+
+typedef struct {
+    char host[256];
+    uint16_t port;
+    uint32_t keep_alive;
+    int suites[SETTING_MAX_SUITES];
+    conn_params_t p;
+} connect_cfg_t;
 
 static void log_tls_failure(agent_t *a, const conn_err_t *err)
 {
@@ -218,19 +445,16 @@ static void log_tls_failure(agent_t *a, const conn_err_t *err)
     } else {
         agent_log(a, 'E', "MQTT0 TLS handshake failed: -0x%04x %s", (unsigned)-err->code, msg);
     }
-    if (err->verify_flags != 0 && err->verify_flags != (uint32_t)-1) {
-        char info[1024];
-        int n = mbedtls_x509_crt_verify_info(info, sizeof(info), "", err->verify_flags);
-        if (n > 0) {
-            char *save = info;
-            for (char *line = info; line && *line; line = save) {
-                char *nl = strchr(line, '\n');
-                save = nl ? nl + 1 : NULL;
-                if (nl) *nl = '\0';
-                while (*line == ' ') line++;
-                if (*line) agent_log(a, 'E', "MQTT0 verify: %s", line);
-            }
-        }
+    if (err->verify_flags == 0 || err->verify_flags == (uint32_t)-1) return;
+    char info[1024];
+    int n = mbedtls_x509_crt_verify_info(info, sizeof(info), "", err->verify_flags);
+    char *save = n > 0 ? info : NULL;
+    for (char *line = save; line && *line; line = save) {
+        char *nl = strchr(line, '\n');
+        save = nl ? nl + 1 : NULL;
+        if (nl) *nl = '\0';
+        while (*line == ' ') line++;
+        if (*line) agent_log(a, 'E', "MQTT0 verify: %s", line);
     }
 }
 
@@ -253,78 +477,168 @@ static const char *short_tls_reason(const conn_err_t *err, char *buf, size_t len
     return buf;
 }
 
-/* agent_mqtt_connect without the PSK buffer: psk (cap bytes, owned and
- * wiped by the caller) receives the decoded mqtt.ssl_psk_key. */
-static int mqtt_connect(agent_t *a, uint8_t *psk, size_t psk_cap, char *err, size_t errlen)
+/* TCP connect / TLS setup / handshake failed: log lines, then the ERR. */
+static void connect_failed(agent_t *a, const conn_err_t *cerr)
+{
+    char reason[200];
+    a->mqtt.state = MQTT_IDLE;
+    a->mqtt.wait.type = 0;
+    switch (cerr->stage) {
+    case CONN_STAGE_RESOLVE:
+    case CONN_STAGE_TCP:
+        agent_log(a, 'E', "MQTT0 TCP connect failed: %s", cerr->text);
+        agent_resolve(a, "ERR mqtt connect: TCP connect failed (%s)", cerr->text);
+        break;
+    case CONN_STAGE_SETUP:
+        agent_log(a, 'E', "MQTT0 TLS setup failed: %s", cerr->text);
+        agent_resolve(a, "ERR mqtt connect: TLS setup failed (%s)", cerr->text);
+        break;
+    default:
+        log_tls_failure(a, cerr);
+        agent_resolve(a, "ERR mqtt connect: %s", short_tls_reason(cerr, reason, sizeof(reason)));
+        break;
+    }
+}
+
+/* CONNECT with the current settings, encoded at tx + tx_len. */
+static int encode_connect(agent_t *a)
 {
     agent_mqtt_t *m = &a->mqtt;
     const settings_t *s = &a->settings;
-    const char *server = settings_get(s, SK_MQTT_SERVER);
+    char cid[40];
+    const char *client_id = settings_get(s, SK_MQTT_CLIENT_ID);
+    mqtt_connect_opts_t o;
+    if (!client_id) {
+        unsigned char r[3] = {0, 0, 0};
+        (void)agent_rng(a, r, sizeof(r));
+        snprintf(cid, sizeof(cid), "hil-agent-%02x%02x%02x", r[0], r[1], r[2]);
+        client_id = cid;
+    }
+    memset(&o, 0, sizeof(o));
+    o.client_id = client_id;
+    o.user = settings_get(s, SK_MQTT_USER);
+    o.pass = settings_get(s, SK_MQTT_PASS);
+    o.pass_len = o.pass ? strlen(o.pass) : 0;
+    if (o.pass && !o.user) {
+        o.pass = NULL;
+        o.pass_len = 0;
+        agent_log(a, 'W', "MQTT0 mqtt.pass ignored: MQTT 3.1.1 needs mqtt.user with it");
+    }
+    o.keep_alive = m->keep_alive_s;
+    o.clean_session = true;
+    size_t room = tx_room(m);
+    return mqtt_encode_connect(m->tx + m->tx_len, room, &o);
+}
+
+/* TCP (+ TLS) is up: log it, send CONNECT, wait for CONNACK. */
+static void connect_opened(agent_t *a)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    if (m->conn.tls) {
+        const char *cs = conn_ciphersuite(&m->conn);
+        agent_log(a, 'I', "ciphersuite: %s", cs ? cs : "?");
+    }
+    agent_log(a, 'I', "MQTT0 handshake %" PRIu64 " ms", agent_now(a) - m->t0_ms);
+    agent_log(a, 'I', "MQTT0 TCP connect ok (0)");
+    int n = encode_connect(a);
+    if (n < 0) {
+        m->wait.type = 0;
+        agent_mqtt_disconnect(a, false); /* wipes tx: it may hold part of the password */
+        agent_resolve(a, "ERR mqtt connect: cannot encode CONNECT (%d)", n);
+        return;
+    }
+    m->state = MQTT_WAIT_CONNACK;
+    m->ping_outstanding = false;
+    m->rx_len = 0;
+    m->discard = 0;
+    m->wait.deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
+    (void)tx_commit(a, (size_t)n); /* a failure answers the command */
+}
+
+/* The settings a connect needs, checked; 0 or -1 with the reason in err. */
+static int check_settings(const settings_t *s, char *err, size_t errlen)
+{
     const char *psk_id = settings_get(s, SK_MQTT_SSL_PSK_IDENTITY);
     const char *psk_hex = settings_get(s, SK_MQTT_SSL_PSK_KEY);
-    const char *ca = settings_get(s, SK_MQTT_SSL_CA_CERT);
     const char *cert = settings_get(s, SK_MQTT_SSL_CERT);
     const char *key = settings_get(s, SK_MQTT_SSL_KEY);
-    const char *suites_str = settings_get(s, SK_MQTT_SSL_CIPHER_SUITES);
-    const char *ka_str = settings_get(s, SK_MQTT_KEEP_ALIVE);
-    char host[256];
-    uint16_t port;
-    uint32_t ka = 60;
-    int suites[SETTING_MAX_SUITES];
-    size_t psk_len = 0;
-    conn_params_t p;
-    conn_err_t cerr;
-
-    if (conn_is_open(&m->conn)) {
-        agent_log(a, 'I', "MQTT0 closing the previous connection");
-        agent_mqtt_disconnect(a, true);
-    }
-    if (!server) {
-        snprintf(err, errlen, "mqtt.server: not set");
-        return -1;
-    }
-    if (settings_parse_server(server, strlen(server), host, sizeof(host), &port) != 0) {
-        snprintf(err, errlen, "mqtt.server: invalid");
-        return -1;
-    }
-    if (ka_str && agent_parse_u32(ka_str, strlen(ka_str), 65535, &ka) != 0) ka = 60;
     if (psk_id && !psk_hex) {
         snprintf(err, errlen, "mqtt.ssl_psk_key: required when mqtt.ssl_psk_identity is set");
-        return -1;
-    }
-    if (psk_hex && !psk_id) {
+    } else if (psk_hex && !psk_id) {
         snprintf(err, errlen, "mqtt.ssl_psk_identity: required when mqtt.ssl_psk_key is set");
-        return -1;
-    }
-    if (psk_id && !suites_str) {
+    } else if (psk_id && !settings_get(s, SK_MQTT_SSL_CIPHER_SUITES)) {
         snprintf(err, errlen,
                  "mqtt.ssl_cipher_suites: required for PSK (without it no PSK cipher suite is "
                  "offered)");
-        return -1;
-    }
-    if ((cert != NULL) != (key != NULL)) {
+    } else if ((cert != NULL) != (key != NULL)) {
         snprintf(err, errlen, cert ? "mqtt.ssl_key: required with mqtt.ssl_cert"
                                    : "mqtt.ssl_cert: required with mqtt.ssl_key");
-        return -1;
-    }
-    if (cert && !ca && !psk_id) {
+    } else if (cert && !settings_get(s, SK_MQTT_SSL_CA_CERT) && !psk_id) {
         snprintf(err, errlen, "mqtt.ssl_ca_cert: required with mqtt.ssl_cert");
-        return -1;
+    } else {
+        return 0;
     }
-    if (suites_str) {
+    return -1;
+}
+
+/* Parse what the connection needs into cfg (psk: the decoded key, psk_cap
+ * bytes, owned and wiped by the caller). */
+static int build_params(agent_t *a, connect_cfg_t *cfg, uint8_t *psk, size_t psk_cap, char *err,
+                        size_t errlen)
+{
+    const settings_t *s = &a->settings;
+    const char *psk_hex = settings_get(s, SK_MQTT_SSL_PSK_KEY);
+    const char *suites = settings_get(s, SK_MQTT_SSL_CIPHER_SUITES);
+    conn_params_t *p = &cfg->p;
+    memset(p, 0, sizeof(*p));
+    if (suites) {
         char bad[SETTING_SUITE_BAD_BUF];
-        if (settings_parse_suites(suites_str, strlen(suites_str), suites, SETTING_MAX_SUITES, bad,
+        if (settings_parse_suites(suites, strlen(suites), cfg->suites, SETTING_MAX_SUITES, bad,
                                   sizeof(bad)) != 0) {
             snprintf(err, errlen, "mqtt.ssl_cipher_suites: unknown cipher suite '%s'", bad);
             return -1;
         }
+        p->suites = cfg->suites;
     }
     if (psk_hex) {
         size_t bad;
-        if (agent_hex_decode(psk_hex, strlen(psk_hex), psk, psk_cap, &psk_len, &bad) != 0) {
+        if (agent_hex_decode(psk_hex, strlen(psk_hex), psk, psk_cap, &p->psk_len, &bad) != 0) {
             snprintf(err, errlen, "mqtt.ssl_psk_key: invalid");
             return -1;
         }
+        p->psk = psk;
+    }
+    p->host = cfg->host;
+    p->port = cfg->port;
+    p->connect_timeout_ms = AGENT_CONNECT_TIMEOUT_MS;
+    p->handshake_timeout_ms = AGENT_HANDSHAKE_TIMEOUT_MS;
+    p->ca_pem = settings_get(s, SK_MQTT_SSL_CA_CERT);
+    p->cert_pem = settings_get(s, SK_MQTT_SSL_CERT);
+    p->key_pem = settings_get(s, SK_MQTT_SSL_KEY);
+    p->psk_identity = settings_get(s, SK_MQTT_SSL_PSK_IDENTITY);
+    p->use_tls = p->ca_pem != NULL || p->psk_identity != NULL;
+    p->verify_hostname = p->ca_pem != NULL;
+    p->drbg = &a->drbg;
+    return 0;
+}
+
+static int prepare_connect(agent_t *a, connect_cfg_t *cfg, uint8_t *psk, size_t psk_cap,
+                           char *err, size_t errlen)
+{
+    const settings_t *s = &a->settings;
+    const char *server = settings_get(s, SK_MQTT_SERVER);
+    const char *ka = settings_get(s, SK_MQTT_KEEP_ALIVE);
+    if (!server) {
+        snprintf(err, errlen, "mqtt.server: not set");
+        return -1;
+    }
+    if (settings_parse_server(server, strlen(server), cfg->host, sizeof(cfg->host), &cfg->port) != 0) {
+        snprintf(err, errlen, "mqtt.server: invalid");
+        return -1;
+    }
+    if (!ka || agent_parse_u32(ka, strlen(ka), 65535, &cfg->keep_alive) != 0) cfg->keep_alive = 60;
+    if (check_settings(s, err, errlen) != 0 || build_params(a, cfg, psk, psk_cap, err, errlen) != 0) {
+        return -1;
     }
     if (a->port.network_up && !a->port.network_up(a->port.ctx)) {
         snprintf(err, errlen, "mqtt connect: network down");
@@ -334,225 +648,50 @@ static int mqtt_connect(agent_t *a, uint8_t *psk, size_t psk_cap, char *err, siz
         snprintf(err, errlen, "mqtt connect: random generator init failed");
         return -1;
     }
+    return 0;
+}
 
-    memset(&p, 0, sizeof(p));
-    p.host = host;
-    p.port = port;
-    p.connect_timeout_ms = AGENT_CONNECT_TIMEOUT_MS;
-    p.handshake_timeout_ms = AGENT_HANDSHAKE_TIMEOUT_MS;
-    p.use_tls = ca != NULL || psk_id != NULL;
-    p.ca_pem = ca;
-    p.cert_pem = cert;
-    p.key_pem = key;
-    p.psk_identity = psk_id;
-    p.psk = psk;
-    p.psk_len = psk_len;
-    p.suites = suites_str ? suites : NULL;
-    p.verify_hostname = ca != NULL;
-    p.drbg = &a->drbg;
-
+/* Settings are fine: log, go pending, start opening the connection. */
+static void start_connect(agent_t *a, const connect_cfg_t *cfg)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    conn_err_t cerr;
+    const char *server = settings_get(&a->settings, SK_MQTT_SERVER);
     snprintf(m->server, sizeof(m->server), "%s", server);
     agent_log(a, 'I', "MQTT0 connecting to %s", server);
-    if (!p.use_tls) {
+    if (!cfg->p.use_tls) {
         agent_log(a, 'W', "MQTT0 no TLS: mqtt.ssl_ca_cert and mqtt.ssl_psk_identity unset, "
                           "using plain TCP");
     }
-    uint64_t t0 = now_ms(a);
-    int rc = conn_open(&m->conn, &p, &cerr);
-    mbedtls_platform_zeroize(psk, psk_cap); /* conn keeps its own copy (wiped at close) */
-    if (rc != 0) {
-        char reason[200];
-        switch (cerr.stage) {
-        case CONN_STAGE_RESOLVE:
-        case CONN_STAGE_TCP:
-            agent_log(a, 'E', "MQTT0 TCP connect failed: %s", cerr.text);
-            snprintf(err, errlen, "mqtt connect: TCP connect failed (%s)", cerr.text);
-            break;
-        case CONN_STAGE_SETUP:
-            agent_log(a, 'E', "MQTT0 TLS setup failed: %s", cerr.text);
-            snprintf(err, errlen, "mqtt connect: TLS setup failed (%s)", cerr.text);
-            break;
-        default:
-            log_tls_failure(a, &cerr);
-            snprintf(err, errlen, "mqtt connect: %s", short_tls_reason(&cerr, reason, sizeof(reason)));
-            break;
-        }
-        return -1;
-    }
-    uint64_t t1 = now_ms(a);
-    if (p.use_tls) {
-        const char *cs = conn_ciphersuite(&m->conn);
-        agent_log(a, 'I', "ciphersuite: %s", cs ? cs : "?");
-    }
-    agent_log(a, 'I', "MQTT0 handshake %" PRIu64 " ms", t1 - t0);
-    agent_log(a, 'I', "MQTT0 TCP connect ok (0)");
-
-    /* CONNECT */
-    {
-        char cid[40];
-        const char *client_id = settings_get(s, SK_MQTT_CLIENT_ID);
-        mqtt_connect_opts_t o;
-        if (!client_id) {
-            unsigned char r[3] = {0, 0, 0};
-            (void)agent_rng(a, r, sizeof(r));
-            snprintf(cid, sizeof(cid), "hil-agent-%02x%02x%02x", r[0], r[1], r[2]);
-            client_id = cid;
-        }
-        memset(&o, 0, sizeof(o));
-        o.client_id = client_id;
-        o.user = settings_get(s, SK_MQTT_USER);
-        o.pass = settings_get(s, SK_MQTT_PASS);
-        o.pass_len = o.pass ? strlen(o.pass) : 0;
-        if (o.pass && !o.user) {
-            o.pass = NULL;
-            o.pass_len = 0;
-            agent_log(a, 'W', "MQTT0 mqtt.pass ignored: MQTT 3.1.1 needs mqtt.user with it");
-        }
-        o.keep_alive = (uint16_t)ka;
-        o.clean_session = true;
-        int n = mqtt_encode_connect(m->tx, sizeof(m->tx), &o);
-        if (n < 0) {
-            mbedtls_platform_zeroize(m->tx, sizeof(m->tx)); /* may hold part of the password */
-            snprintf(err, errlen, "mqtt connect: cannot encode CONNECT (%d)", n);
-            agent_mqtt_disconnect(a, false);
-            return -1;
-        }
-        m->keep_alive_s = (uint16_t)ka;
-        m->ping_outstanding = false;
-        m->rx_len = 0;
-        m->discard = 0;
-        expect(m, MQTT_CONNACK, 0);
-        char why[160];
-        rc = send_packet(a, m->tx, (size_t)n, why, sizeof(why));
-        mbedtls_platform_zeroize(m->tx, (size_t)n); /* contained the password */
-        if (rc != 0) {
-            snprintf(err, errlen, "mqtt connect: %s", why);
-            return -1;
-        }
-    }
-    rc = wait_reply(a, AGENT_REPLY_TIMEOUT_MS);
-    m->wait_type = 0;
-    if (rc == 1) {
-        agent_log(a, 'E', "MQTT0 no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
-        agent_mqtt_disconnect(a, false);
-        snprintf(err, errlen, "mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
-        return -1;
-    }
-    if (rc < 0) {
-        snprintf(err, errlen, "mqtt connect: connection closed before CONNACK");
-        agent_mqtt_disconnect(a, false);
-        return -1;
-    }
-    if (m->wait_code != 0) {
-        snprintf(err, errlen, "mqtt connect: CONNACK %u (%s)", (unsigned)m->wait_code,
-                 mqtt_connack_text(m->wait_code));
-        agent_mqtt_disconnect(a, false);
-        return -1;
-    }
-    m->connected = true;
-    return 0;
+    m->keep_alive_s = (uint16_t)cfg->keep_alive;
+    m->t0_ms = agent_now(a);
+    expect(a, MQTT_CONNACK, 0, "");
+    m->state = MQTT_OPENING;
+    if (conn_open_start(&m->conn, &cfg->p, &cerr) != 0) connect_failed(a, &cerr);
 }
 
 int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
 {
+    connect_cfg_t cfg;
     uint8_t psk[32]; /* the decoded mqtt.ssl_psk_key: wiped on every way out */
-    int rc = mqtt_connect(a, psk, sizeof(psk), err, errlen);
+    if (conn_is_busy(&a->mqtt.conn)) {
+        agent_log(a, 'I', "MQTT0 closing the previous connection");
+        agent_mqtt_disconnect(a, true);
+    }
+    int rc = prepare_connect(a, &cfg, psk, sizeof(psk), err, errlen);
+    if (rc == 0) start_connect(a, &cfg); /* the connection keeps its own copy of the PSK */
     mbedtls_platform_zeroize(psk, sizeof(psk));
+    mbedtls_platform_zeroize(&cfg, sizeof(cfg));
     return rc;
 }
 
-static bool has_wildcard(const char *t)
-{
-    return strchr(t, '+') != NULL || strchr(t, '#') != NULL;
-}
-
-int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t qos, char *err,
-                       size_t errlen)
-{
-    agent_mqtt_t *m = &a->mqtt;
-    if (!m->connected) {
-        snprintf(err, errlen, "mqtt publish: not connected");
-        return -1;
-    }
-    if (has_wildcard(topic)) {
-        snprintf(err, errlen, "mqtt publish: topic must not contain wildcards");
-        return -1;
-    }
-    uint16_t id = qos ? next_id(m) : 0;
-    int n = mqtt_encode_publish(m->tx, sizeof(m->tx), topic, (const uint8_t *)msg, strlen(msg), qos,
-                                id, false);
-    if (n < 0) {
-        snprintf(err, errlen, "mqtt publish: cannot encode PUBLISH (%d)", n);
-        return -1;
-    }
-    char why[160];
-    if (qos) expect(m, MQTT_PUBACK, id);
-    if (send_packet(a, m->tx, (size_t)n, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "mqtt publish: %s", why);
-        return -1;
-    }
-    if (qos) {
-        int rc = wait_reply(a, AGENT_REPLY_TIMEOUT_MS);
-        m->wait_type = 0;
-        if (rc != 0) {
-            if (rc == 1) agent_log(a, 'E', "MQTT0 no PUBACK for id %u within %u ms", (unsigned)id,
-                                   (unsigned)AGENT_REPLY_TIMEOUT_MS);
-            snprintf(err, errlen, "mqtt publish: %s",
-                     rc == 1 ? "no PUBACK (timeout)" : "connection lost before PUBACK");
-            return -1;
-        }
-    }
-    char t[300], msgbuf[800];
-    bool tr;
-    (void)agent_escape((const uint8_t *)topic, strlen(topic), 256, t, sizeof(t), &tr);
-    (void)agent_escape((const uint8_t *)msg, strlen(msg), AGENT_MSG_LOG_MAX, msgbuf, sizeof(msgbuf), &tr);
-    agent_log(a, 'I', "Published:OK topic:%s msg:%s%s", t, msgbuf, tr ? "... (truncated)" : "");
-    return 0;
-}
-
-int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, size_t errlen)
-{
-    agent_mqtt_t *m = &a->mqtt;
-    if (!m->connected) {
-        snprintf(err, errlen, "mqtt subscribe: not connected");
-        return -1;
-    }
-    uint16_t id = next_id(m);
-    int n = mqtt_encode_subscribe(m->tx, sizeof(m->tx), id, topic, qos);
-    if (n < 0) {
-        snprintf(err, errlen, "mqtt subscribe: cannot encode SUBSCRIBE (%d)", n);
-        return -1;
-    }
-    char why[160];
-    expect(m, MQTT_SUBACK, id);
-    if (send_packet(a, m->tx, (size_t)n, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "mqtt subscribe: %s", why);
-        return -1;
-    }
-    int rc = wait_reply(a, AGENT_REPLY_TIMEOUT_MS);
-    m->wait_type = 0;
-    if (rc != 0) {
-        snprintf(err, errlen, "mqtt subscribe: %s",
-                 rc == 1 ? "no SUBACK (timeout)" : "connection lost before SUBACK");
-        return -1;
-    }
-    char t[300]; /* shown like incoming topics: non-printable bytes as \xHH */
-    bool tr;
-    (void)agent_escape((const uint8_t *)topic, strlen(topic), 256, t, sizeof(t), &tr);
-    if (m->wait_code == 0x80) {
-        agent_log(a, 'E', "MQTT0 SUBACK failure (0x80) for topic:%s", t);
-        snprintf(err, errlen, "mqtt subscribe: refused by broker (SUBACK 0x80)");
-        return -1;
-    }
-    agent_log(a, 'I', "MQTT0 subscribed topic:%s qos:%u", t, (unsigned)m->wait_code);
-    return 0;
-}
+/* ---- main loop ----------------------------------------------------------------------------- */
 
 uint32_t agent_mqtt_tick(agent_t *a)
 {
     agent_mqtt_t *m = &a->mqtt;
-    if (!m->connected || m->keep_alive_s == 0) return UINT32_MAX;
-    uint64_t t = now_ms(a);
+    if (m->state != MQTT_CONNECTED || m->keep_alive_s == 0) return UINT32_MAX;
+    uint64_t t = agent_now(a);
     uint64_t ka = (uint64_t)m->keep_alive_s * 1000u;
     if (m->ping_outstanding) {
         if (t - m->ping_sent_ms >= ka) {
@@ -566,9 +705,8 @@ uint32_t agent_mqtt_tick(agent_t *a)
     uint64_t interval = ka * 3u / 4u; /* ping before the broker's 1.5x limit */
     if (t - m->last_tx_ms >= interval) {
         uint8_t pkt[2];
-        char why[160];
         int n = mqtt_encode_pingreq(pkt, sizeof(pkt));
-        if (n > 0 && send_packet(a, pkt, (size_t)n, why, sizeof(why)) == 0) {
+        if (n > 0 && send_small(a, pkt, (size_t)n) == 0) {
             m->ping_outstanding = true;
             m->ping_sent_ms = t;
             return (uint32_t)ka;
@@ -576,4 +714,45 @@ uint32_t agent_mqtt_tick(agent_t *a)
         return UINT32_MAX;
     }
     return (uint32_t)(interval - (t - m->last_tx_ms));
+}
+
+int agent_mqtt_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wait_ms)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    uint64_t t = agent_now(a);
+    uint64_t due = UINT64_MAX;
+    if (!conn_is_busy(&m->conn)) return maxfd;
+    maxfd = conn_fdset(&m->conn, tx_pending(m), rd, wr, maxfd, wait_ms);
+    if (tx_pending(m)) due = m->tx_deadline_ms;
+    if (m->state != MQTT_OPENING && m->wait.type != 0 && m->wait.type != MQTT_PUBLISH &&
+        m->wait.deadline_ms < due) {
+        due = m->wait.deadline_ms;
+    }
+    if (due != UINT64_MAX) {
+        uint32_t left = due > t ? (uint32_t)(due - t) : 0u;
+        if (left < *wait_ms) *wait_ms = left;
+    }
+    return maxfd;
+}
+
+void agent_mqtt_service(agent_t *a, const fd_set *rd, const fd_set *wr)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    conn_err_t err;
+    (void)wr; /* a pending write is simply tried: it takes what the socket takes */
+    if (m->state == MQTT_OPENING) {
+        int r = conn_open_step(&m->conn, &err);
+        if (r < 0) connect_failed(a, &err);
+        if (r > 0) connect_opened(a);
+        return;
+    }
+    if (m->state == MQTT_IDLE) return;
+    if (tx_pending(m) && flush_tx(a, &err) != 0) {
+        session_lost(a, err.text, true);
+        return;
+    }
+    if (FD_ISSET(m->conn.fd, rd) || conn_pending(&m->conn)) read_rx(a);
+    if (m->state == MQTT_IDLE) return; /* dropped: the pending command was answered */
+    finish_wait(a);
+    if (m->state != MQTT_IDLE) check_deadlines(a);
 }

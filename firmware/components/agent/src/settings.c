@@ -223,6 +223,86 @@ static void pem_error(char *err, size_t errlen, const char *name, const char *wh
     snprintf(err, errlen, "%s: not a valid PEM %s (-0x%04x %s)", name, what, (unsigned)-ret, msg);
 }
 
+/* SKIND_SERVER / SKIND_LISTEN */
+static int validate_address(const setting_def_t *d, const char *value, size_t len, char *err,
+                            size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    const char *why = "";
+    if (d->kind == SKIND_LISTEN) {
+        /* Mongoose-OS style: "443" alone is allowed; 0 = any free port */
+        uint32_t p;
+        if (agent_parse_u32(value, len, 65535, &p) == 0) return 0;
+        size_t digits = 0;
+        while (digits < len && value[digits] >= '0' && value[digits] <= '9') digits++;
+        if (len > 0 && digits == len) {
+            snprintf(err, errlen, "%s: port must be a number 0..65535", d->name);
+            return -1;
+        }
+    }
+    if (parse_hostport(value, len, host, sizeof(host), &port, d->kind == SKIND_LISTEN, &why) != 0) {
+        snprintf(err, errlen, "%s: %s", d->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_psk_hex(const setting_def_t *d, const char *value, size_t len, char *err,
+                            size_t errlen)
+{
+    uint8_t tmp[32];
+    size_t outlen, bad;
+    int hr = agent_hex_decode(value, len, tmp, sizeof(tmp), &outlen, &bad);
+    mbedtls_platform_zeroize(tmp, sizeof(tmp)); /* the key itself: only the syntax matters */
+    if (hr != 0 && bad != SIZE_MAX) {
+        snprintf(err, errlen, "%s: not a hex digit at position %zu", d->name, bad);
+        return -1;
+    }
+    if (len != 32 && len != 64) {
+        snprintf(err, errlen, "%s: expected 32 or 64 hex digits (16 or 32 bytes), got %zu", d->name,
+                 len);
+        return -1;
+    }
+    return 0;
+}
+
+/* SKIND_PEM_CERT / SKIND_PEM_KEY: parsed with mbedTLS. */
+static int validate_pem(const setting_def_t *d, const char *value, size_t len, settings_rng_fn rng,
+                        void *rng_ctx, char *err, size_t errlen)
+{
+    int ret;
+    char *copy;
+    if (len < 11 || memcmp(value, "-----BEGIN ", 11) != 0) {
+        snprintf(err, errlen, "%s: not PEM (expected -----BEGIN ...)", d->name);
+        return -1;
+    }
+    /* mbedTLS needs the terminating NUL counted in the PEM length */
+    copy = malloc(len + 1);
+    if (!copy) {
+        snprintf(err, errlen, "%s: out of memory", d->name);
+        return -1;
+    }
+    memcpy(copy, value, len);
+    copy[len] = '\0';
+    if (d->kind == SKIND_PEM_CERT) {
+        mbedtls_x509_crt crt;
+        mbedtls_x509_crt_init(&crt);
+        ret = mbedtls_x509_crt_parse(&crt, (const unsigned char *)copy, len + 1);
+        mbedtls_x509_crt_free(&crt);
+        if (ret != 0) pem_error(err, errlen, d->name, "certificate", ret < 0 ? ret : -0x2180);
+    } else {
+        mbedtls_pk_context pk;
+        mbedtls_pk_init(&pk);
+        ret = agent_pk_parse_key(&pk, (const unsigned char *)copy, len + 1, rng, rng_ctx);
+        mbedtls_pk_free(&pk);
+        if (ret != 0) pem_error(err, errlen, d->name, "private key", ret);
+    }
+    mbedtls_platform_zeroize(copy, len); /* may be a private key */
+    free(copy);
+    return ret == 0 ? 0 : -1;
+}
+
 int settings_validate(setting_key_t key, const char *value, size_t len, settings_rng_fn rng,
                       void *rng_ctx, char *err, size_t errlen)
 {
@@ -247,28 +327,7 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
         }
         return 0;
     case SKIND_SERVER:
-    case SKIND_LISTEN: {
-        char host[256];
-        uint16_t port;
-        const char *why = "";
-        if (d->kind == SKIND_LISTEN) {
-            /* Mongoose-OS style: "443" alone is allowed; 0 = any free port */
-            uint32_t p;
-            if (agent_parse_u32(value, len, 65535, &p) == 0) return 0;
-            size_t digits = 0;
-            while (digits < len && value[digits] >= '0' && value[digits] <= '9') digits++;
-            if (len > 0 && digits == len) {
-                snprintf(err, errlen, "%s: port must be a number 0..65535", d->name);
-                return -1;
-            }
-        }
-        if (parse_hostport(value, len, host, sizeof(host), &port, d->kind == SKIND_LISTEN,
-                           &why) != 0) {
-            snprintf(err, errlen, "%s: %s", d->name, why);
-            return -1;
-        }
-        return 0;
-    }
+    case SKIND_LISTEN: return validate_address(d, value, len, err, errlen);
     case SKIND_U16: {
         uint32_t v;
         if (agent_parse_u32(value, len, 65535, &v) != 0) {
@@ -277,22 +336,7 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
         }
         return 0;
     }
-    case SKIND_PSK_HEX: {
-        uint8_t tmp[32];
-        size_t outlen, bad;
-        int hr = agent_hex_decode(value, len, tmp, sizeof(tmp), &outlen, &bad);
-        mbedtls_platform_zeroize(tmp, sizeof(tmp)); /* the key itself: only the syntax matters */
-        if (hr != 0 && bad != SIZE_MAX) {
-            snprintf(err, errlen, "%s: not a hex digit at position %zu", d->name, bad);
-            return -1;
-        }
-        if (len != 32 && len != 64) {
-            snprintf(err, errlen,
-                     "%s: expected 32 or 64 hex digits (16 or 32 bytes), got %zu", d->name, len);
-            return -1;
-        }
-        return 0;
-    }
+    case SKIND_PSK_HEX: return validate_psk_hex(d, value, len, err, errlen);
     case SKIND_SUITES: {
         int ids[SETTING_MAX_SUITES];
         char bad[SETTING_SUITE_BAD_BUF];
@@ -303,38 +347,7 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
         return 0;
     }
     case SKIND_PEM_CERT:
-    case SKIND_PEM_KEY: {
-        int ret;
-        char *copy;
-        if (len < 11 || memcmp(value, "-----BEGIN ", 11) != 0) {
-            snprintf(err, errlen, "%s: not PEM (expected -----BEGIN ...)", d->name);
-            return -1;
-        }
-        /* mbedTLS needs the terminating NUL counted in the PEM length */
-        copy = malloc(len + 1);
-        if (!copy) {
-            snprintf(err, errlen, "%s: out of memory", d->name);
-            return -1;
-        }
-        memcpy(copy, value, len);
-        copy[len] = '\0';
-        if (d->kind == SKIND_PEM_CERT) {
-            mbedtls_x509_crt crt;
-            mbedtls_x509_crt_init(&crt);
-            ret = mbedtls_x509_crt_parse(&crt, (const unsigned char *)copy, len + 1);
-            mbedtls_x509_crt_free(&crt);
-            if (ret != 0) pem_error(err, errlen, d->name, "certificate", ret < 0 ? ret : -0x2180);
-        } else {
-            mbedtls_pk_context pk;
-            mbedtls_pk_init(&pk);
-            ret = agent_pk_parse_key(&pk, (const unsigned char *)copy, len + 1, rng, rng_ctx);
-            mbedtls_pk_free(&pk);
-            if (ret != 0) pem_error(err, errlen, d->name, "private key", ret);
-        }
-        mbedtls_platform_zeroize(copy, len); /* may be a private key */
-        free(copy);
-        return ret == 0 ? 0 : -1;
-    }
+    case SKIND_PEM_KEY: return validate_pem(d, value, len, rng, rng_ctx, err, errlen);
     }
     snprintf(err, errlen, "%s: internal error", d->name);
     return -1;

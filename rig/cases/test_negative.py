@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pytest
 
 from rig.broker import Broker, free_port
+from rig.cases.leaks import assert_no_secret
 from rig.config import HilConfig
 from rig.console import SECRET_KEYS, Console, ConsoleError, log_text
-from rig.negative import CASES, NegativeCase, device_settings, main
+from rig.negative import NegativeCase, device_settings
 from rig.pki import Pki
 from rig.provision import connect, provision
-from tests.support import assert_no_secret
 
 
 def in_order(texts: list[str], wanted: tuple[str, ...]) -> list[str] | None:
@@ -87,15 +87,3 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase, b
 
     # no restart needed between cases
     assert board.status()["mqtt"] == "disconnected"
-
-
-def test_docs_table_matches_the_cases() -> None:
-    """docs/negative-matrix.md is generated from the same table (python -m rig.negative)."""
-    assert main(["--check"]) == 0, "docs/negative-matrix.md is stale: run python -m rig.negative"
-    # the file is markdown() of CASES, so it has a row per case; what the table must hold:
-    ids = [c.id for c in CASES]
-    assert len(set(ids)) == len(ids), f"case ids repeat: {ids}"  # test ids and JUnit names
-    for c in CASES:
-        assert c.id.startswith(f"{c.mode}-"), f"{c.id}: ids are <mode>-<what>"
-        # an empty expectation would let device_verdict pass whatever the device says
-        assert all(err for _, err in c.device_expectations()), f"{c.id}: no device ERR"

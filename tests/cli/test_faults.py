@@ -5,8 +5,10 @@ Each run must: fail the cell the fault hit and name the cause there; leave every
 verdict alone; write results.json and junit.xml; exit non-zero; leave no Mosquitto, hil-agent
 or private (PSK) directory behind.
 
-To hit a cell for sure, the test freezes the run's pytest process (SIGSTOP) at the moment a
-fresh agent or broker appears, does the damage, and lets it go on (SIGCONT)."""
+To hit a cell for sure, the test freezes the run's pytest process or the board's agent
+(SIGSTOP) at a moment it chooses, does the damage, and lets it go on (SIGCONT). A board is reset
+only at its first use and after a failed cell (rig/boards/strategy.py), so a fault's cell is
+followed by a reset and the cells after it run on a fresh board."""
 
 from __future__ import annotations
 
@@ -128,6 +130,15 @@ class Run:
         with self._lock:
             return any(text in line for line in self.progress)
 
+    def cell_ended(self, board: str) -> bool:
+        """Whether a cell of `board` has ended (rig/boards/strategy.py's steps.jsonl)."""
+        for steps in (self.config.parent / "runs").glob("*/**/steps.jsonl"):
+            for line in steps.read_text().splitlines():
+                step = json.loads(line)
+                if step["board"] == board and step["reason"] == "cell ended":
+                    return True
+        return False
+
     def agents(self) -> list[int]:
         return _children_running(self.pytest_pid, "hil-agent")
 
@@ -241,7 +252,9 @@ def config(tmp_path: Path, hil_config: HilConfig, hil_agent: Path) -> Path:
 
 def test_a_killed_session_broker_is_named_and_replaced(config: Path) -> None:
     """Two boards, one after the other: the psk broker is killed while virtual-0's cell uses
-    it (its agent is up, so the cell got the broker at set-up). That cell fails naming it;
+    it. virtual-0's agent starts at that cell's set-up (its first use), after the cell got the
+    broker and the observer; the test stops the agent there, so the cell is certainly in
+    progress, kills the broker, and lets the agent go on. That cell fails naming the broker;
     virtual-1's cell gets a fresh broker, passes, and records the fault."""
     build = next(ln for ln in config.read_text().splitlines() if ln.startswith("build_dir"))
     config.write_text(config.read_text() +
@@ -249,9 +262,10 @@ def test_a_killed_session_broker_is_named_and_replaced(config: Path) -> None:
     run = Run(config, "--mode", "psk", "--no-negative", "-j", "1")
     _wait_for("the psk preflight", lambda: run.saw("broker_preflight"))
     broker = _wait_for("the psk session broker", run.brokers)[0]
-    agent = _wait_for("virtual-0's agent", run.agents)[0]
-    with frozen(run.pytest_pid):
-        assert _stat(agent) is not None, "virtual-0's cell ended before the fault"
+    agent = _wait_for("virtual-0's agent", lambda: [
+        a for a in run.agents() if "virtual-0.state" in " ".join(_cmdline(a))])[0]
+    with frozen(agent):
+        assert not run.cell_ended("virtual-0"), "virtual-0's cell ended before the fault"
         os.kill(broker, signal.SIGKILL)
     assert run.finish() == 1
     data = run.results()
@@ -288,33 +302,26 @@ def test_a_board_that_dies_mid_provisioning_fails_only_its_cell(config: Path,
 
 def test_garbage_on_a_console_fails_only_the_cell_it_hit(config: Path) -> None:
     """64 KB of random bytes written into the board's serial port while the run's pytest
-    stands still with a live agent (so inside a cell, between its reset and its power-off):
-    the agent reads all of it before anything the rig sends next, so it lands in that cell."""
+    stands still, after the board's first cell: the agent (it stays up from cell to cell)
+    reads all of it before anything the rig sends next, so the cell that talks to the board
+    next sees all the noise and fails naming it; the board is reset after that cell, and no
+    other cell changes verdict."""
     run = Run(config, "--mode", "psk")
     _wait_for("the first board cell", lambda: run.saw("virtual-0"))
     garbage = random.Random(7).randbytes(64 * 1024)
-    seen = set(run.agents())
-    for _ in range(5):  # a cell may end before we catch it: then take the next one
-        agent = _wait_for("the next cell's agent",
-                          lambda: [a for a in run.agents() if a not in seen])[0]
-        seen.add(agent)
-        with frozen(run.pytest_pid):
-            if _stat(agent) is None:
-                continue
-            fd = os.open(run.board_pty(), os.O_WRONLY | os.O_NOCTTY)
-            written = 0
-            try:
-                while written < len(garbage):
-                    written += os.write(fd, garbage[written:written + 4096])
-            finally:
-                os.close(fd)
-            break
-    else:
-        pytest.fail("no cell could be caught with its agent up")
+    with frozen(run.pytest_pid):
+        fd = os.open(run.board_pty(), os.O_WRONLY | os.O_NOCTTY)
+        written = 0
+        try:
+            while written < len(garbage):
+                written += os.write(fd, garbage[written:written + 4096])
+        finally:
+            os.close(fd)
     assert run.finish() == 1
     data = run.results()
     failed = _only_these_failed(data, "answered no command of the rig")
     assert len(failed) == 1, _verdicts(data)
+    assert data["resets"]["virtual-0"] == 2, data["resets"]  # its first use, after the hit
     _nothing_left(run)
 
 
@@ -376,7 +383,7 @@ def test_a_killed_pytest_leaves_nothing_the_next_start_does_not_sweep(config: Pa
     next start's sweep stops them."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--hil-config",
-         str(config), "tests/test_negative.py"], cwd=ROOT, stdout=subprocess.DEVNULL,
+         str(config), "rig/cases/test_negative.py"], cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     try:
         note = user_tmp() / f"{proc.pid}-children"

@@ -14,12 +14,12 @@ import uuid
 from collections.abc import Callable
 
 from rig.broker import Broker
+from rig.cipher_suites import expected_suite
 from rig.config import HilConfig, Mode
 from rig.console import Console
 from rig.observer import Observer, preflight
 from rig.pki import Pki
 from rig.provision import connect, mqtt_settings, provision
-from rig.suites import expected_suite
 from rig.tls import credentials
 
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable
+from rig.cipher_suites import mbedtls_name
 from rig.config import HilConfig
 from rig.console import Console
 from rig.pki import Pki
 from rig.provision import provision
-from rig.suites import mbedtls_name
 from rig.web import (
     Client,
     WebMode,

@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import subprocess
 
+from rig.errors import RigError
 
-class SuiteError(Exception):
+
+class SuiteError(RigError):
     pass
 
 

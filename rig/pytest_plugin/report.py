@@ -1,14 +1,15 @@
-"""pytest plugin behind `hil run` (`-p rig.matrix`): one line of live progress per matrix cell
-on stderr, and every cell's verdict in a JSON file (`--hil-results`).
+"""What a run reports: each matrix cell (one test on one board, or the host, in one mode) with
+its verdict, live on stderr and in results.json (`--hil-results`, MatrixReporter), and its
+JUnit name `<board>.<mode>.<case>` (JunitNames).
 
-A cell is one test on one board (or the host) in one mode; its verdict combines set-up, call and
-tear-down (a sanitizer report at tear-down fails the cell). A negative cell (tests/test_negative.py)
-expects a refusal: it passes when the device and the broker gave the expected reasons, which it
-carries in `device_reason` / `broker_reason`.
+A cell's verdict combines set-up, call and tear-down (a sanitizer report at tear-down fails the
+cell). A negative cell (rig/cases/test_negative.py) expects a refusal: it passes when the device
+and the broker gave the expected reasons, which it carries in `device_reason` /
+`broker_reason`.
 
-With pytest-xdist (`-n`, one worker per board) the reporter runs on the controller: it learns
-each cell from the `hil_cell` the rig's conftest attaches to every report, and records the
-worker that ran it."""
+With pytest-xdist (`-n`, one worker per board) both run on the controller: they learn each cell
+from the `hil_cell` the plugin attaches to every report (hooks.py), and record the worker that
+ran it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rig.boards.virtual import WHAT_IT_IS
+from rig.junit import add_suite_property, name_case
+from rig.pytest_plugin.inventory import inventory
 
 
 @dataclass
@@ -163,12 +168,28 @@ class MatrixReporter:
         self.path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("hil").addoption("--hil-results", default=None,
-                                     help="write every matrix cell's verdict to this JSON file")
+class JunitNames:
+    """junit.xml, written by the process that receives the reports (the xdist controller with
+    -n): a board test is named <board>.<mode>.<case> (a host test in a mode host.<mode>.<case>),
+    and a suite property board.<name> says what a virtual board stands for."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.described: set[str] = set()
 
-def pytest_configure(config: pytest.Config) -> None:
-    path = config.getoption("--hil-results")
-    if path and not hasattr(config, "workerinput"):  # xdist workers send their reports on
-        config.pluginmanager.register(MatrixReporter(config, Path(path)), "hil-matrix-reporter")
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        cell = getattr(report, "hil_cell", None)
+        if report.when == "setup" and cell is not None:
+            name = case_name(cell)
+            if name:
+                name_case(self.config, report, name)
+            self._describe(cell["board"])
+
+    def _describe(self, board: str) -> None:
+        """The suite property of a board, the first time one of its cells reports."""
+        if board in self.described or board in ("host", "none", "?"):
+            return
+        self.described.add(board)
+        spec = next((b for b in inventory(self.config).boards if b.name == board), None)
+        if spec is not None and spec.kind == "virtual":
+            add_suite_property(self.config, f"board.{board}", WHAT_IT_IS)

@@ -1,7 +1,7 @@
 /* agent_http.h - the agent's HTTPS server (TLS 1.2, optional client
  * certificates), driven from agent_step()'s select() loop: non-blocking
  * sockets, one state machine per connection, one request per connection.
- * Console commands: "http start" / "http stop" (console.c). */
+ * Console commands: "http start" / "http stop" (commands.c). */
 #ifndef AGENT_HTTP_H
 #define AGENT_HTTP_H
 
@@ -71,10 +71,6 @@ int agent_http_fdset(struct agent *a, fd_set *rd, fd_set *wr, int maxfd, uint32_
 /* After select(): accept, advance every connection whose descriptor is
  * ready, expire deadlines. */
 void agent_http_service(struct agent *a, const fd_set *rd, const fd_set *wr);
-
-/* For a console that cannot be selected on: select() the server's sockets
- * with a zero timeout and service them. */
-void agent_http_poll(struct agent *a);
 
 /* The request/response core, without sockets (also used by tests and the
  * fuzzer): given the bytes received so far, returns 0 when more are needed,

@@ -1,6 +1,7 @@
 """The RFC 2217 bridge (rig/rfc2217.py), with real parts only: real ptys, the real virtual board
 (hil-agent behind a pty), pyserial's own rfc2217 client, pytest-embedded's serial service and
-the rig's Console. Everything stays on 127.0.0.1."""
+the rig's Console. Everything stays on 127.0.0.1. (The reset circuit model and a missing device:
+tests/unit/test_rfc2217_model.py.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import serial
 from rig.boards.serial_reader import BlockingRedirect, use_blocking_reader
 from rig.boards.virtual import VirtualBoard
 from rig.console import Console
-from rig.rfc2217 import HOST, BridgeError, ResetDetector, Rfc2217Bridge
+from rig.rfc2217 import HOST, BridgeError, Rfc2217Bridge
 
 # pyserial 3.5's rfc2217 client calls Thread.setDaemon/setName
 pytestmark = pytest.mark.filterwarnings(
@@ -296,12 +297,6 @@ def test_stop_is_clean_with_a_client_connected(pty_pair: tuple[int, str]) -> Non
     b.stop()  # twice is fine
 
 
-def test_missing_device_is_named() -> None:
-    with pytest.raises(BridgeError, match="/dev/ttyUSB-not-here does not exist"):
-        Rfc2217Bridge("/dev/ttyUSB-not-here").start()
-    assert bridge_threads() == []
-
-
 def test_busy_port_is_named(pty_pair: tuple[int, str]) -> None:
     _, path = pty_pair
     master, slave = os.openpty()
@@ -365,39 +360,6 @@ def test_on_reset_failure_is_kept_and_serving_goes_on(pty_pair: tuple[int, str])
             ser.close()
         assert b.resets == 1
         assert len(b.errors) == 1 and "agent binary vanished" in b.errors[0]
-
-
-# ---------------------------------------------------------------------- the circuit model
-
-
-def pulses(*states: tuple[bool, bool]) -> tuple[int, int]:
-    """(normal boots, download-mode boots) for a sequence of (DTR, RTS) states, starting from
-    pyserial's open state (both asserted)."""
-    seen = [0, 0]
-
-    def boot() -> None:
-        seen[0] += 1
-
-    def download() -> None:
-        seen[1] += 1
-
-    det = ResetDetector(boot, download)
-    for dtr, rts in states:
-        det.update(dtr, rts)
-    return seen[0], seen[1]
-
-
-def test_reset_detector_sequences() -> None:
-    # esptool HardReset after DTR was released
-    assert pulses((False, True), (False, True), (False, False)) == (1, 0)
-    # esptool ClassicReset: DTR asserted before RTS is released -> download mode
-    assert pulses((False, True), (True, True), (True, False), (False, False)) == (0, 1)
-    # both asserted then released (EN never low): nothing
-    assert pulses((True, True), (True, False), (False, False)) == (0, 0)
-    # DTR toggled while RTS is held: still one pulse, at the release
-    assert pulses((False, True), (True, True), (False, True), (False, False)) == (1, 0)
-    # two pulses, two boots
-    assert pulses((False, True), (False, False), (False, True), (False, False)) == (2, 0)
 
 
 def test_malformed_request_drops_only_that_client(pty_pair: tuple[int, str]) -> None:

@@ -1,26 +1,20 @@
 """Locks on a runner shared with other users (rig/locks.py): the per-user port-lock directory in
-the system temp dir is private or refused, lock files are never followed through a symlink, and
-a wait for a held lock ends, naming the lock and its holder.
+the system temp dir is private or refused, and lock files are never followed through a symlink.
+(A wait for a lock another process holds: tests/integration/test_locks_held.py.)
 
-Real here: directories, symlinks, flock and a second process holding the lock. A directory
-another user created cannot be made without root; a wrong mode and a symlink stand for it."""
+Real here: directories, symlinks and flock, in this process. A directory another user created
+cannot be made without root; a wrong mode and a symlink stand for it."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rig.boards.ports import lock_dir, port_lock
-from rig.locks import LockError, LockTimeout, board_lock, file_lock, private_dir
-from tests.support import ROOT
+from rig.locks import LockError, board_lock, file_lock, private_dir
 
 
 @pytest.fixture
@@ -89,53 +83,3 @@ def test_symlinked_lock_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LockError, match="is a symbolic link"):
         file_lock(locks / ".build.lock").__enter__()
     assert victim.read_text() == "precious\n"  # neither truncated nor overwritten with a pid
-
-
-@contextlib.contextmanager
-def file_lock_held_elsewhere(path: Path) -> Iterator[int]:
-    """Another process holds rig.locks.file_lock(path) for the block; yields its pid."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, pathlib\n"
-         "from rig.locks import file_lock\n"
-         f"with file_lock(pathlib.Path({str(path)!r})):\n"
-         "    print('held', flush=True); sys.stdin.read()"],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        yield holder.pid
-    finally:
-        holder.communicate("", timeout=10)
-
-
-def test_file_lock_wait_is_bounded_and_names_the_holder(tmp_path: Path) -> None:
-    path = tmp_path / ".lock"
-    with file_lock_held_elsewhere(path) as pid:
-        t0 = time.monotonic()
-        with pytest.raises(LockTimeout) as info:
-            file_lock(path, timeout=0.5).__enter__()
-        waited = time.monotonic() - t0
-    assert 0.5 <= waited < 3
-    assert str(info.value) == (f"lock {path} is still held by another process (pid {pid}) "
-                               "after 0.5 s: wait for it to finish, or stop it if it hangs")
-    # released by the holder's exit: taken at once, and it now names this process
-    with file_lock(path, timeout=0.5):
-        assert path.read_text() == f"{os.getpid()}\n"
-
-
-def test_file_lock_waits_for_a_holder_that_finishes(tmp_path: Path) -> None:
-    path = tmp_path / ".lock"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time, pathlib\n"
-         "from rig.locks import file_lock\n"
-         f"with file_lock(pathlib.Path({str(path)!r})):\n"
-         "    print('held', flush=True); time.sleep(0.5)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        t0 = time.monotonic()
-        with file_lock(path, timeout=10):
-            waited = time.monotonic() - t0
-            assert path.read_text() == f"{os.getpid()}\n"
-    finally:
-        holder.communicate(timeout=10)
-    assert 0.2 < waited < 5  # it waited for the holder, then took the lock

@@ -1,23 +1,16 @@
-"""rig/procs.py on its own: children that die with the rig, secret directories owned by a lock
-(not by a pid), and the sweep of what a killed run left."""
+"""rig/procs.py with real processes: children that die with the rig, secret directories owned by
+a lock (not by a pid), and the sweep of what a killed run left. (A secret dir of this process and
+the termination signals: tests/unit/test_procs.py.)"""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from rig.procs import (
-    OWNER_FILE,
-    interrupt_on_termination,
-    remove_secret_dir,
-    secret_dir,
-    sweep_private_dirs,
-    user_tmp,
-)
+from rig.procs import OWNER_FILE, sweep_private_dirs, user_tmp
 from tests.support import ROOT
 
 
@@ -38,17 +31,6 @@ def _gone(pid: int, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return False
-
-
-def test_a_secret_dir_is_private_and_removed_with_its_lock() -> None:
-    path = secret_dir("unit")
-    try:
-        assert path.parent == user_tmp() and path.name.startswith(f"{os.getpid()}-unit-")
-        assert path.stat().st_mode & 0o777 == 0o700
-        assert path not in sweep_private_dirs()  # ours, alive
-    finally:
-        remove_secret_dir(path)
-    assert not path.exists()
 
 
 def test_the_lock_decides_not_the_pid(tmp_path: Path) -> None:
@@ -103,25 +85,6 @@ def test_children_die_with_the_process_that_started_them() -> None:
     parent.kill()
     parent.wait()
     assert _gone(child), "the child outlived its parent"
-
-
-def test_termination_signals_interrupt_but_an_ignored_one_stays_ignored() -> None:
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
-        interrupt_on_termination()
-        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-        handler = signal.getsignal(signal.SIGTERM)
-        assert callable(handler)
-        try:
-            handler(signal.SIGTERM, None)
-        except KeyboardInterrupt as exc:
-            assert "SIGTERM" in str(exc)
-        else:
-            raise AssertionError("SIGTERM did not interrupt")
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 def test_a_half_written_note_of_a_dead_process_is_swept() -> None:

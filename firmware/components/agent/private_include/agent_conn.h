@@ -1,16 +1,22 @@
 /* agent_conn.h - one outgoing connection: TCP (BSD sockets, non-blocking,
- * TCP_NODELAY) with optional mbedTLS TLS 1.2 on top. No logging here: errors
- * come back in a conn_err_t for the caller to report. */
+ * TCP_NODELAY) with optional mbedTLS TLS 1.2 on top. Nothing here waits:
+ * opening is a state machine (conn_open_start, then conn_open_step each time
+ * the socket is ready, until it returns 1 or -1), reads and writes return
+ * what the socket takes now. No logging here: errors come back in a
+ * conn_err_t for the caller to report. */
 #ifndef AGENT_CONN_H
 #define AGENT_CONN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/select.h>
 
 #include "agent_mbedtls_compat.h"
 #include "agent_port.h"
 #include "agent_settings.h"
+
+struct addrinfo;
 
 typedef enum {
     CONN_STAGE_NONE,
@@ -33,8 +39,8 @@ typedef struct {
 typedef struct {
     const char *host;
     uint16_t port;
-    uint32_t connect_timeout_ms;
-    uint32_t handshake_timeout_ms;
+    uint32_t connect_timeout_ms;   /* TCP connect, over every address of host */
+    uint32_t handshake_timeout_ms; /* TLS handshake */
     /* TLS (use_tls=false: plain TCP) */
     bool use_tls;
     const char *ca_pem;   /* NUL-terminated or NULL */
@@ -48,35 +54,62 @@ typedef struct {
     mbedtls_ctr_drbg_context *drbg;
 } conn_params_t;
 
+typedef enum {
+    CONN_CLOSED,
+    CONN_TCP,       /* non-blocking connect() in progress */
+    CONN_HANDSHAKE, /* TLS handshake in progress */
+    CONN_OPEN,
+} conn_state_t;
+
 typedef struct {
     int fd; /* -1 when closed */
+    conn_state_t state;
     bool tls;
     bool ssl_inited;
+    bool want_write;      /* CONN_TCP, or the handshake asked for writability */
+    size_t retry_len;     /* TLS: length of a write that must be repeated (WANT_WRITE) */
+    uint64_t deadline_ms; /* of the current opening stage */
+    /* while opening: the parameters (host, suites and PSK copied here; the
+     * PEM strings must stay valid until the connection is open) */
+    conn_params_t p;
+    char host[256];
+    struct addrinfo *addrs, *next_addr;
+    int last_errno;
     mbedtls_ssl_context ssl;
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca;
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
     int suites[SETTING_MAX_SUITES];
-    uint8_t psk[32];
+    uint8_t psk[32]; /* wiped at close */
     const agent_port_t *port;
 } agent_conn_t;
 
 void conn_init(agent_conn_t *c, const agent_port_t *port);
-/* TCP connect (+ TLS handshake when p->use_tls). On failure the connection
- * is closed and *err describes why. */
-int conn_open(agent_conn_t *c, const conn_params_t *p, conn_err_t *err);
-/* Write everything within timeout_ms. 0 or -1 (err filled). */
-int conn_write(agent_conn_t *c, const uint8_t *buf, size_t len, uint32_t timeout_ms,
-               conn_err_t *err);
+/* Start opening: resolve the host (getaddrinfo: immediate for a numeric
+ * address), start a non-blocking connect. 0 = in progress (call
+ * conn_open_step when conn_fdset's descriptor is ready or its deadline
+ * passed), -1 = failed at once (closed, *err says why). */
+int conn_open_start(agent_conn_t *c, const conn_params_t *p, conn_err_t *err);
+/* Advance the opening without waiting: 1 open, 0 still in progress, -1
+ * failed or timed out (closed, *err says why). */
+int conn_open_step(agent_conn_t *c, conn_err_t *err);
+/* Add the descriptor to rd or wr for what the connection waits on (opening,
+ * or want_write = caller has bytes to send) and lower *wait_ms to the opening
+ * deadline (0 when TLS holds decrypted bytes). Returns the new max fd. */
+int conn_fdset(agent_conn_t *c, bool want_write, fd_set *rd, fd_set *wr, int maxfd,
+               uint32_t *wait_ms);
+/* Write what the socket takes now: bytes written (0 = try again when
+ * writable), or -1 (err filled). After 0, call again with the same buf (it
+ * may have grown at its end): TLS repeats exactly the write it started. */
+int conn_send(agent_conn_t *c, const uint8_t *buf, size_t len, conn_err_t *err);
 /* Non-blocking read: >0 bytes, 0 nothing available now, -1 closed/error. */
 int conn_read(agent_conn_t *c, uint8_t *buf, size_t cap, conn_err_t *err);
 /* Bytes already decrypted and buffered inside TLS (select would not see them). */
 bool conn_pending(agent_conn_t *c);
-/* Wait until readable (or TLS data pending). 1 readable, 0 timeout, -1 error. */
-int conn_wait_readable(agent_conn_t *c, uint32_t timeout_ms);
 void conn_close(agent_conn_t *c, bool graceful);
-bool conn_is_open(const agent_conn_t *c);
+bool conn_is_open(const agent_conn_t *c); /* CONN_OPEN */
+bool conn_is_busy(const agent_conn_t *c); /* any state but CONN_CLOSED */
 const char *conn_ciphersuite(agent_conn_t *c);
 /* The description byte of the fatal alert behind `ret` (an mbedTLS error
  * from a handshake or read), or -1 when ret is not "fatal alert received". */

@@ -1,0 +1,233 @@
+/* agent_internal.h - the core's private view: the agent_t context and the
+ * functions its modules call on each other. Ports never include this (they
+ * see agent.h and agent_port.h only: the component's public include
+ * directory holds nothing else); the host unit tests and fuzzers do.
+ *
+ * Call graph, one way only (a module calls down, never up; no callbacks):
+ *
+ *   agent.c        lifecycle + main loop (agent_step)
+ *     -> console.c   line assembly, command queue, tags, one final line per command
+ *       -> commands.c  the command handlers (config, status, mqtt ..., http ..., wifi ...)
+ *     -> mqtt.c, wifi.c, http_server.c   sockets/state machines serviced by agent_step;
+ *                    mqtt.c and wifi.c complete pending commands (agent_resolve)
+ *       -> output.c, rng.c   log / data / final lines, deferred finals, port events; DRBG
+ *         -> conn.c, settings.c, mqtt_codec.c, http_parse.c, util.c, version.c   (no agent_t)
+ *
+ * (commands.c calls mqtt.c / wifi.c / http_server.c to start an operation.)
+ *
+ * Pending commands: a command that waits on the network (mqtt connect,
+ * mqtt publish, mqtt subscribe, wifi connect) starts its operation, hands
+ * its tag to agent_defer() and returns; agent_step services the operation
+ * and the module prints the command's log lines and then its one final line
+ * with agent_resolve(). Meanwhile console input is still read, but complete
+ * lines are queued (console.c) and run in order once nothing is pending. */
+#ifndef AGENT_INTERNAL_H
+#define AGENT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/select.h>
+
+#include "agent.h"
+#include "agent_conn.h"
+#include "agent_http.h"
+#include "agent_mbedtls_compat.h"
+#include "agent_port.h"
+#include "agent_settings.h"
+
+#define AGENT_LINE_MAX 512       /* console line, without the newline */
+#define AGENT_TAG_MAX 24         /* "@<tag> <command>": 1..24 of [A-Za-z0-9._-] */
+#define AGENT_CHUNK_MAX 96       /* decoded bytes per "config data" */
+#define AGENT_QUEUE_BYTES 2048   /* console lines queued behind a pending command */
+#define AGENT_MQTT_BUF 8192      /* MQTT rx/tx buffer */
+#define AGENT_MSG_LOG_MAX 256    /* payload bytes shown in a message log line */
+
+#define AGENT_CONNECT_TIMEOUT_MS 5000u
+#define AGENT_HANDSHAKE_TIMEOUT_MS 10000u
+#define AGENT_REPLY_TIMEOUT_MS 10000u /* CONNACK, PUBACK, SUBACK; a stalled write */
+#define AGENT_WIFI_TIMEOUT_MS 15000u  /* `wifi connect`: association + DHCP */
+#define AGENT_WIFI_POLL_MS 50u        /* `wifi connect` pending: look at network_up this often */
+#define AGENT_POLL_SLICE_MS 10u       /* polled console: longest read while sockets need service */
+
+/* ---- console.c ---------------------------------------------------------------- */
+
+typedef struct {
+    bool active;
+    int key;
+    size_t total;
+    uint32_t crc;
+    uint8_t *buf;
+    size_t got;
+    uint32_t next_seq;
+} agent_load_t;
+
+/* Lines read while a command is pending, run in order afterwards. Entries:
+ * kind (1 byte), length (2 bytes, little-endian), bytes. */
+typedef struct {
+    uint8_t buf[AGENT_QUEUE_BYTES];
+    size_t len;
+    unsigned count;
+} agent_queue_t;
+
+/* ---- output.c: the command whose final line comes later -------------------------- */
+
+typedef struct {
+    bool active;
+    char tag[AGENT_TAG_MAX + 1];
+} agent_pending_t;
+
+/* ---- mqtt.c ----------------------------------------------------------------------- */
+
+typedef enum {
+    MQTT_IDLE,        /* no connection */
+    MQTT_OPENING,     /* `mqtt connect`: TCP connect + TLS handshake (conn.c) */
+    MQTT_WAIT_CONNACK, /* `mqtt connect`: CONNECT sent */
+    MQTT_CONNECTED,   /* CONNACK 0: publish, subscribe, keep-alive, incoming messages */
+} mqtt_state_t;
+
+/* What a pending mqtt command waits for. */
+typedef struct {
+    uint8_t type; /* 0 = nothing; MQTT_CONNACK / MQTT_PUBACK / MQTT_SUBACK; MQTT_PUBLISH =
+                   * a QoS 0 publish waiting until its bytes are written */
+    uint16_t id;
+    bool done;    /* the packet arrived (handled at the end of the service round) */
+    uint8_t code; /* CONNACK return code, SUBACK granted QoS */
+    uint64_t deadline_ms;
+    char topic[300]; /* escaped, for the command's log line */
+    char msg[800];
+    bool msg_cut;
+} mqtt_wait_t;
+
+typedef struct {
+    agent_conn_t conn;
+    mqtt_state_t state;
+    char server[300]; /* "host:port" as configured, for status */
+    uint16_t keep_alive_s;
+    uint16_t next_packet_id;
+    uint64_t t0_ms; /* `mqtt connect` started: "MQTT0 handshake <ms> ms" */
+    uint64_t last_tx_ms;
+    uint64_t ping_sent_ms;
+    bool ping_outstanding;
+    uint8_t rx[AGENT_MQTT_BUF];
+    size_t rx_len;
+    size_t discard; /* bytes of an oversize packet still to drop */
+    /* outgoing bytes: tx[tx_off..tx_len) not yet taken by the socket */
+    uint8_t tx[AGENT_MQTT_BUF];
+    size_t tx_len, tx_off;
+    uint64_t tx_deadline_ms; /* no write progress until then: connection lost */
+    mqtt_wait_t wait;
+} agent_mqtt_t;
+
+/* ---- wifi.c ----------------------------------------------------------------------- */
+
+typedef struct {
+    bool pending; /* `wifi connect` waits for network_up() */
+    uint64_t deadline_ms;
+} agent_wifi_t;
+
+struct agent {
+    agent_port_t port;
+    settings_t settings;
+    /* console input (console.c) */
+    char line[AGENT_LINE_MAX + 2]; /* + optional CR + NUL */
+    size_t line_len;
+    bool line_overflow;
+    agent_queue_t queue;
+    bool console_eof; /* console_read reported EOF: answer what was read, then stop */
+    /* The tag of the command being run ("" = untagged): agent_final() puts
+     * "@<tag> " before the command's one final line and clears it. */
+    char tag[AGENT_TAG_MAX + 1];
+    unsigned finals; /* final lines printed (or deferred) by the current command: must end at 1 */
+    agent_pending_t pending;
+    agent_load_t load;
+    mbedtls_ctr_drbg_context drbg;
+    bool drbg_ready;
+    agent_mqtt_t mqtt;
+    agent_wifi_t wifi;
+    agent_http_t http; /* HTTPS server (http_server.c) */
+    bool stop;         /* leave agent_run */
+};
+
+/* ---- agent.c: lifecycle (tests create agents on their own storage) --------------- */
+
+/* Initialise a (zeroed or fresh) agent: loads settings from storage. */
+int agent_init(agent_t *a, const agent_port_t *port);
+void agent_free(agent_t *a);
+
+/* ---- console.c -------------------------------------------------------------------- */
+
+/* Console input bytes; every complete line is run now, or queued while a
+ * command is pending (a full queue answers that line "ERR busy"). */
+void agent_console_feed(agent_t *a, const uint8_t *data, size_t len);
+/* Run queued lines, in order, until one goes pending or none is left. */
+void agent_console_run_queued(agent_t *a);
+/* A command is pending or lines are queued. */
+bool agent_console_busy(const agent_t *a);
+/* Execute one line (no newline): "[@<tag> ]<command ...>"; exactly one
+ * final line answers it (now, or later for a pending command), none for a
+ * blank line. */
+void agent_handle_line(agent_t *a, const char *line, size_t len);
+
+/* ---- commands.c ------------------------------------------------------------------- */
+
+/* Run a command (line without its tag, starting at the command word; the
+ * tag, if any, is in a->tag). Prints or defers exactly one final line. */
+void agent_command(agent_t *a, const char *line, size_t len);
+
+/* ---- mqtt.c ----------------------------------------------------------------------- */
+
+/* The mqtt commands. 0: the command is answered by mqtt.c (its final line
+ * now, or deferred until the outcome is known); -1: not started, a reason
+ * for the caller's "ERR <reason>" is in err. */
+int agent_mqtt_connect(agent_t *a, char *err, size_t errlen);
+int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t qos, char *err,
+                       size_t errlen);
+int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, size_t errlen);
+/* Close the connection (graceful: DISCONNECT + close_notify, best effort). */
+void agent_mqtt_disconnect(agent_t *a, bool graceful);
+bool agent_mqtt_connected(const agent_t *a);
+/* Main loop: keep-alive (returns ms until it next needs to run), descriptors
+ * and deadlines for select(), then the work after select(). */
+uint32_t agent_mqtt_tick(agent_t *a);
+int agent_mqtt_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wait_ms);
+void agent_mqtt_service(agent_t *a, const fd_set *rd, const fd_set *wr);
+
+/* ---- wifi.c ----------------------------------------------------------------------- */
+
+/* `wifi connect` (port with Wi-Fi): 0 answered by wifi.c (now or later),
+ * -1 with a reason in err. */
+int agent_wifi_connect(agent_t *a, char *err, size_t errlen);
+void agent_wifi_service(agent_t *a);
+/* ms until the pending `wifi connect` needs a look (UINT32_MAX: none). */
+uint32_t agent_wifi_wait_ms(agent_t *a);
+/* At boot: start the station when wifi.sta.ssid is saved. */
+void agent_wifi_autoconnect(agent_t *a);
+
+/* ---- output.c --------------------------------------------------------------------- */
+
+/* agent_log: "<L> (<ms>) hil: <text>". agent_reply: a data line (raw, no
+ * prefix). agent_final: THE way to print the current command's final line,
+ * "OK" or "ERR <reason>" (fmt must produce one of them); it is prefixed with
+ * "@<tag> " when the command was tagged, then the tag is cleared. */
+void agent_log(agent_t *a, char level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void agent_reply(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_final(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The current command goes pending: its final line comes later, from
+ * agent_resolve() (it keeps the command's tag). Counts as its final line. */
+void agent_defer(agent_t *a);
+/* The pending command's one final line ("OK" / "ERR <reason>"). */
+void agent_resolve(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool agent_is_pending(const agent_t *a);
+/* Print the port's queued asynchronous events (port.next_event) as log lines. */
+void agent_port_events(agent_t *a);
+uint64_t agent_now(const agent_t *a);
+
+/* ---- rng.c ------------------------------------------------------------------------ */
+
+/* DRBG for TLS and key parsing (seeded from port->random on first use). */
+int agent_rng(void *a, unsigned char *buf, size_t len);
+void agent_rng_free(agent_t *a);
+
+#endif

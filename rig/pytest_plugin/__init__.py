@@ -1,0 +1,23 @@
+"""The rig as a pytest plugin, registered through the `pytest11` entry point `hil` (so it is
+active wherever hil-rig is installed, as pytest-embedded's and labgrid's plugins are):
+
+    options.py    --hil, --board, --mode, --hil-config, --hil-run-dir, --hil-results, markers
+    inventory.py  hil.toml, loaded only by what needs it; what the plugin keeps per run
+    fixtures.py   hil_config, pki, run_dir, broker, observer, board_driver, board, agent, ...
+    hooks.py      parametrization, --mode deselection, each report's cell and failure cause
+    xdist.py      one worker per board, one shared run directory
+    report.py     live progress, results.json, JUnit names
+
+The product's own tests (the mode matrix, the device's HTTPS server, the negative matrix) ship
+in `rig.cases`; `hil run` runs them with `pytest --pyargs rig.cases...` from any directory
+that holds a hil.toml.
+"""
+
+# in import order (a module another one imports comes first, so pytest can rewrite its asserts)
+pytest_plugins = [
+    "rig.pytest_plugin.report",
+    "rig.pytest_plugin.xdist",
+    "rig.pytest_plugin.options",
+    "rig.pytest_plugin.fixtures",
+    "rig.pytest_plugin.hooks",
+]

@@ -1,0 +1,304 @@
+"""The rig's fixtures: the inventory, PKI, run directory, brokers (one session broker at a time,
+replaced when it died), the host observer, the boards (one driver per board for the session,
+holding its lock) and a board's console per test (port opened, board reset, boot line and a
+first tagged answer seen; at the end one more round trip, then power off).
+
+    hil_config  pki  run_dir  mode  broker  start_broker  observer
+    board_driver  board (a Console)  virtual_board  agent (a Console on the virtual board)
+    hil_agent (the host build of the firmware, for tests of the agent itself)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.resource_tracker
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from rig.boards import BoardDriver, BoardUnavailable, make_board
+from rig.boards.serial_reader import use_blocking_reader
+from rig.boards.strategy import BoardStrategy
+from rig.boards.virtual import VirtualBoard
+from rig.broker import Broker, SessionBrokers, child_brokers, start_for_mode
+from rig.config import HilConfig, Mode
+from rig.console import Console
+from rig.errors import RigError
+from rig.firmware import Variant, build_host_agent
+from rig.locks import BoardBusy, board_lock
+from rig.observer import Observer
+from rig.pki import Pki
+from rig.procs import note_children, sweep_private_dirs
+from rig.pytest_plugin.inventory import (
+    BROKER_MARKS,
+    CELL_FAILED,
+    CONSOLE,
+    FLASH,
+    OBSERVER,
+    inventory,
+)
+from rig.pytest_plugin.xdist import broker_ports, shared_run_dir, worker
+from rig.runs import RESETS_FILE, SESSION_FAULTS
+from rig.tls import credentials
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_broker_left_behind() -> Iterator[None]:
+    """Sweeps what killed runs left (their private dirs); fails the session if any Mosquitto
+    this process started is still alive at the end."""
+    sweep_private_dirs()
+    yield
+    leaked = child_brokers()
+    assert not leaked, f"mosquitto processes left behind: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def hil_config(pytestconfig: pytest.Config) -> HilConfig:
+    """hil.toml (--hil-config, $HIL_CONFIG or ./hil.toml), validated."""
+    return inventory(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def pki(hil_config: HilConfig) -> Pki:
+    p = Pki(hil_config)
+    p.ensure()
+    return p
+
+
+@pytest.fixture(scope="session")
+def run_dir(pytestconfig: pytest.Config) -> Path:
+    """Broker and board logs. With -n, each worker writes into <run dir>/<worker id>/."""
+    worker_id, _ = worker(pytestconfig)
+    if not worker_id:
+        return shared_run_dir(pytestconfig)
+    path = Path(pytestconfig.workerinput["hil_run_dir"]) / worker_id  # type: ignore[attr-defined]
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def _session_brokers(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pki,
+                     run_dir: Path) -> Iterator[SessionBrokers]:
+    brokers = SessionBrokers(lambda mode: start_for_mode(
+        hil_config, pki, mode, run_dir, port=broker_ports(pytestconfig)[0]))
+    yield brokers
+    died = brokers.close()
+    if died:  # after its mode's last cell: no cell to name it in, but the run must say it
+        with (run_dir / SESSION_FAULTS).open("a") as fh:
+            fh.write(f"{died.splitlines()[0]} (after its last cell)\n")
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, _session_brokers: SessionBrokers,
+           mode: Mode) -> Broker:
+    """The real Mosquitto for `mode`, kept for the session (port: see broker_ports). A broker
+    found dead before a cell is replaced for it, and the cell records that as a `fault`."""
+    b, died = _session_brokers.get(mode)
+    if died:
+        request.node.user_properties.append(
+            ("fault", f"{died.splitlines()[0]}; a fresh broker was started for this cell"))
+    return b
+
+
+@pytest.fixture(autouse=True)
+def _broker_log_slice(request: pytest.FixtureRequest) -> None:
+    """Remembers where this test's part of the broker log starts (for failure reports)."""
+    request.node.stash[BROKER_MARKS] = []
+    if "broker" in request.fixturenames:
+        b: Broker = request.getfixturevalue("broker")
+        request.node.stash[BROKER_MARKS].append((b, b.mark()))
+
+
+@pytest.fixture
+def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki,
+                 run_dir: Path) -> Iterator[Callable[..., Broker]]:
+    """Starts extra brokers for this test only (keyword arguments as rig.broker.running; the
+    port defaults to this worker's extra broker port, see broker_ports); each is stopped after
+    the test and its log is in a failure's report."""
+    started: list[Broker] = []
+
+    def start(mode: Mode, **kwargs: Any) -> Broker:
+        kwargs.setdefault("port", broker_ports(request.config)[1])
+        b = start_for_mode(hil_config, pki, mode, run_dir, **kwargs)
+        started.append(b)
+        request.node.stash[BROKER_MARKS].append((b, 0))
+        return b
+
+    try:
+        yield start
+    finally:
+        for b in started:
+            b.stop()
+
+
+@pytest.fixture
+def observer(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki, mode: Mode,
+             broker: Broker) -> Iterator[Observer]:
+    """A host MQTT client connected to this mode's broker with the device's credentials."""
+    with Observer(hil_config.broker.host, broker.port, credentials(hil_config, pki, mode),
+                  timeout=hil_config.timeouts.connect) as obs:
+        request.node.stash[OBSERVER] = obs
+        yield obs
+
+
+@pytest.fixture(scope="session")
+def hil_agent() -> Path:
+    """The host build of the firmware, sanitized (ASan+UBSan) unless HIL_AGENT_VARIANT=plain."""
+    variant = cast(Variant, os.environ.get("HIL_AGENT_VARIANT", "asan"))
+    return build_host_agent(variant)
+
+
+def _hold_board(stack: contextlib.ExitStack, hil_config: HilConfig, name: str) -> None:
+    """Locks the board for the session (released with `stack`): no other process (xdist
+    worker, run) drives it; fixtures of this process share the lock."""
+    try:
+        stack.enter_context(board_lock(hil_config.base_dir / ".hil" / "locks", name))
+    except BoardBusy as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
+                 run_dir: Path) -> Iterator[BoardDriver]:
+    """One board of hil.toml (parametrized by name), for the whole session."""
+    spec = hil_config.board(request.param)
+    agent = None
+    if spec.kind == "virtual":
+        agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
+                 else request.getfixturevalue("hil_agent"))
+    with contextlib.ExitStack() as stack:
+        _hold_board(stack, hil_config, spec.name)
+        driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir,
+                            options=request.config.stash[FLASH])
+        stack.callback(driver.close)
+        yield driver
+
+
+def _helper_processes() -> list[int]:
+    """pytest-embedded's log listener (a multiprocessing 'spawn' child) and multiprocessing's
+    resource tracker: they outlive a killed pytest, so the sweep must know them."""
+    pids = [p.pid for p in multiprocessing.active_children() if p.pid]
+    tracker = getattr(getattr(multiprocessing, "resource_tracker", None), "_resource_tracker",
+                      None)
+    pid = getattr(tracker, "_pid", None)
+    return pids + ([pid] if isinstance(pid, int) else [])
+
+
+def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
+                  hil: HilConfig) -> Iterator[Console]:
+    try:
+        dut: Any = driver.open()
+    except RigError as exc:  # not there: skip, with the reason; unusable: fail, with it
+        if exc.outcome == "skip":
+            pytest.skip(str(exc))
+        pytest.fail(str(exc), pytrace=False)
+    use_blocking_reader(dut)
+    note_children(_helper_processes())
+    console = Console(dut, driver.name, hil.timeouts.command, health=driver.death)
+    request.node.stash[CONSOLE] = console
+    try:
+        with console.doing("booting"):
+            console.wait_ready(hil.timeouts.board_boot)
+        with console.doing("bringing its network up"):
+            driver.prepare(console)
+    except BoardUnavailable as exc:
+        driver.after_test()
+        pytest.skip(str(exc))
+    except BaseException:
+        driver.after_test()  # power off: a board that failed to come up is not left running
+        raise
+    yield console
+    try:
+        if driver.powered and not driver.death() and not console.broken:
+            # one more round trip, so that whatever reached the console during this cell
+            # (garbage among it) is read and counted in this cell, not lost with the next reset
+            with console.doing("ending the cell"):
+                console.send("version", timeout=hil.timeouts.command)
+    finally:
+        problem = driver.after_test()  # power off; names an agent that died on its own
+    noise = console.noise_summary()
+    # a death the cell's own failure already named is not reported twice
+    assert not problem or (console.broken and console.broken in problem), problem
+    assert not noise, noise
+
+
+@pytest.fixture(scope="session")
+def board_strategy(request: pytest.FixtureRequest, hil_config: HilConfig, run_dir: Path,
+                   board_driver: BoardDriver) -> Iterator[BoardStrategy]:
+    """The board's states for the session (rig/boards/strategy.py): reset at its first use,
+    after a failed cell, or when a test asks (`@pytest.mark.fresh_board`)."""
+    def make_console(dut: Any) -> Console:
+        use_blocking_reader(dut)
+        note_children(_helper_processes())
+        return Console(dut, board_driver.name, hil_config.timeouts.command,
+                       health=board_driver.death)
+
+    strategy = BoardStrategy(board_driver, make_console, hil_config.timeouts.board_boot,
+                             run_dir)
+    yield strategy
+    problems = strategy.close()
+    with (run_dir / RESETS_FILE).open("a") as fh:
+        fh.write(f"{board_driver.name} {strategy.resets}\n")
+    if problems:  # found at a power-off: no cell to name it in, but the run must say it
+        with (run_dir / SESSION_FAULTS).open("a") as fh:
+            fh.write(f"board {board_driver.name}: {problems.splitlines()[0]}\n")
+        pytest.fail(f"board {board_driver.name}: {problems}", pytrace=False)
+
+
+@pytest.fixture
+def board(request: pytest.FixtureRequest, hil_config: HilConfig,
+          board_strategy: BoardStrategy) -> Iterator[Console]:
+    """The board's console for this test, the board booted and its network up; a board is
+    reset only when it needs to be (rig/boards/strategy.py). The cell's end closes its MQTT
+    connection and HTTPS server; a failed cell leaves the board to be reset."""
+    cell = request.node.nodeid.rsplit("/", 1)[-1]
+    fresh = request.node.get_closest_marker("fresh_board") is not None
+    try:
+        console = board_strategy.begin(cell, fresh)
+    except RigError as exc:  # not there: skip, with the reason; unusable: fail, with it
+        board_strategy.dirty = f"previous cell: {exc}"
+        if exc.outcome == "skip":
+            pytest.skip(str(exc))
+        pytest.fail(str(exc), pytrace=False)
+    except BaseException:
+        board_strategy.dirty = "previous cell: the board did not come up"
+        raise
+    request.node.stash[CONSOLE] = console
+    yield console
+    failed = request.node.stash.get(CELL_FAILED, False)
+    board_strategy.end(cell, failed, hil_config.timeouts.command)
+    death = board_strategy.driver.death()
+    noise = console.noise_summary()
+    # a death the cell's own failure already named is not reported twice
+    assert not death or (console.broken and console.broken in death), \
+        f"board {board_strategy.driver.name}: {death}"
+    assert not noise, noise
+
+
+@pytest.fixture(scope="session")
+def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
+                  run_dir: Path) -> Iterator[VirtualBoard]:
+    """The first virtual board of hil.toml, for tests of the agent itself."""
+    if request.config.getoption("--hil"):
+        pytest.skip("--hil runs physical boards only (the virtual agent's tests run without it)")
+    spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
+    if spec is None:
+        pytest.skip(f"no virtual board in {hil_config.source}")
+    with contextlib.ExitStack() as stack:
+        _hold_board(stack, hil_config, spec.name)
+        board = make_board(spec, hil_config, agent=request.getfixturevalue("hil_agent"),
+                           run_dir=run_dir, options=request.config.stash[FLASH])
+        assert isinstance(board, VirtualBoard)
+        stack.callback(board.close)
+        yield board
+
+
+@pytest.fixture
+def agent(request: pytest.FixtureRequest, hil_config: HilConfig,
+          virtual_board: VirtualBoard) -> Iterator[Console]:
+    """A fresh agent on the virtual board, reached through a pytest-embedded serial Dut."""
+    yield from _open_console(request, virtual_board, hil_config)

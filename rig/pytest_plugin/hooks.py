@@ -1,0 +1,144 @@
+"""The rig's collection and report hooks: parametrization over modes, HTTPS modes, negative
+cases and boards; --mode deselection; and every report's cell (`hil_cell`), with the cause of a
+failure (a dead board, console noise, a dead broker or observer) put in front of its symptom."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rig.config import MODES
+from rig.negative import CASES
+from rig.pytest_plugin.inventory import (
+    BROKER_MARKS,
+    CELL_FAILED,
+    CONSOLE,
+    OBSERVER,
+    inventory,
+    selected_boards,
+)
+from rig.pytest_plugin.report import cell_fields, cell_identity
+from rig.web import WEB_MODES
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`mode` over the broker modes (narrowed by @pytest.mark.modes), `web_mode` over the HTTPS
+    modes, `negative_case` over the negative matrix; `board_driver` over the selected boards, or
+    one skipped case that says why there is none. --mode deselects the rest (see below)."""
+    if "mode" in metafunc.fixturenames:
+        modes = list(MODES)
+        marker = metafunc.definition.get_closest_marker("modes")
+        if marker is not None:
+            modes = [m for m in modes if m in marker.args]
+        metafunc.parametrize("mode", modes, scope="session")
+    explicit = {name.strip() for m in metafunc.definition.iter_markers("parametrize")
+                for name in (m.args[0].split(",") if isinstance(m.args[0], str) else m.args[0])}
+    if "web_mode" in metafunc.fixturenames and "web_mode" not in explicit:
+        metafunc.parametrize("web_mode", WEB_MODES)
+    if "negative_case" in metafunc.fixturenames:
+        metafunc.parametrize("negative_case", CASES, ids=[c.id for c in CASES])
+    if "board_driver" in metafunc.fixturenames:
+        boards, why = selected_boards(metafunc.config)
+        if boards:
+            metafunc.parametrize("board_driver", [
+                pytest.param(b.name, marks=pytest.mark.xdist_group(b.name)) for b in boards],
+                indirect=True, scope="session")
+        else:
+            metafunc.parametrize("board_driver", [pytest.param(
+                None, marks=pytest.mark.skip(reason=why), id="no-board")], indirect=True,
+                scope="session")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of the virtual agent itself (fixture `virtual_board`) join the xdist group of the
+    board they use. --mode M: tests that run in another mode are deselected (tests without a
+    mode stay)."""
+    agent_tests = [item for item in items
+                   if "virtual_board" in getattr(item, "fixturenames", ())]
+    if agent_tests:  # only these need the inventory here
+        agent_board = next((b.name for b in inventory(config).boards if b.kind == "virtual"),
+                           None)
+        for item in agent_tests:
+            if agent_board:
+                item.add_marker(pytest.mark.xdist_group(agent_board))
+    wanted = config.getoption("--mode")
+    if not wanted:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        mode, _, _ = cell_identity(item)
+        (keep if mode is None or mode in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Every report carries its matrix cell (`hil_cell`: board, mode, case, expected) for the
+    process that reports it; a failed test's report also carries the board's last lines and
+    its slice of the broker log."""
+    report = yield
+    report.hil_cell = cell_fields(item)
+    if report.failed and call.when != "teardown":
+        item.stash[CELL_FAILED] = True  # its board is reset before the next cell
+        _name_the_cause(item, report)
+    if report.failed and hasattr(report.longrepr, "addsection"):
+        console = item.stash.get(CONSOLE, None)
+        if console is not None:
+            report.longrepr.addsection(f"board {console.board}: last lines (> = sent)",
+                                       console.tail(40, indent=""))
+        for b, mark in item.stash.get(BROKER_MARKS, []):
+            lines = b.log_since(mark)[-40:]
+            report.longrepr.addsection(f"{b.name} log during this test ({b.log_path})",
+                                       "\n".join(lines) or "(nothing)")
+    return report
+
+
+def _causes(item: pytest.Item) -> list[str]:
+    """What broke under a failing cell, named: the board's process died, garbage on its
+    console, a broker or the observer gone. Empty when all of them are healthy."""
+    causes: list[str] = []
+    console = item.stash.get(CONSOLE, None)
+    if console is not None:
+        death = console.health()
+        if death:
+            causes.append(f"board {console.board}: {death}")
+        noise = console.noise_summary()
+        if noise:
+            causes.append(noise)
+    for b, _ in item.stash.get(BROKER_MARKS, []):
+        death = b.death()
+        if death:
+            causes.append(death)
+    obs = item.stash.get(OBSERVER, None)
+    if obs is not None and not causes:  # a dead broker also takes the observer with it
+        death = obs.death()
+        if death:
+            causes.append(death)
+    return causes
+
+
+def _name_the_cause(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Put the cause in front of the symptom: in the report's message (JUnit, the summary),
+    as `hil_cause` on the report, and as a section with the whole text; results.json takes
+    it from the message."""
+    causes = _causes(item)
+    if not causes:
+        return
+    crash = getattr(report.longrepr, "reprcrash", None)
+    symptom = str(getattr(crash, "message", "") or "").strip()
+    first = [c.splitlines()[0] for c in causes]
+    new = [c for c in first if c not in symptom]
+    if not new:
+        return
+    cause = "; ".join(new)
+    report.hil_cause = cause  # type: ignore[attr-defined]
+    if crash is not None:
+        crash.message = f"{cause} (symptom: {symptom.splitlines()[0] if symptom else '?'})"
+    longrepr: Any = report.longrepr
+    if hasattr(longrepr, "addsection"):
+        longrepr.addsection("cause", "\n\n".join(causes))

@@ -1,0 +1,46 @@
+"""rig/procs.py in this process alone: a secret directory is private and goes with its lock, and
+SIGTERM interrupts like Ctrl-C unless it was ignored. (Children, killed runs and the sweep of
+what they left: tests/integration/test_procs.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from rig.procs import (
+    interrupt_on_termination,
+    remove_secret_dir,
+    secret_dir,
+    sweep_private_dirs,
+    user_tmp,
+)
+
+
+def test_a_secret_dir_is_private_and_removed_with_its_lock() -> None:
+    path = secret_dir("unit")
+    try:
+        assert path.parent == user_tmp() and path.name.startswith(f"{os.getpid()}-unit-")
+        assert path.stat().st_mode & 0o777 == 0o700
+        assert path not in sweep_private_dirs()  # ours, alive
+    finally:
+        remove_secret_dir(path)
+    assert not path.exists()
+
+
+def test_termination_signals_interrupt_but_an_ignored_one_stays_ignored() -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+        interrupt_on_termination()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        try:
+            handler(signal.SIGTERM, None)
+        except KeyboardInterrupt as exc:
+            assert "SIGTERM" in str(exc)
+        else:
+            raise AssertionError("SIGTERM did not interrupt")
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
