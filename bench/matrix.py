@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rig.broker import Broker, broker_settings  # noqa: E402
+from rig.broker.mosquitto import Broker, broker_settings  # noqa: E402
 from rig.config import MODES, load  # noqa: E402
-from rig.peers import (  # noqa: E402
+from rig.host.peers import (  # noqa: E402
     PubResult,
     Target,
     child_env,
@@ -38,8 +38,8 @@ from rig.peers import (  # noqa: E402
     options_dir,
     redact,
 )
+from rig.host.tls import credentials  # noqa: E402
 from rig.pki import Pki  # noqa: E402
-from rig.tls import credentials  # noqa: E402
 
 
 def median_ms(samples: list[float]) -> float:

@@ -16,20 +16,20 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from rig import broker as broker_mod
-from rig.boards.virtual import WHAT_IT_IS
-from rig.config import MODES, Board, HilConfig, Mode, load
+from rig.broker import mosquitto as broker_mod
+from rig.broker.process import die_with_parent
+from rig.config import MODES, HilConfig, Mode, load
+from rig.device.https_server import WEB_MODES
 from rig.doctor import format_table, run_checks
 from rig.errors import RigError
-from rig.observer import ObserverError, preflight
-from rig.peers import Target, shell_line
+from rig.host.observer import ObserverError, preflight
+from rig.host.peers import Target, shell_line
+from rig.host.tls import credentials
 from rig.pki import Pki, PkiError
-from rig.procs import die_with_parent
-from rig.runs import RESETS_FILE, SESSION_FAULTS, new_run_dir
-from rig.tls import credentials
-from rig.web import WEB_MODES
+from rig.report.run_dir import new_run_dir
+from rig.report.summary import summarize
 
 # pytest settings of `hil run` (it ignores the ini files of the directory it runs in)
 RUN_INI = ["-o", "junit_family=xunit1",  # JUnit properties and <board>.<mode>.<case> names
@@ -160,15 +160,6 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 0 if all(r["verdict"] == "pass" for r in results) else 1
 
 
-VIRTUAL_NOTE = f"note: {WHAT_IT_IS}"
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: the mode matrix (rig.cases.test_mqtt_modes), the device's HTTPS server
     (rig.cases.test_https) and the negative matrix (rig.cases.test_negative, expected
@@ -221,73 +212,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         tail = (run_dir / "pytest.log").read_text().strip().splitlines()[-15:]
         print("the matrix did not run:\n  " + "\n  ".join(tail), file=sys.stderr)
         return 1
-    data = json.loads(results_path.read_text())
-    cells = data["cells"]
-    virtual = any(c["board"] in {b.name for b in config.boards if b.kind == "virtual"}
-                  for c in cells)
-    data["notes"] = [VIRTUAL_NOTE] if virtual else []
-    data["config"] = str(config.source)
-    data["resets"] = _resets(run_dir)
-    results_path.write_text(json.dumps(data, indent=2) + "\n")
-    rows = [["board", "mode", "case", "expect", "cipher suite", "handshake", "verdict",
-             "reason"]]
-    for c in cells:
-        hs = f"{c['handshake_ms']:g} ms" if c["handshake_ms"] is not None else ""
-        reason = c["reason"]
-        if c["expected"] == "refused" and c["verdict"] == "pass":
-            reason = f"device: {c['device_reason']}" + (
-                f" | broker: {c['broker_reason']}" if c["broker_reason"] else "") + (
-                f" | client: {c['client_reason']}" if c["client_reason"] else "")
-        reason = reason if len(reason) <= 110 else reason[:107] + "..."
-        rows.append([c["board"], c["mode"], c["case"], c["expected"], c["cipher_suite"], hs,
-                     c["verdict"], reason])
-    print()
-    print(_table(rows))
-    counts = {v: sum(1 for c in cells if c["verdict"] == v) for v in ("pass", "FAIL", "ERROR",
-                                                                      "skip")}
-    failed = counts["FAIL"] + counts["ERROR"]
-    summary = f"{counts['pass']} passed, {failed} failed"
-    if counts["skip"]:
-        summary += f", {counts['skip']} skipped"
-    print("\n" + summary)
-    for note in data["notes"]:
-        print(note)
-    faults = [f"fault seen by {c['board']} {c['mode']} {c['case']}: {c['properties']['fault']}"
-              for c in cells if c.get("properties", {}).get("fault")]
-    faults += [f"fault: {line}" for path in sorted(run_dir.rglob(SESSION_FAULTS))
-               for line in path.read_text().splitlines() if line]
-    collected = int(data.get("collected", len(cells)))
-    if len(cells) < collected and not stopped_by:
-        faults.append(f"fault: {collected - len(cells)} of {collected} collected cell(s) "
-                      "never reported (a pytest-xdist worker that died?)")
-    for fault in faults:
-        print(fault)
-    if data["resets"]:
-        print("resets: " + ", ".join(f"{b} {n}" for b, n in sorted(data["resets"].items())) +
-              " (a board is reset at its first use and after a failed cell; steps.jsonl has "
-              "every transition)")
-    print(f"results: {results_path}  junit: {run_dir / 'junit.xml'}  "
-          f"logs: {run_dir}")
-    return _verdict(cells, boards, args.allow_missing, returncode, failed, bool(faults),
-                    stopped_by)
-
-
-def _resets(run_dir: Path) -> dict[str, int]:
-    """Resets per board, first boot included, from what each worker wrote at its end."""
-    counts: dict[str, int] = {}
-    for path in run_dir.rglob(RESETS_FILE):
-        for line in path.read_text().splitlines():
-            board, _, n = line.partition(" ")
-            if n.isdigit():
-                counts[board] = counts.get(board, 0) + int(n) + 1
-    return counts
+    return summarize(run_dir, results_path, config, boards, returncode, stopped_by,
+                     allow_missing=args.allow_missing)
 
 
 def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str],
                 cwd: Path) -> tuple[int, str]:
     """Run the matrix's pytest in its own process group, so that Ctrl-C, SIGTERM and SIGHUP of
     `hil run` reach it as one orderly stop (SIGINT to the group, then SIGTERM, then SIGKILL),
-    and a kill -9 of `hil run` reaches it as SIGTERM (rig/procs.py). Returns (pytest's exit
+    and a kill -9 of `hil run` reaches it as SIGTERM (rig/broker/process.py). Returns (pytest's exit
     code, the name of the signal that stopped us or '')."""
     proc = subprocess.Popen(argv, stdout=log, stderr=None, cwd=cwd, env=env,
                             start_new_session=True,
@@ -321,35 +254,6 @@ def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str],
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return proc.returncode, (stopped_by[0] if stopped_by else "")
-
-
-def _verdict(cells: list[dict[str, Any]], boards: list[Board], allow_missing: bool,
-             returncode: int, failed: int, faulted: bool, stopped_by: str) -> int:
-    """0 only when every selected board ran and passed every cell it was given, nothing was
-    skipped (unless --allow-missing), no fault was seen and the run was not stopped."""
-    board_cells = [c for c in cells if c["board"] not in ("host", "none")]
-    skipped = [c for c in cells if c["verdict"] == "skip"]
-    ran = {c["board"] for c in board_cells if c["verdict"] != "skip"}
-    missing = [b.name for b in boards if b.name not in ran]
-    if skipped or missing:
-        by_board: dict[str, set[str]] = {}
-        for c in skipped:
-            by_board.setdefault(c["board"], set()).add(c["reason"])
-        for name in missing:
-            by_board.setdefault(name, set()).add("no cell ran")
-        what = "accepted (--allow-missing)" if allow_missing else "counted as a failure"
-        print(f"did not run ({what}):")
-        for name, reasons in sorted(by_board.items()):
-            n = sum(1 for c in skipped if c["board"] == name)
-            print(f"  {name}: {n} cell(s) skipped: {'; '.join(sorted(reasons))}")
-    if not any(c["verdict"] == "pass" for c in board_cells):
-        print("no board cell passed")
-        return 1
-    if stopped_by or returncode != 0 or failed or faulted:
-        return 1
-    if (skipped or missing) and not allow_missing:
-        return 1
-    return 0
 
 
 def _positive_int(text: str) -> int:

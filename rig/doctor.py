@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.broker import find_program
+from rig.broker.mosquitto import find_program
 from rig.config import ConfigError, HilConfig, load
 from rig.pki import Pki
 

@@ -3,7 +3,7 @@
 Generated with `cryptography` into the directory named by hil.toml `[pki] dir`. Only what is
 missing, expired (when it should not be), or no longer matches hil.toml is (re)made; a new CA
 re-issues everything it signed. Private keys and the PSK are written 0600 for the user running
-the rig; the broker is started as that same user (see rig.broker) so it can read them.
+the rig; the broker is started as that same user (see rig.broker.mosquitto) so it can read them.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from rig.boards.locks import file_lock
 from rig.config import HilConfig
 from rig.errors import RigError
-from rig.locks import file_lock
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 Role = Literal["ca", "server", "client"]

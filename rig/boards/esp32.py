@@ -23,7 +23,7 @@ from rig.boards import BoardUnavailable
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
 from rig.boards.ports import find_port
 from rig.config import Board, HilConfig
-from rig.console import Console
+from rig.device.console import Console
 
 DEFAULT_BUILD_DIR = "firmware/build"
 BAUD = 115200

@@ -7,7 +7,7 @@ open) only at its first use in a run, after a cell that failed, after a cell tha
 dead or hung, or when a test asks for it (`@pytest.mark.fresh_board`); otherwise the next cell
 finds it as the last one left it, minus that cell's MQTT connection and HTTPS server, which
 every cell's end closes (`settle`). Provisioning then sends only the settings that differ from
-what the board holds (rig/provision.py, Console.known). Every transition, its reason and its
+what the board holds (rig/device/provision.py, Console.known). Every transition, its reason and its
 duration go to `steps.jsonl` in the run directory; `hil run` counts the resets per board.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from rig.boards import BoardDriver
 from rig.boards.serial_reader import close_kept, keep_for_session
-from rig.console import Console
+from rig.device.console import Console
 
 STEPS_FILE = "steps.jsonl"
 

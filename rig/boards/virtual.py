@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.boards import BoardUnavailable
-from rig.procs import die_with_parent, exit_description, terminate
+from rig.broker.process import die_with_parent, exit_description, terminate
 
 WHAT_IT_IS = ("virtual board: the firmware's portable core on Linux behind a pty; the console, "
               "MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's crypto "

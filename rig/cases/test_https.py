@@ -21,21 +21,13 @@ from dataclasses import dataclass
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable
-from rig.cipher_suites import mbedtls_name
 from rig.config import HilConfig
-from rig.console import Console
+from rig.device.console import Console
+from rig.device.https_server import WebMode, http_settings, start_server
+from rig.device.provision import provision
+from rig.host.cipher_suites import mbedtls_name
+from rig.host.https_clients import Client, client, client_context, curl_request, python_request
 from rig.pki import Pki
-from rig.provision import provision
-from rig.web import (
-    Client,
-    WebMode,
-    client,
-    client_context,
-    curl_request,
-    http_settings,
-    python_request,
-    start_server,
-)
 
 
 @dataclass
@@ -48,19 +40,19 @@ class Server:
 
 
 @pytest.fixture
-def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board: Console,
+def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_console: Console,
            board_driver: BoardDriver) -> Iterator[Server]:
     """The board's HTTPS server, provisioned for `web_mode`, listening on its own address
     (a free port), and started."""
     try:
-        address = board_driver.address(board)
+        address = board_driver.address(board_console)
     except BoardUnavailable as exc:
         pytest.skip(str(exc))
-    provision(board, http_settings(pki, web_mode, f"{address}:0"))
-    port = start_server(board, web_mode, hil_config.timeouts.command)
-    version = dict(line.split("=", 1) for line in board.send("version").data)["version"]
-    yield Server(board, web_mode, address, port, version)
-    board.send("http stop")
+    provision(board_console, http_settings(pki, web_mode, f"{address}:0"))
+    port = start_server(board_console, web_mode, hil_config.timeouts.command)
+    version = dict(line.split("=", 1) for line in board_console.send("version").data)["version"]
+    yield Server(board_console, web_mode, address, port, version)
+    board_console.send("http stop")
 
 
 def good_client(hil_config: HilConfig, pki: Pki, mode: WebMode) -> Client:

@@ -13,14 +13,14 @@ import time
 import uuid
 from collections.abc import Callable
 
-from rig.broker import Broker
-from rig.cipher_suites import expected_suite
+from rig.broker.mosquitto import Broker
 from rig.config import HilConfig, Mode
-from rig.console import Console
-from rig.observer import Observer, preflight
+from rig.device.console import Console
+from rig.device.provision import connect, mqtt_settings, provision
+from rig.host.cipher_suites import expected_suite
+from rig.host.observer import Observer, preflight
+from rig.host.tls import credentials
 from rig.pki import Pki
-from rig.provision import connect, mqtt_settings, provision
-from rig.tls import credentials
 
 
 def test_broker_preflight(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
@@ -35,15 +35,15 @@ def test_broker_preflight(hil_config: HilConfig, pki: Pki, mode: Mode, broker: B
 
 
 def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
-                         observer: Observer, board: Console,
+                         observer: Observer, board_console: Console,
                          record_property: Callable[[str, object], None]) -> None:
     t0 = time.perf_counter()
-    provision(board, mqtt_settings(hil_config, pki, mode, broker.port))
+    provision(board_console, mqtt_settings(hil_config, pki, mode, broker.port))
     record_property("provision_ms", round((time.perf_counter() - t0) * 1000, 1))
-    topic = f"hil/{board.board}/{mode}/{uuid.uuid4().hex[:8]}"
+    topic = f"hil/{board_console.board}/{mode}/{uuid.uuid4().hex[:8]}"
     observer.subscribe(topic)
 
-    reply = connect(board, hil_config.timeouts.connect)
+    reply = connect(board_console, hil_config.timeouts.connect)
 
     suite = reply.log(r"^ciphersuite: (\S+)$").group(1)
     handshake_ms = int(reply.log(r"^MQTT0 handshake (\d+) ms$").group(1))
@@ -61,9 +61,9 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
     reply.log(r"^MQTT0 CONNACK 0$")
 
     message = f"cell-{mode}-{uuid.uuid4().hex[:6]}"
-    board.send(f"mqtt publish {topic} {message} 1").log(
+    board_console.send(f"mqtt publish {topic} {message} 1").log(
         rf"^Published:OK topic:{re.escape(topic)} msg:{message}$")
     assert observer.wait_for(topic, timeout=hil_config.timeouts.message).payload == \
         message.encode()
     record_property("cell_ms", round((time.perf_counter() - t0) * 1000, 1))
-    board.send("mqtt disconnect")
+    board_console.send("mqtt disconnect")

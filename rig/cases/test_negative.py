@@ -1,4 +1,4 @@
-"""The negative matrix (rig/negative.py): every broken configuration must be refused with the
+"""The negative matrix (rig/cases/negative.py): every broken configuration must be refused with the
 right reason on the device's side and on the broker's side, and leave the agent answering.
 
 Runs on the virtual boards by default and on the physical boards with --hil; each case starts
@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
-from rig.broker import Broker, free_port
+from rig.broker.mosquitto import Broker, free_port
 from rig.cases.leaks import assert_no_secret
+from rig.cases.negative import NegativeCase, device_settings
 from rig.config import HilConfig
-from rig.console import SECRET_KEYS, Console, ConsoleError, log_text
-from rig.negative import NegativeCase, device_settings
+from rig.device.console import SECRET_KEYS, Console, ConsoleError, log_text
+from rig.device.provision import connect, provision
 from rig.pki import Pki
-from rig.provision import connect, provision
 
 
 def in_order(texts: list[str], wanted: tuple[str, ...]) -> list[str] | None:
@@ -43,7 +43,8 @@ def device_verdict(c: NegativeCase, texts: list[str], error: str) -> str:
     raise AssertionError(f"device printed {texts} with ERR {error!r}; expected {wanted}")
 
 
-def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase, board: Console,
+def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
+                 board_console: Console,
                  start_broker: Callable[..., Broker],
                  record_property: Callable[[str, object], None]) -> None:
     c = negative_case
@@ -56,28 +57,28 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase, b
     else:
         port = free_port(hil_config.broker.bind)  # free a moment ago: nothing listens there
     settings = device_settings(hil_config, pki, c, port)
-    start = len(board.lines)
+    start = len(board_console.lines)
 
     if c.fails_at == "provision":
         with pytest.raises(ConsoleError) as info:
-            provision(board, settings)
+            provision(board_console, settings)
     else:
-        provision(board, settings)  # must go through: this case fails at connect, not before
+        provision(board_console, settings)  # goes through: this case fails at connect
         with pytest.raises(ConsoleError) as info:
-            connect(board, hil_config.timeouts.connect)
+            connect(board_console, hil_config.timeouts.connect)
     error = info.value.reason
     for s in settings:
         if s.key in SECRET_KEYS:
             assert_no_secret(s.value, s.key, {"the error": str(info.value),
-                                              "the console transcript": board.transcript})
+                                              "the console transcript": board_console.transcript})
 
-    texts = [t for t in (log_text(line) for line in board.lines[start:]) if t is not None]
+    texts = [t for t in (log_text(line) for line in board_console.lines[start:]) if t is not None]
     record_property("device_reason", device_verdict(c, texts, error))
 
     if c.fails_at == "provision":
         # nothing was sent: the agent will not even try without a valid key
         with pytest.raises(ConsoleError, match=r"mqtt\.ssl_psk_key: required"):
-            connect(board, hil_config.timeouts.connect)
+            connect(board_console, hil_config.timeouts.connect)
     if broker is not None and c.broker_reason is not None:
         seen = broker.wait_for_log(re.escape(c.broker_reason),
                                    timeout=hil_config.timeouts.message)
@@ -86,4 +87,4 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase, b
         assert not broker.client_connections(), broker.log_lines()
 
     # no restart needed between cases
-    assert board.status()["mqtt"] == "disconnected"
+    assert board_console.status()["mqtt"] == "disconnected"

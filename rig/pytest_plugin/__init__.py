@@ -3,10 +3,10 @@ active wherever hil-rig is installed, as pytest-embedded's and labgrid's plugins
 
     options.py    --hil, --board, --mode, --hil-config, --hil-run-dir, --hil-results, markers
     inventory.py  hil.toml, loaded only by what needs it; what the plugin keeps per run
-    fixtures.py   hil_config, pki, run_dir, broker, observer, board_driver, board, agent, ...
+    fixtures.py   hil_config, pki, run_dir, broker, observer, board_driver, board_console, ...
     hooks.py      parametrization, --mode deselection, each report's cell and failure cause
-    xdist.py      one worker per board, one shared run directory
-    report.py     live progress, results.json, JUnit names
+    xdist.py      one worker per board, one shared run directory (scheduling.py: the scheduler)
+    (rig.report.results: live progress, results.json, JUnit names, registered with these)
 
 The product's own tests (the mode matrix, the device's HTTPS server, the negative matrix) ship
 in `rig.cases`; `hil run` runs them with `pytest --pyargs rig.cases...` from any directory
@@ -15,7 +15,7 @@ that holds a hil.toml.
 
 # in import order (a module another one imports comes first, so pytest can rewrite its asserts)
 pytest_plugins = [
-    "rig.pytest_plugin.report",
+    "rig.report.results",
     "rig.pytest_plugin.xdist",
     "rig.pytest_plugin.options",
     "rig.pytest_plugin.fixtures",

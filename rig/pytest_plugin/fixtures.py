@@ -4,7 +4,8 @@ holding its lock) and a board's console per test (port opened, board reset, boot
 first tagged answer seen; at the end one more round trip, then power off).
 
     hil_config  pki  run_dir  mode  broker  start_broker  observer
-    board_driver  board (a Console)  virtual_board  agent (a Console on the virtual board)
+    board_driver  board_strategy  board_console  virtual_board  agent (a Console on the
+    virtual board)
     hil_agent (the host build of the firmware, for tests of the agent itself)
 """
 
@@ -21,18 +22,19 @@ from typing import Any, cast
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable, make_board
+from rig.boards.host_build import Variant, build_host_agent
+from rig.boards.locks import BoardBusy, board_lock
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.strategy import BoardStrategy
 from rig.boards.virtual import VirtualBoard
-from rig.broker import Broker, SessionBrokers, child_brokers, start_for_mode
+from rig.broker.mosquitto import Broker, SessionBrokers, child_brokers, start_for_mode
+from rig.broker.process import note_children, sweep_private_dirs
 from rig.config import HilConfig, Mode
-from rig.console import Console
+from rig.device.console import Console
 from rig.errors import RigError
-from rig.firmware import Variant, build_host_agent
-from rig.locks import BoardBusy, board_lock
-from rig.observer import Observer
+from rig.host.observer import Observer
+from rig.host.tls import credentials
 from rig.pki import Pki
-from rig.procs import note_children, sweep_private_dirs
 from rig.pytest_plugin.inventory import (
     BROKER_MARKS,
     CELL_FAILED,
@@ -42,8 +44,7 @@ from rig.pytest_plugin.inventory import (
     inventory,
 )
 from rig.pytest_plugin.xdist import broker_ports, shared_run_dir, worker
-from rig.runs import RESETS_FILE, SESSION_FAULTS
-from rig.tls import credentials
+from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -116,9 +117,9 @@ def _broker_log_slice(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki,
                  run_dir: Path) -> Iterator[Callable[..., Broker]]:
-    """Starts extra brokers for this test only (keyword arguments as rig.broker.running; the
-    port defaults to this worker's extra broker port, see broker_ports); each is stopped after
-    the test and its log is in a failure's report."""
+    """Starts extra brokers for this test only (keyword arguments as
+    rig.broker.mosquitto.running; the port defaults to this worker's extra broker port, see
+    broker_ports); each is stopped after the test and its log is in a failure's report."""
     started: list[Broker] = []
 
     def start(mode: Mode, **kwargs: Any) -> Broker:
@@ -250,8 +251,8 @@ def board_strategy(request: pytest.FixtureRequest, hil_config: HilConfig, run_di
 
 
 @pytest.fixture
-def board(request: pytest.FixtureRequest, hil_config: HilConfig,
-          board_strategy: BoardStrategy) -> Iterator[Console]:
+def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
+                  board_strategy: BoardStrategy) -> Iterator[Console]:
     """The board's console for this test, the board booted and its network up; a board is
     reset only when it needs to be (rig/boards/strategy.py). The cell's end closes its MQTT
     connection and HTTPS server; a failed cell leaves the board to be reset."""

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from rig.cases.negative import CASES
 from rig.config import MODES
-from rig.negative import CASES
+from rig.device.https_server import WEB_MODES
 from rig.pytest_plugin.inventory import (
     BROKER_MARKS,
     CELL_FAILED,
@@ -18,8 +19,7 @@ from rig.pytest_plugin.inventory import (
     inventory,
     selected_boards,
 )
-from rig.pytest_plugin.report import cell_fields, cell_identity
-from rig.web import WEB_MODES
+from rig.report.results import cell_fields, cell_identity
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

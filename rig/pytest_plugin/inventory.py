@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from rig.boards.flashing import FlashOptions
-from rig.broker import Broker
+from rig.broker.mosquitto import Broker
 from rig.config import Board, ConfigError, HilConfig, load
-from rig.console import Console
-from rig.observer import Observer
+from rig.device.console import Console
+from rig.host.observer import Observer
 
 CONFIG = pytest.StashKey[HilConfig]()
 CONSOLE = pytest.StashKey[Console]()  # a test's board console, for its failure report

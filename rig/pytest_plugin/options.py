@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from rig.boards.flashing import FlashOptions
+from rig.broker.process import interrupt_on_termination
 from rig.config import MODES
-from rig.procs import interrupt_on_termination
+from rig.device.https_server import WEB_MODES
 from rig.pytest_plugin.inventory import FLASH
-from rig.pytest_plugin.report import JunitNames, MatrixReporter
-from rig.web import WEB_MODES
+from rig.report.results import JunitNames, MatrixReporter
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # SIGTERM / SIGHUP (and the SIGTERM a dying `hil run` sends, see rig/procs.py) stop the
+    # SIGTERM / SIGHUP (and the SIGTERM a dying `hil run` sends, see rig/broker/process.py) stop the
     # run like Ctrl-C: fixtures tear down, brokers and boards stop, secret files go.
     interrupt_on_termination()
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
@@ -46,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if dist not in ("no", "load", "loadgroup"):
         raise pytest.UsageError(
             f"--dist {dist}: the rig schedules boards itself (one worker per board, "
-            "rig/parallel.py); use -n N alone, or --dist load / loadgroup")
+            "rig/pytest_plugin/scheduling.py); use -n N alone, or --dist load / loadgroup")
     config.stash[FLASH] = _flash_options(config)
     if not hasattr(config, "workerinput"):  # where reports arrive (xdist: the controller)
         config.pluginmanager.register(JunitNames(config), "hil-junit-names")

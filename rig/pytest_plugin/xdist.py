@@ -1,6 +1,6 @@
 """Boards in parallel with pytest-xdist: every worker writes into one run directory (its own
 logs in <run dir>/gw<N>/), and the controller schedules one worker per board
-(rig/parallel.py, since xdist's loadgroup no longer groups on pytest 9.2)."""
+(rig/pytest_plugin/scheduling.py, since xdist's loadgroup no longer groups on pytest 9.2)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from rig.parallel import GROUPS_DIR, BoardScheduling, write_groups
 from rig.pytest_plugin.inventory import RUN_DIR, config_path, inventory
-from rig.runs import new_run_dir
+from rig.pytest_plugin.scheduling import GROUPS_DIR, BoardScheduling, write_groups
+from rig.report.run_dir import new_run_dir
 
 
 def shared_run_dir(config: pytest.Config) -> Path:
@@ -43,7 +43,7 @@ def pytest_configure_node(node: Any) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist controller: one worker per board (rig/parallel.py)."""
+    """xdist controller: one worker per board (rig/pytest_plugin/scheduling.py)."""
     return BoardScheduling(config, log, shared_run_dir(config))
 
 

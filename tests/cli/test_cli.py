@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rig.cases.negative import CASES
 from rig.config import HilConfig
-from rig.negative import CASES
-from rig.observer import Observer
+from rig.host.observer import Observer
+from rig.host.tls import credentials
 from rig.pki import Pki
-from rig.tls import credentials
 from tests.support import ROOT, assert_no_secret, hil, lock_held_elsewhere, tmp_config
 
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
+from rig.broker.process import sweep_private_dirs, user_tmp
 from rig.config import HilConfig
-from rig.procs import sweep_private_dirs, user_tmp
 from tests.support import ROOT, tmp_config
 
 RUN_TIMEOUT = 180.0

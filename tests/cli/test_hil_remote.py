@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from rig.boards.rfc2217 import Rfc2217Bridge
 from rig.boards.virtual import VirtualBoard
 from rig.config import HilConfig
-from rig.rfc2217 import Rfc2217Bridge
 from tests.support import ROOT
 
 

@@ -19,8 +19,8 @@ def test_pytest_report_with_locals_shows_no_secret(tmp_path: Path) -> None:
     test = tmp_path / "test_leaky.py"
     # the keys are computed, so the source lines pytest quotes do not hold them
     test.write_text(textwrap.dedent("""
-        from rig.provision import Setting
-        from rig.tls import ClientCredentials
+        from rig.device.provision import Setting
+        from rig.host.tls import ClientCredentials
 
         KEY = "0123456789abcdef" * 2
 

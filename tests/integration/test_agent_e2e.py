@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from rig.boards.virtual import VirtualBoard
-from rig.broker import Broker
+from rig.broker.mosquitto import Broker
 from rig.config import DEFAULT_PSK_SUITES, HilConfig, Mode
-from rig.console import Console, ConsoleError
-from rig.observer import Observer
+from rig.device.console import Console, ConsoleError
+from rig.device.provision import Setting, connect, mqtt_settings, provision
+from rig.host.observer import Observer
 from rig.pki import Pki
-from rig.provision import Setting, connect, mqtt_settings, provision
 from tests.support import assert_no_secret
 
 
@@ -191,7 +191,7 @@ def test_flash_state_is_private_and_outside_the_run_dir(hil_config: HilConfig, p
 
 
 def test_pipelined_commands_keep_their_answers_in_order(agent: Console) -> None:
-    from rig.console import Command
+    from rig.device.console import Command
 
     lines = ["config set mqtt.server pipelined.example:1",
              "config set mqtt.ssl_psk_key 00",
@@ -210,7 +210,7 @@ def test_pipelined_commands_keep_their_answers_in_order(agent: Console) -> None:
 
 def test_a_board_that_stops_answering_is_named_with_its_last_lines(
         agent: Console, virtual_board: VirtualBoard) -> None:
-    from rig.console import ConsoleTimeout
+    from rig.device.console import ConsoleTimeout
 
     agent.send("version")
     virtual_board.stop()  # the board goes silent (power loss, crash, hung firmware)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.broker import (
+from rig.broker.mosquitto import (
     Broker,
     BrokerConfigRejected,
     BrokerKeyUnreadable,

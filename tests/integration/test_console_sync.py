@@ -12,7 +12,7 @@ import time
 import pytest
 
 from rig.boards.virtual import VirtualBoard
-from rig.console import BoardDied, Console, ConsoleError
+from rig.device.console import BoardDied, Console, ConsoleError
 
 
 def _write_to_console(port: str, data: bytes) -> None:

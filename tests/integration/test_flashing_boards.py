@@ -16,7 +16,7 @@ from rig.boards.flashing import FlashError, FlashOptions
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.virtual import VirtualBoard
 from rig.config import Board, HilConfig
-from rig.console import Console
+from rig.device.console import Console
 
 
 def test_erasing_a_board_the_rig_must_not_flash_is_refused(tmp_path: Path,

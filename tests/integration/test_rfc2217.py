@@ -1,7 +1,7 @@
-"""The RFC 2217 bridge (rig/rfc2217.py), with real parts only: real ptys, the real virtual board
-(hil-agent behind a pty), pyserial's own rfc2217 client, pytest-embedded's serial service and
-the rig's Console. Everything stays on 127.0.0.1. (The reset circuit model and a missing device:
-tests/unit/test_rfc2217_model.py.)"""
+"""The RFC 2217 bridge (rig/boards/rfc2217.py), with real parts only: real ptys, the real virtual
+board (hil-agent behind a pty), pyserial's own rfc2217 client, pytest-embedded's serial service
+and the rig's Console. Everything stays on 127.0.0.1. (The reset circuit model and a missing
+device: tests/unit/test_rfc2217_model.py.)"""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import serial
 
+from rig.boards.rfc2217 import HOST, BridgeError, Rfc2217Bridge
 from rig.boards.serial_reader import BlockingRedirect, use_blocking_reader
 from rig.boards.virtual import VirtualBoard
-from rig.console import Console
-from rig.rfc2217 import HOST, BridgeError, Rfc2217Bridge
+from rig.device.console import Console
 
 # pyserial 3.5's rfc2217 client calls Thread.setDaemon/setName
 pytestmark = pytest.mark.filterwarnings(

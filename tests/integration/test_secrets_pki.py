@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from rig.broker import broker_settings
+from rig.broker.mosquitto import broker_settings
 from rig.config import HilConfig
-from rig.peers import PubResult
+from rig.device.provision import mqtt_settings
+from rig.host.peers import PubResult
+from rig.host.tls import credentials
 from rig.pki import Pki
-from rig.provision import mqtt_settings
-from rig.tls import credentials
 from tests.support import assert_no_secret
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from rig.broker import Broker
+from rig.broker.mosquitto import Broker
 from rig.config import HilConfig, Mode
-from rig.observer import Observer, ObserverError, preflight, tls_handshake
-from rig.peers import (
+from rig.host.observer import Observer, ObserverError, preflight, tls_handshake
+from rig.host.peers import (
     OPTIONS_FILE,
     MosquittoPubError,
     MosquittoPubTimeout,
@@ -28,8 +28,8 @@ from rig.peers import (
     Target,
     run_mosquitto_pub,
 )
+from rig.host.tls import ClientCredentials, credentials
 from rig.pki import Pki
-from rig.tls import ClientCredentials, credentials
 from tests.support import assert_no_secret
 
 

@@ -3,7 +3,7 @@ not: other ESP-IDF components' log lines in the middle of a reply)."""
 
 from __future__ import annotations
 
-from rig.console import ConsoleError, Reply, parse_reply
+from rig.device.console import ConsoleError, Reply, parse_reply
 
 
 def test_data_log_and_foreign_log_lines_are_told_apart() -> None:

@@ -1,6 +1,7 @@
-"""Locks on a runner shared with other users (rig/locks.py): the per-user port-lock directory in
-the system temp dir is private or refused, and lock files are never followed through a symlink.
-(A wait for a lock another process holds: tests/integration/test_locks_held.py.)
+"""Locks on a runner shared with other users (rig/boards/locks.py): the per-user port-lock
+directory in the system temp dir is private or refused, and lock files are never followed
+through a symlink. (A wait for a lock another process holds:
+tests/integration/test_locks_held.py.)
 
 Real here: directories, symlinks and flock, in this process. A directory another user created
 cannot be made without root; a wrong mode and a symlink stand for it."""
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from rig.boards.locks import LockError, board_lock, file_lock, private_dir
 from rig.boards.ports import lock_dir, port_lock
-from rig.locks import LockError, board_lock, file_lock, private_dir
 
 
 @pytest.fixture

@@ -1,13 +1,13 @@
-"""rig/procs.py in this process alone: a secret directory is private and goes with its lock, and
-SIGTERM interrupts like Ctrl-C unless it was ignored. (Children, killed runs and the sweep of
-what they left: tests/integration/test_procs.py.)"""
+"""rig/broker/process.py in this process alone: a secret directory is private and goes with its
+lock, and SIGTERM interrupts like Ctrl-C unless it was ignored. (Children, killed runs and the
+sweep of what they left: tests/integration/test_procs.py.)"""
 
 from __future__ import annotations
 
 import os
 import signal
 
-from rig.procs import (
+from rig.broker.process import (
     interrupt_on_termination,
     remove_secret_dir,
     secret_dir,

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from rig.console import SECRET_KEYS, redact, set_commands
+from rig.device.console import SECRET_KEYS, redact, set_commands
 
 SECRET = "c0ffee00deadbeef0123456789abcdef"
 PEM_KEY = ("-----BEGIN EC PRIVATE KEY-----MHcCAQEEIBsecretsecretsecret"

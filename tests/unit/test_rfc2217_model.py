@@ -1,4 +1,4 @@
-"""The RFC 2217 bridge (rig/rfc2217.py) without a device: the model of the ESP32 boards'
+"""The RFC 2217 bridge (rig/boards/rfc2217.py) without a device: the model of the ESP32 boards'
 DTR/RTS reset circuit, and a bridge asked to serve a device that does not exist."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from rig.rfc2217 import BridgeError, ResetDetector, Rfc2217Bridge
+from rig.boards.rfc2217 import BridgeError, ResetDetector, Rfc2217Bridge
 
 
 def bridge_threads() -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rig.provision import Setting
+from rig.device.provision import Setting
 from tests.support import assert_no_secret
 
 KEY = "0123456789abcdef0123456789abcdef"

@@ -26,16 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from rig.config import HilConfig, Mode
-from rig.errors import RigError
-from rig.pki import Pki
-from rig.procs import (
+from rig.broker.process import (
     die_with_parent,
     exit_description,
     remove_secret_dir,
     secret_dir,
     terminate,
 )
+from rig.config import HilConfig, Mode
+from rig.errors import RigError
+from rig.pki import Pki
 
 INSTALL_HINT = (
     "install it with `apt-get install mosquitto mosquitto-clients` (Debian/Ubuntu), "

@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.broker.process import remove_secret_dir, secret_dir
 from rig.errors import RigError
-from rig.procs import remove_secret_dir, secret_dir
-from rig.tls import ClientCredentials
+from rig.host.tls import ClientCredentials
 
 OPTIONS_FILE = "mosquitto_pub"  # the name mosquitto_pub looks for in $XDG_CONFIG_HOME
 REDACTED = "<redacted>"

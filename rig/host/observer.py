@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from rig.errors import RigError
-from rig.tls import ClientCredentials, client_context
+from rig.host.tls import ClientCredentials, client_context
 
 
 class ObserverError(RigError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rig.config import HilConfig, Mode
-from rig.console import Console, ConsoleError, Reply, value_digest
+from rig.device.console import Console, ConsoleError, Reply, value_digest
 from rig.pki import Pki
 
 # settings the agent checks against each other: replaced together (firmware/README.md)

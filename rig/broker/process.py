@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from rig.locks import private_dir
+from rig.boards.locks import private_dir
 
 PR_SET_PDEATHSIG = 1
 _libc: Any = None
@@ -98,7 +98,7 @@ def pid_alive(pid: int) -> bool:
 
 def user_tmp() -> Path:
     """`<system temp>/hil-<uid>`: the user's private rig directory (created 0700; refused
-    when it is a symlink, another user's, or open to others: rig.locks.private_dir)."""
+    when it is a symlink, another user's, or open to others: rig.boards.locks.private_dir)."""
     return private_dir(Path(tempfile.gettempdir()) / f"hil-{os.getuid()}",
                        what="secret-file directory",
                        risk="read or replace the rig's secret files (the broker's PSK) there")

@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
+from rig.boards.locks import file_lock
 from rig.errors import RigError
-from rig.locks import file_lock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: the firmware sources are there
 HOST_DIR = ROOT / "firmware" / "host"
 Variant = Literal["plain", "asan"]
 BUILD_TIMEOUT = 900  # seconds for one build of hil-agent

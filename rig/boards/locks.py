@@ -24,8 +24,9 @@ from pathlib import Path
 from rig.errors import RigError
 
 # The longest a process waits for a file_lock. The holders: PKI generation (seconds), the MAC
-# scan of serial ports (esptool, up to 20 s a port) and the host agent's build (rig/firmware.py,
-# which gives the build itself up to 900 s; a from-scratch build takes well under a minute).
+# scan of serial ports (esptool, up to 20 s a port) and the host agent's build
+# (rig/boards/host_build.py, which waits longer itself; a from-scratch build takes well under a
+# minute).
 DEFAULT_WAIT = 300.0
 _POLL = 0.05  # seconds between two attempts at a held file_lock
 

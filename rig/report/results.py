@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from rig.boards.virtual import WHAT_IT_IS
-from rig.junit import add_suite_property, name_case
 from rig.pytest_plugin.inventory import inventory
+from rig.report.junit import add_suite_property, name_case
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _reason(report: pytest.TestReport) -> str:
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
         first = str(crash.message).strip().splitlines()[0] if crash.message else ""
-        return _OWN_ERROR.sub(r"\1: ", first)  # `rig.console.BoardDied: ` -> `BoardDied: `
+        return _OWN_ERROR.sub(r"\1: ", first)  # `rig.device.console.BoardDied: ` -> `BoardDied: `
     return str(longrepr).strip().splitlines()[-1] if longrepr else ""
 
 

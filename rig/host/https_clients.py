@@ -1,13 +1,9 @@
-"""The device as a TLS server: provisioning its HTTPS server and two real host peers for it,
-Python's `ssl` + `http.client`, and `curl` with `--cacert`/`--cert`/`--key` as in the article.
-
-Modes: `https` (server-only: the client checks the device's certificate) and `https-mutual`
-(the device also requires and verifies a client certificate)."""
+"""Two real host peers for the device's HTTPS server: Python's `ssl` + `http.client`, and
+`curl` with `--cacert`/`--cert`/`--key` as in the article."""
 
 from __future__ import annotations
 
 import http.client
-import re
 import shutil
 import socket
 import ssl
@@ -16,46 +12,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from rig.config import HilConfig
-from rig.console import Console
 from rig.errors import RigError
 from rig.pki import Pki
-from rig.provision import Setting
-
-WebMode = Literal["https", "https-mutual"]
-WEB_MODES: tuple[WebMode, ...] = ("https", "https-mutual")
-
-STARTED_RE = re.compile(
-    r"^HTTP server started on \[(\d+)\] \(SSL(, client certificate required)?\)$")
 
 
-class WebError(RigError):
-    pass
-
-
-def http_settings(pki: Pki, mode: WebMode, listen: str) -> list[Setting]:
-    """The http.* settings (Mongoose-OS names) for `mode`, listening on `listen`."""
-    out = [Setting("http.listen_addr", listen.encode()),
-           Setting("http.ssl_cert", pki.cert("device-web").read_bytes()),
-           Setting("http.ssl_key", pki.key("device-web").read_bytes())]
-    if mode == "https-mutual":
-        out.append(Setting("http.ssl_ca_cert", pki.cert("ca").read_bytes()))
-    return out
-
-
-def start_server(console: Console, mode: WebMode, timeout: float) -> int:
-    """`http start`; checks the started line matches the mode and returns the port."""
-    reply = console.send("http start", timeout=timeout)
-    m = reply.log(STARTED_RE.pattern)
-    if bool(m.group(2)) != (mode == "https-mutual"):
-        raise WebError(f"board {console.board}: `{m.group(0)}` does not match mode {mode}")
-    data = dict(line.split("=", 1) for line in reply.data if "=" in line)
-    if data.get("http.port") != m.group(1):
-        raise WebError(f"board {console.board}: http.port={data.get('http.port')} but the log "
-                       f"says [{m.group(1)}]")
-    return int(m.group(1))
+class HttpsClientError(RigError):
+    """A host peer could not run (e.g. curl is missing)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +90,7 @@ def curl_argv(address: str, port: int, who: Client, path: str, out: Path) -> lis
     pinned to `address` with --resolve so the name in the URL is the one the client checks."""
     curl = shutil.which("curl")
     if curl is None:
-        raise WebError("curl is not installed (apt-get install curl)")
+        raise HttpsClientError("curl is not installed (apt-get install curl)")
     argv = [curl, "-sS", "--noproxy", "*", "--max-time", "10", "-o", str(out),
             "-w", "%{http_code}", "--resolve", f"{who.server_name}:{port}:{address}"]
     if who.cafile:
