@@ -21,7 +21,7 @@ from typing import Any
 
 from rig.boards import BoardDriver
 from rig.boards.serial_reader import close_kept, keep_for_session
-from rig.device.console import Console
+from rig.device.console import Console, ConsoleError
 
 STEPS_FILE = "steps.jsonl"
 
@@ -115,12 +115,20 @@ class BoardStrategy:
                f"its console broke ({console.broken})" if console.broken else self._unwell())
         if not why:
             t0 = time.monotonic()
-            with console.doing("ending the cell"):
-                console.send_many([console.command("mqtt disconnect"),
-                                   console.command("http stop")], timeout=timeout)
+            try:
+                with console.doing("ending the cell"):
+                    results = console.send_many([console.command("mqtt disconnect"),
+                                                 console.command("http stop")],
+                                                timeout=timeout)
+            except BaseException:
+                self.dirty = "previous cell: the board did not answer at its end"
+                raise
             self._step("network", "cell ended", cell, t0)
+            errors = [str(r) for r in results if isinstance(r, ConsoleError)]
             if console.noise:
                 why = "garbage on its console"
+            elif errors:
+                why = f"its end was refused ({errors[0]})"
         if why:
             self.dirty = f"previous cell: {why}"
 
