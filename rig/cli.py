@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -181,8 +182,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         tests.append("rig.cases.test_negative::test_refused")
     here = config.source.parent
     argv = [sys.executable, "-m", "pytest", "--pyargs", *tests, "-p", "no:cacheprovider", "-q",
-            # the run's own settings, not those of whatever project hil.toml sits in
-            "-c", os.devnull, "--rootdir", str(here), *RUN_INI,
+            # the run's own settings, not those of whatever project hil.toml sits in: no ini
+            # file, no conftest.py, no PYTEST_ADDOPTS (below)
+            "-c", os.devnull, "--noconftest", "--rootdir", str(here), *RUN_INI,
             "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
             "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--hil"] if args.hil else []
@@ -202,7 +204,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run {run_dir.name}: {len(boards)} {'physical (esp32)' if args.hil else 'virtual'} "
           f"board(s){parallel} x modes {', '.join(args.mode or (*MODES, *WEB_MODES))}",
           flush=True)
-    env = {**os.environ, "HIL_AGENT_VARIANT": os.environ.get("HIL_AGENT_VARIANT", "plain")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    env["HIL_AGENT_VARIANT"] = os.environ.get("HIL_AGENT_VARIANT", "plain")
     with (run_dir / "pytest.log").open("w") as log:
         returncode, stopped_by = _run_pytest(argv, log, env, here)
     if stopped_by:
@@ -216,33 +219,55 @@ def cmd_run(args: argparse.Namespace) -> int:
                      allow_missing=args.allow_missing)
 
 
+# After a stop was asked for: seconds until the next, firmer step (SIGINT again, SIGTERM, SIGKILL)
+STOP_STEPS = ((signal.SIGINT, 10.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0))
+
+
 def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str],
                 cwd: Path) -> tuple[int, str]:
-    """Run the matrix's pytest in its own process group, so that Ctrl-C, SIGTERM and SIGHUP of
-    `hil run` reach it as one orderly stop (SIGINT to the group, then SIGTERM, then SIGKILL),
-    and a kill -9 of `hil run` reaches it as SIGTERM (rig/broker/process.py). Returns (pytest's exit
-    code, the name of the signal that stopped us or '')."""
+    """Run the matrix's pytest in its own process group. Ctrl-C, SIGTERM and SIGHUP of `hil run`
+    reach the pytest process (only it: its helper processes, e.g. pytest-embedded's log
+    listener, must keep working while it tears down) as SIGINT, an orderly stop; if it has not
+    ended after a while (an interrupt can be lost inside a finalizer), SIGINT again, then
+    SIGTERM (which the plugin also turns into a stop), then SIGKILL to the whole group. A
+    second signal to `hil run` kills the group at once. A kill -9 of `hil run` reaches pytest
+    as SIGTERM (rig/broker/process.py). Returns (pytest's exit code, the name of the signal
+    that stopped us or '')."""
     proc = subprocess.Popen(argv, stdout=log, stderr=None, cwd=cwd, env=env,
                             start_new_session=True,
                             preexec_fn=die_with_parent(signal.SIGTERM, interruptible=True))
     stopped_by: list[str] = []
 
     def forward(signum: int, _frame: object) -> None:
-        """First signal: SIGINT to the group (an orderly stop). A second one: SIGKILL."""
         stopped_by.append(signal.Signals(signum).name)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT if len(stopped_by) == 1 else signal.SIGKILL)
+            if len(stopped_by) == 1:
+                os.kill(proc.pid, signal.SIGINT)
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
 
     previous = {sig: signal.signal(sig, forward)  # an ignored one (nohup's SIGHUP) stays so
                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
                 if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
+        steps = list(STOP_STEPS)
+        step_at = 0.0
         while True:
             try:
                 proc.wait(timeout=0.5)
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if stopped_by and not step_at:
+                step_at = time.monotonic() + steps[0][1]
+            if stopped_by and steps and time.monotonic() >= step_at:
+                sig, _ = steps.pop(0)
+                with contextlib.suppress(ProcessLookupError):
+                    if sig == signal.SIGKILL:
+                        os.killpg(proc.pid, sig)
+                    else:
+                        os.kill(proc.pid, sig)
+                step_at = time.monotonic() + (steps[0][1] if steps else 0.0)
         if stopped_by:  # pytest tore down; anything it left in its group goes too
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

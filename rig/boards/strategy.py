@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rig.boards import BoardDriver
+from rig.boards import BoardDriver, BoardUnavailable
 from rig.boards.serial_reader import close_kept, keep_for_session
 from rig.device.console import Console, ConsoleError
 
@@ -38,6 +38,7 @@ class BoardStrategy:
         self.dut: Any = None
         self.resets = 0
         self.dirty = ""  # why the next cell must start from a reset ('' = it need not)
+        self.unavailable = ""  # why the board cannot be used this session ('' = it can)
         self.problems: list[str] = []  # what a power-off found (e.g. a sanitizer report)
         self.cells_since_reset: list[str] = []
         self._kept: list[Any] = []  # the Dut and what pytest-embedded made for it
@@ -56,7 +57,10 @@ class BoardStrategy:
 
     def begin(self, cell: str, fresh: bool = False) -> Console:
         """The board's console for `cell`, the board booted and its network up. Raises the
-        driver's RigError (BoardUnavailable: skip) or the console's error."""
+        driver's RigError (BoardUnavailable: skip) or the console's error. A board found
+        unavailable stays so for the session (no reset per cell to find that out again)."""
+        if self.unavailable:
+            raise BoardUnavailable(self.unavailable)
         unwell = "" if self.console is None or self.dirty else self._unwell()
         if unwell.startswith("board found dead"):  # between cells: no cell saw it fail
             last = self.cells_since_reset[-1] if self.cells_since_reset else "none"
@@ -112,7 +116,8 @@ class BoardStrategy:
         if console is None:
             return
         why = ("the cell failed" if failed else
-               f"its console broke ({console.broken})" if console.broken else self._unwell())
+               f"its console broke ({console.broken})" if console.broken else
+               f"it rebooted ({console.rebooted})" if console.rebooted else self._unwell())
         if not why:
             t0 = time.monotonic()
             try:

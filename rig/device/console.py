@@ -34,6 +34,7 @@ LOG_RE = re.compile(r"^([IWE]) \((\d+)\) hil: (.*)$")
 # never part of a reply's data
 ANY_LOG_RE = re.compile(r"^[EWIDV] \(\d+\) [^\s:]+: ")
 READY_RE = re.compile(rb"(?m)^[IWE] \(\d+\) hil: hil-agent (\S+) ready[^\r\n]*\r?\n")
+READY_LINE_RE = re.compile(r"^[IWE] \(\d+\) hil: hil-agent \S+ ready")
 SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.ssl_key",
                          "wifi.sta.pass"})
 PLAIN_KEYS = frozenset({"mqtt.server", "mqtt.client_id", "mqtt.user", "mqtt.keep_alive",
@@ -204,6 +205,10 @@ class Console:
         # them change since the boot (None: unknown, e.g. what a boot loaded from flash)
         self.known: dict[str, str] | None = None
         self._abandoned: set[str] = set()  # tags of commands we stopped waiting for
+        self._booting = False  # inside wait_ready: a boot line is expected
+        self._reboot_asked = False  # a `reboot` was sent: its boot line is not a surprise
+        self.rebooted = ""  # the boot line of a reboot seen outside wait_ready (this cell)
+        self.unexpected_reboot = ""  # the same when nobody asked for it
 
     def command(self, line: str) -> Command:
         """A Command for send_many, shown redacted."""
@@ -213,6 +218,7 @@ class Console:
         """A new cell on the same boot: its own noise and troubles; the transcript marks it."""
         self.noise = []
         self.broken = ""
+        self.rebooted = self.unexpected_reboot = ""
         self.transcript.append(f"--- {cell}")
 
     @contextlib.contextmanager
@@ -231,6 +237,15 @@ class Console:
         new = [ln for ln in text.split("\n") if ln]
         self.lines.extend(new)
         self.transcript.extend(new)
+        if not self._booting and any(READY_LINE_RE.match(ln) for ln in new):
+            # a boot the rig did not wait for: what the board holds is what it loaded
+            self.known = None
+            boot = next(ln for ln in new if READY_LINE_RE.match(ln))
+            if self._reboot_asked:
+                self._reboot_asked = False
+            else:
+                self.unexpected_reboot = boot
+            self.rebooted = boot
         return new
 
     def _sent(self, shown: str) -> None:
@@ -303,7 +318,11 @@ class Console:
         boot line still in a log from before the reset is not proof of a live agent); returns
         the firmware version."""
         deadline = time.monotonic() + timeout
-        line = self._expect(READY_RE, timeout, "boot (hil-agent ... ready)")
+        self._booting = True
+        try:
+            line = self._expect(READY_RE, timeout, "boot (hil-agent ... ready)")
+        finally:
+            self._booting = False
         m = READY_RE.search(line)
         while True:  # a probe sent before the board was listening is lost: send another
             left = deadline - time.monotonic()
@@ -395,7 +414,8 @@ class Console:
                     start = len(self.lines)
                     continue
                 for _ in range(theirs):  # earlier commands whose answer never came
-                    lost, _, size = pending.popleft()
+                    lost, lost_tag, size = pending.popleft()
+                    self._abandoned.add(lost_tag)  # a late answer to it is not noise
                     inflight -= size
                     results.append(ConsoleError(
                         f"board {self.board}: no answer to `{lost.shown}`{self._while()} (its "
@@ -418,6 +438,7 @@ class Console:
         tokens = SEPARATORS.split(line.strip(" \t"))
         if tokens[0] == "reboot":
             self.known = None
+            self._reboot_asked = ok
             return
         if tokens[0] != "config" or len(tokens) < 2 or tokens[1] in ("get", "save"):
             return

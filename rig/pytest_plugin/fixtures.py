@@ -1,11 +1,11 @@
 """The rig's fixtures: the inventory, PKI, run directory, brokers (one session broker at a time,
-replaced when it died), the host observer, the boards (one driver per board for the session,
-holding its lock) and a board's console per test (port opened, board reset, boot line and a
-first tagged answer seen; at the end one more round trip, then power off).
+replaced when it died), the host observer, the boards (one driver and one strategy per board
+for the session, holding its lock: rig/boards/strategy.py resets a board only when a cell needs
+it) and a board's console per cell; and, for tests of the agent itself, a virtual board of its
+own whose agent restarts for every test (`agent`).
 
     hil_config  pki  run_dir  mode  broker  start_broker  observer
-    board_driver  board_strategy  board_console  virtual_board  agent (a Console on the
-    virtual board)
+    board_driver  board_strategy  board_console  virtual_board  agent
     hil_agent (the host build of the firmware, for tests of the agent itself)
 """
 
@@ -42,18 +42,21 @@ from rig.pytest_plugin.inventory import (
     FLASH,
     OBSERVER,
     inventory,
+    rig_in_use,
 )
 from rig.pytest_plugin.xdist import broker_ports, shared_run_dir, worker
 from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_broker_left_behind() -> Iterator[None]:
-    """Sweeps what killed runs left (their private dirs); fails the session if any Mosquitto
-    this process started is still alive at the end."""
-    sweep_private_dirs()
+def _no_broker_left_behind(pytestconfig: pytest.Config) -> Iterator[None]:
+    """In the rig's runs: sweeps what killed runs left (their private dirs); fails the session
+    if any Mosquitto this process started is still alive at the end."""
+    mine = rig_in_use(pytestconfig)
+    if mine:
+        sweep_private_dirs()
     yield
-    leaked = child_brokers()
+    leaked = child_brokers() if mine else []
     assert not leaked, f"mosquitto processes left behind: {leaked}"
 
 
@@ -74,7 +77,7 @@ def pki(hil_config: HilConfig) -> Pki:
 def run_dir(pytestconfig: pytest.Config) -> Path:
     """Broker and board logs. With -n, each worker writes into <run dir>/<worker id>/."""
     worker_id, _ = worker(pytestconfig)
-    if not worker_id:
+    if not worker_id or "hil_run_dir" not in pytestconfig.workerinput:  # type: ignore[attr-defined]
         return shared_run_dir(pytestconfig)
     path = Path(pytestconfig.workerinput["hil_run_dir"]) / worker_id  # type: ignore[attr-defined]
     path.mkdir(parents=True, exist_ok=True)
@@ -162,21 +165,73 @@ def _hold_board(stack: contextlib.ExitStack, hil_config: HilConfig, name: str) -
         pytest.fail(str(exc), pytrace=False)
 
 
+class _Boards:
+    """The session's boards, by name: one driver (holding the board's lock) and one strategy
+    each, kept for the whole session even when pytest switches between parametrized boards,
+    so two boards in one process do not reset each other at every switch."""
+
+    def __init__(self, hil: HilConfig, run_dir: Path, options: Any) -> None:
+        self.hil, self.run_dir, self.options = hil, run_dir, options
+        self.stack = contextlib.ExitStack()
+        self.drivers: dict[str, BoardDriver] = {}
+        self.strategies: dict[str, BoardStrategy] = {}
+
+    def driver(self, name: str, agent: Path | None) -> BoardDriver:
+        if name not in self.drivers:
+            spec = self.hil.board(name)
+            _hold_board(self.stack, self.hil, spec.name)
+            driver = make_board(spec, self.hil, agent=agent, run_dir=self.run_dir,
+                                options=self.options)
+            self.stack.callback(driver.close)
+            self.drivers[name] = driver
+        return self.drivers[name]
+
+    def strategy(self, driver: BoardDriver) -> BoardStrategy:
+        if driver.name not in self.strategies:
+            def make_console(dut: Any) -> Console:
+                use_blocking_reader(dut)
+                note_children(_helper_processes())
+                return Console(dut, driver.name, self.hil.timeouts.command,
+                               health=driver.death)
+
+            self.strategies[driver.name] = BoardStrategy(
+                driver, make_console, self.hil.timeouts.board_boot, self.run_dir)
+        return self.strategies[driver.name]
+
+    def close(self) -> None:
+        """Power every board off; what that (or a restart) found goes to session-faults.txt,
+        which fails the run at its end (no cell saw it, so no cell is blamed)."""
+        try:
+            for name, strategy in self.strategies.items():
+                problems = strategy.close()
+                with (self.run_dir / RESETS_FILE).open("a") as fh:
+                    fh.write(f"{name} {strategy.resets}\n")
+                if problems:
+                    with (self.run_dir / SESSION_FAULTS).open("a") as fh:
+                        for line in problems.splitlines()[:1]:
+                            fh.write(f"board {name}: {line}\n")
+        finally:
+            self.stack.close()
+
+
+@pytest.fixture(scope="session")
+def _boards(request: pytest.FixtureRequest, hil_config: HilConfig,
+            run_dir: Path) -> Iterator[_Boards]:
+    boards = _Boards(hil_config, run_dir, request.config.stash[FLASH])
+    yield boards
+    boards.close()
+
+
 @pytest.fixture(scope="session")
 def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
-                 run_dir: Path) -> Iterator[BoardDriver]:
+                 _boards: _Boards) -> BoardDriver:
     """One board of hil.toml (parametrized by name), for the whole session."""
     spec = hil_config.board(request.param)
     agent = None
     if spec.kind == "virtual":
         agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
                  else request.getfixturevalue("hil_agent"))
-    with contextlib.ExitStack() as stack:
-        _hold_board(stack, hil_config, spec.name)
-        driver = make_board(spec, hil_config, agent=agent, run_dir=run_dir,
-                            options=request.config.stash[FLASH])
-        stack.callback(driver.close)
-        yield driver
+    return _boards.driver(spec.name, agent)
 
 
 def _helper_processes() -> list[int]:
@@ -228,26 +283,10 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
 
 
 @pytest.fixture(scope="session")
-def board_strategy(request: pytest.FixtureRequest, hil_config: HilConfig, run_dir: Path,
-                   board_driver: BoardDriver) -> Iterator[BoardStrategy]:
+def board_strategy(board_driver: BoardDriver, _boards: _Boards) -> BoardStrategy:
     """The board's states for the session (rig/boards/strategy.py): reset at its first use,
     after a failed cell, or when a test asks (`@pytest.mark.fresh_board`)."""
-    def make_console(dut: Any) -> Console:
-        use_blocking_reader(dut)
-        note_children(_helper_processes())
-        return Console(dut, board_driver.name, hil_config.timeouts.command,
-                       health=board_driver.death)
-
-    strategy = BoardStrategy(board_driver, make_console, hil_config.timeouts.board_boot,
-                             run_dir)
-    yield strategy
-    problems = strategy.close()
-    with (run_dir / RESETS_FILE).open("a") as fh:
-        fh.write(f"{board_driver.name} {strategy.resets}\n")
-    if problems:  # found at a power-off: no cell to name it in, but the run must say it
-        with (run_dir / SESSION_FAULTS).open("a") as fh:
-            fh.write(f"board {board_driver.name}: {problems.splitlines()[0]}\n")
-        pytest.fail(f"board {board_driver.name}: {problems}", pytrace=False)
+    return _boards.strategy(board_driver)
 
 
 @pytest.fixture
@@ -261,9 +300,10 @@ def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
     try:
         console = board_strategy.begin(cell, fresh)
     except RigError as exc:  # not there: skip, with the reason; unusable: fail, with it
-        board_strategy.dirty = f"previous cell: {exc}"
         if exc.outcome == "skip":
+            board_strategy.unavailable = str(exc)
             pytest.skip(str(exc))
+        board_strategy.dirty = f"previous cell: {exc}"
         pytest.fail(str(exc), pytrace=False)
     except BaseException:
         board_strategy.dirty = "previous cell: the board did not come up"
@@ -278,6 +318,9 @@ def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
     assert not death or (console.broken and console.broken in death), \
         f"board {board_strategy.driver.name}: {death}"
     assert not noise, noise
+    assert not console.unexpected_reboot, (
+        f"board {board_strategy.driver.name} rebooted during the cell (a watchdog, a panic, "
+        f"a brown-out?): {console.unexpected_reboot}")
 
 
 @pytest.fixture(scope="session")
@@ -289,11 +332,15 @@ def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
     spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
+    agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
+             else request.getfixturevalue("hil_agent"))
+    # its own name, state file and logs: the board's own agent may be up at the same time
+    # (rig/boards/strategy.py keeps it between cells), and the two must not share anything
+    name = f"{spec.name}-agent-tests"
     with contextlib.ExitStack() as stack:
-        _hold_board(stack, hil_config, spec.name)
-        board = make_board(spec, hil_config, agent=request.getfixturevalue("hil_agent"),
-                           run_dir=run_dir, options=request.config.stash[FLASH])
-        assert isinstance(board, VirtualBoard)
+        _hold_board(stack, hil_config, name)
+        board = VirtualBoard(name, agent, hil_config.base_dir / ".hil" / "boards", run_dir,
+                             erase=bool(request.config.stash[FLASH].erases))
         stack.callback(board.close)
         yield board
 

@@ -16,6 +16,7 @@ from rig.pytest_plugin.inventory import (
     CELL_FAILED,
     CONSOLE,
     OBSERVER,
+    RIG_FIXTURES,
     inventory,
     selected_boards,
 )
@@ -25,7 +26,11 @@ from rig.report.results import cell_fields, cell_identity
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`mode` over the broker modes (narrowed by @pytest.mark.modes), `web_mode` over the HTTPS
     modes, `negative_case` over the negative matrix; `board_driver` over the selected boards, or
-    one skipped case that says why there is none. --mode deselects the rest (see below)."""
+    one skipped case that says why there is none. --mode deselects the rest (see below).
+    Only the rig's tests (those using its fixtures) are parametrized: another project's
+    `mode` argument is its own."""
+    if not RIG_FIXTURES & set(metafunc.fixturenames):
+        return
     if "mode" in metafunc.fixturenames:
         modes = list(MODES)
         marker = metafunc.definition.get_closest_marker("modes")
@@ -83,8 +88,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     its slice of the broker log."""
     report = yield
     report.hil_cell = cell_fields(item)
-    if report.failed and call.when != "teardown":
+    if (report.failed or hasattr(report, "wasxfail")) and call.when != "teardown":
         item.stash[CELL_FAILED] = True  # its board is reset before the next cell
+    if report.failed and call.when != "teardown":
         _name_the_cause(item, report)
     if report.failed and hasattr(report.longrepr, "addsection"):
         console = item.stash.get(CONSOLE, None)

@@ -33,6 +33,23 @@ def config_path(config: pytest.Config) -> Path:
     return Path(given) if given else Path(config.invocation_params.dir) / "hil.toml"
 
 
+# the fixtures that make a test one of the rig's (its parametrization applies only to those)
+RIG_FIXTURES = frozenset({"hil_config", "pki", "run_dir", "broker", "start_broker", "observer",
+                          "board_driver", "board_strategy", "board_console", "virtual_board",
+                          "agent", "hil_agent"})
+
+
+def rig_in_use(config: pytest.Config) -> bool:
+    """Whether this pytest run is the rig's (an inventory or a rig option is there), as opposed
+    to another project's that merely has hil-rig installed: then the plugin stays out of its
+    way (no signal handlers, no --dist check, no scheduler, no sweep)."""
+    if hasattr(config, "workerinput") and "hil_config" in getattr(config, "workerinput", {}):
+        return True
+    return bool(config.getoption("--hil-config") or os.environ.get("HIL_CONFIG") or
+                config.getoption("--hil-run-dir") or config.getoption("--hil-results") or
+                config_path(config).exists())
+
+
 def inventory(config: pytest.Config) -> HilConfig:
     """hil.toml, loaded and validated on first use (a broken or missing one is a usage error
     that names the file); --board names are checked against it."""

@@ -12,7 +12,7 @@ from rig.boards.flashing import FlashOptions
 from rig.broker.process import interrupt_on_termination
 from rig.config import MODES
 from rig.device.https_server import WEB_MODES
-from rig.pytest_plugin.inventory import FLASH
+from rig.pytest_plugin.inventory import FLASH, rig_in_use
 from rig.report.results import JunitNames, MatrixReporter
 
 
@@ -37,17 +37,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # SIGTERM / SIGHUP (and the SIGTERM a dying `hil run` sends, see rig/broker/process.py) stop the
     # run like Ctrl-C: fixtures tear down, brokers and boards stop, secret files go.
-    interrupt_on_termination()
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
     config.addinivalue_line("markers", "fresh_board: reset the board before this test")
     # also declared by pytest-xdist; here too so that `-p no:xdist` runs without warnings
     config.addinivalue_line("markers", "xdist_group(name): the board a test runs on")
+    config.stash[FLASH] = _flash_options(config)
+    if not rig_in_use(config):
+        return  # another project's run with hil-rig installed: stay out of its way
+    interrupt_on_termination()
     dist = config.getoption("dist", "no")
     if dist not in ("no", "load", "loadgroup"):
         raise pytest.UsageError(
             f"--dist {dist}: the rig schedules boards itself (one worker per board, "
             "rig/pytest_plugin/scheduling.py); use -n N alone, or --dist load / loadgroup")
-    config.stash[FLASH] = _flash_options(config)
     if not hasattr(config, "workerinput"):  # where reports arrive (xdist: the controller)
         config.pluginmanager.register(JunitNames(config), "hil-junit-names")
         results = config.getoption("--hil-results")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from rig.pytest_plugin.inventory import RUN_DIR, config_path, inventory
+from rig.pytest_plugin.inventory import RUN_DIR, config_path, inventory, rig_in_use
 from rig.pytest_plugin.scheduling import GROUPS_DIR, BoardScheduling, write_groups
-from rig.report.run_dir import new_run_dir
+from rig.report.run_dir import SESSION_FAULTS, new_run_dir
 
 
 def shared_run_dir(config: pytest.Config) -> Path:
@@ -37,20 +37,25 @@ def shared_run_dir(config: pytest.Config) -> Path:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: every worker writes into the same run directory."""
+    if not rig_in_use(node.config):
+        return
     node.workerinput["hil_run_dir"] = str(shared_run_dir(node.config))
     node.workerinput["hil_config"] = str(config_path(node.config).resolve())
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist controller: one worker per board (rig/pytest_plugin/scheduling.py)."""
+    """xdist controller: one worker per board (rig/pytest_plugin/scheduling.py); another
+    project's run keeps xdist's own scheduler."""
+    if not rig_in_use(config):
+        return None
     return BoardScheduling(config, log, shared_run_dir(config))
 
 
 @pytest.hookimpl(tryfirst=True)  # before the xdist worker reports its collection
 def pytest_collection_finish(session: pytest.Session) -> None:
     worker_id, _ = worker(session.config)
-    if worker_id:
+    if worker_id and "hil_run_dir" in session.config.workerinput:  # type: ignore[attr-defined]
         write_groups(Path(session.config.workerinput["hil_run_dir"]),  # type: ignore[attr-defined]
                      worker_id, session.items)
 
@@ -74,3 +79,26 @@ def broker_ports(config: pytest.Config) -> tuple[int, int]:
     _, index = worker(config)
     return base + 2 * index, base + 2 * index + 1
 
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down (pytest's runner)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Where the run ends (the xdist controller, or the one process): faults no cell saw
+    (session-faults.txt: a board's death between cells, a sanitizer report at power-off, a
+    broker that died after its mode's last cell) are shown and fail the run, blaming no cell."""
+    if hasattr(session.config, "workerinput"):
+        return
+    run_dir = session.config.stash.get(RUN_DIR, None)
+    if run_dir is None:
+        return
+    faults = [line for path in sorted(run_dir.rglob(SESSION_FAULTS))
+              for line in path.read_text().splitlines() if line]
+    if not faults:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "faults no cell saw", red=True)
+        for fault in faults:
+            reporter.write_line(fault)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

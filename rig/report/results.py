@@ -2,10 +2,10 @@
 its verdict, live on stderr and in results.json (`--hil-results`, MatrixReporter), and its
 JUnit name `<board>.<mode>.<case>` (JunitNames).
 
-A cell's verdict combines set-up, call and tear-down (a sanitizer report at tear-down fails the
-cell). A negative cell (rig/cases/test_negative.py) expects a refusal: it passes when the device
-and the broker gave the expected reasons, which it carries in `device_reason` /
-`broker_reason`.
+A cell's verdict combines set-up, call and tear-down (a board that died or printed garbage
+during the cell fails it at tear-down). A negative cell (rig/cases/test_negative.py) expects a
+refusal: it passes when the device and the broker gave the expected reasons, which it carries in
+`device_reason` / `broker_reason`.
 
 With pytest-xdist (`-n`, one worker per board) both run on the controller: they learn each cell
 from the `hil_cell` the plugin attaches to every report (hooks.py), and record the worker that

@@ -276,6 +276,9 @@ def test_a_killed_session_broker_is_named_and_replaced(config: Path) -> None:
     assert str(other["properties"]["fault"]).startswith(cause), other["properties"]
     assert "a fresh broker was started for this cell" in other["properties"]["fault"]
     assert f"fault seen by virtual-1 psk connect_publish: {cause}" in run.stdout
+    # one process, two boards: each boots once (no reset when pytest switches between them);
+    # virtual-0 again only if a cell came after its failed one
+    assert data["resets"] == {"virtual-0": 1, "virtual-1": 1}, data["resets"]
     _nothing_left(run)
 
 
@@ -327,9 +330,16 @@ def test_garbage_on_a_console_fails_only_the_cell_it_hit(config: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stopped_run_cleans_up_and_says_so(config: Path, sig: signal.Signals) -> None:
+    """The whole run takes about a second now, so the stop must land while it certainly still
+    runs: the board's agent stands still, so the rig waits on its console, when the signal
+    reaches the run (as a terminal's Ctrl-C reaches the whole job)."""
     run = Run(config, "--mode", "ca")
     _wait_for("a few cells", lambda: run.saw("refused-unknown-ca"))
-    os.killpg(run.proc.pid, sig)  # as a terminal's Ctrl-C (SIGINT) reaches the whole job
+    (agent,) = run.agents()
+    with frozen(agent):
+        time.sleep(0.3)  # whatever the rig does next, it ends up waiting on the board
+        os.killpg(run.proc.pid, sig)
+        time.sleep(0.2)
     code = run.finish()
     assert code == 1, (code, run.stdout, run.progress)
     assert f"hil run stopped by {sig.name}" in "\n".join(run.progress)

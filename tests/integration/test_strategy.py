@@ -116,3 +116,20 @@ def test_a_refused_value_does_not_leave_the_old_one(strategy: BoardStrategy,
         provision(console, [Setting("mqtt.ssl_psk_key", b"00" * 15)])  # wrong length
     assert console.send("config get mqtt.ssl_psk_key").data == ["mqtt.ssl_psk_key=<unset>"]
     assert console.known is None  # what the board holds is no longer sure: full next time
+
+
+def test_a_reboot_nobody_asked_for_is_caught(strategy: BoardStrategy) -> None:
+    """A watchdog or a panic restarts the chip: its boot line arrives as an ordinary line. What
+    the rig thought the board held is then unknown, the cell fails, and the board is reset."""
+    console = strategy.begin("cell-1")
+    provision(console, [Setting("mqtt.server", b"127.0.0.1:1")])
+    assert console.known is not None
+    console.dut.write("reboot")  # behind the rig's back: not a command the console sent
+    deadline_lines = console.expect_log("hil-agent .* ready", timeout=5.0)
+    assert deadline_lines
+    assert console.unexpected_reboot and console.known is None
+    strategy.end("cell-1", failed=False, timeout=5.0)
+    assert strategy.dirty.startswith("previous cell: it rebooted")
+    console.send("reboot")  # asked for: not a surprise (the next boot loads what was saved)
+    console.expect_log("hil-agent .* ready", timeout=5.0)
+    assert console.rebooted and console.known is None
