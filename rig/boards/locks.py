@@ -131,6 +131,7 @@ def file_lock(path: Path, *, timeout: float = DEFAULT_WAIT) -> Iterator[None]:
                         f"lock {path} is still held by another process (pid {_holder(fd)}) "
                         f"after {timeout:g} s: wait for it to finish, or stop it if it hangs"
                     ) from None
+                # flock has no timeout and no event to wait on: poll it (a bounded wait)
                 time.sleep(min(_POLL, left))
         _claim(fd)
         yield

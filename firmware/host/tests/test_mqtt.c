@@ -37,9 +37,7 @@ static int pipe_console_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeo
 {
     (void)ctx;
     (void)timeout_ms;
-    ssize_t n = read(console_pipe[0], buf, cap);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-    return n <= 0 ? -1 : (int)n;
+    return test_read_console_fd(console_pipe[0], buf, cap);
 }
 
 /* The polled console (console_fd -1): nothing typed, wait a little. */
@@ -50,22 +48,6 @@ static int idle_console_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeo
     (void)cap;
     usleep((useconds_t)(timeout_ms < 5u ? timeout_ms : 5u) * 1000u);
     return 0;
-}
-
-static int listen_loopback(uint16_t *p)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 4) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
-        return -1;
-    }
-    *p = ntohs(sa.sin_port);
-    return fd;
 }
 
 /* The child: accept one client, read its CONNECT, answer CONNACK 0, then
@@ -99,7 +81,7 @@ static void keepalive_timeout(bool selectable_console)
 {
     uint16_t p = 0;
     char line[80];
-    int lfd = listen_loopback(&p);
+    int lfd = test_listen_loopback(&p, 4);
     CHECK(lfd >= 0);
     pid_t pid = fork();
     if (pid == 0) _exit(deaf_broker(lfd));
@@ -187,7 +169,7 @@ static void psk_failure_wipes_key(void)
 {
     uint16_t p = 0;
     char line[80];
-    int lfd = listen_loopback(&p);
+    int lfd = test_listen_loopback(&p, 4);
     CHECK(lfd >= 0);
     pid_t pid = fork();
     if (pid == 0) _exit(rude_broker(lfd));

@@ -53,9 +53,7 @@ static int pipe_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 {
     (void)ctx;
     (void)timeout_ms;
-    ssize_t n = read(console_pipe[0], buf, cap);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-    return n <= 0 ? -1 : (int)n;
+    return test_read_console_fd(console_pipe[0], buf, cap);
 }
 
 /* polled console (console_fd -1): wait up to timeout_ms, like a UART driver */
@@ -147,22 +145,6 @@ typedef struct {
     bool push_with_suback;   /* a retained-style PUBLISH right behind the SUBACK */
     bool silent;             /* read everything, answer nothing (a TLS handshake that stalls) */
 } script_t;
-
-static int listen_loopback(uint16_t *p, int backlog)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, backlog) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
-        return -1;
-    }
-    *p = ntohs(sa.sin_port);
-    return fd;
-}
 
 static int recv_all(int fd, uint8_t *buf, size_t n)
 {
@@ -265,7 +247,7 @@ static int broker(int lfd, const script_t *s)
 
 static pid_t start_broker(const script_t *s, uint16_t *p)
 {
-    int lfd = listen_loopback(p, 4);
+    int lfd = test_listen_loopback(p, 4);
     CHECK(lfd >= 0);
     pid_t pid = fork();
     if (pid == 0) {
@@ -481,7 +463,7 @@ static void tcp_connect_timeout(void)
     int fill[8];
     agent_t *a = boot(true);
     /* a listener nobody accepts on, its queue full: further SYNs are dropped */
-    int lfd = listen_loopback(&p, 0);
+    int lfd = test_listen_loopback(&p, 0);
     CHECK(lfd >= 0);
     for (int i = 0; i < 8; i++) {
         struct sockaddr_in sa;

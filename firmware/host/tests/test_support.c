@@ -1,9 +1,13 @@
 /* test_support.c - in-memory fake port for unit tests and fuzzers. */
 #include "test_support.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 int test_failures;
 
@@ -246,4 +250,28 @@ int test_conn_wait_readable(agent_conn_t *c, uint32_t timeout_ms)
     if (c->fd < 0) return -1;
     if (conn_pending(c)) return 1;
     return wait_conn(c, false, timeout_ms);
+}
+
+int test_listen_loopback(uint16_t *port, int backlog)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, backlog) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+int test_read_console_fd(int fd, uint8_t *buf, size_t cap)
+{
+    ssize_t n = read(fd, buf, cap);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+    return n <= 0 ? -1 : (int)n;
 }

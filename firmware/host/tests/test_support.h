@@ -87,4 +87,12 @@ int test_conn_write(agent_conn_t *c, const uint8_t *buf, size_t len, uint32_t ti
                     conn_err_t *err);
 int test_conn_wait_readable(agent_conn_t *c, uint32_t timeout_ms);
 
+/* A TCP listener on 127.0.0.1, any free port (written to *port), with this
+ * backlog; -1 on failure. For the tests' fake brokers. */
+int test_listen_loopback(uint16_t *port, int backlog);
+
+/* One read of a non-blocking fd standing for a console: bytes read, 0 when
+ * nothing is there (EAGAIN, EINTR), -1 at EOF or on an error. */
+int test_read_console_fd(int fd, uint8_t *buf, size_t cap);
+
 #endif
