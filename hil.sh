@@ -13,6 +13,9 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients openssl     # the broker and the reference MQTT peer
   gcc make cmake pkg-config libmbedtls-dev libssl-dev  # the firmware's host port (virtual board)
   clang libclang-rt-dev                   # sanitizers and libFuzzer for the firmware tests
+  gcc-multilib lib32asan8 lib32ubsan1     # the esp virtual board: 32-bit like the chip (gcc -m32)
+  dpkg-dev xz-utils bzip2                 # apt-get source: mbedTLS 3.6 for the esp board
+  gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc  # rv32 unit tests
   python3 python3-venv python3-dev        # the rig (sslpsk3 compiles against Python + OpenSSL)
   curl                                    # a reference HTTPS peer
 )

@@ -163,7 +163,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: the mode matrix (rig.cases.test_mqtt_modes), the device's HTTPS server
-    (rig.cases.test_https) and the negative matrix (rig.cases.test_negative, expected
+    (rig.cases.test_https), the chip's clock on boards that have its rules
+    (rig.cases.test_clock) and the negative matrix (rig.cases.test_negative, expected
     refusals) over the boards of hil.toml, run by pytest (--pyargs: the tests ship with the
     package) with live progress; summary table, results.json and junit.xml in runs/<id>/."""
     config = _load(args)
@@ -177,7 +178,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.board(name)  # KeyError -> usage error below
     run_dir = new_run_dir(config.run_dir)
     results_path = run_dir / "results.json"
+    kind = "esp32" if args.hil else "virtual"
+    boards = [b for b in config.boards
+              if b.kind == kind and (not args.board or b.name in args.board)]
     tests = ["rig.cases.test_mqtt_modes", "rig.cases.test_https"]
+    if any(b.chip_clock for b in boards):  # only those boards run it
+        tests.append("rig.cases.test_clock")
     if not args.no_negative:
         tests.append("rig.cases.test_negative::test_refused")
     here = config.source.parent
@@ -188,9 +194,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
             "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--hil"] if args.hil else []
-    kind = "esp32" if args.hil else "virtual"
-    boards = [b for b in config.boards
-              if b.kind == kind and (not args.board or b.name in args.board)]
     workers = min(len(boards), args.jobs or len(boards))
     if workers > 1:  # pytest-xdist with --dist loadgroup (pyproject): one worker per board
         argv += ["-n", str(workers)]

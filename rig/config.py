@@ -22,6 +22,9 @@ from rig.errors import UsageError
 Mode = Literal["ca", "mutual", "psk"]
 MODES: tuple[Mode, ...] = ("ca", "mutual", "psk")
 BoardKind = Literal["virtual", "esp32"]
+# what a virtual board runs: "native" (Debian's mbedTLS 2.28, 64-bit, the host's clock) or "esp"
+# (what the chip runs: mbedTLS 3.6 configured like ESP-IDF, 32-bit, no clock until set)
+VirtualVariant = Literal["native", "esp"]
 
 DEFAULT_PSK_SUITES = (
     "TLS-PSK-WITH-AES-128-CCM-8:TLS-PSK-WITH-AES-128-GCM-SHA256:"
@@ -154,9 +157,17 @@ class Board:
     serial_number: str = ""
     target: str = "esp32"
     build_dir: str = ""
+    variant: VirtualVariant = "native"  # virtual boards only
     flash: bool = True
     # how the rig reaches the board's own servers (HTTPS); empty: the IP it reports over Wi-Fi
     address: str = ""
+
+    @property
+    def chip_clock(self) -> bool:
+        """Does this board check certificate dates against its own clock, unset after a boot
+        (an ESP32, and the virtual board that runs what it runs)? A native virtual board's
+        mbedTLS 2.28 checks them against the host's clock."""
+        return self.kind == "esp32" or self.variant == "esp"
 
 
 @dataclass(frozen=True)
@@ -340,6 +351,10 @@ def _check(config: HilConfig, src: str) -> None:
                 f"{key}.{pins[0]}",
                 "a virtual board gets its pseudo-terminal from the rig; remove this key",
             )
+        if board.kind == "esp32" and board.variant != "native":
+            raise ConfigError(src, f"{key}.variant",
+                              "variant is for virtual boards (an esp32 runs its ESP-IDF build); "
+                              "remove this key")
         if board.kind == "virtual" and board.address:
             raise ConfigError(src, f"{key}.address",
                               "a virtual board is reached on 127.0.0.1; remove this key")

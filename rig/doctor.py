@@ -7,6 +7,7 @@ import importlib.metadata
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -108,12 +109,16 @@ def _boards(config: HilConfig) -> list[Check]:
                              f"{b.port} does not exist", "plug the board in or fix [[boards]] port",
                              required=False))
         else:
-            out.append(Check(f"board {b.name}", True, f"{b.kind}", required=False))
+            kind = f"virtual {b.variant}" if b.kind == "virtual" else b.kind
+            out.append(Check(f"board {b.name}", True, kind, required=False))
         if b.kind == "esp32" and b.address and b.address not in config.device.web_names:
             out.append(Check(f"board {b.name} address", False,
                              f"{b.address} is not in [device] web_names: HTTPS clients will "
                              "refuse the device's certificate", "add it to web_names",
                              required=False))
+    if any(b.kind == "virtual" and b.variant == "esp" and not b.build_dir
+           for b in config.boards):
+        out.append(_m32_check())
     physical = [b for b in config.boards if b.kind == "esp32"]
     remote_local = all(b.port.startswith("rfc2217://127.0.0.1") for b in physical)
     if physical and not remote_local and _is_loopback(config.broker.host):
@@ -133,6 +138,23 @@ def _boards(config: HilConfig) -> list[Check]:
                          else f"from ${w.ssid_env} / ${w.password_env} (values not shown)",
                          "export them (CI: from secrets)", required=False))
     return out
+
+
+def _m32_check() -> Check:
+    """An esp virtual board is built 32-bit (gcc -m32, like the chip's ILP32): can cc do it?"""
+    label = "32-bit build (esp board)"
+    if shutil.which("cc") is None:
+        return Check(label, False, "cc not on PATH", "apt-get install gcc gcc-multilib")
+    try:
+        proc = subprocess.run(["cc", "-m32", "-x", "c", "-", "-o", os.devnull],
+                              input="int main(void) { return 0; }\n", capture_output=True,
+                              text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check(label, False, f"cc -m32 failed to run: {exc}", "apt-get install gcc-multilib")
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["?"])[0]
+        return Check(label, False, f"cc -m32 cannot link: {first}", "apt-get install gcc-multilib")
+    return Check(label, True, "cc -m32 links (mbedTLS 3.6 is fetched and built at first use)")
 
 
 def _is_loopback(host: str) -> bool:

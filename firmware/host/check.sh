@@ -1,6 +1,7 @@
 #!/bin/sh
-# Build every host variant, run the unit tests on plain and asan builds and
-# each fuzzer for FUZZ_SECONDS (default 20) on its committed seed corpus.
+# Build every host variant, run the unit tests on the plain, asan and esp
+# builds and each fuzzer for FUZZ_SECONDS (default 20) on its committed seed
+# corpus.
 # Exits non-zero on any failure. Builds go where build.sh puts them:
 # $HIL_HOST_BUILD_DIR/<variant> when that is set, else firmware/host/build/<variant>.
 set -eu
@@ -10,10 +11,13 @@ builds=${HIL_HOST_BUILD_DIR:-$here/build}
 case "$builds" in /*) ;; *) builds="$PWD/$builds" ;; esac # the fuzzers run in a scratch dir
 
 "$here/build.sh" all
-for v in plain asan; do
+for v in plain asan esp; do
     echo "== ctest ($v: $builds/$v)"
     (cd "$builds/$v" && ctest --output-on-failure)
 done
+# the socket-free modules and their tests on rv32imac (the ESP32-C3's ISA) under QEMU
+echo "== rv32 (qemu)"
+"$here/rv32/check.sh"
 
 for f in fuzz_mqtt_decode fuzz_console_line fuzz_http_request; do
     echo "== $f (${secs}s)"

@@ -1,6 +1,6 @@
-/* host_port.c - Linux implementation of agent_port_t: monotonic clock,
- * settings in a 0600 state file, getrandom/urandom, stdin/stdout console,
- * reboot by re-exec. */
+/* host_port.c - Linux implementation of agent_port_t: monotonic clock, the
+ * virtual board's wall clock, settings in a 0600 state file, /dev/urandom,
+ * stdin/stdout console, reboot by re-exec. */
 #define _GNU_SOURCE
 #include "host_port.h"
 
@@ -27,6 +27,40 @@ static uint64_t hp_now_ms(void *ctx)
 {
     host_port_t *hp = ctx;
     return (mono_ns() - hp->boot_ns) / 1000000u;
+}
+
+/* ---- the board's wall clock ------------------------------------------------- */
+
+/* The base the offset is added to, in ns: time since start (a board that
+ * starts without a clock) or the host's CLOCK_REALTIME. */
+static int64_t clock_base_ns(const host_port_t *hp)
+{
+    if (hp->clock_unset) return (int64_t)(mono_ns() - hp->boot_ns);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * INT64_C(1000000000) + (int64_t)ts.tv_nsec;
+}
+
+static int64_t hp_clock_get(void *ctx, bool *is_set)
+{
+    host_port_t *hp = ctx;
+    int64_t ns = clock_base_ns(hp) + hp->clock_offset_ns;
+    int64_t s = ns / INT64_C(1000000000);
+    if (ns < 0 && s * INT64_C(1000000000) != ns) s--; /* floor */
+    if (is_set) *is_set = hp->clock_was_set || !hp->clock_unset;
+    return s;
+}
+
+static int hp_clock_set(void *ctx, int64_t unix_s, char *err, size_t errlen)
+{
+    host_port_t *hp = ctx;
+    if (unix_s < 0 || unix_s > INT64_MAX / INT64_C(1000000000) - INT64_C(1000000000)) {
+        snprintf(err, errlen, "out of range for this port");
+        return -1;
+    }
+    hp->clock_offset_ns = unix_s * INT64_C(1000000000) - clock_base_ns(hp);
+    hp->clock_was_set = true;
+    return 0;
 }
 
 #define STATE_MAX (256u * 1024u)
@@ -184,4 +218,8 @@ void host_port_make(host_port_t *hp, agent_port_t *port)
     port->console_write = hp_console_write;
     port->reboot = hp_reboot;
     port->free_heap = NULL;
+    port->clock_get = hp_clock_get;
+    port->clock_set = hp_clock_set;
+    hp->clock_was_set = false;
+    hp->clock_offset_ns = 0;
 }

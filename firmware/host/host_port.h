@@ -15,6 +15,14 @@ typedef struct {
      * and dies by SIGKILL, like a board losing power mid-provisioning. From the environment
      * variable HIL_AGENT_POWER_CUT_FILE; NULL (the default) = never. */
     const char *power_cut_file;
+    /* The virtual board's clock (agent_port_t.clock_get / clock_set): with clock_unset
+     * it starts like a chip's, at 1970-01-01 + the time since start, not set (the esp
+     * variant's default, `hil-agent --clock unset`); otherwise it is the host's
+     * CLOCK_REALTIME, set (the native variant's default, `--clock host`). `clock set`
+     * moves it by an offset and marks it set. A reboot (re-exec) starts it over. */
+    bool clock_unset;
+    bool clock_was_set;     /* by clock_set */
+    int64_t clock_offset_ns; /* added to the base (time since start, or CLOCK_REALTIME) */
 } host_port_t;
 
 /* Fill *port with the host implementation; hp must outlive the agent. */

@@ -9,10 +9,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: hil-agent [--state <path>] [--version]\n"
+    fprintf(f, "usage: hil-agent [--state <path>] [--clock unset|host] [--version]\n"
                "  --state <path>  settings file standing for flash/NVS (default ./hil-agent.state)\n"
+               "  --clock unset   the board starts without a clock, like a chip: 1970-01-01 + uptime\n"
+               "                  until `clock set` (default of the esp variant)\n"
+               "  --clock host    the board starts with the host's clock (default of the native variant)\n"
                "  --version       print the version and exit\n"
-               "The console (commands and log lines) is on stdin/stdout; see firmware/README.md.\n");
+               "This build: variant %s, %u-bit.\n"
+               "The console (commands and log lines) is on stdin/stdout; see firmware/README.md.\n",
+            agent_variant(), agent_bits());
 }
 
 int main(int argc, char **argv)
@@ -26,13 +31,26 @@ int main(int argc, char **argv)
     hp.out_fd = 1;
     hp.power_cut_file = getenv("HIL_AGENT_POWER_CUT_FILE");
     if (hp.power_cut_file && !hp.power_cut_file[0]) hp.power_cut_file = NULL;
+    /* a chip has no clock until the rig sets one: so has the variant built like it */
+    hp.clock_unset = strcmp(agent_variant(), "esp") == 0;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             hp.state_path = argv[++i];
+        } else if (strcmp(argv[i], "--clock") == 0 && i + 1 < argc) {
+            const char *mode = argv[++i];
+            if (strcmp(mode, "unset") == 0) {
+                hp.clock_unset = true;
+            } else if (strcmp(mode, "host") == 0) {
+                hp.clock_unset = false;
+            } else {
+                fprintf(stderr, "hil-agent: --clock must be 'unset' or 'host', not '%s'\n", mode);
+                usage(stderr);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--version") == 0) {
-            printf("hil-agent %s (mbedtls %s, build %s)\n", AGENT_VERSION, agent_mbedtls_version(),
-                   agent_build_id());
+            printf("hil-agent %s (mbedtls %s, %u-bit, %s, build %s)\n", AGENT_VERSION,
+                   agent_mbedtls_version(), agent_bits(), agent_variant(), agent_build_id());
             return 0;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

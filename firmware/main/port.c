@@ -1,9 +1,21 @@
-/* port.c - agent_port_t for ESP-IDF: clock, entropy, storage, console, Wi-Fi, reboot.
+/* port.c - agent_port_t for ESP-IDF: clocks, entropy, storage, console, Wi-Fi, reboot.
  *
  * ESP-IDF APIs and where they were checked (tags v5.1 and v5.4.2):
  *   esp_timer_get_time        components/esp_timer/include/esp_timer.h (int64_t, microseconds since boot)
  *   esp_fill_random           components/esp_hw_support/include/esp_random.h
  *   esp_restart, esp_get_free_heap_size   components/esp_system/include/esp_system.h
+ *   gettimeofday, settimeofday   newlib's <sys/time.h> (components/newlib/platform_include/sys/time.h
+ *                             includes it); implemented in components/newlib/time.c: the system
+ *                             time is boot time + time since boot, settimeofday moves the boot time
+ *
+ * Clock: the chip has no wall clock until something sets it: gettimeofday
+ * starts at 1970-01-01 + uptime. `clock set` (the rig, before every connect)
+ * sets it with settimeofday; mbedTLS checks certificate dates against the
+ * same system time (CONFIG_MBEDTLS_HAVE_TIME_DATE: time(), which newlib
+ * answers from _gettimeofday_r). The RTC timer keeps the system time across
+ * software resets (not power-on resets; api-reference/system/system_time.rst),
+ * so after `reboot` the clock may still be right while the port's "was set"
+ * flag is gone: a time after 2020-01-01 counts as set too.
  *
  * Entropy: esp_fill_random() returns true random numbers only while the RF
  * subsystem (Wi-Fi/Bluetooth) is on, or while the SAR-ADC entropy source is
@@ -15,7 +27,10 @@
  * to start, a W line says the entropy is weak. */
 #include "port.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "esp_random.h"
 #include "esp_system.h"
@@ -25,6 +40,38 @@ static uint64_t hp_now_ms(void *ctx)
 {
     (void)ctx;
     return (uint64_t)esp_timer_get_time() / 1000u;
+}
+
+/* 2020-01-01T00:00:00Z: a system time after this was set by someone */
+#define CLOCK_PLAUSIBLE_S INT64_C(1577836800)
+
+static int64_t hp_clock_get(void *ctx, bool *is_set)
+{
+    hil_port_t *p = ctx;
+    struct timeval tv;
+    if (gettimeofday(&tv, NULL) != 0) {
+        *is_set = false;
+        return 0;
+    }
+    int64_t now = (int64_t)tv.tv_sec; /* time_t is 64-bit in ESP-IDF 5 */
+    *is_set = p->clock_was_set || now >= CLOCK_PLAUSIBLE_S;
+    return now;
+}
+
+static int hp_clock_set(void *ctx, int64_t unix_s, char *err, size_t errlen)
+{
+    hil_port_t *p = ctx;
+    struct timeval tv = {.tv_sec = (time_t)unix_s, .tv_usec = 0};
+    if ((int64_t)tv.tv_sec != unix_s) {
+        snprintf(err, errlen, "out of range for time_t");
+        return -1;
+    }
+    if (settimeofday(&tv, NULL) != 0) {
+        snprintf(err, errlen, "settimeofday failed: %s", strerror(errno));
+        return -1;
+    }
+    p->clock_was_set = true;
+    return 0;
 }
 
 static int hp_load(void *ctx, uint8_t **buf, size_t *len, char *err, size_t errlen)
@@ -129,5 +176,8 @@ esp_err_t hil_port_init(hil_port_t *p, agent_port_t *port)
     port->wifi_last_reason = hp_wifi_last_reason;
     port->wifi_status = hp_wifi_status;
     port->next_event = hp_next_event;
+    port->clock_get = hp_clock_get;
+    port->clock_set = hp_clock_set;
+    p->clock_was_set = false;
     return ESP_OK;
 }

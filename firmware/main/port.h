@@ -15,6 +15,7 @@ typedef struct {
     port_console_t console;
     port_storage_t storage;
     port_wifi_t wifi;
+    bool clock_was_set; /* `clock set` since boot (see port.c: the clock) */
 } hil_port_t;
 
 /* Bring up the console (UART0), NVS and the Wi-Fi driver, and fill *port.

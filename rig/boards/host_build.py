@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Literal
 
 from rig.boards.locks import file_lock
+from rig.config import VirtualVariant
 from rig.errors import RigError
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the firmware sources are there
 HOST_DIR = ROOT / "firmware" / "host"
-Variant = Literal["plain", "asan"]
+# plain / asan: the `native` virtual board (Debian's mbedTLS 2.28, 64-bit), without and with
+# ASan+UBSan; esp: the `esp` virtual board (mbedTLS 3.6 configured like ESP-IDF, 32-bit)
+Variant = Literal["plain", "asan", "esp"]
 BUILD_TIMEOUT = 900  # seconds for one build of hil-agent
 
 
@@ -26,6 +29,12 @@ def agent_path(variant: Variant = "plain", build_root: Path | None = None) -> Pa
     env_root = os.environ.get("HIL_HOST_BUILD_DIR")
     root = build_root or (Path(env_root) if env_root else HOST_DIR / "build")
     return root / variant / "hil-agent"
+
+
+def build_for(board_variant: VirtualVariant, native: Variant) -> Variant:
+    """The build a virtual board of this variant runs: `native` (plain or asan) for a native
+    board, esp for an esp board."""
+    return "esp" if board_variant == "esp" else native
 
 
 def build_host_agent(variant: Variant = "plain") -> Path:

@@ -22,9 +22,19 @@ from typing import Any
 from rig.boards import BoardUnavailable
 from rig.broker.process import die_with_parent, exit_description, terminate
 
-WHAT_IT_IS = ("virtual board: the firmware's portable core on Linux behind a pty; the console, "
-              "MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's crypto "
-              "accelerators and timing, and esptool are not exercised")
+VARIANTS = {"native": "Debian's mbedTLS 2.28, 64-bit, the host's clock",
+            "esp": "what the chip runs: mbedTLS 3.6 configured like ESP-IDF, 32-bit, no clock "
+                   "until the rig sets it"}
+_EXERCISED = ("the console, MQTT client and mbedTLS handshakes are real; Wi-Fi, the chip's "
+              "crypto accelerators and timing, and esptool are not exercised")
+WHAT_IT_IS = ("virtual board: the firmware's portable core on Linux behind a pty (variants: "
+              + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()) + "); " + _EXERCISED)
+
+
+def what_it_is(variant: str) -> str:
+    """One virtual board's description, for reports."""
+    return (f"virtual board: the firmware's portable core on Linux behind a pty, variant "
+            f"{variant} ({VARIANTS.get(variant, '?')}); {_EXERCISED}")
 
 
 class VirtualBoard:

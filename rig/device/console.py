@@ -195,6 +195,9 @@ class Console:
         self.window = window
         self.health = health or (lambda: "")
         self.nonce = secrets.token_hex(3)
+        # what the board's `version` said at its last boot: version, mbedtls, build, bits,
+        # variant (older firmware: the first three only)
+        self.firmware: dict[str, str] = {}
         self._seq = 0
         self.activity = ""  # what the rig is doing with the board, for error messages
         self.lines: list[str] = []  # everything the board printed that we consumed
@@ -327,7 +330,8 @@ class Console:
         while True:  # a probe sent before the board was listening is lost: send another
             left = deadline - time.monotonic()
             try:
-                self.send("version", timeout=max(0.05, min(PROBE_S, left)))
+                reply = self.send("version", timeout=max(0.05, min(PROBE_S, left)))
+                self.firmware = dict(line.split("=", 1) for line in reply.data if "=" in line)
                 break
             except ConsoleTimeout:
                 if time.monotonic() >= deadline:
@@ -335,6 +339,19 @@ class Console:
         self.broken = ""
         self.known = None  # a boot loads whatever was saved
         return m.group(1).decode() if m else "?"
+
+    def identity(self) -> str:
+        """The firmware as one line, from its last boot's `version`: e.g. "hil-agent 1.0.0,
+        esp variant, mbedTLS 3.6.6, 32-bit, build 1a2b3c"."""
+        f = self.firmware
+        parts = [f"hil-agent {f.get('version', '?')}"]
+        if f.get("variant"):
+            parts.append(f"{f['variant']} variant")
+        parts.append(f"mbedTLS {f.get('mbedtls', '?')}")
+        if f.get("bits"):
+            parts.append(f"{f['bits']}-bit")
+        parts.append(f"build {f.get('build', '?')}")
+        return ", ".join(parts)
 
     def expect_log(self, pattern: str, timeout: float | None = None) -> str:
         """Wait for a log line (asynchronous event) matching `pattern`; returns its text."""

@@ -9,7 +9,7 @@ import re
 from typing import Literal
 
 from rig.device.console import Console
-from rig.device.provision import Setting
+from rig.device.provision import Setting, set_clock
 from rig.errors import RigError
 from rig.pki import Pki
 
@@ -35,7 +35,9 @@ def http_settings(pki: Pki, mode: WebMode, listen: str) -> list[Setting]:
 
 
 def start_server(console: Console, mode: WebMode, timeout: float) -> int:
-    """`http start`; checks the started line matches the mode and returns the port."""
+    """`http start` (the board's clock set first: it checks client certificates' dates);
+    checks the started line matches the mode and returns the port."""
+    set_clock(console)
     reply = console.send("http start", timeout=timeout)
     m = reply.log(STARTED_RE.pattern)
     if bool(m.group(2)) != (mode == "https-mutual"):

@@ -6,6 +6,7 @@ others first), so rotating modes never reflashes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rig.config import HilConfig, Mode
@@ -89,6 +90,16 @@ def provision(console: Console, settings: list[Setting]) -> None:
             console.set_many({k: want[k] for k in want if k in changed})
 
 
+def set_clock(console: Console) -> None:
+    """Set the board's clock to this host's (Unix seconds): a chip has none until something
+    sets it, and it checks certificate dates against it (firmware/README.md, "The board's
+    clock"). Sent before every connect and server start."""
+    with console.doing("setting its clock"):
+        console.send(f"clock set {int(time.time())}")
+
+
 def connect(console: Console, timeout: float) -> Reply:
+    """`mqtt connect`, the board's clock set first."""
+    set_clock(console)
     with console.doing("connecting to the broker"):
         return console.send("mqtt connect", timeout=timeout)

@@ -22,14 +22,14 @@ from typing import Any, cast
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable, make_board
-from rig.boards.host_build import Variant, build_host_agent
+from rig.boards.host_build import Variant, build_for, build_host_agent
 from rig.boards.locks import BoardBusy, board_lock
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.strategy import BoardStrategy
 from rig.boards.virtual import VirtualBoard
 from rig.broker.mosquitto import Broker, SessionBrokers, child_brokers, start_for_mode
 from rig.broker.process import note_children, sweep_private_dirs
-from rig.config import HilConfig, Mode
+from rig.config import Board, HilConfig, Mode
 from rig.device.console import Console
 from rig.errors import RigError
 from rig.host.observer import Observer
@@ -149,11 +149,24 @@ def observer(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki, mo
         yield obs
 
 
+def _native_build() -> Variant:
+    """The build native virtual boards run: asan unless HIL_AGENT_VARIANT=plain."""
+    return cast(Variant, os.environ.get("HIL_AGENT_VARIANT", "asan"))
+
+
 @pytest.fixture(scope="session")
 def hil_agent() -> Path:
-    """The host build of the firmware, sanitized (ASan+UBSan) unless HIL_AGENT_VARIANT=plain."""
-    variant = cast(Variant, os.environ.get("HIL_AGENT_VARIANT", "asan"))
-    return build_host_agent(variant)
+    """The host build of the firmware for a native virtual board, sanitized (ASan+UBSan)
+    unless HIL_AGENT_VARIANT=plain."""
+    return build_host_agent(_native_build())
+
+
+def _agent_for(hil: HilConfig, spec: Board) -> Path:
+    """The hil-agent binary a virtual board runs: its build_dir's, or the rig's build of its
+    variant (built or brought up to date here)."""
+    if spec.build_dir:
+        return hil.path(spec.build_dir) / "hil-agent"
+    return build_host_agent(build_for(spec.variant, _native_build()))
 
 
 def _hold_board(stack: contextlib.ExitStack, hil_config: HilConfig, name: str) -> None:
@@ -227,10 +240,7 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
                  _boards: _Boards) -> BoardDriver:
     """One board of hil.toml (parametrized by name), for the whole session."""
     spec = hil_config.board(request.param)
-    agent = None
-    if spec.kind == "virtual":
-        agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
-                 else request.getfixturevalue("hil_agent"))
+    agent = _agent_for(hil_config, spec) if spec.kind == "virtual" else None
     return _boards.driver(spec.name, agent)
 
 
@@ -282,6 +292,16 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
     assert not noise, noise
 
 
+def _record_firmware(request: pytest.FixtureRequest, driver: BoardDriver,
+                     console: Console) -> None:
+    """The cell's board as results.json and JUnit show it: its kind (a virtual board with its
+    variant) and the firmware its `version` reported at boot."""
+    spec = request.getfixturevalue("hil_config").board(driver.name)
+    kind = f"virtual {spec.variant}" if spec.kind == "virtual" else spec.kind
+    request.node.user_properties.append(("board_kind", kind))
+    request.node.user_properties.append(("firmware", console.identity()))
+
+
 @pytest.fixture(scope="session")
 def board_strategy(board_driver: BoardDriver, _boards: _Boards) -> BoardStrategy:
     """The board's states for the session (rig/boards/strategy.py): reset at its first use,
@@ -309,6 +329,7 @@ def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
         board_strategy.dirty = "previous cell: the board did not come up"
         raise
     request.node.stash[CONSOLE] = console
+    _record_firmware(request, board_strategy.driver, console)
     yield console
     failed = request.node.stash.get(CELL_FAILED, False)
     board_strategy.end(cell, failed, hil_config.timeouts.command)
@@ -332,8 +353,7 @@ def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
     spec = next((b for b in hil_config.boards if b.kind == "virtual"), None)
     if spec is None:
         pytest.skip(f"no virtual board in {hil_config.source}")
-    agent = (hil_config.path(spec.build_dir) / "hil-agent" if spec.build_dir
-             else request.getfixturevalue("hil_agent"))
+    agent = _agent_for(hil_config, spec)
     # its own name, state file and logs: the board's own agent may be up at the same time
     # (rig/boards/strategy.py keeps it between cells), and the two must not share anything
     name = f"{spec.name}-agent-tests"

@@ -45,6 +45,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("negative_case", CASES, ids=[c.id for c in CASES])
     if "board_driver" in metafunc.fixturenames:
         boards, why = selected_boards(metafunc.config)
+        if boards and metafunc.definition.get_closest_marker("chip_clock") is not None:
+            clocked = [b for b in boards if b.chip_clock]
+            if not clocked:
+                why = ("no selected board has the chip's clock rules (esp32, or a virtual board "
+                       "with variant = \"esp\"): " + ", ".join(
+                           f"{b.name} is virtual {b.variant}" for b in boards))
+            boards = clocked
         if boards:
             metafunc.parametrize("board_driver", [
                 pytest.param(b.name, marks=pytest.mark.xdist_group(b.name)) for b in boards],

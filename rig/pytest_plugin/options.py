@@ -39,6 +39,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # run like Ctrl-C: fixtures tear down, brokers and boards stop, secret files go.
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
     config.addinivalue_line("markers", "fresh_board: reset the board before this test")
+    config.addinivalue_line("markers", "chip_clock: run this test only on boards that check "
+                            "certificate dates against their own clock, as a chip does (esp32, "
+                            "and virtual boards with variant = \"esp\")")
     # also declared by pytest-xdist; here too so that `-p no:xdist` runs without warnings
     config.addinivalue_line("markers", "xdist_group(name): the board a test runs on")
     config.stash[FLASH] = _flash_options(config)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from rig.boards.virtual import WHAT_IT_IS
+from rig.boards.virtual import what_it_is
 from rig.pytest_plugin.inventory import inventory
 from rig.report.junit import add_suite_property, name_case
 
@@ -192,4 +192,4 @@ class JunitNames:
         self.described.add(board)
         spec = next((b for b in inventory(self.config).boards if b.name == board), None)
         if spec is not None and spec.kind == "virtual":
-            add_suite_property(self.config, f"board.{board}", WHAT_IT_IS)
+            add_suite_property(self.config, f"board.{board}", what_it_is(spec.variant))

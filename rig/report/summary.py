@@ -24,6 +24,7 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
     data["notes"] = [VIRTUAL_NOTE] if virtual else []
     data["config"] = str(config.source)
     data["resets"] = _resets(run_dir)
+    data["boards"] = _boards(cells)
     results_path.write_text(json.dumps(data, indent=2) + "\n")
     rows = [["board", "mode", "case", "expect", "cipher suite", "handshake", "verdict",
              "reason"]]
@@ -46,6 +47,8 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
     if counts["skip"]:
         summary += f", {counts['skip']} skipped"
     print("\n" + summary)
+    for name, board in sorted(data["boards"].items()):
+        print(f"board {name}: {board['kind']}: {board['firmware']}")
     for note in data["notes"]:
         print(note)
     faults = [f"fault seen by {c['board']} {c['mode']} {c['case']}: {c['properties']['fault']}"
@@ -60,12 +63,24 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
         print(fault)
     if data["resets"]:
         print("resets: " + ", ".join(f"{b} {n}" for b, n in sorted(data["resets"].items())) +
-              " (a board is reset at its first use and after a failed cell; steps.jsonl has "
-              "every transition)")
+              " (a board is reset at its first use, after a failed cell and for a test that "
+              "needs it fresh from boot; steps.jsonl has every transition)")
     print(f"results: {results_path}  junit: {run_dir / 'junit.xml'}  "
           f"logs: {run_dir}")
     return _verdict(cells, boards, allow_missing, returncode, failed, bool(faults),
                     stopped_by)
+
+
+def _boards(cells: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Each board's kind (a virtual board's variant) and firmware, as its cells recorded them
+    (the last cell's, should a reset have brought another build)."""
+    out: dict[str, dict[str, str]] = {}
+    for c in cells:
+        props = c.get("properties", {})
+        if props.get("firmware"):
+            out[c["board"]] = {"kind": str(props.get("board_kind", "?")),
+                               "firmware": str(props["firmware"])}
+    return out
 
 
 def _resets(run_dir: Path) -> dict[str, int]:

@@ -64,9 +64,12 @@ def test_pki_init_then_show(tmp_path: Path, hil_config: HilConfig) -> None:
 
 
 def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
-    proc = hil("run", config=tmp_config(tmp_path, hil_config))
+    """The committed hil.toml's `hil run`: the whole matrix on both virtual boards, native and
+    esp, one worker each, every cell passing, each board's variant said."""
+    proc = hil("run", config=tmp_config(tmp_path, hil_config, esp=True))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Wi-Fi" in proc.stdout  # what a virtual board does not exercise is said
+    assert "2 virtual board(s), 2 in parallel" in proc.stdout
     latest = tmp_path / "runs" / "latest"
     results = json.loads((latest / "results.json").read_text())
     cells = {(c["board"], c["mode"], c["case"]): c for c in results["cells"]}
@@ -74,8 +77,24 @@ def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     assert f"{n} passed, 0 failed" in proc.stdout
     assert f"[{n}/{n}]" in proc.stderr  # live progress, one line per cell
     assert {c["verdict"] for c in cells.values()} == {"pass"}
-    assert sum(c["expected"] == "refused" and c["board"] == "virtual-0"
-               and c["case"].startswith("refused-") for c in cells.values()) == len(CASES)
+    for board in ("virtual-0", "virtual-esp"):
+        assert sum(c["expected"] == "refused" and c["board"] == board
+                   and c["case"].startswith("refused-") for c in cells.values()) == len(CASES)
+        assert cells[(board, "psk", "connect_publish")]["cipher_suite"] == \
+            "TLS-PSK-WITH-AES-128-CCM-8"
+        assert cells[(board, "https-mutual", "refuses-no-cert")]["verdict"] == "pass"
+    # which variant each board is: summary, results.json, JUnit
+    boards = results["boards"]
+    assert boards["virtual-0"]["kind"] == "virtual native"
+    assert re.search(r"mbedTLS 2\.28\.\d+, 64-bit", boards["virtual-0"]["firmware"]), boards
+    assert boards["virtual-esp"]["kind"] == "virtual esp"
+    assert re.search(r"esp variant, mbedTLS 3\.6\.\d+, 32-bit", boards["virtual-esp"]["firmware"])
+    assert "board virtual-esp: virtual esp: hil-agent" in proc.stdout
+    # the chip's clock: only the esp board has its rules
+    assert cells[("virtual-esp", "ca", "clock_unset")]["verdict"] == "pass"
+    assert "starts in the future" in cells[("virtual-esp", "ca", "clock_unset")]["device_reason"]
+    assert not any(c["case"] == "clock_unset" for c in results["cells"]
+                   if c["board"] == "virtual-0")
     # the device's HTTPS server in both modes, each with its handshake time
     for mode in ("https", "https-mutual"):
         serves = cells[("virtual-0", mode, "serves_page_and_rpc")]
@@ -89,7 +108,9 @@ def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     assert 'name="virtual-0.psk.connect_publish"' in junit
     assert 'name="cipher_suite" value="TLS-PSK-WITH-AES-128-CCM-8"' in junit
     assert 'name="board.virtual-0" value="virtual board: ' in junit
-    assert (latest / "broker-psk.log").exists()
+    assert re.search(r'name="board.virtual-esp" value="virtual board: [^"]*variant esp', junit)
+    assert re.search(r'name="firmware" value="hil-agent [^"]*esp variant, mbedTLS 3\.6', junit)
+    assert list(latest.glob("gw*/broker-psk.log"))
     # negative cells: expected refusals that pass with both sides' reasons, shown in the table
     wrong_key = cells[("virtual-0", "psk", "refused-wrong-key")]
     assert wrong_key["expected"] == "refused" and wrong_key["verdict"] == "pass"
@@ -97,7 +118,7 @@ def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     assert "decryption failed or bad record mac" in wrong_key["broker_reason"]
     assert 'name="virtual-0.mutual.refused-no-cert"' in junit
     assert re.search(r"refused-sha1 +refused .*pass +device: .*unacceptable hash", proc.stdout)
-    assert (latest / "broker-ca-sha1.log").exists()
+    assert list(latest.glob("gw*/broker-ca-sha1.log"))
 
 
 def test_run_puts_each_board_on_its_own_worker(tmp_path: Path, hil_config: HilConfig) -> None:

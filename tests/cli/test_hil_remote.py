@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from rig.boards.host_build import build_host_agent
 from rig.boards.rfc2217 import Rfc2217Bridge
 from rig.boards.virtual import VirtualBoard
 from rig.config import HilConfig
-from tests.support import ROOT
+from tests.support import ROOT, committed_toml
 
 
 @pytest.fixture
@@ -27,7 +28,9 @@ def remote_board(request: pytest.FixtureRequest, tmp_path: Path,
                  hil_config: HilConfig) -> Iterator[tuple[VirtualBoard, Rfc2217Bridge]]:
     if request.config.getoption("--hil"):
         pytest.skip("runs a nested `hil run --hil` against a virtual agent; not under --hil")
-    agent = request.getfixturevalue("hil_agent")
+    # a remote ESP32 runs what the chip runs: the esp build (32-bit, mbedTLS 3.6, no clock
+    # until the rig sets it), so the chip's clock rules (rig.cases.test_clock) run on it too
+    agent = build_host_agent("esp")
     board = VirtualBoard("remote-0", agent, tmp_path / "state", tmp_path)
     board.start()
     try:
@@ -42,7 +45,7 @@ def test_hil_run_over_rfc2217_without_flashing(tmp_path: Path, hil_config: HilCo
                                               ) -> None:
     board, bridge = remote_board
     assert bridge.url.startswith("rfc2217://127.0.0.1:")
-    text = hil_config.source.read_text()
+    text = committed_toml(hil_config)
     text = text.replace('run_dir = "runs"', f'run_dir = "{tmp_path}/runs"')
     text = text.replace('dir = "pki"', f'dir = "{hil_config.pki_dir}"')
     text += f"""
@@ -67,9 +70,12 @@ address = "127.0.0.1"
     assert not any(c["board"] == "virtual-0" for c in cells)  # --hil: physical kinds only
     psk = next(c for c in mine if (c["mode"], c["case"]) == ("psk", "connect_publish"))
     assert psk["cipher_suite"] == "TLS-PSK-WITH-AES-128-CCM-8"
+    clock = next(c for c in mine if c["case"] == "clock_unset")
+    assert "starts in the future" in clock["device_reason"], clock
     # the board was reset through the RTS (EN) pulse, as many times as `hil run` counted: at
-    # its first use only, since no cell failed (rig/boards/strategy.py)
+    # its first use, and for the clock cell, which needs a board fresh from boot; no cell
+    # failed (rig/boards/strategy.py)
     resets = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["resets"]
-    assert resets == {"remote-0": 1}, resets
-    assert bridge.resets == 1
+    assert resets == {"remote-0": 2}, resets
+    assert bridge.resets == 2
     assert board.sanitizer_report() == ""

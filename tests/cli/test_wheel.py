@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from rig.config import HilConfig
+from tests.support import committed_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +59,7 @@ def test_an_installed_wheel_runs_the_matrix_from_an_empty_directory(
         installed: Path, tmp_path: Path, hil_config: HilConfig, hil_agent: Path) -> None:
     work = tmp_path / "firmware-repo"
     work.mkdir()
-    text = hil_config.source.read_text().replace(
+    text = committed_toml(hil_config).replace(
         'kind = "virtual"', f'kind = "virtual"\nbuild_dir = "{hil_agent.parent}"', 1)
     (work / "hil.toml").write_text(text)
     assert sorted(p.name for p in work.iterdir()) == ["hil.toml"]

@@ -25,9 +25,11 @@ def error_for(tmp_path: Path, text: str) -> str:
     return str(info.value)
 
 
-def test_committed_hil_toml_is_valid_and_runs_one_virtual_board() -> None:
+def test_committed_hil_toml_is_valid_and_runs_both_virtual_variants() -> None:
     config = load(ROOT / "hil.toml")
-    assert [(b.name, b.kind) for b in config.boards] == [("virtual-0", "virtual")]
+    assert [(b.name, b.kind, b.variant) for b in config.boards] == [
+        ("virtual-0", "virtual", "native"), ("virtual-esp", "virtual", "esp")]
+    assert [b.chip_clock for b in config.boards] == [False, True]
     assert config.broker.bind == "127.0.0.1"
     assert "TLS-PSK-WITH-AES-128-CCM-8" in config.modes.psk.device_cipher_suites
     assert config.modes.psk.broker_ciphers.startswith("PSK-AES128-CCM8")
@@ -115,6 +117,17 @@ def test_esp32_needs_a_way_to_find_it(tmp_path: Path) -> None:
 def test_virtual_board_rejects_a_port(tmp_path: Path) -> None:
     msg = error_for(tmp_path, MINIMAL + 'port = "/dev/ttyUSB0"\n')
     assert "boards[0].port: a virtual board gets its pseudo-terminal" in msg
+
+
+def test_virtual_variant(tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).boards[0].variant == "native"
+    msg = error_for(tmp_path, MINIMAL + 'variant = "esp32"\n')
+    assert "boards[0].variant: expected one of 'native', 'esp', got the string 'esp32'" in msg
+    msg = error_for(tmp_path, '[[boards]]\nname = "b1"\nkind = "esp32"\nport = "/dev/ttyUSB0"\n'
+                    'variant = "esp"\n')
+    assert "boards[0].variant: variant is for virtual boards" in msg
+    chip = load(write(tmp_path, '[[boards]]\nname = "b1"\nkind = "esp32"\nport = "/dev/x"\n'))
+    assert chip.boards[0].chip_clock
 
 
 def test_bind_must_be_an_ip(tmp_path: Path) -> None:

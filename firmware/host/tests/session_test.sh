@@ -32,4 +32,27 @@ printf 'garbage' >"$dir/s.state"
 printf 'config get mqtt.server\n' | "$agent" --state "$dir/s.state" >"$dir/out2"
 grep -Eq '^W \([0-9]+\) hil: saved settings ignored' "$dir/out2" || fail "no W line for corrupt state"
 grep -qx 'mqtt.server=<unset>' "$dir/out2" || fail "corrupt state not ignored"
+# the board's clock: --clock unset starts at 1970-01-01 + uptime, not set, until `clock set`;
+# --clock host is the host's clock, set; the variant picks the default
+printf 'clock\nclock set 1700000000\nclock\nclock set -5\nversion\n' |
+    "$agent" --state "$dir/c.state" --clock unset >"$dir/clk"
+grep -Eqx 'clock=[0-9]' "$dir/clk" || fail "--clock unset: clock= not 1970 + uptime"
+grep -qx 'clock_set=no' "$dir/clk" || fail "--clock unset: clock_set=no"
+grep -qx 'clock_utc=2023-11-14T22:13:2[0-9]Z' "$dir/clk" || fail "clock set did not move the clock"
+grep -qx 'clock_set=yes' "$dir/clk" || fail "clock set: clock_set=yes"
+grep -Eq '^I \([0-9]+\) hil: clock set to 2023-11-14T22:13:20Z \(1700000000\)$' "$dir/clk" || fail "clock set log line"
+grep -qx "ERR clock set: '-5' is not a number of seconds (decimal digits only, no sign)" "$dir/clk" || fail "clock set ERR"
+grep -Eqx 'bits=(32|64)' "$dir/clk" || fail "version: bits="
+grep -Eqx 'variant=(native|esp)' "$dir/clk" || fail "version: variant="
+printf 'clock\n' | "$agent" --state "$dir/c.state" --clock host >"$dir/clk2"
+host_now=$(date +%s)
+board_now=$(sed -n 's/^clock=//p' "$dir/clk2")
+[ $((host_now - board_now)) -le 5 ] && [ $((board_now - host_now)) -le 5 ] || fail "--clock host: $board_now vs host $host_now"
+grep -qx 'clock_set=yes' "$dir/clk2" || fail "--clock host: clock_set=yes"
+variant=$(sed -n 's/^variant=//p' "$dir/clk")
+printf 'clock\n' | "$agent" --state "$dir/c.state" >"$dir/clk3"
+if [ "$variant" = esp ]; then want=no; else want=yes; fi
+grep -qx "clock_set=$want" "$dir/clk3" || fail "variant $variant: default clock_set should be $want"
+"$agent" --clock bogus </dev/null >/dev/null 2>&1 && fail "--clock bogus accepted" || [ $? = 2 ] || fail "--clock bogus: exit code"
+"$agent" --version | grep -Eqx "hil-agent [0-9.]+ \(mbedtls [0-9.]+, (32|64)-bit, $variant, build [^ ]+\)" || fail "--version line"
 echo "session_test: ok"

@@ -48,6 +48,7 @@ static size_t heap_12345(void *ctx)
 static agent_t *boot(bool real_clock)
 {
     fake_port_make(&fp, &port);
+    fake_port_set_real_clock(&port); /* certificate dates are checked (esp variant) */
     if (real_clock) {
         port.now_ms = real_now;
         port.console_read = idle_console;

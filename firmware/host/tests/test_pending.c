@@ -67,6 +67,7 @@ static int polled_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
 static agent_t *boot(bool selectable)
 {
     fake_port_make(&fp, &port);
+    fake_port_set_real_clock(&port); /* certificate dates are checked (esp variant) */
     port.now_ms = real_now;
     CHECK(pipe(console_pipe) == 0);
     (void)fcntl(console_pipe[0], F_SETFL, O_NONBLOCK);

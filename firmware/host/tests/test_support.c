@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 int test_failures;
@@ -89,6 +90,19 @@ static void fp_reboot(void *ctx)
 {
     fake_port_t *fp = ctx;
     fp->reboots++;
+}
+
+/* A board clock that was set (as the rig sets a virtual board's): the host's time. */
+static int64_t fp_clock_real(void *ctx, bool *is_set)
+{
+    (void)ctx;
+    *is_set = true;
+    return (int64_t)time(NULL);
+}
+
+void fake_port_set_real_clock(agent_port_t *port)
+{
+    port->clock_get = fp_clock_real;
 }
 
 void fake_port_make(fake_port_t *fp, agent_port_t *port)

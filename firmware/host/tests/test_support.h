@@ -60,6 +60,11 @@ typedef struct {
 } fake_port_t;
 
 void fake_port_make(fake_port_t *fp, agent_port_t *port);
+/* Give the port a board clock that was set, at the host's time (clock_get).
+ * fake_port_make leaves it NULL: a board nobody set, at 1970 + uptime. Where
+ * mbedTLS checks certificate dates against the board's clock (the esp
+ * variant: AGENT_DATES_ON_BOARD_CLOCK) a test with real certificates needs it. */
+void fake_port_set_real_clock(agent_port_t *port);
 /* Clear captured output, feed "line\n", run agent_step until no command is
  * pending or queued (fake_settle), return the captured output. Counts a test
  * failure unless the line got exactly one final line (none when blank). */

@@ -84,6 +84,19 @@ typedef struct agent_port {
      * left. A port whose console_read can wait should return early when an
      * event is queued, so that it is printed promptly. */
     bool (*next_event)(void *ctx, char *level, char *text, size_t cap);
+
+    /* Optional (may be NULL: `clock` then answers ERR, and the core takes the
+     * board for one without a clock, at 1970-01-01 + uptime): the board's
+     * wall clock, which mbedTLS compares certificate validity dates with.
+     * A chip has no clock until something sets it: it starts at 1970-01-01
+     * plus its uptime. Neither function may wait.
+     * clock_get: the board's time now, in Unix seconds (UTC), and in
+     * *is_set whether it is a real time: it was set (clock_set, or another
+     * source such as SNTP) or it is plausibly real (after 2020-01-01).
+     * clock_set: set the board's time to unix_s (>= 2000-01-01, checked by
+     * the core); 0, or nonzero and a short reason in err. */
+    int64_t (*clock_get)(void *ctx, bool *is_set);
+    int (*clock_set)(void *ctx, int64_t unix_s, char *err, size_t errlen);
 } agent_port_t;
 
 #ifdef __cplusplus

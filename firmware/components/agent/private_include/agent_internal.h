@@ -51,6 +51,22 @@
 #define AGENT_WIFI_POLL_MS 50u        /* `wifi connect` pending: look at network_up this often */
 #define AGENT_POLL_SLICE_MS 10u       /* polled console: longest read while sockets need service */
 
+/* `clock set <unix seconds>` accepts 2000-01-01T00:00:00Z .. 2099-12-31T23:59:59Z. */
+#define AGENT_CLOCK_MIN_S INT64_C(946684800)
+#define AGENT_CLOCK_MAX_S INT64_C(4102444799)
+
+/* Does mbedTLS check certificate validity dates against the board's clock
+ * (port.clock_get)? Only when it checks dates at all (MBEDTLS_HAVE_TIME_DATE)
+ * and reads them from the board: on ESP-IDF time() is the board clock (newlib,
+ * settimeofday); with MBEDTLS_PLATFORM_TIME_ALT agent_init points mbedTLS's
+ * time hook at port.clock_get (the host's esp variant). Elsewhere (the native
+ * variant: Debian's mbedTLS 2.28) mbedTLS calls the host's time(). */
+#if defined(MBEDTLS_HAVE_TIME_DATE) && (defined(ESP_PLATFORM) || defined(MBEDTLS_PLATFORM_TIME_ALT))
+#define AGENT_DATES_ON_BOARD_CLOCK 1
+#else
+#define AGENT_DATES_ON_BOARD_CLOCK 0
+#endif
+
 /* ---- console.c ---------------------------------------------------------------- */
 
 typedef struct {
@@ -148,6 +164,10 @@ struct agent {
     agent_wifi_t wifi;
     agent_http_t http; /* HTTPS server (http_server.c) */
     bool stop;         /* leave agent_run */
+    /* certificate dates are checked against port.clock_get: AGENT_DATES_ON_BOARD_CLOCK
+     * (a field so that the unit tests can turn the clock warnings on in any build) */
+    bool dates_on_board_clock;
+    struct agent *time_next; /* MBEDTLS_PLATFORM_TIME_ALT: the list of live agents (agent.c) */
 };
 
 /* ---- agent.c: lifecycle (tests create agents on their own storage) --------------- */
@@ -155,6 +175,24 @@ struct agent {
 /* Initialise a (zeroed or fresh) agent: loads settings from storage. */
 int agent_init(agent_t *a, const agent_port_t *port);
 void agent_free(agent_t *a);
+
+/* ---- agent.c: the board's clock ----------------------------------------------------- */
+
+/* The board's time in Unix seconds and whether it was set (port.clock_get;
+ * a port without one: 1970-01-01 + uptime, never set). */
+int64_t agent_clock(const agent_t *a, bool *is_set);
+/* "YYYY-MM-DDTHH:MM:SSZ" (proleptic Gregorian, UTC; any int64_t, no time_t). */
+void agent_format_utc(int64_t unix_s, char *buf, size_t cap);
+/* Certificate dates will be checked against a clock nobody set. */
+bool agent_clock_unset_for_tls(const agent_t *a);
+/* Before a handshake that verifies a certificate: when agent_clock_unset_for_tls,
+ * log "W ... clock not set (board time <utc>): certificate dates are checked
+ * against it" and return true. */
+bool agent_clock_warn(agent_t *a);
+/* For a failed verification: " (clock not set: board time <utc>)" when
+ * verify_flags has MBEDTLS_X509_BADCERT_FUTURE or _EXPIRED and
+ * agent_clock_unset_for_tls, else "". Returns buf. */
+const char *agent_clock_note(const agent_t *a, uint32_t verify_flags, char *buf, size_t cap);
 
 /* ---- console.c -------------------------------------------------------------------- */
 

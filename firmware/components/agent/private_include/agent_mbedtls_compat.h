@@ -6,6 +6,8 @@
 
 #include "mbedtls/version.h" /* pulls in config.h (2.x) / build_info.h (3.x) */
 
+#include <string.h>
+
 #include "mbedtls/ctr_drbg.h"
 #include "mbedtls/error.h"
 #include "mbedtls/oid.h"
@@ -35,6 +37,26 @@
 #ifndef MBEDTLS_ERR_NET_CONN_RESET
 #define MBEDTLS_ERR_NET_CONN_RESET -0x0050
 #endif
+
+/* mbedtls_strerror, plus the text of the one NET error the core's own socket
+ * callbacks return (MBEDTLS_ERR_NET_CONN_RESET): mbedTLS has the NET texts
+ * only with MBEDTLS_NET_C, which ESP-IDF's configuration leaves out (its
+ * esp_config.h undefines it), so the chip would log "UNKNOWN ERROR CODE
+ * (0050)" where Debian's mbedTLS says "NET - Connection was reset by peer".
+ * Log lines are an API: the same text everywhere. */
+static inline void agent_strerror(int ret, char *buf, size_t buflen)
+{
+#if !defined(MBEDTLS_NET_C)
+    if (ret == MBEDTLS_ERR_NET_CONN_RESET && buflen > 0) {
+        static const char text[] = "NET - Connection was reset by peer";
+        size_t n = sizeof(text) - 1 < buflen - 1 ? sizeof(text) - 1 : buflen - 1;
+        memcpy(buf, text, n);
+        buf[n] = '\0';
+        return;
+    }
+#endif
+    mbedtls_strerror(ret, buf, buflen);
+}
 
 /* Version string of the headers the core was compiled against. */
 #define AGENT_MBEDTLS_VERSION_STRING MBEDTLS_VERSION_STRING
@@ -76,18 +98,17 @@ static inline int agent_pk_check_pair(const mbedtls_pk_context *pub, const mbedt
 #endif
 }
 
-/* A server handshake ended with MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE: 2.28
- * stops without telling the client (which then sees a connection reset);
- * 3.x has already sent a fatal alert. Where the library did not, send
- * handshake_failure (RFC 5246 7.4.6), as OpenSSL servers do. */
+/* A server handshake ended with MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE (a
+ * required client certificate is missing): neither 2.28 nor 3.x (checked up
+ * to 3.6.6: ssl_tls.c's mbedtls_ssl_parse_certificate returns without
+ * sending or pending an alert) tells the client, which then sees a
+ * connection reset. Send handshake_failure (RFC 5246 7.4.6), as OpenSSL
+ * servers do. The handshake stopped before the client's ChangeCipherSpec was
+ * read, so the alert goes out in the clear, where every client reads it. */
 static inline void agent_ssl_alert_no_client_cert(mbedtls_ssl_context *ssl)
 {
-#if MBEDTLS_VERSION_MAJOR < 3
     (void)mbedtls_ssl_send_alert_message(ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                          MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
-#else
-    (void)ssl;
-#endif
 }
 
 /* Pin the protocol to TLS 1.2 (2.28 has no 1.3; in 3.x keep behaviour

@@ -38,7 +38,11 @@ typedef struct {
     uint8_t version_minor;         /* HTTP/1.<minor> */
     bool have_request_line;
     size_t head_len;       /* bytes of the head, including the empty line */
-    size_t content_length; /* 0 when absent (only valid when status is 0) */
+    size_t content_length; /* 0 when absent or above max_body (only valid when status is 0) */
+    /* Content-Length above max_body (parsed in 64 bits, saturating: any
+     * number of digits, on 32- and 64-bit size_t alike); status is then 413,
+     * or 405 for an unsupported method */
+    bool content_length_too_large;
     /* HTTP_PARSE_OK: 0 = serve it, or 405 (method not supported) or 413
      * (Content-Length above the body limit): the request is well-formed
      * but refused. HTTP_PARSE_BAD: 400, 431 or 505. */

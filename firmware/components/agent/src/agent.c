@@ -17,18 +17,136 @@
 
 #include "agent_internal.h"
 
+#include <inttypes.h>
+
+#if defined(MBEDTLS_PLATFORM_TIME_ALT)
+#include "mbedtls/platform_time.h" /* mbedtls_platform_set_time, mbedtls_time_t */
+
+/* mbedTLS's time hook (what certificate dates are compared with) takes no
+ * context argument: this is the core's one process-wide pointer, the live
+ * agents, most recently initialised first (a->time_next). The hook reads the
+ * first one's clock (a firmware has one agent; with none, 1970-01-01). The
+ * core is single-threaded. */
+static agent_t *s_time_agents;
+
+static void time_unlink(agent_t *a)
+{
+    for (agent_t **pp = &s_time_agents; *pp; pp = &(*pp)->time_next) {
+        if (*pp == a) {
+            *pp = a->time_next; /* the hook moves on to the agent created before it */
+            break;
+        }
+    }
+    a->time_next = NULL;
+}
+
+static mbedtls_time_t board_time(mbedtls_time_t *t)
+{
+    bool set;
+    int64_t now = s_time_agents ? agent_clock(s_time_agents, &set) : 0;
+    if (sizeof(mbedtls_time_t) < sizeof(int64_t) && now > INT32_MAX) now = INT32_MAX; /* 32-bit time_t */
+    mbedtls_time_t r = (mbedtls_time_t)now;
+    if (t) *t = r;
+    return r;
+}
+#endif
+
+/* ---- the board's clock ---------------------------------------------------------- */
+
+int64_t agent_clock(const agent_t *a, bool *is_set)
+{
+    bool set = false;
+    int64_t now;
+    if (a->port.clock_get) {
+        now = a->port.clock_get(a->port.ctx, &set);
+    } else {
+        now = (int64_t)(agent_now(a) / 1000u); /* a chip nobody set: 1970-01-01 + uptime */
+    }
+    if (is_set) *is_set = set;
+    return now;
+}
+
+void agent_format_utc(int64_t t, char *buf, size_t cap)
+{
+    /* days since 1970-01-01 to a civil date (H. Hinnant's days_from_civil inverse) */
+    int64_t days = t / 86400, secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    if (m <= 2) y++;
+    snprintf(buf, cap, "%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02" PRId64 ":%02" PRId64 ":%02" PRId64 "Z",
+             y, m, d, secs / 3600, secs / 60 % 60, secs % 60);
+}
+
+bool agent_clock_unset_for_tls(const agent_t *a)
+{
+    bool set;
+    if (!a->dates_on_board_clock) return false;
+    (void)agent_clock(a, &set);
+    return !set;
+}
+
+bool agent_clock_warn(agent_t *a)
+{
+    char utc[32];
+    bool set;
+    if (!a->dates_on_board_clock) return false;
+    int64_t now = agent_clock(a, &set);
+    if (set) return false;
+    agent_format_utc(now, utc, sizeof(utc));
+    agent_log(a, 'W', "clock not set (board time %s): certificate dates are checked against it", utc);
+    return true;
+}
+
+const char *agent_clock_note(const agent_t *a, uint32_t verify_flags, char *buf, size_t cap)
+{
+    char utc[32];
+    bool set;
+    if (cap) buf[0] = '\0';
+    if (!a->dates_on_board_clock || verify_flags == (uint32_t)-1 ||
+        !(verify_flags & (MBEDTLS_X509_BADCERT_FUTURE | MBEDTLS_X509_BADCERT_EXPIRED))) {
+        return buf;
+    }
+    int64_t now = agent_clock(a, &set);
+    if (set) return buf;
+    agent_format_utc(now, utc, sizeof(utc));
+    snprintf(buf, cap, " (clock not set: board time %s)", utc);
+    return buf;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
 int agent_init(agent_t *a, const agent_port_t *port)
 {
     uint8_t *blob = NULL;
     size_t len = 0;
     char err[160] = "";
 
+#if defined(MBEDTLS_PLATFORM_TIME_ALT)
+    time_unlink(a); /* initialised again without agent_free */
+#endif
     memset(a, 0, sizeof(*a));
     a->port = *port;
     settings_init(&a->settings);
     conn_init(&a->mqtt.conn, &a->port);
     agent_http_init(a);
     a->mqtt.next_packet_id = 1;
+    a->dates_on_board_clock = AGENT_DATES_ON_BOARD_CLOCK;
+#if defined(MBEDTLS_PLATFORM_TIME_ALT)
+    a->time_next = s_time_agents;
+    s_time_agents = a;
+    (void)mbedtls_platform_set_time(board_time);
+#endif
     if (agent_mbedtls_global_init() != 0) {
         agent_log(a, 'E', "crypto library init failed");
     }
@@ -66,6 +184,9 @@ void agent_free(agent_t *a)
     mbedtls_platform_zeroize(&a->queue, sizeof(a->queue));
     mbedtls_platform_zeroize(a->line, sizeof(a->line));
     agent_rng_free(a);
+#if defined(MBEDTLS_PLATFORM_TIME_ALT)
+    time_unlink(a);
+#endif
 }
 
 agent_t *agent_new(const agent_port_t *port)

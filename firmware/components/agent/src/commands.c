@@ -1,5 +1,5 @@
-/* commands.c - the console commands (config, status, version, help, reboot,
- * mqtt ..., http ..., wifi ...). console.c hands each line here without its
+/* commands.c - the console commands (config, status, version, clock, help,
+ * reboot, mqtt ..., http ..., wifi ...). console.c hands each line here without its
  * tag; every handler prints exactly one final line with agent_final(), or
  * starts a pending operation (mqtt.c, wifi.c) that answers later. */
 #include <inttypes.h>
@@ -455,6 +455,98 @@ static void cmd_wifi(agent_t *a, cursor_t *c)
     if (agent_wifi_connect(a, err, sizeof(err)) != 0) agent_final(a, "ERR %s", err);
 }
 
+/* ---- clock --------------------------------------------------------------- */
+
+/* Unix seconds: decimal digits only (no sign, space or other character; any
+ * number of them, overflow checked), AGENT_CLOCK_MIN_S..AGENT_CLOCK_MAX_S.
+ * 0, or -1 with the reason in err. */
+static int parse_unix_seconds(const tok_t *t, int64_t *out, char *err, size_t errlen)
+{
+    int64_t v = 0;
+    bool overflow = false;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->s[i] < '0' || t->s[i] > '9') {
+            snprintf(err, errlen, "'%s' is not a number of seconds (decimal digits only, no sign)",
+                     WORD(*t));
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < t->n && !overflow; i++) {
+        int digit = t->s[i] - '0';
+        if (v > (INT64_MAX - digit) / 10) {
+            overflow = true;
+        } else {
+            v = v * 10 + digit;
+        }
+    }
+    if (t->n == 0 || overflow) {
+        snprintf(err, errlen, "'%s' is out of range (%" PRId64 "..%" PRId64 ")", WORD(*t),
+                 AGENT_CLOCK_MIN_S, AGENT_CLOCK_MAX_S);
+        return -1;
+    }
+    if (v < AGENT_CLOCK_MIN_S) {
+        snprintf(err, errlen, "%" PRId64 " is before 2000-01-01T00:00:00Z (%" PRId64 ")", v,
+                 AGENT_CLOCK_MIN_S);
+        return -1;
+    }
+    if (v > AGENT_CLOCK_MAX_S) {
+        snprintf(err, errlen, "%" PRId64 " is after 2099-12-31T23:59:59Z (%" PRId64 ")", v,
+                 AGENT_CLOCK_MAX_S);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* `clock`: the board's time; `clock set <unix seconds>`: set it (the rig
+ * does before every connect: certificate dates are checked against it). */
+static void cmd_clock(agent_t *a, cursor_t *c)
+{
+    tok_t sub, arg, extra;
+    char utc[32], err[200];
+    if (!a->port.clock_get) {
+        agent_final(a, "ERR clock: this port has no clock");
+        return;
+    }
+    if (!next_tok(c, &sub)) {
+        bool set;
+        int64_t now = agent_clock(a, &set);
+        agent_format_utc(now, utc, sizeof(utc));
+        agent_reply(a, "clock=%" PRId64, now);
+        agent_reply(a, "clock_utc=%s", utc);
+        agent_reply(a, "clock_set=%s", set ? "yes" : "no");
+        ok(a);
+        return;
+    }
+    if (!tok_is(&sub, "set")) {
+        agent_final(a, "ERR clock: unknown subcommand '%s' (clock, or clock set <unix seconds>)",
+                    WORD(sub));
+        return;
+    }
+    if (!next_tok(c, &arg) || next_tok(c, &extra)) {
+        agent_final(a, "ERR clock set: usage: clock set <unix seconds>");
+        return;
+    }
+    int64_t v;
+    if (!a->port.clock_set) {
+        agent_final(a, "ERR clock set: this port cannot set its clock");
+        return;
+    }
+    if (parse_unix_seconds(&arg, &v, err, sizeof(err)) != 0) {
+        agent_final(a, "ERR clock set: %s", err);
+        return;
+    }
+    err[0] = '\0';
+    if (a->port.clock_set(a->port.ctx, v, err, sizeof(err)) != 0) {
+        err[sizeof(err) - 1] = '\0';
+        agent_final(a, "ERR clock set: %s", err[0] ? err : "the port refused");
+        return;
+    }
+    agent_format_utc(v, utc, sizeof(utc));
+    agent_log(a, 'I', "clock set to %s (%" PRId64 ")", utc, v);
+    ok(a);
+}
+
 /* ---- misc ---------------------------------------------------------------- */
 
 static const char *tls_mode(const settings_t *s)
@@ -500,7 +592,9 @@ static void cmd_help(agent_t *a)
 {
     static const char *const lines[] = {
         "help                                   this list",
-        "version                                version=, mbedtls=, build= lines",
+        "version                                version=, mbedtls=, build=, bits=, variant= lines",
+        "clock                                  clock=<unix s>, clock_utc=, clock_set=yes|no",
+        "clock set <unix seconds>               set the board's clock (certificate dates are checked against it)",
         "status                                 mqtt=, server=, tls=, ciphersuite=, http=, http_requests=, uptime_ms=, free_heap=",
         "reboot                                 OK, then restart",
         "config set <key> <value>               value = rest of the line",
@@ -534,6 +628,8 @@ static void cmd_version(agent_t *a)
     agent_reply(a, "version=%s", AGENT_VERSION);
     agent_reply(a, "mbedtls=%s", agent_mbedtls_version());
     agent_reply(a, "build=%s", agent_build_id());
+    agent_reply(a, "bits=%u", agent_bits());
+    agent_reply(a, "variant=%s", agent_variant());
     ok(a);
 }
 
@@ -577,6 +673,8 @@ void agent_command(agent_t *a, const char *line, size_t len)
         cmd_wifi(a, &c);
     } else if (tok_is(&cmd, "status")) {
         cmd_status(a);
+    } else if (tok_is(&cmd, "clock")) {
+        cmd_clock(a, &c);
     } else if (tok_is(&cmd, "version")) {
         cmd_version(a);
     } else if (tok_is(&cmd, "help")) {

@@ -182,7 +182,7 @@ static int tls_err(conn_err_t *err, conn_stage_t stage, int ret, const char *wha
 {
     char msg[100];
     char text[160];
-    mbedtls_strerror(ret, msg, sizeof(msg));
+    agent_strerror(ret, msg, sizeof(msg));
     snprintf(text, sizeof(text), "%s: -0x%04x %s", what, (unsigned)-ret, msg);
     set_err(err, stage, ret, text);
     return -1;

@@ -134,10 +134,33 @@ static http_parse_result_t parse_request_line(const uint8_t *buf, size_t pos, si
     return HTTP_PARSE_OK;
 }
 
+/* Content-Length values are parsed into 64 bits whatever the width of size_t
+ * (32 bits on the ESP32) and saturate at HTTP_CL_HUGE: only "fits the body
+ * limit" or "too large" matters, and no digit string can wrap around to a
+ * small value. */
+#define HTTP_CL_HUGE UINT64_C(1000000000000000000) /* 10^18 < 2^63 */
+
 typedef struct {
     bool have_cl;
-    size_t cl;
+    uint64_t cl; /* <= HTTP_CL_HUGE */
 } hdr_state_t;
+
+/* Decimal digits [s, s+n) as a Content-Length: false unless all are digits
+ * (and n > 0); the value saturates at HTTP_CL_HUGE. */
+static bool parse_content_length(const uint8_t *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        /* v * 10 + d <= HTTP_CL_HUGE, checked without overflowing */
+        if (v > (HTTP_CL_HUGE - d) / 10u) v = HTTP_CL_HUGE;
+        else v = v * 10u + d;
+    }
+    *out = v;
+    return true;
+}
 
 static http_parse_result_t parse_header_line(const uint8_t *l, size_t n, hdr_state_t *st,
                                              http_request_t *req)
@@ -159,13 +182,9 @@ static http_parse_result_t parse_header_line(const uint8_t *l, size_t n, hdr_sta
         if (c != '\t' && (c < 0x20 || c == 0x7f)) return bad(req, 400, "bad character in header value");
     }
     if (eq_nocase(l, nlen, "content-length")) {
-        size_t v = 0;
-        if (ve == vs) return bad(req, 400, "bad Content-Length");
-        for (size_t i = vs; i < ve; i++) {
-            if (l[i] < '0' || l[i] > '9') return bad(req, 400, "bad Content-Length");
-            /* saturate well above any limit: only "too large" matters */
-            if (v <= (size_t)1000000000u) v = v * 10u + (size_t)(l[i] - '0');
-        }
+        uint64_t v = 0;
+        if (!parse_content_length(l + vs, ve - vs, &v)) return bad(req, 400, "bad Content-Length");
+        /* (two different values that both saturate count as equal: 413 either way) */
         if (st->have_cl && st->cl != v) return bad(req, 400, "conflicting Content-Length headers");
         st->have_cl = true;
         st->cl = v;
@@ -203,9 +222,11 @@ http_parse_result_t http_parse_request(const uint8_t *buf, size_t len, size_t ma
             if (pr != HTTP_PARSE_OK) return pr;
         } else if (n == 0) {
             req->head_len = next;
-            req->content_length = st.cl;
+            req->content_length_too_large = st.cl > (uint64_t)max_body;
+            /* a value above the limit is never stored: it may not fit a size_t */
+            req->content_length = req->content_length_too_large ? 0 : (size_t)st.cl;
             if (req->method == HTTP_METHOD_OTHER) req->status = 405;
-            else if (st.cl > max_body) req->status = 413;
+            else if (req->content_length_too_large) req->status = 413;
             return HTTP_PARSE_OK;
         } else {
             http_parse_result_t pr = parse_header_line(buf + pos, n, &st, req);

@@ -341,8 +341,10 @@ static void log_handshake_failure(agent_t *a, agent_http_client_t *c, int ret)
         if (nl) *nl = '\0';
         char *p = info;
         while (*p == ' ') p++;
-        snprintf(reason, sizeof(reason), "client certificate not trusted: %s",
-                 *p ? p : "verification failed");
+        char note[80]; /* the board clock was never set and a date was refused */
+        snprintf(reason, sizeof(reason), "client certificate not trusted: %s%s",
+                 *p ? p : "verification failed",
+                 agent_clock_note(a, have_flags ? flags : 0, note, sizeof(note)));
     } else if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
         int alert = conn_received_alert(&c->ssl, ret);
         if (alert < 0) {
@@ -355,7 +357,7 @@ static void log_handshake_failure(agent_t *a, agent_http_client_t *c, int ret)
         snprintf(reason, sizeof(reason), "client closed the connection");
     } else {
         char msg[128];
-        mbedtls_strerror(ret, msg, sizeof(msg));
+        agent_strerror(ret, msg, sizeof(msg));
         snprintf(reason, sizeof(reason), "%s", msg);
     }
     agent_log(a, 'E', "HTTP TLS handshake failed: %s (-0x%04x)", reason, (unsigned)-ret);
@@ -406,7 +408,7 @@ static void step_write(agent_t *a, agent_http_client_t *c)
             return;
         }
         char msg[128];
-        mbedtls_strerror(n, msg, sizeof(msg));
+        agent_strerror(n, msg, sizeof(msg));
         agent_log(a, 'W', "HTTP client %s: response not sent: %s (-0x%04x)", c->peer, msg,
                   (unsigned)-n);
         close_client(c);
@@ -438,7 +440,7 @@ static void step_read(agent_t *a, agent_http_client_t *c)
         }
         if (n < 0) {
             char msg[128];
-            mbedtls_strerror(n, msg, sizeof(msg));
+            agent_strerror(n, msg, sizeof(msg));
             agent_log(a, 'W', "HTTP client %s: read failed: %s (-0x%04x)", c->peer, msg, (unsigned)-n);
             close_client(c);
             return;
@@ -580,7 +582,7 @@ static void accept_clients(agent_t *a)
         int ret = mbedtls_ssl_setup(&c->ssl, &h->conf);
         if (ret != 0) {
             char msg[128];
-            mbedtls_strerror(ret, msg, sizeof(msg));
+            agent_strerror(ret, msg, sizeof(msg));
             agent_log(a, 'E', "HTTP client %s: TLS setup failed: %s (-0x%04x)", peer, msg,
                       (unsigned)-ret);
             close_client(c);
@@ -634,7 +636,7 @@ void agent_http_stop(agent_t *a, bool log)
 static int pem_parse_err(char *err, size_t errlen, const char *key, int ret)
 {
     char msg[100];
-    mbedtls_strerror(ret, msg, sizeof(msg));
+    agent_strerror(ret, msg, sizeof(msg));
     snprintf(err, errlen, "http start: %s: -0x%04x %s", key, (unsigned)-ret, msg);
     return -1;
 }
@@ -819,6 +821,7 @@ int agent_http_start(agent_t *a, char *err, size_t errlen)
     h->requests = 0;
     agent_log(a, 'I', "HTTP server started on [%u] (SSL%s)", (unsigned)h->port,
               h->mutual ? ", client certificate required" : "");
+    if (h->mutual) (void)agent_clock_warn(a); /* client certificates' dates: the board clock */
     agent_reply(a, "http.port=%u", (unsigned)h->port);
     return 0;
 }

@@ -438,7 +438,7 @@ static void log_tls_failure(agent_t *a, const conn_err_t *err)
         return;
     }
     char msg[128];
-    mbedtls_strerror(err->code, msg, sizeof(msg));
+    agent_strerror(err->code, msg, sizeof(msg));
     if (err->alert >= 0) {
         agent_log(a, 'E', "MQTT0 TLS handshake failed: -0x%04x %s (alert %d %s)",
                   (unsigned)-err->code, msg, err->alert, agent_tls_alert_name(err->alert));
@@ -447,14 +447,24 @@ static void log_tls_failure(agent_t *a, const conn_err_t *err)
     }
     if (err->verify_flags == 0 || err->verify_flags == (uint32_t)-1) return;
     char info[1024];
+    char note[80]; /* " (clock not set: board time ...)" after a date reason, see agent_clock_note */
+    char future[128] = "", expired[128] = "";
     int n = mbedtls_x509_crt_verify_info(info, sizeof(info), "", err->verify_flags);
+    if (*agent_clock_note(a, err->verify_flags, note, sizeof(note))) {
+        (void)mbedtls_x509_crt_verify_info(future, sizeof(future), "", MBEDTLS_X509_BADCERT_FUTURE);
+        (void)mbedtls_x509_crt_verify_info(expired, sizeof(expired), "", MBEDTLS_X509_BADCERT_EXPIRED);
+        future[strcspn(future, "\n")] = '\0';
+        expired[strcspn(expired, "\n")] = '\0';
+    }
     char *save = n > 0 ? info : NULL;
     for (char *line = save; line && *line; line = save) {
         char *nl = strchr(line, '\n');
         save = nl ? nl + 1 : NULL;
         if (nl) *nl = '\0';
         while (*line == ' ') line++;
-        if (*line) agent_log(a, 'E', "MQTT0 verify: %s", line);
+        bool date = *note && ((*future && strcmp(line, future + strspn(future, " ")) == 0) ||
+                              (*expired && strcmp(line, expired + strspn(expired, " ")) == 0));
+        if (*line) agent_log(a, 'E', "MQTT0 verify: %s%s", line, date ? note : "");
     }
 }
 
@@ -471,7 +481,7 @@ static const char *short_tls_reason(const conn_err_t *err, char *buf, size_t len
                  agent_tls_alert_name(err->alert));
     } else {
         char msg[100];
-        mbedtls_strerror(err->code, msg, sizeof(msg));
+        agent_strerror(err->code, msg, sizeof(msg));
         snprintf(buf, len, "TLS handshake failed (-0x%04x %s)", (unsigned)-err->code, msg);
     }
     return buf;
@@ -663,6 +673,8 @@ static void start_connect(agent_t *a, const connect_cfg_t *cfg)
         agent_log(a, 'W', "MQTT0 no TLS: mqtt.ssl_ca_cert and mqtt.ssl_psk_identity unset, "
                           "using plain TCP");
     }
+    /* a certificate will be verified: its dates too, against the board clock */
+    if (cfg->p.use_tls && cfg->p.ca_pem) (void)agent_clock_warn(a);
     m->keep_alive_s = (uint16_t)cfg->keep_alive;
     m->t0_ms = agent_now(a);
     expect(a, MQTT_CONNACK, 0, "");

@@ -219,7 +219,7 @@ static bool is_printable_line(const char *v, size_t len)
 static void pem_error(char *err, size_t errlen, const char *name, const char *what, int ret)
 {
     char msg[128];
-    mbedtls_strerror(ret, msg, sizeof(msg));
+    agent_strerror(ret, msg, sizeof(msg));
     snprintf(err, errlen, "%s: not a valid PEM %s (-0x%04x %s)", name, what, (unsigned)-ret, msg);
 }
 
