@@ -1,7 +1,7 @@
 #!/bin/sh
-# Build every host variant, run the unit tests on the plain, asan and esp
-# builds and each fuzzer for FUZZ_SECONDS (default 20) on its committed seed
-# corpus.
+# Build the host variants, run the unit tests on the plain, asan and esp-asan
+# builds, the socket-free modules' tests on rv32 under QEMU (rv32/check.sh), and
+# each fuzzer for FUZZ_SECONDS (default 20) on its committed seed corpus.
 # Exits non-zero on any failure. Builds go where build.sh puts them:
 # $HIL_HOST_BUILD_DIR/<variant> when that is set, else firmware/host/build/<variant>.
 set -eu
@@ -11,7 +11,7 @@ builds=${HIL_HOST_BUILD_DIR:-$here/build}
 case "$builds" in /*) ;; *) builds="$PWD/$builds" ;; esac # the fuzzers run in a scratch dir
 
 "$here/build.sh" all
-for v in plain asan esp; do
+for v in plain asan esp-asan; do
     echo "== ctest ($v: $builds/$v)"
     (cd "$builds/$v" && ctest --output-on-failure)
 done

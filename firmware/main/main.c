@@ -5,7 +5,7 @@
  *
  * The agent task owns everything the core touches; the core is single-threaded
  * and other tasks reach it only through the port's event queue. Its stack
- * (CONFIG_HIL_AGENT_TASK_STACK_SIZE, 16 KiB) is sized for mbedTLS handshakes:
+ * (CONFIG_HIL_AGENT_TASK_STACK_SIZE, 12 KiB) is sized for mbedTLS handshakes:
  * see main/Kconfig.projbuild. The agent itself (agent_new: two 8 KiB MQTT
  * buffers) lives on the heap; the port sees only agent.h and agent_port.h. */
 #include <stdlib.h>

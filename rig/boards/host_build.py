@@ -16,8 +16,9 @@ from rig.errors import RigError
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the firmware sources are there
 HOST_DIR = ROOT / "firmware" / "host"
 # plain / asan: the `native` virtual board (Debian's mbedTLS 2.28, 64-bit), without and with
-# ASan+UBSan; esp: the `esp` virtual board (mbedTLS 3.6 configured like ESP-IDF, 32-bit)
-Variant = Literal["plain", "asan", "esp"]
+# ASan+UBSan; esp / esp-asan: the `esp` virtual board (mbedTLS 3.6 configured like ESP-IDF,
+# 32-bit), without and with them
+Variant = Literal["plain", "asan", "esp", "esp-asan"]
 BUILD_TIMEOUT = 900  # seconds for one build of hil-agent
 
 
@@ -31,10 +32,11 @@ def agent_path(variant: Variant = "plain", build_root: Path | None = None) -> Pa
     return root / variant / "hil-agent"
 
 
-def build_for(board_variant: VirtualVariant, native: Variant) -> Variant:
-    """The build a virtual board of this variant runs: `native` (plain or asan) for a native
-    board, esp for an esp board."""
-    return "esp" if board_variant == "esp" else native
+def build_for(board_variant: VirtualVariant, sanitized: bool) -> Variant:
+    """The build a virtual board of this variant runs, with or without ASan+UBSan."""
+    if board_variant == "esp":
+        return "esp-asan" if sanitized else "esp"
+    return "asan" if sanitized else "plain"
 
 
 def build_host_agent(variant: Variant = "plain") -> Path:

@@ -17,12 +17,12 @@ import multiprocessing.resource_tracker
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable, make_board
-from rig.boards.host_build import Variant, build_for, build_host_agent
+from rig.boards.host_build import build_for, build_host_agent
 from rig.boards.locks import BoardBusy, board_lock
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.strategy import BoardStrategy
@@ -149,16 +149,17 @@ def observer(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki, mo
         yield obs
 
 
-def _native_build() -> Variant:
-    """The build native virtual boards run: asan unless HIL_AGENT_VARIANT=plain."""
-    return cast(Variant, os.environ.get("HIL_AGENT_VARIANT", "asan"))
+def _sanitized() -> bool:
+    """Virtual boards run sanitized builds (ASan+UBSan) unless HIL_AGENT_VARIANT=plain (as
+    `hil run` sets it: the main job runs the plain builds, the rig's tests the sanitized)."""
+    return os.environ.get("HIL_AGENT_VARIANT", "asan") != "plain"
 
 
 @pytest.fixture(scope="session")
 def hil_agent() -> Path:
     """The host build of the firmware for a native virtual board, sanitized (ASan+UBSan)
     unless HIL_AGENT_VARIANT=plain."""
-    return build_host_agent(_native_build())
+    return build_host_agent(build_for("native", _sanitized()))
 
 
 def _agent_for(hil: HilConfig, spec: Board) -> Path:
@@ -166,7 +167,7 @@ def _agent_for(hil: HilConfig, spec: Board) -> Path:
     variant (built or brought up to date here)."""
     if spec.build_dir:
         return hil.path(spec.build_dir) / "hil-agent"
-    return build_host_agent(build_for(spec.variant, _native_build()))
+    return build_host_agent(build_for(spec.variant, _sanitized()))
 
 
 def _hold_board(stack: contextlib.ExitStack, hil_config: HilConfig, name: str) -> None:
@@ -330,6 +331,8 @@ def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
         raise
     request.node.stash[CONSOLE] = console
     _record_firmware(request, board_strategy.driver, console)
+    if fresh:  # its reset is the test's, not a failure's (bench/matrix.py counts them)
+        request.node.user_properties.append(("fresh_board", "asked by the test"))
     yield console
     failed = request.node.stash.get(CELL_FAILED, False)
     board_strategy.end(cell, failed, hil_config.timeouts.command)

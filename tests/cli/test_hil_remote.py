@@ -30,7 +30,7 @@ def remote_board(request: pytest.FixtureRequest, tmp_path: Path,
         pytest.skip("runs a nested `hil run --hil` against a virtual agent; not under --hil")
     # a remote ESP32 runs what the chip runs: the esp build (32-bit, mbedTLS 3.6, no clock
     # until the rig sets it), so the chip's clock rules (rig.cases.test_clock) run on it too
-    agent = build_host_agent("esp")
+    agent = build_host_agent("esp-asan")
     board = VirtualBoard("remote-0", agent, tmp_path / "state", tmp_path)
     board.start()
     try:
