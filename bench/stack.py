@@ -380,8 +380,9 @@ def main() -> int:
     print(f"recommended CONFIG_HIL_AGENT_TASK_STACK_SIZE: (estimate + {RTOS_OVERHEAD} B RTOS "
           f"overhead) x {1 + args.margin:.2f}, rounded up to 1 KiB: {rec_rv} (RISC-V), "
           f"{rec_xt} (Xtensa); one default for all chips: {max(rec_rv, rec_xt)}")
-    floor = round_kib(worst_xt + RTOS_OVERHEAD)
-    print(f"Kconfig range minimum (the estimate + overhead with no margin, Xtensa): {floor}")
+    floor = round_kib((worst_xt + RTOS_OVERHEAD) * 1.1)
+    print(f"Kconfig range minimum ((the estimate + overhead) x 1.10, Xtensa; a static estimate "
+          f"leaves the chip's crypto drivers out): {floor}")
     print()
     print("approximated:")
     print(f"  - {sum(1 for n in g.notes if n.startswith('port.'))} ESP-IDF port callbacks and "

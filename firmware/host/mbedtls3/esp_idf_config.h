@@ -18,12 +18,15 @@
  * this file's. The same check on other releases (same sdkconfig.defaults):
  *   v5.4, v5.4.1:       identical to v5.4.2.
  *   v5.4.3, v5.4.4:     no MBEDTLS_SSL_KEYING_MATERIAL_EXPORT (unused here).
- *   v5.3.x:             adds MBEDTLS_CMAC_C (Kconfig default y there).
- *   v5.2.x:             as v5.3.x.
- *   v5.1.x:             as v5.3.x, plus MBEDTLS_FS_IO and the PSA file
- *                       key store (MBEDTLS_PSA_CRYPTO_STORAGE_C,
- *                       MBEDTLS_PSA_ITS_FILE_C); the core uses neither.
+ *   v5.3.x, v5.2.x:     adds MBEDTLS_CMAC_C (Kconfig default y there).
+ *   v5.1.x:             as v5.3.x.
  *   (v5.1-v5.3 also pinned mbedTLS 3.6.2 in their latest patch releases.)
+ * (A review re-ran that check with components/vfs/Kconfig loaded too, which
+ * the first run had missed: every release then also defines MBEDTLS_FS_IO and
+ * the PSA file key store, MBEDTLS_PSA_CRYPTO_STORAGE_C and
+ * MBEDTLS_PSA_ITS_FILE_C; v5.1-v5.3 unconditionally, v5.4.x through
+ * CONFIG_MBEDTLS_FS_IO, default y with VFS. They are left out on purpose,
+ * see below.)
  *
  * Where the host differs from the chip, on purpose:
  *  - Crypto accelerators. On the ESP32 esp_config.h replaces AES
@@ -43,9 +46,10 @@
  *  - Clock. ESP-IDF has CONFIG_MBEDTLS_PLATFORM_TIME_ALT=n (Kconfig
  *    default): mbedTLS calls newlib's time(), i.e. the chip's system clock,
  *    which starts at 1970 until something (SNTP, settimeofday) sets it. Here
- *    MBEDTLS_PLATFORM_TIME_ALT is ON so the host port can point mbedTLS at
- *    the virtual board's own clock with mbedtls_platform_set_time() (same
- *    behaviour: no clock until the rig sets one). The millisecond clock
+ *    MBEDTLS_PLATFORM_TIME_ALT is ON so that the core (agent.c, at
+ *    agent_init) points mbedTLS at the board's own clock, the port's
+ *    clock_get, with mbedtls_platform_set_time() (same behaviour: no clock
+ *    until the rig sets one). The millisecond clock
  *    (MBEDTLS_PLATFORM_MS_TIME_ALT, esp_timer on the chip) is mbedTLS's own
  *    clock_gettime(CLOCK_MONOTONIC) here.
  *  - Entropy: as on the chip, no platform entropy (MBEDTLS_NO_PLATFORM_ENTROPY)
@@ -54,6 +58,11 @@
  *    (firmware/host/mbedtls3/hardware_poll.c) reads getrandom(). PSA crypto
  *    (psa_crypto_init) seeds from it. The core's own CTR-DRBG (rng.c) is
  *    seeded from the port's `random` function and does not use this source.
+ *  - File I/O (MBEDTLS_FS_IO) and PSA's file key store
+ *    (MBEDTLS_PSA_CRYPTO_STORAGE_C, MBEDTLS_PSA_ITS_FILE_C) are off: the core
+ *    opens no file and creates no persistent key (it loads every certificate
+ *    and key from memory), and a virtual board must not write key-store files
+ *    into whatever directory it runs in.
  *  - Options that mean nothing to mbedTLS 3.6 but that esp_config.h still
  *    defines (MBEDTLS_CERTS_C, MBEDTLS_SSL_EXPORT_KEYS, TLS 1.3 ticket/early
  *    data sizes with TLS 1.3 off, MBEDTLS_GCM_NON_AES_CIPHER_SOFT_FALLBACK for
@@ -89,7 +98,8 @@
 /* ---- PSA crypto --------------------------------------------------------------
  * mbedTLS default, kept by ESP-IDF 5.x (no Kconfig). TLS itself does not go
  * through PSA (MBEDTLS_USE_PSA_CRYPTO off, as in ESP-IDF without TLS 1.3).
- * No persistent key store (MBEDTLS_FS_IO is off from v5.2 on). */
+ * No persistent key store: ESP-IDF has one (MBEDTLS_PSA_ITS_FILE_C over
+ * MBEDTLS_FS_IO), left out here on purpose (see the top of this file). */
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_PSA_KEY_STORE_DYNAMIC
 
@@ -258,10 +268,11 @@
 
 /* Not defined, as in ESP-IDF with these settings: MBEDTLS_SSL_PROTO_TLS1_3,
  * MBEDTLS_SSL_PROTO_DTLS (and every DTLS option), MBEDTLS_DHM_C,
- * MBEDTLS_USE_PSA_CRYPTO, MBEDTLS_FS_IO, MBEDTLS_NET_C, MBEDTLS_TIMING_C,
+ * MBEDTLS_USE_PSA_CRYPTO, MBEDTLS_NET_C, MBEDTLS_TIMING_C,
  * MBEDTLS_DEBUG_C, MBEDTLS_CAMELLIA_C, MBEDTLS_DES_C, MBEDTLS_CHACHA20_C,
  * MBEDTLS_POLY1305_C, MBEDTLS_CHACHAPOLY_C, MBEDTLS_CMAC_C, MBEDTLS_HKDF_C,
  * MBEDTLS_RIPEMD160_C, MBEDTLS_SHA3_C, MBEDTLS_NIST_KW_C,
- * MBEDTLS_SSL_CONTEXT_SERIALIZATION. */
+ * MBEDTLS_SSL_CONTEXT_SERIALIZATION. Not defined unlike ESP-IDF (see the top):
+ * MBEDTLS_FS_IO, MBEDTLS_PSA_CRYPTO_STORAGE_C, MBEDTLS_PSA_ITS_FILE_C. */
 
 #endif /* HIL_ESP_IDF_MBEDTLS_CONFIG_H */

@@ -242,16 +242,24 @@ static void test_warning(void)
     CHECK(has_warning());
     fake_cmd(a, &fp, "http stop");
 
-    /* the note for a refused date */
+    /* the note for a refused date: only on the date's own reason line, never on
+     * another reason of the same verification (a wrong CA is not the clock's) */
     char note[80];
-    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_FUTURE, note, sizeof(note)),
+    const char *future = "The certificate validity starts in the future";
+    const char *expired = "The certificate validity has expired";
+    const char *untrusted = "The certificate is not correctly signed by the trusted CA";
+    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_FUTURE, future, note, sizeof(note)),
               " (clock not set: board time 1970-01-01T00:00:12Z)");
     CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_NOT_TRUSTED,
-                               note, sizeof(note)),
+                               expired, note, sizeof(note)),
               " (clock not set: board time 1970-01-01T00:00:12Z)");
-    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_NOT_TRUSTED, note, sizeof(note)), "");
-    CHECK_STR(agent_clock_note(a, 0, note, sizeof(note)), "");
-    CHECK_STR(agent_clock_note(a, (uint32_t)-1, note, sizeof(note)), "");
+    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_FUTURE | MBEDTLS_X509_BADCERT_NOT_TRUSTED,
+                               untrusted, note, sizeof(note)), "");
+    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_NOT_TRUSTED, future, note, sizeof(note)), "");
+    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_NOT_TRUSTED, untrusted, note, sizeof(note)),
+              "");
+    CHECK_STR(agent_clock_note(a, 0, future, note, sizeof(note)), "");
+    CHECK_STR(agent_clock_note(a, (uint32_t)-1, future, note, sizeof(note)), "");
     CHECK(agent_clock_unset_for_tls(a));
 
     /* once set: no warning, no note */
@@ -265,7 +273,7 @@ static void test_warning(void)
     CHECK(fake_contains(&fp, "(SSL, client certificate required)\n"));
     CHECK(!fake_contains(&fp, "clock not set"));
     fake_cmd(a, &fp, "http stop");
-    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_FUTURE, note, sizeof(note)), "");
+    CHECK_STR(agent_clock_note(a, MBEDTLS_X509_BADCERT_FUTURE, future, note, sizeof(note)), "");
     done(a);
 
     /* a port without a clock counts as one nobody set */
@@ -302,11 +310,54 @@ static void test_version(void)
     done(a);
 }
 
+#if defined(MBEDTLS_PLATFORM_TIME_ALT)
+#include "mbedtls/platform_time.h"
+
+static int64_t fixed_clock(void *ctx, bool *is_set)
+{
+    (void)ctx;
+    *is_set = true;
+    return 1700000000;
+}
+
+/* mbedTLS's time (what certificate dates are checked against) is the board's
+ * clock: the newest live agent's port clock_get, the one before it once that
+ * agent is freed, 1970-01-01 with none (the esp variant and rv32) */
+static void test_mbedtls_time_is_the_board_clock(void)
+{
+    static fake_port_t fp2;
+    static agent_port_t port2;
+    agent_t *a = boot(true); /* unset: 1970-01-01 + 12 s */
+    CHECK_EQ_INT(mbedtls_time(NULL), 12);
+    fclock.now = 40;
+    mbedtls_time_t t = 0;
+    CHECK_EQ_INT(mbedtls_time(&t), 40);
+    CHECK_EQ_INT(t, 40);
+    fake_cmd(a, &fp, "clock set 1800000000");
+    CHECK_EQ_INT(mbedtls_time(NULL), 1800000000);
+
+    fake_port_make(&fp2, &port2);
+    port2.clock_get = fixed_clock;
+    port2.clock_set = NULL;
+    agent_t *b = calloc(1, sizeof(*b));
+    agent_init(b, &port2);
+    CHECK_EQ_INT(mbedtls_time(NULL), 1700000000);
+    agent_free(b);
+    free(b);
+    CHECK_EQ_INT(mbedtls_time(NULL), 1800000000);
+    done(a);
+    CHECK_EQ_INT(mbedtls_time(NULL), 0);
+}
+#endif
+
 int main(void)
 {
     test_format_utc();
     test_clock_command();
     test_warning();
     test_version();
+#if defined(MBEDTLS_PLATFORM_TIME_ALT)
+    test_mbedtls_time_is_the_board_clock();
+#endif
     TEST_DONE();
 }

@@ -172,7 +172,10 @@ struct agent {
 
 /* ---- agent.c: lifecycle (tests create agents on their own storage) --------------- */
 
-/* Initialise a (zeroed or fresh) agent: loads settings from storage. */
+/* Initialise a (zeroed or fresh) agent: loads settings from storage. Every
+ * agent_init must be paired with agent_free before the agent's memory is freed
+ * or reused: with MBEDTLS_PLATFORM_TIME_ALT the agent is on the list mbedTLS's
+ * time hook reads (agent.c) until agent_free takes it off. */
 int agent_init(agent_t *a, const agent_port_t *port);
 void agent_free(agent_t *a);
 
@@ -189,10 +192,13 @@ bool agent_clock_unset_for_tls(const agent_t *a);
  * log "W ... clock not set (board time <utc>): certificate dates are checked
  * against it" and return true. */
 bool agent_clock_warn(agent_t *a);
-/* For a failed verification: " (clock not set: board time <utc>)" when
- * verify_flags has MBEDTLS_X509_BADCERT_FUTURE or _EXPIRED and
- * agent_clock_unset_for_tls, else "". Returns buf. */
-const char *agent_clock_note(const agent_t *a, uint32_t verify_flags, char *buf, size_t cap);
+/* For one reason of a failed verification (`line`: a line of
+ * mbedtls_x509_crt_verify_info for verify_flags, leading spaces skipped):
+ * " (clock not set: board time <utc>)" when that line is the FUTURE or EXPIRED
+ * reason and the board's unset clock decided it, else "" (another reason, a
+ * wrong CA say, is never blamed on the clock). Returns buf. */
+const char *agent_clock_note(const agent_t *a, uint32_t verify_flags, const char *line, char *buf,
+                             size_t cap);
 
 /* ---- console.c -------------------------------------------------------------------- */
 

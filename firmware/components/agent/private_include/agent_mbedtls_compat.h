@@ -105,10 +105,10 @@ static inline int agent_pk_check_pair(const mbedtls_pk_context *pub, const mbedt
  * connection reset. Send handshake_failure (RFC 5246 7.4.6), as OpenSSL
  * servers do. The handshake stopped before the client's ChangeCipherSpec was
  * read, so the alert goes out in the clear, where every client reads it. */
-static inline void agent_ssl_alert_no_client_cert(mbedtls_ssl_context *ssl)
+static inline int agent_ssl_alert_no_client_cert(mbedtls_ssl_context *ssl)
 {
-    (void)mbedtls_ssl_send_alert_message(ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-                                         MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+    return mbedtls_ssl_send_alert_message(ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                          MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
 }
 
 /* Pin the protocol to TLS 1.2 (2.28 has no 1.3; in 3.x keep behaviour

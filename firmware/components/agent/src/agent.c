@@ -28,6 +28,8 @@
  * first one's clock (a firmware has one agent; with none, 1970-01-01). The
  * core is single-threaded. */
 static agent_t *s_time_agents;
+/* ESP-IDF 5 and the esp host build have a 64-bit time_t: no 2038 cut-off */
+_Static_assert(sizeof(mbedtls_time_t) >= 8, "mbedTLS's time type must be 64-bit");
 
 static void time_unlink(agent_t *a)
 {
@@ -44,7 +46,6 @@ static mbedtls_time_t board_time(mbedtls_time_t *t)
 {
     bool set;
     int64_t now = s_time_agents ? agent_clock(s_time_agents, &set) : 0;
-    if (sizeof(mbedtls_time_t) < sizeof(int64_t) && now > INT32_MAX) now = INT32_MAX; /* 32-bit time_t */
     mbedtls_time_t r = (mbedtls_time_t)now;
     if (t) *t = r;
     return r;
@@ -108,13 +109,26 @@ bool agent_clock_warn(agent_t *a)
     return true;
 }
 
-const char *agent_clock_note(const agent_t *a, uint32_t verify_flags, char *buf, size_t cap)
+/* Is `line` (one line of mbedtls_x509_crt_verify_info, leading spaces
+ * skipped) the text of `flag`? */
+static bool verify_line_is(const char *line, uint32_t flag)
+{
+    char text[128] = "";
+    (void)mbedtls_x509_crt_verify_info(text, sizeof(text), "", flag);
+    text[strcspn(text, "\n")] = '\0';
+    const char *t = text + strspn(text, " ");
+    return *t && strcmp(line, t) == 0;
+}
+
+const char *agent_clock_note(const agent_t *a, uint32_t verify_flags, const char *line, char *buf,
+                             size_t cap)
 {
     char utc[32];
     bool set;
     if (cap) buf[0] = '\0';
     if (!a->dates_on_board_clock || verify_flags == (uint32_t)-1 ||
-        !(verify_flags & (MBEDTLS_X509_BADCERT_FUTURE | MBEDTLS_X509_BADCERT_EXPIRED))) {
+        !((verify_flags & MBEDTLS_X509_BADCERT_FUTURE && verify_line_is(line, MBEDTLS_X509_BADCERT_FUTURE)) ||
+          (verify_flags & MBEDTLS_X509_BADCERT_EXPIRED && verify_line_is(line, MBEDTLS_X509_BADCERT_EXPIRED)))) {
         return buf;
     }
     int64_t now = agent_clock(a, &set);

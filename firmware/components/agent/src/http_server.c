@@ -344,7 +344,7 @@ static void log_handshake_failure(agent_t *a, agent_http_client_t *c, int ret)
         char note[80]; /* the board clock was never set and a date was refused */
         snprintf(reason, sizeof(reason), "client certificate not trusted: %s%s",
                  *p ? p : "verification failed",
-                 agent_clock_note(a, have_flags ? flags : 0, note, sizeof(note)));
+                 agent_clock_note(a, have_flags ? flags : 0, p, note, sizeof(note)));
     } else if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
         int alert = conn_received_alert(&c->ssl, ret);
         if (alert < 0) {
@@ -494,7 +494,13 @@ static void step_client(agent_t *a, agent_http_client_t *c)
             return;
         }
         if (ret != 0) {
-            if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) agent_ssl_alert_no_client_cert(&c->ssl);
+            if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) {
+                int sent = agent_ssl_alert_no_client_cert(&c->ssl);
+                if (sent != 0) { /* e.g. the socket's buffer is full: the client sees a reset */
+                    agent_log(a, 'W', "HTTP could not send the handshake_failure alert: -0x%04x",
+                              (unsigned)-sent);
+                }
+            }
             log_handshake_failure(a, c, ret);
             start_linger(a, c);
             return;

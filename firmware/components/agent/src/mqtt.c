@@ -448,23 +448,17 @@ static void log_tls_failure(agent_t *a, const conn_err_t *err)
     if (err->verify_flags == 0 || err->verify_flags == (uint32_t)-1) return;
     char info[1024];
     char note[80]; /* " (clock not set: board time ...)" after a date reason, see agent_clock_note */
-    char future[128] = "", expired[128] = "";
     int n = mbedtls_x509_crt_verify_info(info, sizeof(info), "", err->verify_flags);
-    if (*agent_clock_note(a, err->verify_flags, note, sizeof(note))) {
-        (void)mbedtls_x509_crt_verify_info(future, sizeof(future), "", MBEDTLS_X509_BADCERT_FUTURE);
-        (void)mbedtls_x509_crt_verify_info(expired, sizeof(expired), "", MBEDTLS_X509_BADCERT_EXPIRED);
-        future[strcspn(future, "\n")] = '\0';
-        expired[strcspn(expired, "\n")] = '\0';
-    }
     char *save = n > 0 ? info : NULL;
     for (char *line = save; line && *line; line = save) {
         char *nl = strchr(line, '\n');
         save = nl ? nl + 1 : NULL;
         if (nl) *nl = '\0';
         while (*line == ' ') line++;
-        bool date = *note && ((*future && strcmp(line, future + strspn(future, " ")) == 0) ||
-                              (*expired && strcmp(line, expired + strspn(expired, " ")) == 0));
-        if (*line) agent_log(a, 'E', "MQTT0 verify: %s%s", line, date ? note : "");
+        if (*line) {
+            agent_log(a, 'E', "MQTT0 verify: %s%s", line,
+                      agent_clock_note(a, err->verify_flags, line, note, sizeof(note)));
+        }
     }
 }
 
