@@ -194,6 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
             "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--hil"] if args.hil else []
+    argv += ["--hil-capture", args.capture]
     workers = min(len(boards), args.jobs or len(boards))
     if workers > 1:  # pytest-xdist with --dist loadgroup (pyproject): one worker per board
         argv += ["-n", str(workers)]
@@ -319,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", "-j", type=_positive_int, metavar="N",
                      help="boards run in parallel, one pytest-xdist worker per board "
                           "(default: all selected boards; 1 = one after another)")
+    run.add_argument("--capture", choices=("fail", "all", "off"), default="fail",
+                     help="keep each failing cell's traffic with its TLS secrets embedded as "
+                          "runs/<id>/<board>.<mode>.<case>.pcapng (all: every cell; off: "
+                          "none; default: fail)")
     erase = run.add_mutually_exclusive_group()
     erase.add_argument("--erase-nvs", action="store_true",
                        help="erase each board's NVS before its first test (esp32: esptool, "

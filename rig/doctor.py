@@ -16,6 +16,8 @@ from pathlib import Path
 
 from rig.broker.mosquitto import find_program
 from rig.config import ConfigError, HilConfig, load
+from rig.host.capture import how_to_permit
+from rig.host.capture import permitted as capture_permitted
 from rig.pki import Pki
 
 MBEDTLS_HEADER_DIRS = (Path("/usr/include"), Path("/usr/local/include"))
@@ -116,6 +118,11 @@ def _boards(config: HilConfig) -> list[Check]:
                              f"{b.address} is not in [device] web_names: HTTPS clients will "
                              "refuse the device's certificate", "add it to web_names",
                              required=False))
+    interfaces = sorted({"lo" if b.kind == "virtual" else "any" for b in config.boards})
+    for interface in interfaces:
+        ok, detail = capture_permitted(interface)
+        out.append(Check(f"capture on {interface}", ok, detail,
+                         "" if ok else how_to_permit(), required=False))
     if any(b.kind == "virtual" and b.variant == "esp" and not b.build_dir
            for b in config.boards):
         out.append(_m32_check())

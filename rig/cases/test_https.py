@@ -28,6 +28,7 @@ from rig.device.provision import provision
 from rig.host.cipher_suites import mbedtls_name
 from rig.host.https_clients import Client, client, client_context, curl_request, python_request
 from rig.pki import Pki
+from rig.pytest_plugin.capture import watch
 
 
 @dataclass
@@ -40,8 +41,8 @@ class Server:
 
 
 @pytest.fixture
-def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_console: Console,
-           board_driver: BoardDriver) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki, web_mode: WebMode,
+           board_console: Console, board_driver: BoardDriver) -> Iterator[Server]:
     """The board's HTTPS server, provisioned for `web_mode`, listening on its own address
     (a free port), and started."""
     try:
@@ -50,6 +51,7 @@ def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_console: Co
         pytest.skip(str(exc))
     provision(board_console, http_settings(pki, web_mode, f"{address}:0"))
     port = start_server(board_console, web_mode, hil_config.timeouts.command)
+    watch(request, port, "http")  # into the cell's capture, if any
     version = dict(line.split("=", 1) for line in board_console.send("version").data)["version"]
     yield Server(board_console, web_mode, address, port, version)
     board_console.send("http stop")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -35,6 +36,9 @@ LOG_RE = re.compile(r"^([IWE]) \((\d+)\) hil: (.*)$")
 ANY_LOG_RE = re.compile(r"^[EWIDV] \(\d+\) [^\s:]+: ")
 READY_RE = re.compile(rb"(?m)^[IWE] \(\d+\) hil: hil-agent (\S+) ready[^\r\n]*\r?\n")
 READY_LINE_RE = re.compile(r"^[IWE] \(\d+\) hil: hil-agent \S+ ready")
+# a TLS session's key-log line, sealed with the cell's sealing key (`tls keylog <key>`): taken
+# out of the lines and the transcript, unsealed only in memory for the cell's capture
+KEYLOG_LINE_RE = re.compile(r"^[IWE] \(\d+\) hil: keylog (\d{1,9}) ([0-9a-f]{2,1024})$")
 SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.ssl_key",
                          "wifi.sta.pass"})
 PLAIN_KEYS = frozenset({"mqtt.server", "mqtt.client_id", "mqtt.user", "mqtt.keep_alive",
@@ -97,6 +101,8 @@ def redact(command: str) -> str:
     tokens = SEPARATORS.split(line.lstrip(" \t"))
     if tokens and tokens[0].startswith("@"):
         tokens = tokens[1:]
+    if len(tokens) >= 3 and tokens[0] == "tls" and tokens[1] == "keylog" and tokens[2] != "off":
+        return "tls keylog <sealing key>"
     if len(tokens) >= 2 and tokens[0] == "config":
         sub = tokens[1]
         if sub == "set" and len(tokens) >= 3:
@@ -114,6 +120,15 @@ def redact(command: str) -> str:
             total = tokens[3] if len(tokens) > 3 and tokens[3].isdigit() else "?"
             return f"config load {key} {total}"
     return _guard(line)
+
+
+def unseal(key: bytes, seq: int, sealed: bytes) -> bytes:
+    """A key-log line the agent sealed: XOR with HMAC-SHA256(key, "hil-keylog" || seq || i)
+    blocks (seq and i 4-byte big-endian; firmware/README.md, "TLS key log")."""
+    stream = b"".join(
+        hmac.new(key, b"hil-keylog" + seq.to_bytes(4, "big") + i.to_bytes(4, "big"),
+                 hashlib.sha256).digest() for i in range((len(sealed) + 31) // 32))
+    return bytes(a ^ b for a, b in zip(sealed, stream, strict=False))
 
 
 def value_digest(value: bytes) -> str:
@@ -198,6 +213,8 @@ class Console:
         # what the board's `version` said at its last boot: version, mbedtls, build, bits,
         # variant (older firmware: the first three only)
         self.firmware: dict[str, str] = {}
+        self._keylog_key: bytes | None = None
+        self.keys: list[str] = []  # unsealed NSS key-log lines (see keylog_on)
         self._seq = 0
         self.activity = ""  # what the rig is doing with the board, for error messages
         self.lines: list[str] = []  # everything the board printed that we consumed
@@ -237,7 +254,7 @@ class Console:
 
     def _absorb(self, raw: bytes) -> list[str]:
         text = raw.decode("utf-8", "replace").replace("\r", "")
-        new = [ln for ln in text.split("\n") if ln]
+        new = [ln for ln in text.split("\n") if ln and not self._keylog_line(ln)]
         self.lines.extend(new)
         self.transcript.extend(new)
         if not self._booting and any(READY_LINE_RE.match(ln) for ln in new):
@@ -250,6 +267,36 @@ class Console:
                 self.unexpected_reboot = boot
             self.rebooted = boot
         return new
+
+    def _keylog_line(self, line: str) -> bool:
+        """A sealed key-log line: unsealed into `keys` while export is on (else dropped);
+        never kept among the lines or in the transcript."""
+        m = KEYLOG_LINE_RE.match(line)
+        if m is None:
+            return False
+        if self._keylog_key is not None:
+            plain = unseal(self._keylog_key, int(m.group(1)), bytes.fromhex(m.group(2)))
+            self.keys.append(plain.decode("ascii", "replace"))
+        return True
+
+    def keylog_on(self) -> None:
+        """Turn on the export of TLS session secrets for this cell's connections, sealed with
+        a fresh key that never leaves this process except on the wire to the board."""
+        key = secrets.token_bytes(32)
+        self.send(f"tls keylog {key.hex()}", shown="tls keylog <sealing key>")
+        self._keylog_key = key
+        self.keys = []
+
+    def keylog_off(self) -> None:
+        """Stop the export (best effort: a broken board has lost its key anyway)."""
+        self._keylog_key = None
+        if not self.broken:
+            self.send("tls keylog off")
+
+    def take_keys(self) -> list[str]:
+        """The NSS key-log lines the board exported since keylog_on, handed over once."""
+        keys, self.keys = self.keys, []
+        return keys
 
     def _sent(self, shown: str) -> None:
         self.transcript.append(f"> {shown}")

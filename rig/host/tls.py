@@ -7,6 +7,7 @@ sslpsk3's SSLPSKContext (an SSLContext subclass with the same `set_psk_client_ca
 from __future__ import annotations
 
 import dataclasses
+import os
 import ssl
 import sys
 from dataclasses import dataclass, field
@@ -55,13 +56,22 @@ def credentials(config: HilConfig, pki: Pki, mode: Mode, *, ca: str = "ca",
     return ClientCredentials(mode, cafile=pki.cert(ca))
 
 
+def keylog_from_env(ctx: ssl.SSLContext) -> ssl.SSLContext:
+    """Export this context's TLS secrets to the file SSLKEYLOGFILE names, as
+    ssl.create_default_context does (the rig sets it during a captured cell)."""
+    path = os.environ.get("SSLKEYLOGFILE")
+    if path and not sys.flags.ignore_environment:
+        ctx.keylog_filename = path
+    return ctx
+
+
 def psk_context() -> ssl.SSLContext:
     if sys.version_info >= (3, 13):
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        return keylog_from_env(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
     import sslpsk3
 
     ctx: ssl.SSLContext = sslpsk3.SSLPSKContext(ssl.PROTOCOL_TLS_CLIENT)
-    return ctx
+    return keylog_from_env(ctx)
 
 
 def client_context(creds: ClientCredentials) -> ssl.SSLContext:
@@ -78,7 +88,7 @@ def client_context(creds: ClientCredentials) -> ssl.SSLContext:
         identity, key = creds.psk_identity, bytes.fromhex(creds.psk_hex)
         ctx.set_psk_client_callback(lambda _hint: (identity, key))  # type: ignore[attr-defined,unused-ignore]
         return ctx
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = keylog_from_env(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
     ctx.check_hostname = creds.check_hostname
     ctx.verify_mode = ssl.CERT_REQUIRED
     if creds.cafile:

@@ -35,6 +35,7 @@ from rig.errors import RigError
 from rig.host.observer import Observer
 from rig.host.tls import credentials
 from rig.pki import Pki
+from rig.pytest_plugin.capture import watch
 from rig.pytest_plugin.inventory import (
     BROKER_MARKS,
     CELL_FAILED,
@@ -129,6 +130,7 @@ def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki
         kwargs.setdefault("port", broker_ports(request.config)[1])
         b = start_for_mode(hil_config, pki, mode, run_dir, **kwargs)
         started.append(b)
+        watch(request, b.port, "mqtt")  # into the cell's capture, if any
         request.node.stash[BROKER_MARKS].append((b, 0))
         return b
 

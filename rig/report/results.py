@@ -149,6 +149,15 @@ class MatrixReporter:
                 cell.reason = _reason(report)
             elif report.skipped:
                 cell.verdict, cell.reason = "skip", _reason(report)
+        if report.when == "teardown":  # what the cell's end added (its capture)
+            props = dict(report.user_properties)
+            capture = props.get("capture")
+            if capture:
+                cell.properties["capture"] = capture
+                if props.get("capture_decode"):
+                    cell.properties["capture_decode"] = props["capture_decode"]
+                if cell.verdict in ("FAIL", "ERROR") and str(capture).endswith(".pcapng"):
+                    cell.reason += f" [capture: {capture}]"
         # "???": xdist's report for a test whose worker crashed (no tear-down follows)
         if report.when in ("teardown", "???"):
             self.done += 1

@@ -61,6 +61,8 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
                       "never reported (a pytest-xdist worker that died?)")
     for fault in faults:
         print(fault)
+    for line in _captures(cells):
+        print(line)
     if data["resets"]:
         print("resets: " + ", ".join(f"{b} {n}" for b, n in sorted(data["resets"].items())) +
               " (a board is reset at its first use, after a failed cell and for a test that "
@@ -69,6 +71,25 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
           f"logs: {run_dir}")
     return _verdict(cells, boards, allow_missing, returncode, failed, bool(faults),
                     stopped_by)
+
+
+def _captures(cells: list[dict[str, Any]]) -> list[str]:
+    """The failing cells' captures with the command that shows each decrypted; a capture that
+    could not start, once."""
+    out: list[str] = []
+    kept = [c for c in cells if str(c.get("properties", {}).get("capture", "")).endswith(
+        ".pcapng")]
+    for c in kept:
+        if c["verdict"] in ("FAIL", "ERROR"):
+            out.append(f"capture of {c['board']}.{c['mode']}.{c['case']}: "
+                       f"{c['properties'].get('capture_decode') or c['properties']['capture']}")
+    if kept and len(kept) > len(out):
+        out.append(f"captures: {len(kept)} cell(s) kept (--capture all), next to results.json")
+    missing = {str(c["properties"]["capture"]) for c in cells
+               if c.get("properties", {}).get("capture")
+               and not str(c["properties"]["capture"]).endswith(".pcapng")}
+    out += sorted(missing)[:1]
+    return out
 
 
 def _boards(cells: list[dict[str, Any]]) -> dict[str, dict[str, str]]:

@@ -66,3 +66,14 @@ def test_a_line_that_still_names_a_secret_key_or_holds_a_private_key_is_cut() ->
     assert SECRET not in redact(f"config\x0bset mqtt.ssl_psk_key {SECRET}")
     assert "secretsecret" not in redact(f"config set mqtt.ssl_cert {PEM_KEY}")
     assert "secretsecret" not in redact(f"echo {PEM_KEY}")
+
+
+@pytest.mark.parametrize("line", [
+    f"tls keylog {SECRET * 2}",
+    f"@ab12cd.9 tls\tkeylog  {SECRET * 2}",
+    f"tls keylog {SECRET * 2} extra",
+])
+def test_the_keylog_sealing_key_is_hidden(line: str) -> None:
+    shown = redact(line)
+    assert SECRET not in shown and shown == "tls keylog <sealing key>"
+    assert redact("tls keylog off") == "tls keylog off"

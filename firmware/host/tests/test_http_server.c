@@ -30,15 +30,6 @@ static uint64_t real_now(void *ctx)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + clock_offset_ms;
 }
 
-static int idle_console(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
-{
-    (void)ctx;
-    (void)buf;
-    (void)cap;
-    usleep((useconds_t)(timeout_ms < 5u ? timeout_ms : 5u) * 1000u);
-    return 0;
-}
-
 static size_t heap_12345(void *ctx)
 {
     (void)ctx;
@@ -51,7 +42,7 @@ static agent_t *boot(bool real_clock)
     fake_port_set_real_clock(&port); /* certificate dates are checked (esp variant) */
     if (real_clock) {
         port.now_ms = real_now;
-        port.console_read = idle_console;
+        port.console_read = test_idle_console;
     }
     agent_t *a = calloc(1, sizeof(*a));
     agent_init(a, &port);

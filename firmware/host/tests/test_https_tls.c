@@ -27,23 +27,6 @@
 static fake_port_t fp;
 static agent_port_t port;
 
-static uint64_t real_now(void *ctx)
-{
-    (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static int idle_console(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
-{
-    (void)ctx;
-    (void)buf;
-    (void)cap;
-    usleep((useconds_t)(timeout_ms < 5u ? timeout_ms : 5u) * 1000u);
-    return 0;
-}
-
 static int child_entropy(void *ctx, unsigned char *buf, size_t len)
 {
     (void)ctx;
@@ -84,7 +67,7 @@ static int child_run(const child_t *ch)
     char buf[2048];
     size_t got = 0;
 
-    cport.now_ms = real_now;
+    cport.now_ms = test_real_now_ms;
     conn_init(&c, &cport);
     mbedtls_ctr_drbg_init(&drbg);
     if (mbedtls_ctr_drbg_seed(&drbg, child_entropy, NULL, NULL, 0) != 0) return CHILD_SETUP;
@@ -137,11 +120,11 @@ static int serve_child(agent_t *a, const child_t *ch)
     if (pid == 0) _exit(child_run(ch));
     CHECK(pid > 0);
     if (pid < 0) return 97;
-    uint64_t end = real_now(NULL) + 15000u;
+    uint64_t end = test_real_now_ms(NULL) + 15000u;
     for (;;) {
         agent_step(a, 20);
         if (waitpid(pid, &st, WNOHANG) == pid) break;
-        if (real_now(NULL) > end) {
+        if (test_real_now_ms(NULL) > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return 99;
@@ -257,8 +240,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)time(NULL));
     fake_port_make(&fp, &port);
-    port.now_ms = real_now;
-    port.console_read = idle_console;
+    port.now_ms = test_real_now_ms;
+    port.console_read = test_idle_console;
     fake_port_set_real_clock(&port); /* certificate dates are checked (esp variant) */
     agent_t *a = calloc(1, sizeof(*a));
     CHECK(a != NULL);

@@ -41,15 +41,6 @@ static int pipe_console_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeo
 }
 
 /* The polled console (console_fd -1): nothing typed, wait a little. */
-static int idle_console_read(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
-{
-    (void)ctx;
-    (void)buf;
-    (void)cap;
-    usleep((useconds_t)(timeout_ms < 5u ? timeout_ms : 5u) * 1000u);
-    return 0;
-}
-
 /* The child: accept one client, read its CONNECT, answer CONNACK 0, then
  * read and ignore everything (PINGREQ included) until the client closes.
  * Exit 0 when a PINGREQ came and the client then closed the connection. */
@@ -96,7 +87,7 @@ static void keepalive_timeout(bool selectable_console)
         port.console_read = pipe_console_read;
     } else {
         port.console_fd = -1;
-        port.console_read = idle_console_read;
+        port.console_read = test_idle_console;
     }
     fp.net_up = true;
     agent_t *a = calloc(1, sizeof(*a));
@@ -177,7 +168,7 @@ static void psk_failure_wipes_key(void)
 
     fake_port_make(&fp, &port);
     port.now_ms = real_now;
-    port.console_read = idle_console_read;
+    port.console_read = test_idle_console;
     fp.net_up = true;
     agent_t *a = calloc(1, sizeof(*a));
     agent_init(a, &port);

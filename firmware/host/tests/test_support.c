@@ -289,3 +289,20 @@ int test_read_console_fd(int fd, uint8_t *buf, size_t cap)
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
     return n <= 0 ? -1 : (int)n;
 }
+
+uint64_t test_real_now_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int test_idle_console(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
+{
+    (void)ctx;
+    (void)buf;
+    (void)cap;
+    usleep((useconds_t)(timeout_ms < 5u ? timeout_ms : 5u) * 1000u);
+    return 0;
+}

@@ -32,6 +32,11 @@ void fake_port_make(fake_port_t *fp, agent_port_t *port);
  * mbedTLS checks certificate dates against the board's clock (the esp
  * variant: AGENT_DATES_ON_BOARD_CLOCK) a test with real certificates needs it. */
 void fake_port_set_real_clock(agent_port_t *port);
+
+/* port.now_ms from CLOCK_MONOTONIC, for tests with real sockets and timeouts */
+uint64_t test_real_now_ms(void *ctx);
+/* port.console_read of a console nobody types on: waits up to 5 ms, reads nothing */
+int test_idle_console(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms);
 /* Clear captured output, feed "line\n", run agent_step until no command is
  * pending or queued (fake_settle), return the captured output. Counts a test
  * failure unless the line got exactly one final line (none when blank). */

@@ -52,6 +52,9 @@ typedef struct {
     const int *suites; /* 0-terminated or NULL for the library default */
     bool verify_hostname;
     mbedtls_ctr_drbg_context *drbg;
+    /* `tls keylog`: the session's secrets are exported here during the
+     * handshake (agent_mbedtls_compat.h); NULL = no export callback */
+    agent_tls_secret_t *secrets;
 } conn_params_t;
 
 typedef enum {
@@ -108,6 +111,9 @@ int conn_read(agent_conn_t *c, uint8_t *buf, size_t cap, conn_err_t *err);
 /* Bytes already decrypted and buffered inside TLS (select would not see them). */
 bool conn_pending(agent_conn_t *c);
 void conn_close(agent_conn_t *c, bool graceful);
+/* A handshake in progress exports its secrets to sink from now on (NULL: no
+ * longer); nothing for a connection in another state. */
+void conn_export_secrets(agent_conn_t *c, agent_tls_secret_t *sink);
 bool conn_is_open(const agent_conn_t *c); /* CONN_OPEN */
 bool conn_is_busy(const agent_conn_t *c); /* any state but CONN_CLOSED */
 const char *conn_ciphersuite(agent_conn_t *c);

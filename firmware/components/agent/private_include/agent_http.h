@@ -64,6 +64,9 @@ int agent_http_start(struct agent *a, char *err, size_t errlen);
  * stopped" (only when it was running). */
 void agent_http_stop(struct agent *a, bool log);
 bool agent_http_running(const struct agent *a);
+/* `tls keylog` switched: the connections still in their handshake export
+ * their secrets to sink from now on (NULL: no longer). */
+void agent_http_export_secrets(struct agent *a, agent_tls_secret_t *sink);
 
 /* Main loop: add the server's descriptors to rd/wr (returns the new max fd)
  * and lower *wait_ms to the nearest connection deadline. */

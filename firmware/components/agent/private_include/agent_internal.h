@@ -10,6 +10,8 @@
  *       -> commands.c  the command handlers (config, status, mqtt ..., http ..., wifi ...)
  *     -> mqtt.c, wifi.c, http_server.c   sockets/state machines serviced by agent_step;
  *                    mqtt.c and wifi.c complete pending commands (agent_resolve)
+ *       -> keylog.c   `tls keylog`: sealed TLS session secrets (mqtt.c, http_server.c
+ *                     print what their handshake step exported; commands.c turns it on/off)
  *       -> output.c, rng.c   log / data / final lines, deferred finals, port events; DRBG
  *         -> conn.c, settings.c, mqtt_codec.c, http_parse.c, util.c, version.c   (no agent_t)
  *
@@ -136,6 +138,22 @@ typedef struct {
     mqtt_wait_t wait;
 } agent_mqtt_t;
 
+/* ---- keylog.c ---------------------------------------------------------------------- */
+
+#define AGENT_KEYLOG_KEY_LEN 32
+/* "CLIENT_RANDOM <64 hex> <96 hex>": the NSS key-log line, without newline */
+#define AGENT_KEYLOG_NSS_LEN (14u + 2u * AGENT_TLS_RANDOM_LEN + 1u + 2u * AGENT_TLS_MASTER_LEN)
+
+/* `tls keylog <64 hex digits>`: while on, every TLS session's secrets are
+ * printed sealed with key (never persisted, wiped when turned off, at
+ * reboot and in agent_free). */
+typedef struct {
+    bool on;
+    uint8_t key[AGENT_KEYLOG_KEY_LEN];
+    uint32_t seq;              /* of the last line printed; 0 after `tls keylog <hex>` */
+    agent_tls_secret_t secret; /* the sink of mbedTLS's key-export callback (compat header) */
+} agent_keylog_t;
+
 /* ---- wifi.c ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -163,6 +181,7 @@ struct agent {
     agent_mqtt_t mqtt;
     agent_wifi_t wifi;
     agent_http_t http; /* HTTPS server (http_server.c) */
+    agent_keylog_t keylog; /* `tls keylog` (keylog.c) */
     bool stop;         /* leave agent_run */
     /* certificate dates are checked against port.clock_get: AGENT_DATES_ON_BOARD_CLOCK
      * (a field so that the unit tests can turn the clock warnings on in any build) */
@@ -248,6 +267,31 @@ void agent_wifi_service(agent_t *a);
 uint32_t agent_wifi_wait_ms(agent_t *a);
 /* At boot: start the station when wifi.sta.ssid is saved. */
 void agent_wifi_autoconnect(agent_t *a);
+
+/* ---- keylog.c ---------------------------------------------------------------------- */
+
+/* `tls keylog <hex>`: turn export on with the 32-byte sealing key given as 64
+ * hex digits (hex[0..n)); the line counter restarts at 1. 0, or -1 with a
+ * reason in err that never contains the input. */
+int agent_keylog_on(agent_t *a, const char *hex, size_t n, char *err, size_t errlen);
+/* `tls keylog off`, reboot, agent_free: off, key and pending secret wiped. */
+void agent_keylog_off(agent_t *a);
+/* Where a new TLS session's secrets go: &a->keylog.secret while export is on,
+ * NULL when off (then no callback is registered). */
+agent_tls_secret_t *agent_keylog_sink(agent_t *a);
+/* After each handshake step (mqtt.c, http_server.c): when the step exported
+ * secrets, print "I (ms) hil: keylog <seq> <hex of the sealed NSS line>"
+ * (only while on) and wipe them. */
+void agent_keylog_flush(agent_t *a);
+
+/* Pure (no agent_t): the NSS key-log line of s into out (cap >=
+ * AGENT_KEYLOG_NSS_LEN + 1, NUL-terminated); its length. */
+size_t keylog_nss_line(const agent_tls_secret_t *s, char *out, size_t cap);
+/* out[i] = in[i] XOR keystream, keystream block j (32 bytes) =
+ * HMAC-SHA256(key, "hil-keylog" || seq (4 bytes big-endian) || j (4 bytes
+ * big-endian)). Sealing and unsealing are the same. 0 or an mbedTLS error. */
+int keylog_seal(const uint8_t key[AGENT_KEYLOG_KEY_LEN], uint32_t seq, const uint8_t *in,
+                size_t len, uint8_t *out);
 
 /* ---- output.c --------------------------------------------------------------------- */
 

@@ -6,10 +6,12 @@
 
 #include "mbedtls/version.h" /* pulls in config.h (2.x) / build_info.h (3.x) */
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "mbedtls/ctr_drbg.h"
 #include "mbedtls/error.h"
+#include "mbedtls/md.h" /* mbedtls_md_hmac: sealing exported session secrets */
 #include "mbedtls/oid.h"
 #include "mbedtls/pk.h"
 #include "mbedtls/platform_util.h" /* mbedtls_platform_zeroize */
@@ -122,6 +124,122 @@ static inline void agent_ssl_conf_tls12_only(mbedtls_ssl_config *conf)
     mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 #endif
+}
+
+/* ---- TLS 1.2 session secrets, for the key log (`tls keylog`, keylog.c) ----
+ *
+ * mbedTLS hands a session's secrets to a key-export callback while the
+ * handshake derives its keys (inside mbedtls_ssl_handshake, after the
+ * ClientKeyExchange: before the Finished messages, so also for a handshake
+ * that then fails, e.g. bad_record_mac with a wrong PSK). The callback only
+ * copies the client random and the 48-byte master secret into an
+ * agent_tls_secret_t; whoever stepped the handshake prints the line after
+ * the step (agent_keylog_flush) and wipes the copy. The APIs differ:
+ *
+ *   2.28 (Debian 12; needs MBEDTLS_SSL_EXPORT_KEYS, on in its config.h):
+ *     per configuration, mbedtls_ssl_conf_export_keys_ext_cb(conf, cb, p),
+ *     int cb(void *p, const unsigned char *ms, const unsigned char *kb,
+ *            size_t maclen, size_t keylen, size_t ivlen,
+ *            const unsigned char client_random[32],
+ *            const unsigned char server_random[32], mbedtls_tls_prf_types prf)
+ *     (ms: the 48-byte master secret; ssl_tls.c ssl_populate_transform).
+ *   3.x (ESP-IDF 5; always compiled in, no option):
+ *     per context, mbedtls_ssl_set_export_keys_cb(ssl, cb, p),
+ *     void cb(void *p, mbedtls_ssl_key_export_type type,
+ *             const unsigned char *secret, size_t secret_len,
+ *             const unsigned char client_random[32],
+ *             const unsigned char server_random[32], mbedtls_tls_prf_types prf)
+ *     with type MBEDTLS_SSL_KEY_EXPORT_TLS12_MASTER_SECRET, secret_len 48
+ *     (checked in 3.6.6: include/mbedtls/ssl.h, library/ssl_tls.c
+ *     ssl_tls12_populate_transform; TLS 1.3 types are ignored, the core
+ *     pins TLS 1.2). */
+#if MBEDTLS_VERSION_MAJOR >= 3 || defined(MBEDTLS_SSL_EXPORT_KEYS)
+#define AGENT_HAVE_KEY_EXPORT 1
+#else
+#define AGENT_HAVE_KEY_EXPORT 0
+#endif
+
+#define AGENT_TLS_RANDOM_LEN 32
+#define AGENT_TLS_MASTER_LEN 48
+
+typedef struct {
+    bool ready; /* filled by the callback, not yet printed */
+    unsigned char client_random[AGENT_TLS_RANDOM_LEN];
+    unsigned char master_secret[AGENT_TLS_MASTER_LEN];
+} agent_tls_secret_t;
+
+#if AGENT_HAVE_KEY_EXPORT
+static inline void agent_tls_secret_store(void *p, const unsigned char *ms,
+                                          const unsigned char client_random[32])
+{
+    agent_tls_secret_t *s = (agent_tls_secret_t *)p;
+    memcpy(s->client_random, client_random, AGENT_TLS_RANDOM_LEN);
+    memcpy(s->master_secret, ms, AGENT_TLS_MASTER_LEN);
+    s->ready = true;
+}
+
+#if MBEDTLS_VERSION_MAJOR >= 3
+static inline void agent_tls_export_cb(void *p, mbedtls_ssl_key_export_type type,
+                                       const unsigned char *secret, size_t secret_len,
+                                       const unsigned char client_random[32],
+                                       const unsigned char server_random[32],
+                                       mbedtls_tls_prf_types prf)
+{
+    (void)server_random;
+    (void)prf;
+    if (type == MBEDTLS_SSL_KEY_EXPORT_TLS12_MASTER_SECRET && secret_len == AGENT_TLS_MASTER_LEN) {
+        agent_tls_secret_store(p, secret, client_random);
+    }
+}
+#else
+static inline int agent_tls_export_cb(void *p, const unsigned char *ms, const unsigned char *kb,
+                                      size_t maclen, size_t keylen, size_t ivlen,
+                                      const unsigned char client_random[32],
+                                      const unsigned char server_random[32],
+                                      mbedtls_tls_prf_types prf)
+{
+    (void)kb;
+    (void)maclen;
+    (void)keylen;
+    (void)ivlen;
+    (void)server_random;
+    (void)prf;
+    agent_tls_secret_store(p, ms, client_random);
+    return 0;
+}
+#endif
+#endif /* AGENT_HAVE_KEY_EXPORT */
+
+/* Export the session secrets of ssl into *sink (NULL: export nothing,
+ * unregister). Call after mbedtls_ssl_setup(ssl, conf). In 2.28 the callback
+ * belongs to conf, i.e. to every context that shares it (the HTTPS server's
+ * clients): one sink then serves them all, which is fine because the
+ * callback runs only inside the handshake step of one context and the sink is
+ * emptied right after that step. ssl NULL: only conf's callback (2.28; 3.x
+ * has none, nothing to do). */
+static inline void agent_ssl_export_secrets(mbedtls_ssl_config *conf, mbedtls_ssl_context *ssl,
+                                            agent_tls_secret_t *sink)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    (void)conf;
+    if (ssl) mbedtls_ssl_set_export_keys_cb(ssl, sink ? agent_tls_export_cb : NULL, sink);
+#elif AGENT_HAVE_KEY_EXPORT
+    (void)ssl;
+    mbedtls_ssl_conf_export_keys_ext_cb(conf, sink ? agent_tls_export_cb : NULL, sink);
+#else
+    (void)conf;
+    (void)ssl;
+    (void)sink;
+#endif
+}
+
+/* HMAC-SHA256 (same mbedtls_md API in 2.28 and 3.x). 0 or an mbedTLS error. */
+static inline int agent_hmac_sha256(const unsigned char *key, size_t keylen,
+                                    const unsigned char *msg, size_t msglen, unsigned char out[32])
+{
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    if (!md) return MBEDTLS_ERR_MD_FEATURE_UNAVAILABLE;
+    return mbedtls_md_hmac(md, key, keylen, msg, msglen, out);
 }
 
 /* Is PSK usable in this build? */

@@ -188,6 +188,7 @@ void agent_free(agent_t *a)
     a->pending.active = false;
     agent_mqtt_disconnect(a, false);
     agent_http_stop(a, false);
+    agent_keylog_off(a); /* the sealing key */
     settings_free(&a->settings);
     if (a->load.buf) {
         mbedtls_platform_zeroize(a->load.buf, a->load.total);

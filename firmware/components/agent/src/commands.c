@@ -1,7 +1,8 @@
 /* commands.c - the console commands (config, status, version, clock, help,
- * reboot, mqtt ..., http ..., wifi ...). console.c hands each line here without its
- * tag; every handler prints exactly one final line with agent_final(), or
- * starts a pending operation (mqtt.c, wifi.c) that answers later. */
+ * reboot, mqtt ..., http ..., tls keylog, wifi ...). console.c hands each
+ * line here without its tag; every handler prints exactly one final line
+ * with agent_final(), or starts a pending operation (mqtt.c, wifi.c) that
+ * answers later. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +429,43 @@ static void cmd_http(agent_t *a, cursor_t *c)
     }
 }
 
+/* ---- tls ----------------------------------------------------------------- */
+
+/* `tls keylog <64 hex digits>` / `tls keylog off` (keylog.c). The argument
+ * is a secret: no reason here ever shows a word of this command (a key typed
+ * in the subcommand's place would be echoed by "unknown subcommand '<word>'"). */
+static void cmd_tls(agent_t *a, cursor_t *c)
+{
+    tok_t sub, arg, extra;
+    char err[200];
+    if (!next_tok(c, &sub)) {
+        agent_final(a, "ERR tls: missing subcommand (tls keylog <64 hex digits> | tls keylog off)");
+        return;
+    }
+    if (!tok_is(&sub, "keylog")) {
+        agent_final(a, "ERR tls: unknown subcommand (tls keylog <64 hex digits> | tls keylog off)");
+        return;
+    }
+    if (!next_tok(c, &arg)) {
+        agent_final(a, "ERR tls keylog: usage: tls keylog <64 hex digits> | tls keylog off");
+        return;
+    }
+    if (next_tok(c, &extra)) {
+        agent_final(a, "ERR tls keylog: too many arguments (tls keylog <64 hex digits> | tls keylog off)");
+        return;
+    }
+    if (tok_is(&arg, "off")) {
+        agent_keylog_off(a);
+        ok(a);
+        return;
+    }
+    if (agent_keylog_on(a, arg.s, arg.n, err, sizeof(err)) != 0) {
+        agent_final(a, "ERR %s", err);
+        return;
+    }
+    ok(a);
+}
+
 /* ---- wifi ---------------------------------------------------------------- */
 
 /* `wifi connect`: the port's station with wifi.sta.ssid / wifi.sta.pass;
@@ -579,6 +617,7 @@ static void cmd_status(agent_t *a)
         agent_reply(a, "http=stopped");
     }
     agent_reply(a, "http_requests=%" PRIu32, a->http.requests);
+    agent_reply(a, "keylog=%s", a->keylog.on ? "on" : "off");
     agent_reply(a, "uptime_ms=%" PRIu64, agent_now(a));
     if (a->port.free_heap) {
         agent_reply(a, "free_heap=%zu", a->port.free_heap(a->port.ctx));
@@ -595,7 +634,7 @@ static void cmd_help(agent_t *a)
         "version                                version=, mbedtls=, build=, bits=, variant= lines",
         "clock                                  clock=<unix s>, clock_utc=, clock_set=yes|no",
         "clock set <unix seconds>               set the board's clock (certificate dates are checked against it)",
-        "status                                 mqtt=, server=, tls=, ciphersuite=, http=, http_requests=, uptime_ms=, free_heap=",
+        "status                                 mqtt=, server=, tls=, ciphersuite=, http=, http_requests=, keylog=, uptime_ms=, free_heap=",
         "reboot                                 OK, then restart",
         "config set <key> <value>               value = rest of the line",
         "config get [<key>]                     <key>=<value> (secrets masked); all keys without <key>",
@@ -611,6 +650,8 @@ static void cmd_help(agent_t *a)
         "wifi connect                           join wifi.sta.ssid (boards; waits for an IP address)",
         "http start                             (re)start the HTTPS server (http.listen_addr, http.ssl_*)",
         "http stop                              close the HTTPS server and its connections",
+        "tls keylog <64 hex digits>             print each TLS session's secrets sealed with this key (keylog lines)",
+        "tls keylog off                         stop that and forget the key",
         "tagged: @<tag> <command>               final line @<tag> OK / @<tag> ERR <reason> (tag: 1..24 of A-Z a-z 0-9 . _ -)",
         "while a command waits, later lines are queued and answered in order (full queue: ERR busy)",
     };
@@ -638,6 +679,7 @@ static void cmd_reboot(agent_t *a)
     ok(a);
     agent_log(a, 'I', "rebooting");
     agent_mqtt_disconnect(a, true);
+    agent_keylog_off(a); /* never outlives the boot it was given in */
     a->port.reboot(a->port.ctx);
     /* the port returned: reboot unsupported/failed */
     agent_log(a, 'E', "reboot failed");
@@ -669,6 +711,8 @@ void agent_command(agent_t *a, const char *line, size_t len)
         cmd_mqtt(a, &c);
     } else if (tok_is(&cmd, "http")) {
         cmd_http(a, &c);
+    } else if (tok_is(&cmd, "tls")) {
+        cmd_tls(a, &c);
     } else if (tok_is(&cmd, "wifi")) {
         cmd_wifi(a, &c);
     } else if (tok_is(&cmd, "status")) {

@@ -254,6 +254,7 @@ static int tls_setup(agent_conn_t *c, conn_err_t *err)
     if (p->suites) mbedtls_ssl_conf_ciphersuites(&c->conf, c->suites);
     ret = mbedtls_ssl_setup(&c->ssl, &c->conf);
     if (ret != 0) return tls_err(err, CONN_STAGE_SETUP, ret, "ssl setup");
+    if (p->secrets) agent_ssl_export_secrets(&c->conf, &c->ssl, p->secrets);
     if (p->verify_hostname || p->ca_pem) {
         /* a certificate is verified: name the host to match, or NULL for "do
          * not match a name" (mbedTLS >= 3.6.3 fails the handshake with
@@ -467,6 +468,11 @@ void conn_close(agent_conn_t *c, bool graceful)
     c->tls = false;
     c->want_write = false;
     c->retry_len = 0;
+}
+
+void conn_export_secrets(agent_conn_t *c, agent_tls_secret_t *sink)
+{
+    if (c->ssl_inited && c->state == CONN_HANDSHAKE) agent_ssl_export_secrets(&c->conf, &c->ssl, sink);
 }
 
 const char *conn_ciphersuite(agent_conn_t *c)

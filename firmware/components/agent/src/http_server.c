@@ -489,6 +489,7 @@ static void step_client(agent_t *a, agent_http_client_t *c)
 {
     if (c->state == HTTP_CLIENT_HANDSHAKE) {
         int ret = mbedtls_ssl_handshake(&c->ssl);
+        agent_keylog_flush(a); /* `tls keylog`: before any other line of this connection */
         if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
             c->want_write = ret == MBEDTLS_ERR_SSL_WANT_WRITE;
             return;
@@ -595,6 +596,8 @@ static void accept_clients(agent_t *a)
             continue;
         }
         mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+        /* `tls keylog` on: export this session's secrets (2.28: via the shared h->conf) */
+        agent_ssl_export_secrets(&h->conf, &c->ssl, agent_keylog_sink(a));
         c->state = HTTP_CLIENT_HANDSHAKE;
         c->deadline_ms = now_ms(a) + AGENT_HTTP_TIMEOUT_MS;
     }
@@ -613,6 +616,19 @@ void agent_http_init(agent_t *a)
 bool agent_http_running(const agent_t *a)
 {
     return a->http.running;
+}
+
+void agent_http_export_secrets(agent_t *a, agent_tls_secret_t *sink)
+{
+    agent_http_t *h = &a->http;
+    if (!h->running) return;
+    for (int i = 0; i < AGENT_HTTP_MAX_CLIENTS; i++) {
+        agent_http_client_t *c = &h->clients[i];
+        if (c->state == HTTP_CLIENT_HANDSHAKE && c->ssl_inited) {
+            agent_ssl_export_secrets(&h->conf, &c->ssl, sink);
+        }
+    }
+    agent_ssl_export_secrets(&h->conf, NULL, sink); /* 2.28: the shared configuration's callback */
 }
 
 static void free_tls_conf(agent_http_t *h)

@@ -623,6 +623,7 @@ static int build_params(agent_t *a, connect_cfg_t *cfg, uint8_t *psk, size_t psk
     p->use_tls = p->ca_pem != NULL || p->psk_identity != NULL;
     p->verify_hostname = p->ca_pem != NULL;
     p->drbg = &a->drbg;
+    p->secrets = agent_keylog_sink(a); /* `tls keylog` on: export the session's secrets */
     return 0;
 }
 
@@ -748,6 +749,7 @@ void agent_mqtt_service(agent_t *a, const fd_set *rd, const fd_set *wr)
     (void)wr; /* a pending write is simply tried: it takes what the socket takes */
     if (m->state == MQTT_OPENING) {
         int r = conn_open_step(&m->conn, &err);
+        agent_keylog_flush(a); /* `tls keylog`: before the handshake's outcome */
         if (r < 0) connect_failed(a, &err);
         if (r > 0) connect_opened(a);
         return;

@@ -1,0 +1,265 @@
+"""A cell's packet capture: tcpdump on the interface toward the board, filtered to the cell's
+ports, and the TLS session secrets of every connection the cell made embedded into a pcapng by
+Wireshark's editcap (`--inject-secrets tls,<keylog>`), so that the one file opens decrypted.
+
+Why tcpdump and not dumpcap: Debian 12's dumpcap (4.0) has no immediate mode. Measured on
+loopback, a capture stopped right after a cell's connection held 0 of its 8 packets (those in
+the kernel's last, not yet retired block are dropped at the stop), and it announces `Capturing
+on` before its filter is live. tcpdump `--immediate-mode -U` writes each packet as it comes, so
+the stop loses nothing; the start is proved by a UDP probe to a port of the rig's own that must
+reach the file before the cell goes on (the probes are filtered out of the kept file). mergecap,
+tshark and editcap (Wireshark) make the pcapng.
+
+The raw capture segments and the key log live in a 0700 secret directory (removed at stop, and
+swept after a kill); the kept file is written 0600. A port that becomes known during the cell (a
+negative case's own broker, the board's HTTPS server) starts one more segment filtered to all
+the ports so far; the segments are merged at the end (mergecap)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rig.broker.process import die_with_parent, remove_secret_dir, secret_dir
+from rig.errors import RigError
+
+START_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 5.0
+PROBE_S = 0.002
+PCAP_HEADER = 24  # bytes of a pcap file with no packet
+# the NSS key-log lines Wireshark reads: TLS 1.2 master secrets, TLS 1.3 traffic secrets
+NSS_LINE = re.compile(
+    r"^(?:CLIENT_RANDOM [0-9a-f]{64} [0-9a-f]{96}|(?:CLIENT_EARLY_TRAFFIC|CLIENT_HANDSHAKE_TRAFFIC"
+    r"|SERVER_HANDSHAKE_TRAFFIC|CLIENT_TRAFFIC|SERVER_TRAFFIC|EARLY_EXPORTER|EXPORTER)_SECRET"
+    r"(?:_0)? [0-9a-f]{64} [0-9a-f]{64,128})$", re.IGNORECASE)
+
+
+class CaptureUnavailable(RigError):
+    """The capture tools are missing or may not capture here; the cell runs without one."""
+
+
+TOOLS = ("tcpdump", "mergecap", "tshark", "editcap")
+
+
+def tools_missing() -> list[str]:
+    return [t for t in TOOLS if shutil.which(t) is None]
+
+
+def how_to_permit() -> str:
+    return ("run as root, or let tcpdump capture for this user: "
+            "`sudo setcap cap_net_raw,cap_net_admin+eip $(command -v tcpdump)`")
+
+
+def permitted(interface: str = "lo") -> tuple[bool, str]:
+    """Can this user capture on `interface`? (ok, what was found or why not): a real capture
+    of one probe packet."""
+    missing = tools_missing()
+    if missing:
+        return False, f"{', '.join(missing)} not on PATH (apt-get install tcpdump tshark)"
+    with tempfile.TemporaryDirectory(prefix="hil-capture-check-") as tmp:
+        try:
+            seg = _Segment.start(Path(tmp) / "check.pcap", interface, {})
+        except CaptureUnavailable as exc:
+            return False, str(exc)
+        seg.kill()
+    return True, f"tcpdump captures on {interface}"
+
+
+def port_filter(ports: Iterable[int]) -> str:
+    return " or ".join(f"tcp port {p}" for p in sorted(set(ports)))
+
+
+@dataclass
+class _Segment:
+    """One tcpdump, from a proven start to its stop."""
+
+    path: Path
+    proc: subprocess.Popen[str]
+    probe: socket.socket
+
+    @classmethod
+    def start(cls, path: Path, interface: str, ports: dict[int, str]) -> _Segment:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        mark = probe.getsockname()[1]
+        wanted = " or ".join(filter(None, [port_filter(ports), f"udp port {mark}"]))
+        try:
+            proc = subprocess.Popen(
+                ["tcpdump", "-i", interface, "-U", "--immediate-mode", "-n", "-w", str(path),
+                 wanted], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
+        except OSError as exc:
+            probe.close()
+            raise CaptureUnavailable(f"no capture: tcpdump: {exc.strerror}") from None
+        seg = cls(path, proc, probe)
+        seg._wait_started(interface, mark)
+        return seg
+
+    def _wait_started(self, interface: str, mark: int) -> None:
+        """Probe datagrams until one is in the file: then the filter is live."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            self.probe.sendto(b"hil-capture-start", ("127.0.0.1", mark))  # to itself
+            time.sleep(PROBE_S)
+            with contextlib.suppress(OSError):
+                if self.path.stat().st_size > PCAP_HEADER:
+                    return
+        self.kill()
+        assert self.proc.stderr is not None
+        said = [ln.strip() for ln in self.proc.stderr.read().splitlines()
+                if ln.strip() and "listening on" not in ln]
+        why = said[-1] if said else f"no packet reached the file within {START_TIMEOUT_S:g} s"
+        raise CaptureUnavailable(f"no capture: tcpdump on {interface}: {why} ({how_to_permit()})")
+
+    def stop(self) -> None:
+        """Drain, then stop: a last probe reaching the file proves every packet before it
+        did (tcpdump stopped at once drops what it has not read yet)."""
+        if self.proc.poll() is None:
+            size = self.path.stat().st_size if self.path.exists() else 0
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                self.probe.sendto(b"hil-capture-end", self.probe.getsockname())
+                time.sleep(PROBE_S)
+                with contextlib.suppress(OSError):
+                    if self.path.stat().st_size > size:
+                        break
+            self.proc.send_signal(signal.SIGINT)  # tcpdump closes its file and exits
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.probe.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.probe.close()
+
+
+@dataclass
+class CellCapture:
+    """One cell's capture. `watch(port)` before the traffic; `add_keys(lines)` with the NSS
+    key-log lines the board exported; `host_keylog` is the file host peers (Python ssl, curl)
+    write theirs to (SSLKEYLOGFILE); `finish(keep)` writes `out` or discards everything."""
+
+    name: str
+    interface: str
+    out: Path
+    dir: Path = field(init=False)
+    ports: dict[int, str] = field(default_factory=dict)  # port -> what runs inside TLS
+    segments: list[_Segment] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list, repr=False)  # TLS secrets: never shown
+
+    def __post_init__(self) -> None:
+        missing = tools_missing()
+        if missing:
+            raise CaptureUnavailable(f"no capture: {', '.join(missing)} not on PATH "
+                                     "(apt-get install tshark)")
+        self.dir = secret_dir("capture")
+
+    @property
+    def host_keylog(self) -> Path:
+        return self.dir / "host-keys.log"
+
+    def watch(self, port: int, protocol: str) -> None:
+        """Capture this port too, from now on (a new segment over every port so far);
+        `protocol` (mqtt, http) is what runs inside TLS there."""
+        if port in self.ports:
+            return
+        self.ports[port] = protocol
+        path = self.dir / f"segment-{len(self.segments)}.pcap"
+        try:
+            self.segments.append(_Segment.start(path, self.interface, self.ports))
+        except CaptureUnavailable:
+            del self.ports[port]
+            raise
+
+    def decode_args(self) -> list[str]:
+        """tshark/Wireshark options that decode what runs inside TLS on this cell's ports
+        (random ports: no dissector claims them by itself)."""
+        return [a for port, proto in sorted(self.ports.items())
+                for a in ("-d", f"tls.port=={port},{proto}")]
+
+    def tshark_args(self, path: Path) -> str:
+        """The command that shows the decrypted cell."""
+        protos = sorted(set(self.ports.values()))
+        shown = " || ".join(protos) if protos else "tls"
+        return " ".join(["tshark", "-r", str(path), *self.decode_args(), "-Y", f"'{shown}'"])
+
+    def decode_hint(self) -> str:
+        """The pcapng's comment: what the file holds and how to read it."""
+        return (f"hil cell {self.name}: TLS secrets embedded; "
+                + "; ".join(f"port {p} is {proto.upper()} over TLS"
+                            for p, proto in sorted(self.ports.items()))
+                + " (Wireshark: Decode As, TLS port -> that protocol; tshark: "
+                + " ".join(self.decode_args()) + ")")
+
+    def add_keys(self, lines: Iterable[str]) -> None:
+        self.keys.extend(ln.strip() for ln in lines if ln.strip())
+
+    def finish(self, keep: bool, comment: str = "") -> Path | None:
+        """Stop the capture. keep: write `out` (0600) with the cell's key log embedded and
+        return it; else discard. The secret directory goes either way."""
+        try:
+            if not keep:
+                for seg in self.segments:
+                    seg.kill()
+                return None
+            for seg in self.segments:
+                seg.stop()
+            return self._write(comment)
+        finally:
+            for seg in self.segments:
+                seg.kill()
+            remove_secret_dir(self.dir)
+
+    def _write(self, comment: str) -> Path | None:
+        parts = [s.path for s in self.segments if s.path.exists()]
+        if not parts:
+            return None
+        merged = self.dir / "merged.pcapng"
+        _tool(["mergecap", "-F", "pcapng", "-w", str(merged), *map(str, parts)])
+        tcp = self.dir / "tcp.pcapng"  # without the start probes
+        _tool(["tshark", "-n", "-r", str(merged), "-Y", "tcp", "-F", "pcapng", "-w", str(tcp)])
+        keylog = self.dir / "keys.log"
+        lines = [*self.keys]
+        if self.host_keylog.exists():
+            lines += self.host_keylog.read_text().splitlines()
+        lines = list(dict.fromkeys(ln for ln in lines if NSS_LINE.match(ln)))
+        fd = os.open(keylog, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"{ln}\n" for ln in lines))
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.out.unlink(missing_ok=True)
+        argv = ["editcap"]
+        if lines:
+            argv += ["--inject-secrets", f"tls,{keylog}"]
+        if comment:
+            argv += ["--capture-comment", comment]
+        _tool([*argv, str(tcp), str(self.out)])
+        os.chmod(self.out, 0o600)
+        return self.out
+
+
+def _private_umask() -> None:
+    os.umask(0o077)
+
+
+def _tool(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          preexec_fn=_private_umask)
+    if proc.returncode != 0:
+        raise CaptureUnavailable(f"{argv[0]} failed (exit {proc.returncode}): "
+                                 f"{proc.stderr.strip()[:300]}")

@@ -1,0 +1,120 @@
+"""--hil-capture fail|all|off: each board cell's traffic captured (rig/host/capture.py) with the
+TLS session secrets of its connections embedded, kept as <run dir>/<board>.<mode>.<case>.pcapng
+for a failing cell (for every cell with `all`). The board exports its secrets sealed for the
+cell (Console.keylog_on); host peers (Python ssl, curl) write theirs to the file SSLKEYLOGFILE
+names during the cell. A capture that cannot start gives one line (a cell property and the
+summary) and the cell runs without it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Literal
+
+import pytest
+
+from rig.device.console import Console, ConsoleError
+from rig.errors import RigError
+from rig.host.capture import CaptureUnavailable, CellCapture
+from rig.pytest_plugin.inventory import CELL_FAILED, inventory
+from rig.pytest_plugin.xdist import shared_run_dir
+from rig.report.results import case_name, cell_fields
+
+CaptureMode = Literal["fail", "all", "off"]
+CAPTURE = pytest.StashKey[CellCapture]()
+UNAVAILABLE = pytest.StashKey[str]()  # why captures cannot start in this session
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil")
+    group.addoption("--hil-capture", choices=("fail", "all", "off"), default="fail",
+                    help="keep each failing board cell's traffic, decryptable, as <run dir>/"
+                         "<board>.<mode>.<case>.pcapng (all: every cell's; off: capture "
+                         "nothing). Default: fail")
+
+
+def watch(request: pytest.FixtureRequest, port: int, protocol: str) -> None:
+    """Capture this cell's traffic on `port` too (a port known only during the cell: a
+    negative case's own broker, the board's HTTPS server); `protocol` (mqtt, http) is what
+    runs inside TLS there, for the file's decode hint."""
+    cap = request.node.stash.get(CAPTURE, None)
+    if cap is None:
+        return
+    try:
+        cap.watch(port, protocol)
+    except CaptureUnavailable as exc:
+        request.config.stash[UNAVAILABLE] = str(exc)
+        request.node.user_properties.append(("capture", str(exc)))
+
+
+@pytest.fixture(autouse=True)
+def _cell_capture(request: pytest.FixtureRequest) -> Iterator[None]:
+    mode: CaptureMode = request.config.getoption("--hil-capture", "off")
+    if mode == "off" or "board_console" not in request.fixturenames:
+        yield
+        return
+    console: Console = request.getfixturevalue("board_console")
+    cap = _start(request, console)
+    if cap is None:
+        yield
+        return
+    before = os.environ.get("SSLKEYLOGFILE")
+    os.environ["SSLKEYLOGFILE"] = str(cap.host_keylog)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SSLKEYLOGFILE", None)
+        else:
+            os.environ["SSLKEYLOGFILE"] = before
+        _finish(request, console, cap, mode)
+
+
+def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | None:
+    why = request.config.stash.get(UNAVAILABLE, "")
+    if why:  # said once for the session; each cell says it has none
+        request.node.user_properties.append(("capture", why))
+        return None
+    spec = inventory(request.config).board(console.board)
+    name = case_name(cell_fields(request.node)) or request.node.name
+    out = shared_run_dir(request.config) / f"{name}.pcapng"
+    try:
+        cap = CellCapture(name, "lo" if spec.kind == "virtual" else "any", out)
+    except CaptureUnavailable as exc:
+        request.config.stash[UNAVAILABLE] = str(exc)
+        request.node.user_properties.append(("capture", str(exc)))
+        return None
+    request.node.stash[CAPTURE] = cap
+    try:
+        if "broker" in request.fixturenames:
+            cap.watch(request.getfixturevalue("broker").port, "mqtt")
+        try:
+            console.keylog_on()
+        except ConsoleError as exc:  # e.g. firmware from before `tls keylog`: still captured
+            request.node.user_properties.append(
+                ("capture_keys", f"the board exports no TLS secrets: {exc.reason}"))
+    except CaptureUnavailable as exc:
+        request.config.stash[UNAVAILABLE] = str(exc)
+        request.node.user_properties.append(("capture", str(exc)))
+        cap.finish(keep=False)
+        del request.node.stash[CAPTURE]
+        return None
+    return cap
+
+
+def _finish(request: pytest.FixtureRequest, console: Console, cap: CellCapture,
+            mode: CaptureMode) -> None:
+    keep = mode == "all" or request.node.stash.get(CELL_FAILED, False)
+    with contextlib.suppress(RigError):  # a board that died or hung has lost its key anyway
+        console.keylog_off()
+    cap.add_keys(console.take_keys())
+    try:
+        path = cap.finish(keep, comment=cap.decode_hint())
+    except CaptureUnavailable as exc:
+        request.node.user_properties.append(("capture", str(exc)))
+        return
+    if path is not None:
+        request.node.user_properties.append(("capture", str(path)))
+        request.node.user_properties.append(("capture_decode", cap.tshark_args(path)))
+

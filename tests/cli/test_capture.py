@@ -1,0 +1,193 @@
+"""`hil run --capture`: each cell's traffic kept as a pcapng that opens decrypted (the TLS secrets
+of the board, the broker's observer and the HTTPS clients embedded), read back with the real
+tshark; nothing written with `off`; the secrets nowhere else; a capture that cannot start said
+once, the cells still run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig.config import HilConfig
+from tests.support import hil, tmp_config
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tcpdump") is None or shutil.which("tshark") is None,
+    reason="tcpdump and tshark are needed (./hil.sh setup installs them)")
+
+DSB = 0x0000000A  # pcapng Decryption Secrets Block
+TLS_KEYLOG = 0x544C534B
+
+
+def embedded_secrets(path: Path) -> list[str]:
+    """The key-log lines a pcapng carries in its Decryption Secrets Blocks."""
+    data = path.read_bytes()
+    lines: list[str] = []
+    at = 0
+    while at + 12 <= len(data):
+        kind, length = struct.unpack_from("<II", data, at)
+        if length < 12:
+            break
+        if kind == DSB:
+            secrets_type, size = struct.unpack_from("<II", data, at + 8)
+            if secrets_type == TLS_KEYLOG:
+                lines += data[at + 16:at + 16 + size].decode().splitlines()
+        at += length
+    return [ln for ln in lines if ln]
+
+
+def without_secrets(path: Path, out: Path) -> Path:
+    """The same pcapng without its Decryption Secrets Blocks (editcap 4.0's
+    --discard-all-secrets does not parse its own arguments)."""
+    data = path.read_bytes()
+    kept = bytearray()
+    at = 0
+    while at + 12 <= len(data):
+        kind, length = struct.unpack_from("<II", data, at)
+        if length < 12:
+            break
+        if kind != DSB:
+            kept += data[at:at + length]
+        at += length
+    out.write_bytes(bytes(kept))
+    return out
+
+
+def tshark(path: Path, *args: str) -> list[str]:
+    proc = subprocess.run(["tshark", "-n", "-r", str(path), *args], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def cells_of(run: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    return {(c["board"], c["mode"], c["case"]): c for c in cells}
+
+
+def decode_args(cell: dict[str, Any]) -> list[str]:
+    """The -d options the rig printed for this cell's capture."""
+    return [a for pair in re.findall(r"-d (\S+)", cell["properties"]["capture_decode"])
+            for a in ("-d", pair)]
+
+
+def test_capture_all_opens_decrypted_in_every_mode(tmp_path: Path,
+                                                   hil_config: HilConfig) -> None:
+    started = time.time()
+    proc = hil("run", "--capture", "all", "--no-negative", "--mode", "ca", "--mode", "mutual",
+               "--mode", "psk", "--mode", "https", config=tmp_config(tmp_path, hil_config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = tmp_path / "runs" / "latest"
+    cells = cells_of(run)
+    secrets: list[str] = []
+    for mode in ("ca", "mutual", "psk"):
+        cell = cells[("virtual-0", mode, "connect_publish")]
+        path = Path(cell["properties"]["capture"])
+        assert path.parent == run.resolve()
+        assert path.name == f"virtual-0.{mode}.connect_publish.pcapng"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        rows = tshark(path, *decode_args(cell), "-Y", "mqtt", "-T", "fields", "-e",
+                      "mqtt.msgtype", "-e", "mqtt.clientid", "-e", "mqtt.topic")
+        fields = [r.split("\t") for r in rows]
+        # the board's own connection, decrypted with the secrets it exported: its CONNECT
+        # (client id = the device id), the broker's CONNACK and its PUBLISH
+        assert any(hil_config.device.id in f[1] for f in fields if f[0] == "1"), rows
+        types = {t for f in fields for t in f[0].split(",")}
+        assert {"1", "2", "3"} <= types, (mode, rows)
+        assert any(f"hil/virtual-0/{mode}/" in f[2] for f in fields if f[0] == "3"), rows
+        lines = embedded_secrets(path)
+        assert lines and all(ln.startswith(("CLIENT_RANDOM ", "CLIENT_", "SERVER_", "EXPORTER"))
+                             for ln in lines), lines
+        secrets += [ln.split()[-1] for ln in lines]
+        # without the embedded secrets the same file shows no MQTT at all
+        bare = without_secrets(path, tmp_path / f"{mode}-bare.pcapng")
+        assert tshark(bare, *decode_args(cell), "-Y", "tls") != []
+        assert tshark(bare, *decode_args(cell), "-Y", "mqtt") == []
+    web = cells[("virtual-0", "https", "serves_page_and_rpc")]
+    web_path = Path(web["properties"]["capture"])
+    shown = "\n".join(tshark(web_path, *decode_args(web), "-Y", "http"))
+    assert "GET / HTTP/1.1" in shown and "GET /rpc/Sys.GetInfo" in shown and "200 OK" in shown
+    secrets += [ln.split()[-1] for ln in embedded_secrets(web_path)]
+    assert secrets
+
+    # the secrets are in the pcapngs only: not in any log, transcript, results.json, junit.xml,
+    # pytest-embedded's console logs of this run, or what `hil run` printed
+    texts = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()
+             and p.suffix != ".pcapng"}
+    embedded = Path(tempfile.gettempdir()) / "pytest-embedded"
+    texts.update({str(p): p.read_bytes() for p in embedded.rglob("*")
+                  if p.is_file() and p.stat().st_mtime >= started})
+    texts["stdout"], texts["stderr"] = proc.stdout.encode(), proc.stderr.encode()
+    for secret in secrets:
+        found = [name for name, text in texts.items()
+                 if secret.lower().encode() in text.lower()]
+        assert not found, f"a TLS secret appears in {found}"
+    # nothing of the capture's private files is left
+    private = Path(tempfile.gettempdir()) / f"hil-{os.getuid()}"
+    assert not [p for p in private.glob("*-capture-*")], list(private.iterdir())
+
+
+def test_default_keeps_only_a_failing_cells_capture_and_names_it(tmp_path: Path,
+                                                                  hil_config: HilConfig) -> None:
+    config = tmp_config(tmp_path, hil_config)
+    # the board offers only a suite the broker does not have: its psk cell fails
+    config.write_text(re.sub(r'(\[modes\.psk\]\n(?:#[^\n]*\n)*device_cipher_suites = )"[^"]*"',
+                             r'\1"TLS-PSK-WITH-AES-256-CCM"', config.read_text()))
+    proc = hil("run", "--no-negative", "--mode", "psk", "--mode", "ca", config=config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    run = tmp_path / "runs" / "latest"
+    kept = sorted(p.name for p in run.glob("*.pcapng"))
+    assert kept == ["virtual-0.psk.connect_publish.pcapng"], kept
+    cell = cells_of(run)[("virtual-0", "psk", "connect_publish")]
+    path = run.resolve() / kept[0]
+    assert cell["verdict"] == "FAIL" and f"[capture: {path}]" in cell["reason"]
+    assert f"capture of virtual-0.psk.connect_publish: tshark -r {path} -d tls.port==" in \
+        proc.stdout
+    junit = (run / "junit.xml").read_text()
+    assert f'name="capture" value="{path}"' in junit
+    # the refused handshake is in it: the board's ClientHello and the broker's alert
+    shown = "\n".join(tshark(path, "-Y", "tls"))
+    assert "Client Hello" in shown and "Alert" in shown, shown
+
+
+def test_capture_off_writes_nothing(tmp_path: Path, hil_config: HilConfig) -> None:
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(re.sub(r'(\[modes\.psk\]\n(?:#[^\n]*\n)*device_cipher_suites = )"[^"]*"',
+                             r'\1"TLS-PSK-WITH-AES-256-CCM"', config.read_text()))
+    proc = hil("run", "--capture", "off", "--no-negative", "--mode", "psk", config=config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    run = tmp_path / "runs" / "latest"
+    assert not list(run.rglob("*.pcap*"))
+    assert not any("capture" in c["properties"] for c in cells_of(run).values())
+
+
+def test_a_capture_that_cannot_start_is_said_once_and_the_cells_run(
+        tmp_path: Path, hil_config: HilConfig) -> None:
+    # stands for a runner where this user may not capture: a tcpdump that is refused
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "tcpdump").write_text(
+        "#!/bin/sh\necho \"tcpdump: lo: You don't have permission to perform this capture on "
+        "that device\" >&2\nexit 1\n")
+    (fake / "tcpdump").chmod(0o755)
+    proc = hil("run", "--no-negative", "--mode", "psk", "--mode", "ca",
+               config=tmp_config(tmp_path, hil_config),
+               env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = [ln for ln in proc.stdout.splitlines() if "no capture" in ln]
+    assert len(said) == 1 and "You don't have permission" in said[0] and "setcap" in said[0], \
+        proc.stdout
+    run = tmp_path / "runs" / "latest"
+    assert not list(run.rglob("*.pcap*"))
+    assert all(c["verdict"] == "pass" for c in cells_of(run).values())
