@@ -1,0 +1,94 @@
+"""CellCapture (rig/host/capture.py) with the real tcpdump, mergecap, tshark and editcap on
+loopback: every packet of the watched ports from the proved start to the drained stop, a port
+added during the cell, the key log embedded, nothing of it left in the private directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from rig.host.capture import CellCapture, permitted
+
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("tcpdump", "tshark", "mergecap", "editcap")),
+    reason="tcpdump and tshark are needed (./hil.sh setup installs them)")
+
+KEYLINE = "CLIENT_RANDOM " + "ab" * 32 + " " + "cd" * 48
+
+
+def exchange(port: int, payload: bytes) -> None:
+    """One TCP connection to `port` that sends `payload` and closes."""
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(payload)
+
+
+def server() -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    return s
+
+
+def packets(path: Path, display: str = "tcp") -> list[str]:
+    proc = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", display], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def private_dirs() -> set[Path]:
+    return set((Path(tempfile.gettempdir()) / f"hil-{os.getuid()}").glob("*-capture-*"))
+
+
+def test_permitted_here() -> None:
+    ok, detail = permitted("lo")
+    assert ok, detail
+
+
+def test_a_kept_capture_has_every_packet_and_its_secrets(tmp_path: Path) -> None:
+    before = private_dirs()
+    first, second = server(), server()
+    out = tmp_path / "cell.pcapng"
+    cap = CellCapture("cell", "lo", out)
+    cap.watch(first.getsockname()[1], "mqtt")
+    exchange(first.getsockname()[1], b"one")
+    first.accept()[0].close()
+    cap.watch(second.getsockname()[1], "http")  # known only during the cell
+    exchange(second.getsockname()[1], b"two")
+    second.accept()[0].close()
+    unwatched = server()
+    exchange(unwatched.getsockname()[1], b"not mine")
+    unwatched.accept()[0].close()
+    cap.add_keys([KEYLINE, "not a key-log line"])
+    cap.host_keylog.write_text(KEYLINE + "\n")
+    assert cap.finish(keep=True, comment=cap.decode_hint()) == out
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    shown = packets(out)
+    ports = {first.getsockname()[1], second.getsockname()[1]}
+    assert {int(p) for ln in shown for p in ln.split() if p.isdigit() and int(p) in ports} == \
+        ports, shown
+    assert not [ln for ln in shown if str(unwatched.getsockname()[1]) in ln]
+    assert packets(out, "udp") == []  # the start/drain probes are filtered out
+    data = out.read_bytes()
+    assert data.count(KEYLINE.encode()) == 1 and b"not a key-log line" not in data
+    info = subprocess.run(["capinfos", str(out)], capture_output=True, text=True).stdout
+    assert f"tls.port=={first.getsockname()[1]},mqtt" in info
+    assert private_dirs() == before
+
+
+def test_a_discarded_capture_leaves_nothing(tmp_path: Path) -> None:
+    before = private_dirs()
+    srv = server()
+    out = tmp_path / "cell.pcapng"
+    cap = CellCapture("cell", "lo", out)
+    cap.watch(srv.getsockname()[1], "mqtt")
+    exchange(srv.getsockname()[1], b"x")
+    assert cap.finish(keep=False) is None
+    assert not out.exists() and private_dirs() == before
