@@ -208,8 +208,10 @@ def _start_time(pid: int) -> str:
 def note_children(pids: Iterable[int]) -> None:
     """Note helper processes that do not die with us by themselves (pytest-embedded's spawned
     log listener, multiprocessing's resource tracker): if this process is killed, the next
-    run's sweep_private_dirs() stops them. The note goes when this process ends normally."""
-    lines = [f"{pid} {start}" for pid in sorted(set(pids)) if (start := _start_time(pid))]
+    run's sweep_private_dirs() stops them. The note goes when this process ends normally.
+    Notes add up: every call writes all the noted processes still alive."""
+    _noted_pids.update(pids)
+    lines = [f"{pid} {start}" for pid in sorted(_noted_pids) if (start := _start_time(pid))]
     path = user_tmp() / f"{os.getpid()}{CHILDREN_SUFFIX}"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in lines))
@@ -220,6 +222,7 @@ def note_children(pids: Iterable[int]) -> None:
 
 
 _noted: list[Path] = []
+_noted_pids: set[int] = set()
 
 
 def _kill_noted(note: Path) -> None:

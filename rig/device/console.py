@@ -288,10 +288,13 @@ class Console:
         self.keys = []
 
     def keylog_off(self) -> None:
-        """Stop the export (best effort: a broken board has lost its key anyway)."""
-        self._keylog_key = None
-        if not self.broken:
-            self.send("tls keylog off")
+        """Stop the export; the sealed lines still on their way are read (and unsealed) with
+        the answer. The key is forgotten either way."""
+        try:
+            if not self.broken and self._keylog_key is not None:
+                self.send("tls keylog off")
+        finally:
+            self._keylog_key = None
 
     def take_keys(self) -> list[str]:
         """The NSS key-log lines the board exported since keylog_on, handed over once."""

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -31,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rig.broker.process import die_with_parent, remove_secret_dir, secret_dir
+from rig.broker.process import die_with_parent, note_children, remove_secret_dir, secret_dir
 from rig.errors import RigError
 
 START_TIMEOUT_S = 5.0
@@ -46,7 +48,12 @@ NSS_LINE = re.compile(
 
 
 class CaptureUnavailable(RigError):
-    """The capture tools are missing or may not capture here; the cell runs without one."""
+    """The capture tools are missing or may not capture here; the cell runs without one.
+    permanent: it will be so for every cell of the session (a missing tool, a refusal)."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 TOOLS = ("tcpdump", "mergecap", "tshark", "editcap")
@@ -95,15 +102,28 @@ class _Segment:
         mark = probe.getsockname()[1]
         wanted = " or ".join(filter(None, [port_filter(ports), f"udp port {mark}"]))
         try:
+            # -Z: keep this user's identity (as root, Debian's tcpdump would switch to user
+            # tcpdump, and a changed identity loses the death signal die_with_parent sets)
             proc = subprocess.Popen(
-                ["tcpdump", "-i", interface, "-U", "--immediate-mode", "-n", "-w", str(path),
-                 wanted], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
+                ["tcpdump", "-i", interface, "-U", "--immediate-mode", "-n", "-Z",
+                 pwd.getpwuid(os.getuid()).pw_name, "-w", str(path), wanted],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True, preexec_fn=die_with_parent())
         except OSError as exc:
             probe.close()
-            raise CaptureUnavailable(f"no capture: tcpdump: {exc.strerror}") from None
+            raise CaptureUnavailable(f"no capture: tcpdump: {exc.strerror}",
+                                     permanent=True) from None
+        # with file capabilities (setcap) the death signal is not kept either: the next run's
+        # sweep stops a tcpdump this process left behind when it was killed
+        note_children([proc.pid])
         seg = cls(path, proc, probe)
-        seg._wait_started(interface, mark)
+        try:
+            seg._wait_started(interface, mark)
+        except CaptureUnavailable:
+            raise  # _wait_started has stopped it
+        except BaseException:  # an interrupt while waiting
+            seg.kill()
+            raise
         return seg
 
     def _wait_started(self, interface: str, mark: int) -> None:
@@ -115,32 +135,39 @@ class _Segment:
             with contextlib.suppress(OSError):
                 if self.path.stat().st_size > PCAP_HEADER:
                     return
-        self.kill()
+        died = self.proc.poll() is not None
+        if not died:
+            self.proc.kill()
+        self.proc.wait()
         assert self.proc.stderr is not None
         said = [ln.strip() for ln in self.proc.stderr.read().splitlines()
                 if ln.strip() and "listening on" not in ln]
+        self._close()
         why = said[-1] if said else f"no packet reached the file within {START_TIMEOUT_S:g} s"
-        raise CaptureUnavailable(f"no capture: tcpdump on {interface}: {why} ({how_to_permit()})")
+        # tcpdump refused (permission, no such interface): so will the next one; a slow start
+        # under load is this cell's only
+        raise CaptureUnavailable(f"no capture: tcpdump on {interface}: {why} ({how_to_permit()})",
+                                 permanent=died)
 
     def stop(self) -> None:
-        """Drain, then stop: a last probe reaching the file proves every packet before it
-        did (tcpdump stopped at once drops what it has not read yet)."""
+        """Drain, then stop: a last probe, with a payload of its own, reaching the file
+        proves every packet before it did (tcpdump stopped at once drops what it has not
+        read yet)."""
         if self.proc.poll() is None:
-            size = self.path.stat().st_size if self.path.exists() else 0
+            token = b"hil-capture-end-" + secrets.token_hex(8).encode()
             deadline = time.monotonic() + STOP_TIMEOUT_S
             while time.monotonic() < deadline and self.proc.poll() is None:
-                self.probe.sendto(b"hil-capture-end", self.probe.getsockname())
+                self.probe.sendto(token, self.probe.getsockname())
                 time.sleep(PROBE_S)
-                with contextlib.suppress(OSError):
-                    if self.path.stat().st_size > size:
-                        break
+                if token in _tail(self.path):
+                    break
             self.proc.send_signal(signal.SIGINT)  # tcpdump closes its file and exits
             try:
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.probe.close()
+        self._close()
 
     def kill(self, wait: bool = True) -> None:
         """Kill without a drain. wait=False: reaped in the background (closing a packet
@@ -150,8 +177,32 @@ class _Segment:
         if wait:
             self.proc.wait()
         else:
-            threading.Thread(target=self.proc.wait, name="reap-tcpdump", daemon=True).start()
+            threading.Thread(target=_reap, args=(self.proc,), name="reap-tcpdump",
+                             daemon=True).start()
+            self.probe.close()
+            return
+        self._close()
+
+    def _close(self) -> None:
         self.probe.close()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def _reap(proc: subprocess.Popen[str]) -> None:
+    proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+def _tail(path: Path, size: int = 65536) -> bytes:
+    """The last `size` bytes of a file that is being written ('' if unreadable)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - size))
+            return fh.read()
+    except OSError:
+        return b""
 
 
 @dataclass
@@ -172,7 +223,7 @@ class CellCapture:
         missing = tools_missing()
         if missing:
             raise CaptureUnavailable(f"no capture: {', '.join(missing)} not on PATH "
-                                     "(apt-get install tshark)")
+                                     "(apt-get install tcpdump tshark)", permanent=True)
         self.dir = secret_dir("capture")
 
     @property
@@ -186,9 +237,9 @@ class CellCapture:
             return
         self.ports[port] = protocol
         path = self.dir / f"segment-{len(self.segments)}.pcap"
-        try:
-            self.segments.append(_Segment.start(path, self.interface, self.ports))
-        except CaptureUnavailable:
+        try:  # the earlier segments go on with their ports: each packet is in one segment
+            self.segments.append(_Segment.start(path, self.interface, {port: protocol}))
+        except BaseException:
             del self.ports[port]
             raise
 

@@ -7,13 +7,13 @@ summary) and the cell runs without it."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from typing import Literal
 
 import pytest
 
+from rig.boards import BoardDriver
 from rig.device.console import Console, ConsoleError
 from rig.errors import RigError
 from rig.host.capture import CaptureUnavailable, CellCapture
@@ -37,15 +37,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def watch(request: pytest.FixtureRequest, port: int, protocol: str) -> None:
     """Capture this cell's traffic on `port` too (a port known only during the cell: a
     negative case's own broker, the board's HTTPS server); `protocol` (mqtt, http) is what
-    runs inside TLS there, for the file's decode hint."""
+    runs inside TLS there, for the file's decode hint. A capture problem never fails the
+    cell: it is recorded as the cell's `capture` property."""
     cap = request.node.stash.get(CAPTURE, None)
     if cap is None:
         return
     try:
         cap.watch(port, protocol)
-    except CaptureUnavailable as exc:
-        request.config.stash[UNAVAILABLE] = str(exc)
-        request.node.user_properties.append(("capture", str(exc)))
+    except Exception as exc:  # the capture is evidence, never the verdict
+        _unavailable(request, exc)
+
+
+def _unavailable(request: pytest.FixtureRequest, exc: Exception) -> None:
+    """Record why this cell has no (complete) capture; a permanent reason (a missing tool, a
+    refused capture) also stops the session from trying again."""
+    text = str(exc) if isinstance(exc, CaptureUnavailable) else f"no capture: {exc!r}"
+    if isinstance(exc, CaptureUnavailable) and exc.permanent:
+        request.config.stash[UNAVAILABLE] = text
+    request.node.user_properties.append(("capture", text))
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +64,7 @@ def _cell_capture(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     console: Console = request.getfixturevalue("board_console")
+    driver: BoardDriver = request.getfixturevalue("board_strategy").driver
     cap = _start(request, console)
     if cap is None:
         yield
@@ -68,7 +78,7 @@ def _cell_capture(request: pytest.FixtureRequest) -> Iterator[None]:
             os.environ.pop("SSLKEYLOGFILE", None)
         else:
             os.environ["SSLKEYLOGFILE"] = before
-        _finish(request, console, cap, mode)
+        _finish(request, console, driver, cap, mode)
 
 
 def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | None:
@@ -81,9 +91,8 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
     out = shared_run_dir(request.config) / f"{name}.pcapng"
     try:
         cap = CellCapture(name, "lo" if spec.kind == "virtual" else "any", out)
-    except CaptureUnavailable as exc:
-        request.config.stash[UNAVAILABLE] = str(exc)
-        request.node.user_properties.append(("capture", str(exc)))
+    except Exception as exc:  # the capture is evidence, never the verdict
+        _unavailable(request, exc)
         return None
     request.node.stash[CAPTURE] = cap
     try:
@@ -91,30 +100,52 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
             cap.watch(request.getfixturevalue("broker").port, "mqtt")
         try:
             console.keylog_on()
-        except ConsoleError as exc:  # e.g. firmware from before `tls keylog`: still captured
+        except ConsoleError as exc:
+            if console.broken:  # a dead or hung board: the cell fails with that, as it should
+                raise
+            # an ERR, e.g. firmware from before `tls keylog`: captured without its secrets
             request.node.user_properties.append(
                 ("capture_keys", f"the board exports no TLS secrets: {exc.reason}"))
-    except CaptureUnavailable as exc:
-        request.config.stash[UNAVAILABLE] = str(exc)
-        request.node.user_properties.append(("capture", str(exc)))
-        cap.finish(keep=False)
+    except Exception as exc:
         del request.node.stash[CAPTURE]
+        cap.finish(keep=False)
+        if isinstance(exc, RigError) and not isinstance(exc, CaptureUnavailable):
+            raise
+        _unavailable(request, exc)
         return None
+    except BaseException:  # an interrupt: nothing of the capture stays
+        del request.node.stash[CAPTURE]
+        cap.finish(keep=False)
+        raise
     return cap
 
 
-def _finish(request: pytest.FixtureRequest, console: Console, cap: CellCapture,
-            mode: CaptureMode) -> None:
-    keep = mode == "all" or request.node.stash.get(CELL_FAILED, False)
-    with contextlib.suppress(RigError):  # a board that died or hung has lost its key anyway
+def _finish(request: pytest.FixtureRequest, console: Console, driver: BoardDriver,
+            cap: CellCapture, mode: CaptureMode) -> None:
+    del request.node.stash[CAPTURE]
+    # the export off, and the board's last sealed lines read with it; a board that died or
+    # hung meanwhile stays for the cell's own end to report (its `broken` is left as it was)
+    broken = console.broken
+    try:
         console.keylog_off()
+    except RigError:
+        console.broken = broken
     cap.add_keys(console.take_keys())
     try:
-        path = cap.finish(keep, comment=cap.decode_hint())
-    except CaptureUnavailable as exc:
-        request.node.user_properties.append(("capture", str(exc)))
+        path = cap.finish(_keep(request, console, driver, mode), comment=cap.decode_hint())
+    except Exception as exc:  # the capture is evidence, never the verdict
+        _unavailable(request, exc)
         return
     if path is not None:
         request.node.user_properties.append(("capture", str(path)))
         request.node.user_properties.append(("capture_decode", cap.tshark_args(path)))
 
+
+def _keep(request: pytest.FixtureRequest, console: Console, driver: BoardDriver,
+          mode: CaptureMode) -> bool:
+    """`all`, or a cell that failed, or one its end will fail: a board that died, hung,
+    rebooted or printed garbage (checked after this, by board_console)."""
+    if mode == "all" or request.node.stash.get(CELL_FAILED, False):
+        return True
+    return bool(console.broken or console.unexpected_reboot or console.noise_summary() or
+                driver.death())

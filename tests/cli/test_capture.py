@@ -133,9 +133,11 @@ def test_capture_all_opens_decrypted_in_every_mode(tmp_path: Path,
         found = [name for name, text in texts.items()
                  if secret.lower().encode() in text.lower()]
         assert not found, f"a TLS secret appears in {found}"
-    # nothing of the capture's private files is left
+    # nothing of the capture's private files is left, and no tcpdump runs on
     private = Path(tempfile.gettempdir()) / f"hil-{os.getuid()}"
     assert not [p for p in private.glob("*-capture-*")], list(private.iterdir())
+    left = subprocess.run(["pgrep", "-a", "-x", "tcpdump"], capture_output=True, text=True)
+    assert left.returncode == 1, left.stdout
 
 
 def test_default_keeps_only_a_failing_cells_capture_and_names_it(tmp_path: Path,

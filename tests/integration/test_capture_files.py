@@ -47,11 +47,28 @@ def private_dirs() -> set[Path]:
     return set((Path(tempfile.gettempdir()) / f"hil-{os.getuid()}").glob("*-capture-*"))
 
 
-def test_permitted_here() -> None:
+def test_permitted_says_so(tmp_path: Path) -> None:
     ok, detail = permitted("lo")
-    assert ok, detail
+    assert detail == "tcpdump captures on lo" if ok else "no capture" in detail
+    ok, detail = permitted("hil-no-such-interface")
+    assert not ok and "hil-no-such-interface" in detail, detail
 
 
+def streams(path: Path) -> dict[str, list[str]]:
+    """Each TCP stream's packets (flags), and any retransmission or duplicate ACK."""
+    rows = packets(path, "tcp")
+    proc = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", "tcp", "-T", "fields",
+                           "-e", "tcp.stream", "-e", "tcp.flags.str"], capture_output=True,
+                          text=True, timeout=60)
+    out: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        stream, flags = line.split("\t")
+        out.setdefault(stream, []).append(flags)
+    assert not [r for r in rows if "Retransmission" in r or "Dup ACK" in r], rows
+    return out
+
+
+@pytest.mark.skipif(not permitted("lo")[0], reason="this user may not capture on lo")
 def test_a_kept_capture_has_every_packet_and_its_secrets(tmp_path: Path) -> None:
     before = private_dirs()
     first, second = server(), server()
@@ -61,11 +78,13 @@ def test_a_kept_capture_has_every_packet_and_its_secrets(tmp_path: Path) -> None
     exchange(first.getsockname()[1], b"one")
     first.accept()[0].close()
     cap.watch(second.getsockname()[1], "http")  # known only during the cell
-    exchange(second.getsockname()[1], b"two")
-    second.accept()[0].close()
     unwatched = server()
     exchange(unwatched.getsockname()[1], b"not mine")
     unwatched.accept()[0].close()
+    exchange(first.getsockname()[1], b"three")  # the first port after the second came
+    first.accept()[0].close()
+    exchange(second.getsockname()[1], b"two")  # right before the stop: the drain keeps it
+    second.accept()[0].close()
     cap.add_keys([KEYLINE, "not a key-log line"])
     cap.host_keylog.write_text(KEYLINE + "\n")
     assert cap.finish(keep=True, comment=cap.decode_hint()) == out
@@ -75,6 +94,13 @@ def test_a_kept_capture_has_every_packet_and_its_secrets(tmp_path: Path) -> None
     assert {int(p) for ln in shown for p in ln.split() if p.isdigit() and int(p) in ports} == \
         ports, shown
     assert not [ln for ln in shown if str(unwatched.getsockname()[1]) in ln]
+    # three connections, each whole and each packet once: SYN, SYN-ACK, ACK, data, ACK, the
+    # client's FIN, and the server's RST (it closes with the data unread)
+    per_stream = streams(out)
+    assert len(per_stream) == 3, per_stream
+    for flags in per_stream.values():
+        assert len(flags) == 7 and "S" in flags[0] and "F" in flags[5] and "R" in flags[6], \
+            per_stream
     assert packets(out, "udp") == []  # the start/drain probes are filtered out
     data = out.read_bytes()
     assert data.count(KEYLINE.encode()) == 1 and b"not a key-log line" not in data
@@ -83,6 +109,7 @@ def test_a_kept_capture_has_every_packet_and_its_secrets(tmp_path: Path) -> None
     assert private_dirs() == before
 
 
+@pytest.mark.skipif(not permitted("lo")[0], reason="this user may not capture on lo")
 def test_a_discarded_capture_leaves_nothing(tmp_path: Path) -> None:
     before = private_dirs()
     srv = server()
