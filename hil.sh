@@ -18,7 +18,7 @@ APT_PACKAGES=(
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc  # rv32 unit tests
   python3 python3-venv python3-dev        # the rig (sslpsk3 compiles against Python + OpenSSL)
   curl                                    # a reference HTTPS peer
-  tshark                                  # dumpcap, editcap, mergecap: a failing cell's capture
+  tcpdump tshark                          # a failing cell's capture (tcpdump; tshark, editcap, mergecap)
 )
 VENV=.venv
 

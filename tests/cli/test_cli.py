@@ -286,6 +286,9 @@ def test_doctor_checks_curl_and_names_hil_sh_packages(tmp_path: Path,
     for name in ("curl (reference HTTPS peer)", "clang (fuzzers and sanitizers)"):
         fix = rows[name].split("apt-get install ", 1)[1].split()
         assert fix and set(fix) <= packages, (name, fix, packages)
+    capture = rows["capture on lo"]  # not required: the cells run without a capture
+    assert "tcpdump, mergecap, tshark, editcap not on PATH" in capture, capture
+    assert {"tcpdump", "tshark"} <= packages
 
 
 def test_run_fails_when_a_selected_board_did_not_run(tmp_path: Path,
