@@ -24,6 +24,9 @@ from rig.report.results import case_name, cell_fields
 CaptureMode = Literal["fail", "all", "off"]
 CAPTURE = pytest.StashKey[CellCapture]()
 UNAVAILABLE = pytest.StashKey[str]()  # why captures cannot start in this session
+# pytest-embedded's function-scoped autouse fixtures (2.9): `count` sets what
+# `parametrize_fixtures` reads, which fills the cache DutFactory.create needs
+EMBEDDED_AUTOUSE = ("close_factory_duts", "count", "parametrize_fixtures")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,6 +66,11 @@ def _cell_capture(request: pytest.FixtureRequest) -> Iterator[None]:
     if mode == "off" or "board_console" not in request.fixturenames:
         yield
         return
+    # a board opens through pytest-embedded, whose own per-test autouse fixtures must have run
+    # first; the order of autouse fixtures from different plugins is not fixed, so ask for them
+    for name in EMBEDDED_AUTOUSE:
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
     console: Console = request.getfixturevalue("board_console")
     driver: BoardDriver = request.getfixturevalue("board_strategy").driver
     cap = _start(request, console)
