@@ -38,7 +38,7 @@ from rig.errors import RigError
 
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
-PROBE_S = 0.002
+PROBE_S = 0.002  # between probes: tcpdump gives no signal but the file it writes, so poll it
 PCAP_HEADER = 24  # bytes of a pcap file with no packet
 # the NSS key-log lines Wireshark reads: TLS 1.2 master secrets, TLS 1.3 traffic secrets
 NSS_LINE = re.compile(

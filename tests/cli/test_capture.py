@@ -82,6 +82,18 @@ def decode_args(cell: dict[str, Any]) -> list[str]:
             for a in ("-d", pair)]
 
 
+def failing_psk_config(tmp_path: Path, hil_config: HilConfig) -> Path:
+    """The committed hil.toml where the board offers only a PSK suite the broker does not
+    have: its psk cell fails at the handshake."""
+    config = tmp_config(tmp_path, hil_config)
+    text = config.read_text()
+    broken = re.sub(r'(\[modes\.psk\]\n(?:#[^\n]*\n)*device_cipher_suites = )"[^"]*"',
+                    r'\1"TLS-PSK-WITH-AES-256-CCM"', text)
+    assert broken != text, "hil.toml's [modes.psk] device_cipher_suites was not found"
+    config.write_text(broken)
+    return config
+
+
 def test_capture_all_opens_decrypted_in_every_mode(tmp_path: Path,
                                                    hil_config: HilConfig) -> None:
     started = time.time()
@@ -142,10 +154,7 @@ def test_capture_all_opens_decrypted_in_every_mode(tmp_path: Path,
 
 def test_default_keeps_only_a_failing_cells_capture_and_names_it(tmp_path: Path,
                                                                   hil_config: HilConfig) -> None:
-    config = tmp_config(tmp_path, hil_config)
-    # the board offers only a suite the broker does not have: its psk cell fails
-    config.write_text(re.sub(r'(\[modes\.psk\]\n(?:#[^\n]*\n)*device_cipher_suites = )"[^"]*"',
-                             r'\1"TLS-PSK-WITH-AES-256-CCM"', config.read_text()))
+    config = failing_psk_config(tmp_path, hil_config)
     proc = hil("run", "--no-negative", "--mode", "psk", "--mode", "ca", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"
@@ -164,9 +173,7 @@ def test_default_keeps_only_a_failing_cells_capture_and_names_it(tmp_path: Path,
 
 
 def test_capture_off_writes_nothing(tmp_path: Path, hil_config: HilConfig) -> None:
-    config = tmp_config(tmp_path, hil_config)
-    config.write_text(re.sub(r'(\[modes\.psk\]\n(?:#[^\n]*\n)*device_cipher_suites = )"[^"]*"',
-                             r'\1"TLS-PSK-WITH-AES-256-CCM"', config.read_text()))
+    config = failing_psk_config(tmp_path, hil_config)
     proc = hil("run", "--capture", "off", "--no-negative", "--mode", "psk", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"

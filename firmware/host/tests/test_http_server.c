@@ -313,50 +313,13 @@ static int raw_connect(uint16_t p)
     return fd;
 }
 
-/* Run the agent until the child exits; returns its exit code. */
-static int serve_until_exit(agent_t *a, pid_t pid)
-{
-    int st = 0;
-    uint64_t end = real_now(NULL) + 15000u;
-    for (;;) {
-        agent_step(a, 20);
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) break;
-        if (real_now(NULL) > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return 99;
-        }
-    }
-    for (int i = 0; i < 10; i++) agent_step(a, 5); /* let the server finish its side */
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
-}
-
 static uint16_t start_server(agent_t *a, bool mutual)
 {
-    char err[300];
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_LISTEN_ADDR, "127.0.0.1:0", 11, agent_rng, a,
-                              err, sizeof(err)),
-                 0);
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_CERT, test_cert_pem, strlen(test_cert_pem),
-                              agent_rng, a, err, sizeof(err)),
-                 0);
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_KEY, test_key_pem, strlen(test_key_pem),
-                              agent_rng, a, err, sizeof(err)),
-                 0);
-    if (mutual) {
-        CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_CA_CERT, test_cert_pem,
-                                  strlen(test_cert_pem), agent_rng, a, err, sizeof(err)),
-                     0);
-    } else {
-        settings_clear(&a->settings, SK_HTTP_SSL_CA_CERT);
-    }
+    test_set_https(a, mutual);
     fake_cmd(a, &fp, "http start");
     CHECK_STR(fake_last_line(&fp), "OK");
     CHECK(fake_contains(&fp, mutual ? "] (SSL, client certificate required)\n" : "] (SSL)\n"));
-    const char *p = strstr(fp.out, "\nhttp.port=");
-    CHECK(p != NULL);
-    return p ? (uint16_t)strtoul(p + 11, NULL, 10) : 0;
+    return test_http_port(&fp);
 }
 
 static void test_loopback(void)
@@ -381,18 +344,18 @@ static void test_loopback(void)
     fp.out[0] = '\0';
     pid_t pid = fork();
     if (pid == 0) _exit(child_request(p, false, "GET /rpc/Sys.GetInfo HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n"));
-    CHECK_EQ_INT(serve_until_exit(a, pid), 0);
+    CHECK_EQ_INT(test_serve_until_exit(a, pid), 0);
     CHECK(fake_contains(&fp, "HTTP GET /rpc/Sys.GetInfo 200\n"));
 
     /* several in a row */
     for (int i = 0; i < 3; i++) {
         pid = fork();
         if (pid == 0) _exit(child_request(p, false, "GET /nope HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "));
-        CHECK_EQ_INT(serve_until_exit(a, pid), 0);
+        CHECK_EQ_INT(test_serve_until_exit(a, pid), 0);
     }
     pid = fork();
     if (pid == 0) _exit(child_request(p, false, "BREW / HTCPCP/1.0\r\n\r\n", "HTTP/1.1 400 "));
-    CHECK_EQ_INT(serve_until_exit(a, pid), 0);
+    CHECK_EQ_INT(test_serve_until_exit(a, pid), 0);
     CHECK(fake_contains(&fp, "HTTP bad request 400: malformed HTTP version\n"));
 
     /* with the idle and the stalled client still there, two more fill the 4
@@ -458,11 +421,11 @@ static void test_loopback(void)
     fp.out[0] = '\0';
     pid = fork();
     if (pid == 0) _exit(child_request(p, true, "GET /rpc/FS.List HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n"));
-    CHECK_EQ_INT(serve_until_exit(a, pid), 0);
+    CHECK_EQ_INT(test_serve_until_exit(a, pid), 0);
     CHECK(fake_contains(&fp, "HTTP GET /rpc/FS.List 200 cn=hil-test\n"));
     pid = fork();
     if (pid == 0) _exit(child_request(p, false, "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200"));
-    CHECK_EQ_INT(serve_until_exit(a, pid), 11); /* handshake refused */
+    CHECK_EQ_INT(test_serve_until_exit(a, pid), 11); /* handshake refused */
     CHECK(fake_contains(&fp, "HTTP TLS handshake failed: client has no certificate (-0x7480)\n"));
     fake_cmd(a, &fp, "status");
     CHECK(fake_has_line(&fp, "http_requests=1"));

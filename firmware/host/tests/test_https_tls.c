@@ -115,49 +115,19 @@ static int child_run(const child_t *ch)
 /* Fork a client, run the agent until it exits; its exit code. */
 static int serve_child(agent_t *a, const child_t *ch)
 {
-    int st = 0;
     pid_t pid = fork();
     if (pid == 0) _exit(child_run(ch));
     CHECK(pid > 0);
     if (pid < 0) return 97;
-    uint64_t end = test_real_now_ms(NULL) + 15000u;
-    for (;;) {
-        agent_step(a, 20);
-        if (waitpid(pid, &st, WNOHANG) == pid) break;
-        if (test_real_now_ms(NULL) > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            return 99;
-        }
-    }
-    for (int i = 0; i < 10; i++) agent_step(a, 5); /* let the server finish its side */
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
+    return test_serve_until_exit(a, pid);
 }
 
 static uint16_t start_server(agent_t *a, bool mutual)
 {
-    char err[300];
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_LISTEN_ADDR, "127.0.0.1:0", 11, agent_rng, a,
-                              err, sizeof(err)),
-                 0);
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_CERT, test_cert_pem, strlen(test_cert_pem),
-                              agent_rng, a, err, sizeof(err)),
-                 0);
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_KEY, test_key_pem, strlen(test_key_pem),
-                              agent_rng, a, err, sizeof(err)),
-                 0);
-    if (mutual) {
-        CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_CA_CERT, test_cert_pem,
-                                  strlen(test_cert_pem), agent_rng, a, err, sizeof(err)),
-                     0);
-    } else {
-        settings_clear(&a->settings, SK_HTTP_SSL_CA_CERT);
-    }
+    test_set_https(a, mutual);
     fake_cmd(a, &fp, "http start");
     CHECK_STR(fake_last_line(&fp), "OK");
-    const char *p = strstr(fp.out, "\nhttp.port=");
-    CHECK(p != NULL);
-    return p ? (uint16_t)strtoul(p + 11, NULL, 10) : 0;
+    return test_http_port(&fp);
 }
 
 static void clear_out(void)

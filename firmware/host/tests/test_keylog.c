@@ -410,21 +410,10 @@ static void test_mqtt(agent_t *a)
 
 static uint16_t start_server(agent_t *a)
 {
-    char err[300];
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_LISTEN_ADDR, "127.0.0.1:0", 11, agent_rng, a,
-                              err, sizeof(err)),
-                 0);
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_CERT, test_cert_pem, strlen(test_cert_pem),
-                              agent_rng, a, err, sizeof(err)),
-                 0);
-    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_KEY, test_key_pem, strlen(test_key_pem),
-                              agent_rng, a, err, sizeof(err)),
-                 0);
+    test_set_https(a, false);
     (void)cmd(a, "http start");
     CHECK_STR(fake_last_line(&fp), "OK");
-    const char *p = strstr(fp.out, "\nhttp.port=");
-    CHECK(p != NULL);
-    return p ? (uint16_t)strtoul(p + 11, NULL, 10) : 0;
+    return test_http_port(&fp);
 }
 
 /* One HTTPS request by the test's client; the agent's output of it in fp.out. */

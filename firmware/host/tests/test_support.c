@@ -1,12 +1,16 @@
 /* test_support.c - in-memory fake port for unit tests and fuzzers. */
 #include "test_support.h"
 
+#include "test_pem.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/select.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -305,4 +309,49 @@ int test_idle_console(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms)
     (void)cap;
     usleep((useconds_t)(timeout_ms < 5u ? timeout_ms : 5u) * 1000u);
     return 0;
+}
+
+void test_set_https(agent_t *a, bool mutual)
+{
+    char err[300];
+    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_LISTEN_ADDR, "127.0.0.1:0", 11, agent_rng, a,
+                              err, sizeof(err)),
+                 0);
+    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_CERT, test_cert_pem, strlen(test_cert_pem),
+                              agent_rng, a, err, sizeof(err)),
+                 0);
+    CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_KEY, test_key_pem, strlen(test_key_pem),
+                              agent_rng, a, err, sizeof(err)),
+                 0);
+    if (mutual) {
+        CHECK_EQ_INT(settings_set(&a->settings, SK_HTTP_SSL_CA_CERT, test_cert_pem,
+                                  strlen(test_cert_pem), agent_rng, a, err, sizeof(err)),
+                     0);
+    } else {
+        settings_clear(&a->settings, SK_HTTP_SSL_CA_CERT);
+    }
+}
+
+uint16_t test_http_port(const fake_port_t *fp)
+{
+    const char *p = strstr(fp->out, "\nhttp.port=");
+    CHECK(p != NULL);
+    return p ? (uint16_t)strtoul(p + 11, NULL, 10) : 0;
+}
+
+int test_serve_until_exit(agent_t *a, pid_t pid)
+{
+    int st = 0;
+    uint64_t end = test_real_now_ms(NULL) + 15000u;
+    for (;;) {
+        agent_step(a, 20);
+        if (waitpid(pid, &st, WNOHANG) == pid) break;
+        if (test_real_now_ms(NULL) > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return 99;
+        }
+    }
+    for (int i = 0; i < 10; i++) agent_step(a, 5); /* let the server finish its side */
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
 }

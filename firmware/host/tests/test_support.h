@@ -3,6 +3,7 @@
 #define TEST_SUPPORT_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,15 @@ void fake_port_make(fake_port_t *fp, agent_port_t *port);
  * mbedTLS checks certificate dates against the board's clock (the esp
  * variant: AGENT_DATES_ON_BOARD_CLOCK) a test with real certificates needs it. */
 void fake_port_set_real_clock(agent_port_t *port);
+
+/* The HTTPS server's settings on 127.0.0.1:0 with the test certificate and key
+ * (test_pem.h); mutual: the test certificate is also the client CA, else none. */
+void test_set_https(agent_t *a, bool mutual);
+/* The http.port= value of the last `http start` in fp's output (0: none). */
+uint16_t test_http_port(const fake_port_t *fp);
+/* Step the agent until the forked child `pid` exits (at most 15 s: then it is
+ * killed); its exit code, 99 after the timeout, 98 when it did not exit. */
+int test_serve_until_exit(agent_t *a, pid_t pid);
 
 /* port.now_ms from CLOCK_MONOTONIC, for tests with real sockets and timeouts */
 uint64_t test_real_now_ms(void *ctx);
