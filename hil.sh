@@ -19,6 +19,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev        # the rig (sslpsk3 compiles against Python + OpenSSL)
   curl                                    # a reference HTTPS peer
   tcpdump tshark                          # a failing cell's capture (tcpdump; tshark, editcap, mergecap)
+  ser2net                                 # the labgrid exporter's serial server (farm tests on loopback)
 )
 VENV=.venv
 
@@ -62,7 +63,12 @@ setup_venv() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Python packages into $VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,farm]'
+    # pyserial (pytest-embedded, esptool) and pyserial-labgrid (labgrid) both install the
+    # package `serial`; whichever pip wrote last wins. Make it labgrid's: pyserial 3.5 plus two
+    # RFC 2217 fixes (no round trip for an unchanged option or a timeout change). README says why.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+      "pyserial-labgrid==$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pyserial-labgrid"))')"
     echo "$want" > "$stamp"
   fi
 }

@@ -188,6 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tests.append("rig.cases.test_negative::test_refused")
     here = config.source.parent
     argv = [sys.executable, "-m", "pytest", "--pyargs", *tests, "-p", "no:cacheprovider", "-q",
+            "-p", "no:labgrid",  # its plugin replaces pytest-embedded's `target` fixture
             # the run's own settings, not those of whatever project hil.toml sits in: no ini
             # file, no conftest.py, no PYTEST_ADDOPTS (below)
             "-c", os.devnull, "--noconftest", "--rootdir", str(here), *RUN_INI,

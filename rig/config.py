@@ -161,6 +161,17 @@ class Board:
     flash: bool = True
     # how the rig reaches the board's own servers (HTTPS); empty: the IP it reports over Wi-Fi
     address: str = ""
+    # a board on a labgrid farm ([labgrid]): a place by name, or any free place with these tags
+    place: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    # esp32 on this runner only: the command (program and arguments, no shell) that cuts the
+    # board's power and restores it, the second step for a board that stops answering
+    power_cycle: list[str] = field(default_factory=list)
+
+    @property
+    def on_farm(self) -> bool:
+        """Is the board a labgrid place (reserved and acquired from the coordinator)?"""
+        return bool(self.place or self.tags)
 
     @property
     def chip_clock(self) -> bool:
@@ -168,6 +179,21 @@ class Board:
         (an ESP32, and the virtual board that runs what it runs)? A native virtual board's
         mbedTLS 2.28 checks them against the host's clock."""
         return self.kind == "esp32" or self.variant == "esp"
+
+
+DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default
+
+
+@dataclass(frozen=True)
+class LabgridSection:
+    """[labgrid]: the coordinator of the board farm that boards with `place` or `tags` are on."""
+
+    coordinator: str = ""  # HOST:PORT; empty: $LG_COORDINATOR, else labgrid's 127.0.0.1:20408
+    acquire_timeout: float = 300.0  # seconds to wait for a place another job holds
+
+    @property
+    def address(self) -> str:
+        return self.coordinator or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,7 @@ class HilConfig:
     modes: ModesSection = field(default_factory=ModesSection)
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
     wifi: WifiSection = field(default_factory=WifiSection)
+    labgrid: LabgridSection = field(default_factory=LabgridSection)
 
     @property
     def base_dir(self) -> Path:
@@ -241,6 +268,8 @@ def _describe(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin is dict:
+        return "a table of strings"
     if origin is list:
         item = get_args(tp)[0]
         return "an array of tables" if dataclasses.is_dataclass(item) else (
@@ -273,6 +302,10 @@ def _convert(tp: Any, value: Any, key: str, src: str) -> Any:
     if origin is Literal:
         if value in get_args(tp) and type(value) is type(get_args(tp)[0]):
             return value
+    elif origin is dict:
+        _, value_tp = get_args(tp)
+        if isinstance(value, dict):
+            return {str(k): _convert(value_tp, v, f"{key}.{k}", src) for k, v in value.items()}
     elif origin is list:
         (item_tp,) = get_args(tp)
         if isinstance(value, list):
@@ -320,7 +353,43 @@ def _fields(
     return out
 
 
+def _check_farm_board(board: Board, key: str, src: str) -> None:
+    """place / tags (a labgrid board) and power_cycle (a local board's power switch)."""
+    if board.on_farm:
+        if board.kind != "esp32":
+            raise ConfigError(src, f"{key}.{'place' if board.place else 'tags'}",
+                              "place and tags are for esp32 boards on a labgrid farm; a virtual "
+                              "board runs on this machine: remove this key")
+        if board.place and board.tags:
+            raise ConfigError(src, f"{key}.tags", "name a place or give tags, not both")
+        pins = [p for p in ("port", "location", "mac", "serial_number") if getattr(board, p)]
+        if pins:
+            raise ConfigError(src, f"{key}.{pins[0]}", "a labgrid board's port comes from its "
+                              "place (the exporter's RFC 2217 port): remove this key")
+        if board.place and not _NAME_RE.match(board.place):
+            raise ConfigError(src, f"{key}.place", "expected a labgrid place name (letters, "
+                              f"digits, '.', '_', '-'), got {board.place!r}")
+        for tag, value in board.tags.items():
+            if not _TAG_KEY_RE.match(tag) or not _TAG_RE.match(value):
+                raise ConfigError(src, f"{key}.tags.{tag}", "expected a tag as labgrid takes "
+                                  "it: a key of lower-case letters, digits and '_' (2 or more, "
+                                  "a letter first) = a value of letters, digits, '.', '_', '-'")
+        if board.power_cycle:
+            raise ConfigError(src, f"{key}.power_cycle", "a labgrid board is power cycled "
+                              "through its place's power resource: remove this key")
+    if board.power_cycle:
+        if board.kind != "esp32":
+            raise ConfigError(src, f"{key}.power_cycle", "a virtual board's power is its "
+                              "process, which the rig restarts: remove this key")
+        if not all(board.power_cycle):
+            raise ConfigError(src, f"{key}.power_cycle", "expected a program and its "
+                              "arguments, none empty, e.g. [\"uhubctl\", \"-l\", \"1-1\", "
+                              "\"-p\", \"2\", \"-a\", \"cycle\"]")
+
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TAG_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")  # labgrid's TAG_KEY, whole
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUITE_RE = re.compile(r"^[A-Z0-9-]+(:[A-Z0-9-]+)*$")
 
 
@@ -329,7 +398,13 @@ def _check(config: HilConfig, src: str) -> None:
     if not config.boards:
         raise ConfigError(src, "boards", "no [[boards]] entries; expected at least one board")
     seen: set[str] = set()
+    places: dict[str, str] = {}
     for i, board in enumerate(config.boards):
+        if board.place and board.place in places:
+            raise ConfigError(src, f"boards[{i}].place", f"place {board.place!r} is already taken "
+                              f"by board {places[board.place]!r}: one place, one board")
+        if board.place:
+            places[board.place] = board.name
         key = f"boards[{i}]"
         if not _NAME_RE.match(board.name):
             raise ConfigError(
@@ -339,11 +414,12 @@ def _check(config: HilConfig, src: str) -> None:
             raise ConfigError(src, f"{key}.name", f"duplicate board name {board.name!r}")
         seen.add(board.name)
         pins = [p for p in ("port", "location", "mac", "serial_number") if getattr(board, p)]
-        if board.kind == "esp32" and not pins:
+        if board.kind == "esp32" and not pins and not board.on_farm:
             raise ConfigError(
                 src,
                 key,
-                "an esp32 board needs one of port, location, mac or serial_number to find it",
+                "an esp32 board needs one of port, location, mac or serial_number to find it, "
+                "or a labgrid place or tags",
             )
         if board.kind == "virtual" and pins:
             raise ConfigError(
@@ -358,8 +434,17 @@ def _check(config: HilConfig, src: str) -> None:
         if board.kind == "virtual" and board.address:
             raise ConfigError(src, f"{key}.address",
                               "a virtual board is reached on 127.0.0.1; remove this key")
+        _check_farm_board(board, key, src)
         if board.mac and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", board.mac):
             raise ConfigError(src, f"{key}.mac", f"expected aa:bb:cc:dd:ee:ff, got {board.mac!r}")
+    lg = config.labgrid
+    if lg.coordinator and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?",
+                                           lg.coordinator):
+        raise ConfigError(src, "labgrid.coordinator",
+                          f"expected HOST or HOST:PORT, got {lg.coordinator!r}")
+    if lg.acquire_timeout <= 0:
+        raise ConfigError(src, "labgrid.acquire_timeout",
+                          f"expected seconds > 0, got {lg.acquire_timeout}")
     w = config.wifi
     if bool(w.ssid_env) != bool(w.password_env):
         raise ConfigError(src, "wifi", "set both ssid_env and password_env (environment variable "

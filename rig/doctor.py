@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.broker.mosquitto import find_program
-from rig.config import ConfigError, HilConfig, load
+from rig.config import Board, ConfigError, HilConfig, load
 from rig.host.capture import how_to_permit
 from rig.host.capture import permitted as capture_permitted
 from rig.pki import Pki
@@ -126,6 +126,9 @@ def _boards(config: HilConfig) -> list[Check]:
     if any(b.kind == "virtual" and b.variant == "esp" and not b.build_dir
            for b in config.boards):
         out.append(_m32_check())
+    farm = [b for b in config.boards if b.on_farm]
+    if farm:
+        out.append(_labgrid(config, farm))
     physical = [b for b in config.boards if b.kind == "esp32"]
     remote_local = all(b.port.startswith("rfc2217://127.0.0.1") for b in physical)
     if physical and not remote_local and _is_loopback(config.broker.host):
@@ -145,6 +148,35 @@ def _boards(config: HilConfig) -> list[Check]:
                          else f"from ${w.ssid_env} / ${w.password_env} (values not shown)",
                          "export them (CI: from secrets)", required=False))
     return out
+
+
+def _labgrid(config: HilConfig, farm: list[Board]) -> Check:
+    """The coordinator answers, and each place named in hil.toml exists; who holds it."""
+    from rig.boards.farm import FarmError, LabgridClient
+
+    address = config.labgrid.address
+    try:
+        client = LabgridClient(address)
+        known = set(client.run("places").split())
+        seen = []
+        for b in farm:
+            if not b.place:
+                tags = ", ".join(f"{k}={v}" for k, v in sorted(b.tags.items()))
+                seen.append(f"{b.name}: any place with {tags} (reserved at the run's start)")
+            elif b.place not in known:
+                return Check("labgrid", False, f"coordinator {address} has no place "
+                             f"{b.place} (board {b.name})",
+                             f"labgrid-client -x {address} -p {b.place} create, then add-match",
+                             required=False)
+            else:
+                holder = client.show(b.place).acquired
+                seen.append(f"{b.name}: place {b.place} "
+                            f"({'acquired by ' + holder if holder else 'free'})")
+    except FarmError as exc:
+        return Check("labgrid", False, str(exc), "start the coordinator, or fix hil.toml "
+                     "[labgrid] coordinator / $LG_COORDINATOR", required=False)
+    return Check("labgrid", True, f"coordinator {address}; " + "; ".join(seen),
+                 required=False)
 
 
 def _m32_check() -> Check:

@@ -6,6 +6,7 @@ the rig drives the same way, so one test runs unchanged on a virtual or a physic
     ... wait for the ready line, provision, test ...
     problem = driver.restart(dut)  # when a cell needs a fresh board (rig/boards/strategy.py)
     problem = driver.after_test()  # power off; e.g. a sanitizer report, "" when all is well
+    how = driver.power_cycle()     # a board that does not come back after a reset
     driver.close()               # end of session
 """
 
@@ -18,6 +19,7 @@ from rig.config import Board, HilConfig
 from rig.errors import RigError
 
 if TYPE_CHECKING:
+    from rig.boards.farm import HeldPlace
     from rig.boards.flashing import FlashOptions
 
 
@@ -60,6 +62,12 @@ class BoardDriver(Protocol):
         """End of one test; returns a problem the test must fail on ('' if none)."""
         ...
 
+    def power_cycle(self) -> str:
+        """Cut the board's power and restore it, the step after a reset that did not bring
+        the board back. Returns how ('' when there is no power switch apart from the reset);
+        raises BoardError when the switch fails. The port is reopened afterwards."""
+        ...
+
     @property
     def powered(self) -> bool:
         """False when the rig (or a test) has switched the board off; a physical board counts
@@ -75,9 +83,11 @@ class BoardDriver(Protocol):
 
 
 def make_board(spec: Board, config: HilConfig, *, agent: Path | None, run_dir: Path,
-               options: FlashOptions | None = None) -> BoardDriver:
+               options: FlashOptions | None = None,
+               farm: HeldPlace | str | None = None) -> BoardDriver:
     """options: --erase-nvs / --erase-all for the first open (a virtual board then starts
-    from an empty state file)."""
+    from an empty state file). farm: a farm board's place held by the run, or why there is
+    none (rig/boards/farm.py)."""
     if spec.kind == "virtual":
         from rig.boards.virtual import VirtualBoard
 
@@ -88,4 +98,4 @@ def make_board(spec: Board, config: HilConfig, *, agent: Path | None, run_dir: P
     from rig.boards.esp32 import Esp32Board
     from rig.boards.flashing import NO_ERASE
 
-    return Esp32Board(spec, config, options or NO_ERASE)
+    return Esp32Board(spec, config, options or NO_ERASE, farm)

@@ -1,12 +1,19 @@
-"""A physical ESP32 on USB (or behind RFC2217), through pytest-embedded's `esp,idf` services.
+"""A physical ESP32 on USB, behind RFC 2217, or on a labgrid farm (its place's exporter serves
+the port through ser2net), through pytest-embedded's `esp,idf` services.
 
 The first open of a session brings the chip to the ESP-IDF build named in hil.toml
 (`build_dir`): kept when the app on it has the build's ELF SHA-256, flashed otherwise, and
 erased first with --erase-nvs / --erase-all (rig/boards/flashing.py), all within
 `[timeouts] flash`. Later opens only reset the chip. The port is pinned by path/URL, USB
 location, USB serial number or MAC, found by the rig and held for the session
-(rig/boards/ports.py). `prepare` joins Wi-Fi with credentials from the
-environment variables hil.toml [wifi] names. Setting a runner up is in docs/runner.md.
+(rig/boards/ports.py); a farm board's port is its place's (rig/boards/farm.py, held by the
+run). `prepare` joins Wi-Fi with credentials from the environment variables hil.toml [wifi]
+names. Setting a runner up is in docs/runner.md.
+
+Reset: the RTS (EN) line, as esptool does. A farm board whose exporter serves a pty (a virtual
+board standing in for a chip) has no such line; its reset is its place's power. Power cycle
+(the second step for a board that stops answering, rig/boards/strategy.py): the place's power
+resource through `labgrid-client power cycle`, or hil.toml `power_cycle` on a local runner.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from rig.boards import BoardUnavailable
+from rig.boards import BoardError, BoardUnavailable
+from rig.boards.farm import FarmError, HeldPlace, LabgridClient, resolve
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
 from rig.boards.ports import find_port
 from rig.config import Board, HilConfig
@@ -28,6 +37,7 @@ from rig.device.console import Console
 DEFAULT_BUILD_DIR = "firmware/build"
 BAUD = 115200
 EN_PULSE_S = 0.1  # how long RTS holds EN low, as esptool's hard reset does
+POWER_COMMAND_TIMEOUT_S = 60.0  # hil.toml power_cycle: a USB hub or a relay, seconds at most
 
 
 def hard_reset(ser: Any) -> None:
@@ -43,8 +53,11 @@ class Esp32Board:
     kind = "esp32"
 
     def __init__(self, spec: Board, config: HilConfig,
-                 options: FlashOptions = NO_ERASE) -> None:
+                 options: FlashOptions = NO_ERASE,
+                 farm: HeldPlace | str | None = None) -> None:
+        """farm: the labgrid place the run holds for the board, or why it has none."""
         self.spec = spec
+        self.farm = farm
         self.name = spec.name
         self.config = config
         self.options = options
@@ -54,14 +67,32 @@ class Esp32Board:
         self._flash_failure = ""
         self._held = contextlib.ExitStack()
 
+    @property
+    def place(self) -> HeldPlace | None:
+        return self.farm if isinstance(self.farm, HeldPlace) else None
+
     def _check_attached(self) -> None:
         spec = self.spec
+        if spec.on_farm:
+            if not isinstance(self.farm, HeldPlace):
+                raise FarmError(self.farm or f"board {self.name}: its labgrid place was not "
+                                "acquired (the run's start acquires it: pytest --hil)")
+            if not self.farm.modem_lines and not self.farm.power:
+                raise BoardError(f"board {self.name}: place {self.farm.place} serves a pty "
+                                 f"({self.farm.device}: no RTS line to reset it) and has no "
+                                 "power resource: the rig cannot reset the board")
+            if spec.flash and not self.farm.modem_lines:
+                raise BoardError(f"board {self.name}: place {self.farm.place} serves a pty "
+                                 f"({self.farm.device}), which esptool cannot flash: set "
+                                 "flash = false for it")
         if spec.port and "://" not in spec.port and not Path(spec.port).exists():
             raise BoardUnavailable(f"board {self.name}: {spec.port} does not exist (not attached?)")
         if spec.flash and not (self.build_dir / "flasher_args.json").exists():
             raise BoardUnavailable(
                 f"board {self.name}: no ESP-IDF build in {self.build_dir} (flasher_args.json "
                 "missing): build the firmware with idf.py, or set flash = false")
+        if spec.on_farm and self.place is not None:
+            self.port = self.place.url
         if not self.port:
             self.port = find_port(spec, self._held)  # rig/boards/ports.py
 
@@ -83,7 +114,7 @@ class Esp32Board:
                 raise BoardUnavailable(f"board {self.name}: cannot open {self.port}: "
                                        f"{exc}") from exc
             dut.serial.proc.reset_output_buffer()  # nothing written before the reset reaches it
-            hard_reset(dut.serial.proc)
+            self._reset(dut.serial.proc)
             return dut
         try:
             # skip_autoflash: the first open decides itself (flash_once), later ones never flash
@@ -142,11 +173,57 @@ class Esp32Board:
         nothing written before the reset reaches the new boot."""
         serial = dut.serial
         serial.proc.reset_output_buffer()
-        if self.spec.flash and hasattr(serial, "hard_reset"):
+        if self.spec.flash and hasattr(serial, "hard_reset") and (
+                self.place is None or self.place.modem_lines):
             serial.hard_reset()
         else:
-            hard_reset(serial.proc)
+            self._reset(serial.proc)
         return ""
+
+    def _reset(self, ser: Any) -> None:
+        """The RTS (EN) pulse; on a farm place without the line (a pty), its power."""
+        place = self.place
+        if place is not None and not place.modem_lines:
+            LabgridClient(place.coordinator).power(place.place, "cycle")
+            return
+        hard_reset(ser)
+
+    def power_cycle(self) -> str:
+        """Cut the board's power and restore it: the place's power resource, or hil.toml
+        `power_cycle`. Returns how ('' when the board has no power switch, or when its reset
+        already is a power cycle); BoardError when the switch fails."""
+        place = self.place
+        if place is not None:
+            if not place.power or not place.modem_lines:
+                return ""
+            client = LabgridClient(place.coordinator)
+            client.power(place.place, "cycle")
+            # the USB-UART went away with the power: the exporter serves it anew once it is
+            # back, maybe on another port
+            deadline = time.monotonic() + self.config.timeouts.board_boot
+            while True:
+                try:
+                    self.farm = resolve(client, place.place, self.name, place.token)
+                    break
+                except FarmError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            return f"place {place.place}'s {place.power}"
+        command = self.spec.power_cycle
+        if not command:
+            return ""
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, check=False,
+                                  timeout=POWER_COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BoardError(f"board {self.name}: power_cycle command {command[0]}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        if proc.returncode != 0:
+            said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+            raise BoardError(f"board {self.name}: power_cycle command {command[0]} exited "
+                             f"{proc.returncode}{': ' + said[-1] if said else ''}")
+        return f"hil.toml power_cycle ({command[0]})"
 
     def after_test(self) -> str:
         return ""

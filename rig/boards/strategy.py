@@ -9,6 +9,12 @@ finds it as the last one left it, minus that cell's MQTT connection and HTTPS se
 every cell's end closes (`settle`). Provisioning then sends only the settings that differ from
 what the board holds (rig/device/provision.py, Console.known). Every transition, its reason and its
 duration go to `steps.jsonl` in the run directory; `hil run` counts the resets per board.
+
+A board that does not come back from a reset (no boot line, no answer) goes down a ladder:
+reset -> power cycle (its place's power resource, or hil.toml `power_cycle`; skipped when it
+has none, or when its reset already was one) -> quarantined for the rest of the run: every
+later cell of the board fails at once with `board quarantined: <reason>`, never silently
+skipped. Each step and its outcome go to `recovery.jsonl`, and from there into results.json.
 """
 
 from __future__ import annotations
@@ -19,11 +25,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rig.boards import BoardDriver, BoardUnavailable
+from rig.boards import BoardDriver, BoardError, BoardUnavailable
+from rig.boards.farm import FarmError
 from rig.boards.serial_reader import close_kept, keep_for_session
 from rig.device.console import Console, ConsoleError
 
 STEPS_FILE = "steps.jsonl"
+RECOVERY_FILE = "recovery.jsonl"
+
+
+class BoardQuarantined(BoardError):
+    """The board did not come back from a reset nor a power cycle: set aside for the run."""
 
 
 class BoardStrategy:
@@ -39,6 +51,7 @@ class BoardStrategy:
         self.resets = 0
         self.dirty = ""  # why the next cell must start from a reset ('' = it need not)
         self.unavailable = ""  # why the board cannot be used this session ('' = it can)
+        self.quarantined = ""  # why the board was set aside for the rest of the run
         self.problems: list[str] = []  # what a power-off found (e.g. a sanitizer report)
         self.cells_since_reset: list[str] = []
         self._kept: list[Any] = []  # the Dut and what pytest-embedded made for it
@@ -61,6 +74,8 @@ class BoardStrategy:
         unavailable stays so for the session (no reset per cell to find that out again)."""
         if self.unavailable:
             raise BoardUnavailable(self.unavailable)
+        if self.quarantined:
+            raise BoardQuarantined(f"board quarantined: {self.quarantined}")
         unwell = "" if self.console is None or self.dirty else self._unwell()
         if unwell.startswith("board found dead"):  # between cells: no cell saw it fail
             last = self.cells_since_reset[-1] if self.cells_since_reset else "none"
@@ -87,7 +102,48 @@ class BoardStrategy:
             return "board was off"
         return ""
 
+    def _recovery(self, cell: str, step: str, outcome: str, detail: str) -> None:
+        record = {"board": self.driver.name, "cell": cell, "step": step, "outcome": outcome,
+                  "detail": detail, "at": round(time.time(), 3)}
+        with (self.steps_path.parent / RECOVERY_FILE).open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
     def _boot(self, cell: str, reason: str) -> None:
+        """Reset the board and wait for it; a board that does not come back goes down the
+        ladder (power cycle, then quarantine)."""
+        try:
+            self._reset_and_wait(cell, reason)
+            return
+        except (ConsoleError, FarmError) as exc:  # no answer; or its reset (power) failed
+            after_reset = str(exc).splitlines()[0]
+        self._recovery(cell, "reset", "no answer", after_reset)
+        try:
+            how = self.driver.power_cycle()
+        except BoardError as exc:
+            how, after_reset = "", f"{after_reset}; power cycle failed: {exc}"
+        if how:
+            close_kept(self._kept)  # a power cycle may take the port away: open it anew
+            self._kept = []
+            self.dut = None
+            try:
+                self._reset_and_wait(cell, f"power cycle through {how}")
+                self._recovery(cell, "power cycle", "recovered", how)
+                return
+            except (ConsoleError, BoardError, BoardUnavailable) as exc:  # or no port after it
+                self._recovery(cell, "power cycle", "no answer",
+                               f"{how}: {str(exc).splitlines()[0]}")
+                after_reset = (f"{after_reset}; after a power cycle through {how}: "
+                               f"{str(exc).splitlines()[0]}")
+        else:
+            self._recovery(cell, "power cycle", "skipped",
+                           "no power switch apart from its reset")
+        self.quarantined = f"no answer after a reset ({after_reset})" + (
+            "" if how else "; no power switch apart from its reset")
+        self._recovery(cell, "quarantine", "quarantined", self.quarantined)
+        self.dirty = ""
+        raise BoardQuarantined(f"board quarantined: {self.quarantined}")
+
+    def _reset_and_wait(self, cell: str, reason: str) -> None:
         t0 = time.monotonic()
         if self.dut is None:
             self.dut = self.driver.open()  # the port, the first flash if needed, a reset

@@ -278,10 +278,12 @@ class CellCapture:
                 seg.stop()
             return self._write(comment)
         finally:
-            for seg in self.segments:
-                if seg.proc.returncode is None and keep:
-                    seg.kill()
-            remove_secret_dir(self.dir)
+            try:
+                for seg in self.segments:
+                    if seg.proc.returncode is None and keep:
+                        seg.kill()
+            finally:  # also when an interrupt arrives while a tcpdump is killed
+                remove_secret_dir(self.dir)
 
     def _write(self, comment: str) -> Path | None:
         parts = [s.path for s in self.segments if s.path.exists()]

@@ -4,6 +4,7 @@ active wherever hil-rig is installed, as pytest-embedded's and labgrid's plugins
     options.py    --hil, --board, --mode, --hil-config, --hil-run-dir, --hil-results, markers
     inventory.py  hil.toml, loaded only by what needs it; what the plugin keeps per run
     fixtures.py   hil_config, pki, run_dir, broker, observer, board_driver, board_console, ...
+    farm.py       boards on a labgrid farm: places acquired at the start, released at the end
     capture.py    --hil-capture: a failing cell's traffic as a decryptable pcapng
     hooks.py      parametrization, --mode deselection, each report's cell and failure cause
     xdist.py      one worker per board, one shared run directory (scheduling.py: the scheduler)
@@ -19,6 +20,7 @@ pytest_plugins = [
     "rig.report.results",
     "rig.pytest_plugin.xdist",
     "rig.pytest_plugin.options",
+    "rig.pytest_plugin.farm",
     "rig.pytest_plugin.fixtures",
     "rig.pytest_plugin.capture",
     "rig.pytest_plugin.hooks",

@@ -102,8 +102,8 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
     except Exception as exc:  # the capture is evidence, never the verdict
         _unavailable(request, exc)
         return None
-    request.node.stash[CAPTURE] = cap
     try:
+        request.node.stash[CAPTURE] = cap
         if "broker" in request.fixturenames:
             cap.watch(request.getfixturevalue("broker").port, "mqtt")
         try:
@@ -115,22 +115,27 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
             request.node.user_properties.append(
                 ("capture_keys", f"the board exports no TLS secrets: {exc.reason}"))
     except Exception as exc:
-        del request.node.stash[CAPTURE]
+        _forget(request)
         cap.finish(keep=False)
         if isinstance(exc, RigError) and not isinstance(exc, CaptureUnavailable):
             raise
         _unavailable(request, exc)
         return None
     except BaseException:  # an interrupt: nothing of the capture stays
-        del request.node.stash[CAPTURE]
+        _forget(request)
         cap.finish(keep=False)
         raise
     return cap
 
 
+def _forget(request: pytest.FixtureRequest) -> None:
+    if CAPTURE in request.node.stash:
+        del request.node.stash[CAPTURE]
+
+
 def _finish(request: pytest.FixtureRequest, console: Console, driver: BoardDriver,
             cap: CellCapture, mode: CaptureMode) -> None:
-    del request.node.stash[CAPTURE]
+    _forget(request)
     # the export off, and the board's last sealed lines read with it; a board that died or
     # hung meanwhile stays for the cell's own end to report (its `broken` is left as it was)
     broken = console.broken
@@ -138,6 +143,9 @@ def _finish(request: pytest.FixtureRequest, console: Console, driver: BoardDrive
         console.keylog_off()
     except RigError:
         console.broken = broken
+    except BaseException:  # an interrupt (Ctrl-C, SIGTERM) while waiting: nothing stays
+        cap.finish(keep=False)
+        raise
     cap.add_keys(console.take_keys())
     try:
         path = cap.finish(_keep(request, console, driver, mode), comment=cap.decode_hint())

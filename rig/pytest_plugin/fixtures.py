@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable, make_board
+from rig.boards.farm import HeldPlace
 from rig.boards.host_build import build_for, build_host_agent
 from rig.boards.locks import BoardBusy, board_lock
 from rig.boards.serial_reader import use_blocking_reader
@@ -36,6 +37,7 @@ from rig.host.observer import Observer
 from rig.host.tls import credentials
 from rig.pki import Pki
 from rig.pytest_plugin.capture import watch
+from rig.pytest_plugin.farm import farm_place
 from rig.pytest_plugin.inventory import (
     BROKER_MARKS,
     CELL_FAILED,
@@ -186,8 +188,9 @@ class _Boards:
     each, kept for the whole session even when pytest switches between parametrized boards,
     so two boards in one process do not reset each other at every switch."""
 
-    def __init__(self, hil: HilConfig, run_dir: Path, options: Any) -> None:
-        self.hil, self.run_dir, self.options = hil, run_dir, options
+    def __init__(self, hil: HilConfig, run_dir: Path, options: Any,
+                 places: Callable[[str], HeldPlace | str | None]) -> None:
+        self.hil, self.run_dir, self.options, self.places = hil, run_dir, options, places
         self.stack = contextlib.ExitStack()
         self.drivers: dict[str, BoardDriver] = {}
         self.strategies: dict[str, BoardStrategy] = {}
@@ -197,7 +200,7 @@ class _Boards:
             spec = self.hil.board(name)
             _hold_board(self.stack, self.hil, spec.name)
             driver = make_board(spec, self.hil, agent=agent, run_dir=self.run_dir,
-                                options=self.options)
+                                options=self.options, farm=self.places(name))
             self.stack.callback(driver.close)
             self.drivers[name] = driver
         return self.drivers[name]
@@ -233,7 +236,8 @@ class _Boards:
 @pytest.fixture(scope="session")
 def _boards(request: pytest.FixtureRequest, hil_config: HilConfig,
             run_dir: Path) -> Iterator[_Boards]:
-    boards = _Boards(hil_config, run_dir, request.config.stash[FLASH])
+    boards = _Boards(hil_config, run_dir, request.config.stash[FLASH],
+                     lambda name: farm_place(request.config, name))
     yield boards
     boards.close()
 
@@ -320,6 +324,10 @@ def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
     connection and HTTPS server; a failed cell leaves the board to be reset."""
     cell = request.node.nodeid.rsplit("/", 1)[-1]
     fresh = request.node.get_closest_marker("fresh_board") is not None
+    place = getattr(board_strategy.driver, "place", None)
+    if isinstance(place, HeldPlace):  # a farm board: where it is (results.json, JUnit)
+        request.node.user_properties.append(("place", place.place))
+        request.node.user_properties.append(("exporter", place.exporter))
     try:
         console = board_strategy.begin(cell, fresh)
     except RigError as exc:  # not there: skip, with the reason; unusable: fail, with it

@@ -47,6 +47,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[FLASH] = _flash_options(config)
     if not rig_in_use(config):
         return  # another project's run with hil-rig installed: stay out of its way
+    if config.pluginmanager.has_plugin("labgrid"):
+        raise pytest.UsageError(
+            "labgrid's pytest plugin is active: it replaces pytest-embedded's `target` fixture "
+            "(and skips every test without --lg-env). The rig reaches labgrid itself (hil.toml "
+            "[labgrid]): run pytest with -p no:labgrid (hil run does; add it to addopts)")
     interrupt_on_termination()
     dist = config.getoption("dist", "no")
     if dist not in ("no", "load", "loadgroup"):

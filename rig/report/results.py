@@ -72,7 +72,9 @@ def _reason(report: pytest.TestReport) -> str:
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
         first = str(crash.message).strip().splitlines()[0] if crash.message else ""
-        return _OWN_ERROR.sub(r"\1: ", first)  # `rig.device.console.BoardDied: ` -> `BoardDied: `
+        # `rig.device.console.BoardDied: ` -> `BoardDied: `; the rig's own pytest.fail(reason)
+        # messages are the reason itself
+        return _OWN_ERROR.sub(r"\1: ", first.removeprefix("Failed: "))
     return str(longrepr).strip().splitlines()[-1] if longrepr else ""
 
 
@@ -135,6 +137,8 @@ class MatrixReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         cell = self._cell(report)
         cell.duration_s += report.duration
+        if report.when == "setup":  # a cell that fails there still says where it ran
+            cell.properties.update(dict(report.user_properties))
         if report.when == "call":
             cell.properties.update(dict(report.user_properties))
             cell.cipher_suite = str(cell.properties.get("cipher_suite", ""))

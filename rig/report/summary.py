@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rig.boards.strategy import RECOVERY_FILE
 from rig.boards.virtual import WHAT_IT_IS
 from rig.config import Board, HilConfig
 from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS
@@ -25,6 +26,10 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
     data["config"] = str(config.source)
     data["resets"] = _resets(run_dir)
     data["boards"] = _boards(cells)
+    data["recovery"] = _recovery(run_dir)
+    farm = _farm(run_dir)
+    if farm:
+        data["farm"] = farm
     results_path.write_text(json.dumps(data, indent=2) + "\n")
     rows = [["board", "mode", "case", "expect", "cipher suite", "handshake", "verdict",
              "reason"]]
@@ -49,6 +54,13 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
     print("\n" + summary)
     for name, board in sorted(data["boards"].items()):
         print(f"board {name}: {board['kind']}: {board['firmware']}")
+    for name, place in sorted(farm.items()):
+        print(place["error"] if "error" in place else
+              f"board {name}: labgrid place {place['place']} on exporter {place['exporter']} "
+              "(released at the end of the run)")
+    for step in data["recovery"]:
+        print(f"board {step['board']}: {step['step']}: {step['outcome']}"
+              f"{': ' + step['detail'] if step['detail'] else ''} (cell {step['cell']})")
     for note in data["notes"]:
         print(note)
     faults = [f"fault seen by {c['board']} {c['mode']} {c['case']}: {c['properties']['fault']}"
@@ -102,6 +114,21 @@ def _boards(cells: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
             out[c["board"]] = {"kind": str(props.get("board_kind", "?")),
                                "firmware": str(props["firmware"])}
     return out
+
+
+def _recovery(run_dir: Path) -> list[dict[str, Any]]:
+    """The steps taken for boards that did not come back from a reset (strategy.py), in the
+    order they were taken."""
+    steps = [json.loads(line) for path in run_dir.rglob(RECOVERY_FILE)
+             for line in path.read_text().splitlines() if line.strip()]
+    return sorted(steps, key=lambda s: float(s.get("at", 0)))
+
+
+def _farm(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each farm board's place and exporter, or why it had none (farm.json)."""
+    from rig.pytest_plugin.farm import farm_file
+
+    return farm_file(run_dir)
 
 
 def _resets(run_dir: Path) -> dict[str, int]:

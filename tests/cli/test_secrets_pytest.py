@@ -36,7 +36,8 @@ def test_pytest_report_with_locals_shows_no_secret(tmp_path: Path) -> None:
     """))
     (tmp_path / "pytest.ini").write_text("[pytest]\n")  # not the checkout's conftest/config
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-l", "-vv", "-p", "no:cacheprovider", str(test)],
+        [sys.executable, "-m", "pytest", "-l", "-vv", "-p", "no:cacheprovider",
+         "-p", "no:labgrid", str(test)],  # labgrid's plugin would skip both (README)
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     out = proc.stdout + proc.stderr

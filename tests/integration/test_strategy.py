@@ -4,6 +4,7 @@ what differs; every transition is in steps.jsonl."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,28 +16,36 @@ import pytest
 from pytest_embedded.dut_factory import DutFactory
 
 from rig.boards.serial_reader import use_blocking_reader
-from rig.boards.strategy import STEPS_FILE, BoardStrategy
+from rig.boards.strategy import RECOVERY_FILE, STEPS_FILE, BoardQuarantined, BoardStrategy
 from rig.boards.virtual import VirtualBoard
 from rig.config import HilConfig
 from rig.device.console import Console, ConsoleError
 from rig.device.provision import Setting, provision
 
 
-@pytest.fixture
-def strategy(hil_agent: Path, tmp_path: Path) -> Iterator[BoardStrategy]:
-    board = VirtualBoard("strat-0", hil_agent, tmp_path / "state", tmp_path)
-
+@contextlib.contextmanager
+def driven(board: VirtualBoard, tmp_path: Path, command_s: float,
+           boot_s: float) -> Iterator[BoardStrategy]:
+    """A strategy over `board` (its consoles' command timeout, its boot timeout); the board
+    and its ports closed at the end."""
     def make_console(dut: Any) -> Console:
         use_blocking_reader(dut)
-        return Console(dut, board.name, 5.0, health=board.death)
+        return Console(dut, board.name, command_s, health=board.death)
 
-    s = BoardStrategy(board, make_console, 10.0, tmp_path)
+    s = BoardStrategy(board, make_console, boot_s, tmp_path)
     try:
         yield s
     finally:
         s.close()
         board.close()
         DutFactory.close()
+
+
+@pytest.fixture
+def strategy(hil_agent: Path, tmp_path: Path) -> Iterator[BoardStrategy]:
+    with driven(VirtualBoard("strat-0", hil_agent, tmp_path / "state", tmp_path), tmp_path,
+                5.0, 10.0) as s:
+        yield s
 
 
 def _steps(s: BoardStrategy) -> list[dict[str, Any]]:
@@ -133,3 +142,66 @@ def test_a_reboot_nobody_asked_for_is_caught(strategy: BoardStrategy) -> None:
     console.send("reboot")  # asked for: not a surprise (the next boot loads what was saved)
     console.expect_log("hil-agent .* ready", timeout=5.0)
     assert console.rebooted and console.known is None
+
+
+class WedgedOnReset(VirtualBoard):
+    """Stands for a chip whose reset line cannot bring it back (a wedged USB-UART, a brown-out
+    latch): its restart leaves the agent hung (SIGSTOP). Its power switch (a hub port, a relay:
+    what hil.toml `power_cycle` or a labgrid place drives) restarts the agent for real."""
+
+    wedged = True
+    cycles = 0
+
+    def restart(self, dut: Any) -> str:
+        if not self.wedged:
+            return super().restart(dut)
+        if self.pid:
+            os.kill(self.pid, signal.SIGSTOP)
+        return ""
+
+    def power_cycle(self) -> str:
+        self.cycles += 1
+        if self.pid:
+            os.kill(self.pid, signal.SIGCONT)
+        self.reset()
+        self.wedged = False
+        return "a stand-in power switch"
+
+
+def test_a_board_a_reset_cannot_bring_back_is_power_cycled(hil_agent: Path,
+                                                           tmp_path: Path) -> None:
+    board = WedgedOnReset("ladder-0", hil_agent, tmp_path / "state", tmp_path)
+    with driven(board, tmp_path, 2.0, 2.0) as s:
+        s.begin("cell-1")
+        s.end("cell-1", failed=True, timeout=2.0)
+        console = s.begin("cell-2")  # the reset leaves it hung; the power cycle brings it back
+        assert console.send("version").data[0].startswith("version=")
+        assert board.cycles == 1 and not s.quarantined
+        steps = [json.loads(line) for line in (tmp_path / RECOVERY_FILE).read_text()
+                 .splitlines()]
+        assert [(r["step"], r["outcome"], r["cell"]) for r in steps] == [
+            ("reset", "no answer", "cell-2"), ("power cycle", "recovered", "cell-2")]
+        assert steps[1]["detail"] == "a stand-in power switch"
+        s.end("cell-2", failed=False, timeout=2.0)
+
+
+def test_a_board_nothing_brings_back_is_quarantined(hil_agent: Path, tmp_path: Path) -> None:
+    """A virtual board has no power switch apart from its restart: one that does not answer
+    after it is quarantined at once, and every later cell says so without waiting."""
+    board = VirtualBoard("ladder-1", hil_agent, tmp_path / "state", tmp_path)
+    broken = tmp_path / "not-an-agent"
+    broken.write_text("#!/bin/sh\nexec sleep 60\n")  # a firmware that never prints its boot line
+    broken.chmod(0o755)
+    with driven(board, tmp_path, 2.0, 2.0) as s:
+        s.begin("cell-1")
+        s.end("cell-1", failed=True, timeout=2.0)
+        board.agent = broken
+        with pytest.raises(BoardQuarantined, match=r"^board quarantined: no answer after a "
+                           r"reset \(board ladder-1: .*; no power switch apart from its reset$"):
+            s.begin("cell-2")
+        with pytest.raises(BoardQuarantined, match=r"^board quarantined: "):
+            s.begin("cell-3")
+        steps = [(r["step"], r["outcome"]) for r in map(
+            json.loads, (tmp_path / RECOVERY_FILE).read_text().splitlines())]
+        assert steps == [("reset", "no answer"), ("power cycle", "skipped"),
+                         ("quarantine", "quarantined")]

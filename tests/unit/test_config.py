@@ -148,3 +148,52 @@ def test_invalid_toml_syntax(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load(tmp_path / "nope.toml")
+
+
+ESP32 = '[[boards]]\nname = "b1"\nkind = "esp32"\n'
+
+
+def test_farm_boards_by_place_or_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    config = load(write(tmp_path, ESP32 + 'place = "bench1-esp0"\n' + ESP32.replace(
+        "b1", "b2") + 'tags = { board = "esp32", rev = "v3" }\n'))
+    assert [b.on_farm for b in config.boards] == [True, True]
+    assert config.boards[1].tags == {"board": "esp32", "rev": "v3"}
+    assert config.labgrid.address == "127.0.0.1:20408"  # labgrid's own default
+    monkeypatch.setenv("LG_COORDINATOR", "coordinator.lab:20408")
+    assert config.labgrid.address == "coordinator.lab:20408"
+    config = load(write(tmp_path, '[labgrid]\ncoordinator = "10.0.0.5:20408"\n'
+                        'acquire_timeout = 60\n' + ESP32 + 'place = "p"\n'))
+    assert (config.labgrid.address, config.labgrid.acquire_timeout) == ("10.0.0.5:20408", 60.0)
+
+
+@pytest.mark.parametrize(("extra", "where", "what"), [
+    ('place = "p"\ntags = { board = "esp32" }\n', "boards[0].tags", "not both"),
+    ('place = "p"\nport = "/dev/ttyUSB0"\n', "boards[0].port", "comes from its place"),
+    ('place = "p q"\n', "boards[0].place", "expected a labgrid place name"),
+    ('tags = { board = 3 }\n', "boards[0].tags.board", "expected a string, got the integer 3"),
+    ('tags = { "bo ard" = "x" }\n', "boards[0].tags.bo ard", "a key of lower-case letters"),
+    ('tags = { Rev = "x" }\n', "boards[0].tags.Rev", "a key of lower-case letters"),
+    ('place = "p"\npower_cycle = ["uhubctl"]\n', "boards[0].power_cycle",
+     "through its place's power resource"),
+    ('port = "/dev/ttyUSB0"\npower_cycle = ["uhubctl", ""]\n', "boards[0].power_cycle",
+     "none empty"),
+])
+def test_farm_board_errors_name_the_key(tmp_path: Path, extra: str, where: str,
+                                        what: str) -> None:
+    msg = error_for(tmp_path, ESP32 + extra)
+    assert f"{where}: " in msg and what in msg, msg
+
+
+def test_farm_keys_are_for_esp32_boards(tmp_path: Path) -> None:
+    assert "boards[0].place: place and tags are for esp32 boards" in error_for(
+        tmp_path, MINIMAL + 'place = "p"\n')
+    assert "boards[0].power_cycle: a virtual board's power is its process" in error_for(
+        tmp_path, MINIMAL + 'power_cycle = ["x"]\n')
+    assert "labgrid.acquire_timeout: expected seconds > 0" in error_for(
+        tmp_path, "[labgrid]\nacquire_timeout = 0\n" + MINIMAL)
+    for bad in ("http://x/", "a:b:c"):
+        assert "labgrid.coordinator: expected HOST or HOST:PORT" in error_for(
+            tmp_path, f'[labgrid]\ncoordinator = "{bad}"\n' + MINIMAL)
+    assert "boards[1].place: place 'p' is already taken by board 'b1'" in error_for(
+        tmp_path, ESP32 + 'place = "p"\n' + ESP32.replace("b1", "b2") + 'place = "p"\n')

@@ -1,0 +1,119 @@
+"""Boards on a labgrid farm for one pytest run (rig/boards/farm.py): the process where the run
+starts (the xdist controller, or the only process) reserves and acquires the place of every
+selected board that names one, before any worker starts, and releases them all when the run
+ends, however it ends: normal end, failed cells, Ctrl-C, SIGTERM/SIGHUP (which the plugin turns
+into Ctrl-C). A kill -9 leaves them acquired; the next run of this runner releases them first.
+
+Workers get each board's place (or why it could not be had) with their xdist input; a board
+whose place could not be had fails its cells with that reason. The places go to `farm.json`
+in the run directory; each cell carries its board's `place` and `exporter`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig.boards.farm import HeldPlace, Holding, LabgridClient, release_leftovers, state_dir
+from rig.errors import RigError
+from rig.pytest_plugin.inventory import inventory, rig_in_use, selected_boards
+from rig.pytest_plugin.xdist import shared_run_dir
+
+FARM = pytest.StashKey[dict[str, dict[str, Any]]]()  # board -> HeldPlace json | {"error": ...}
+HOLDINGS = pytest.StashKey[list[Holding]]()
+FARM_FILE = "farm.json"
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"labgrid: {line}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist starts its workers (its sessionstart is trylast)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or not rig_in_use(config) or not config.getoption("--hil"):
+        return
+    boards = [b for b in selected_boards(config)[0] if b.on_farm]
+    if not boards:
+        return
+    hil = inventory(config)
+    places: dict[str, dict[str, Any]] = {}
+    holdings: list[Holding] = []
+    config.stash[FARM] = places
+    config.stash[HOLDINGS] = holdings
+    try:
+        client = LabgridClient(hil.labgrid.address)
+        locks = state_dir()
+        for note in release_leftovers(client, locks):
+            _say(config, note)
+    except RigError as exc:
+        for b in boards:
+            places[b.name] = {"error": f"board {b.name}: {exc}"}
+        _write(config, places)
+        return
+    for board in boards:
+        holding = Holding(client, board, locks)
+        holdings.append(holding)
+        try:
+            held = holding.hold(hil.labgrid.acquire_timeout)
+            places[board.name] = held.to_json()
+            _say(config, f"board {board.name}: place {held.place} on exporter {held.exporter} "
+                         f"({held.url}{', power: ' + held.power if held.power else ''})")
+        except RigError as exc:
+            places[board.name] = {"error": f"board {board.name}: {exc}"}
+            _say(config, f"board {board.name}: {exc}")
+        for note in holding.notes:
+            _say(config, note)
+    _write(config, places)
+
+
+def _write(config: pytest.Config, places: dict[str, dict[str, Any]]) -> None:
+    path = shared_run_dir(config) / FARM_FILE
+    path.write_text(json.dumps(places, indent=2) + "\n")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: each worker learns the boards' places."""
+    places = node.config.stash.get(FARM, None)
+    if places is not None:
+        node.workerinput["hil_farm"] = json.dumps(places)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's end, however it ended (after every worker has stopped): release the places,
+    cancel the reservations."""
+    for holding in config.stash.get(HOLDINGS, []):
+        for problem in holding.release():
+            _say(config, f"board {holding.board.name}: {problem} (the next run releases it)")
+    config.stash[HOLDINGS] = []
+
+
+def farm_place(config: pytest.Config, board: str) -> HeldPlace | str | None:
+    """The place this run holds for `board`, or why it has none (a message), or None when the
+    board is not on a farm."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        places = json.loads(workerinput.get("hil_farm", "{}"))
+    else:
+        places = config.stash.get(FARM, {})
+    entry = places.get(board)
+    if entry is None:
+        return None
+    if "error" in entry:
+        return str(entry["error"])
+    return HeldPlace.from_json(entry)
+
+
+def farm_file(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """What farm.json of a run says (empty without farm boards)."""
+    path = run_dir / FARM_FILE
+    if not path.exists():
+        return {}
+    data: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    return data
