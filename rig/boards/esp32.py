@@ -19,6 +19,7 @@ resource through `labgrid-client power cycle`, or hil.toml `power_cycle` on a lo
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -66,6 +67,22 @@ class Esp32Board:
         self.flash_note = ""  # what the first open did to the chip's flash
         self._flash_failure = ""
         self._held = contextlib.ExitStack()
+
+    @property
+    def firmware_file(self) -> Path | None:
+        """The application ELF of the ESP-IDF build (project_description.json's app_elf), the
+        one flashed or found on the chip; None without a build, and with flash = false (the
+        rig does not know what the chip runs then)."""
+        if not self.spec.flash:
+            return None
+        elf: Path | None
+        try:
+            desc = json.loads((self.build_dir / "project_description.json").read_text())
+            elf = self.build_dir / str(desc["app_elf"])
+        except (OSError, ValueError, KeyError):
+            elf = next(iter(sorted(self.build_dir.glob("*.elf"))), None) if (
+                self.build_dir.is_dir()) else None
+        return elf if elf is not None and elf.is_file() else None
 
     @property
     def place(self) -> HeldPlace | None:

@@ -59,6 +59,11 @@ class VirtualBoard:
         log_dir.mkdir(parents=True, exist_ok=True)
 
     @property
+    def firmware_file(self) -> Path:
+        """What the board runs (its SHA-256 goes into the reports)."""
+        return self.agent
+
+    @property
     def port(self) -> str:
         """The pty path a serial client opens (created on first use)."""
         if self._master is None:

@@ -12,6 +12,7 @@ own whose agent restarts for every test (`agent`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import multiprocessing
 import multiprocessing.resource_tracker
 import os
@@ -48,7 +49,8 @@ from rig.pytest_plugin.inventory import (
     rig_in_use,
 )
 from rig.pytest_plugin.xdist import broker_ports, shared_run_dir, worker
-from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS
+from rig.report.results import case_name, cell_fields
+from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS, TRANSCRIPTS
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -118,6 +120,9 @@ def _broker_log_slice(request: pytest.FixtureRequest) -> None:
     if "broker" in request.fixturenames:
         b: Broker = request.getfixturevalue("broker")
         request.node.stash[BROKER_MARKS].append((b, b.mark()))
+        with contextlib.suppress(ValueError):  # the report links it
+            request.node.user_properties.append(
+                ("broker_log", str(b.log_path.relative_to(shared_run_dir(request.config)))))
 
 
 @pytest.fixture
@@ -299,14 +304,31 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
     assert not noise, noise
 
 
+_SHA256: dict[Path, str] = {}
+
+
+def _firmware_sha256(path: Path | None) -> str:
+    """SHA-256 of the board's firmware file (a virtual board's hil-agent, an esp32's ELF),
+    once per process; '' when there is none."""
+    if path is None or not path.is_file():
+        return ""
+    if path not in _SHA256:
+        _SHA256[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _SHA256[path]
+
+
 def _record_firmware(request: pytest.FixtureRequest, driver: BoardDriver,
                      console: Console) -> None:
     """The cell's board as results.json and JUnit show it: its kind (a virtual board with its
-    variant) and the firmware its `version` reported at boot."""
+    variant), the firmware its `version` reported at boot, and the SHA-256 of the firmware
+    file the rig ran or flashed."""
     spec = request.getfixturevalue("hil_config").board(driver.name)
     kind = f"virtual {spec.variant}" if spec.kind == "virtual" else spec.kind
     request.node.user_properties.append(("board_kind", kind))
     request.node.user_properties.append(("firmware", console.identity()))
+    sha = _firmware_sha256(getattr(driver, "firmware_file", None))
+    if sha:
+        request.node.user_properties.append(("firmware_sha256", sha))
 
 
 @pytest.fixture(scope="session")
@@ -343,18 +365,28 @@ def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
     _record_firmware(request, board_strategy.driver, console)
     if fresh:  # its reset is the test's, not a failure's (bench/matrix.py counts them)
         request.node.user_properties.append(("fresh_board", "asked by the test"))
+    mark = max(len(console.transcript) - 1, 0)  # from this cell's "--- <cell>" on
+    transcript = Path(TRANSCRIPTS) / f"{case_name(cell_fields(request.node)) or cell}.txt"
+    request.node.user_properties.append(("transcript", str(transcript)))
     yield console
-    failed = request.node.stash.get(CELL_FAILED, False)
-    board_strategy.end(cell, failed, hil_config.timeouts.command)
-    death = board_strategy.driver.death()
-    noise = console.noise_summary()
-    # a death the cell's own failure already named is not reported twice
-    assert not death or (console.broken and console.broken in death), \
-        f"board {board_strategy.driver.name}: {death}"
-    assert not noise, noise
-    assert not console.unexpected_reboot, (
-        f"board {board_strategy.driver.name} rebooted during the cell (a watchdog, a panic, "
-        f"a brown-out?): {console.unexpected_reboot}")
+    try:
+        failed = request.node.stash.get(CELL_FAILED, False)
+        board_strategy.end(cell, failed, hil_config.timeouts.command)
+        death = board_strategy.driver.death()
+        noise = console.noise_summary()
+        # a death the cell's own failure already named is not reported twice
+        assert not death or (console.broken and console.broken in death), \
+            f"board {board_strategy.driver.name}: {death}"
+        assert not noise, noise
+        assert not console.unexpected_reboot, (
+            f"board {board_strategy.driver.name} rebooted during the cell (a watchdog, a "
+            f"panic, a brown-out?): {console.unexpected_reboot}")
+    finally:  # the cell's console with what its end collected: commands (secrets redacted)
+        # and what the board printed; evidence, so a disk problem never fails the cell
+        with contextlib.suppress(OSError):
+            path = shared_run_dir(request.config) / transcript
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("\n".join(console.transcript[mark:]) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,9 @@ class MatrixReporter:
                 cell.verdict, cell.reason = "skip", _reason(report)
         if report.when == "teardown":  # what the cell's end added (its capture)
             props = dict(report.user_properties)
+            for key in ("transcript",):  # written at the cell's end
+                if props.get(key):
+                    cell.properties[key] = props[key]
             capture = props.get("capture")
             if capture:
                 cell.properties["capture"] = capture

@@ -13,6 +13,8 @@ from pathlib import Path
 SESSION_FAULTS = "session-faults.txt"
 # In a run directory (or a worker's): "<board> <resets>" per board at the end of its session.
 RESETS_FILE = "resets.txt"
+# In a run directory: each board cell's console transcript, <board>.<mode>.<case>.txt
+TRANSCRIPTS = "transcripts"
 
 
 def new_run_dir(root: Path) -> Path:

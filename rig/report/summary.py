@@ -3,6 +3,7 @@ resets, and the verdict (the exit code)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,12 @@ from typing import Any
 from rig.boards.strategy import RECOVERY_FILE
 from rig.boards.virtual import WHAT_IT_IS
 from rig.config import Board, HilConfig
+from rig.report.environment import environment
 from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS
 
+# results.json's layout: 1 (no `schema` key) had cells, resets, boards, notes, recovery, farm;
+# 2 adds run, hil, finished, environment, and per cell transcript/broker_log/firmware_sha256
+SCHEMA = 2
 VIRTUAL_NOTE = f"note: {WHAT_IT_IS}"
 
 
@@ -22,6 +27,11 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
     cells = data["cells"]
     virtual = any(c["board"] in {b.name for b in config.boards if b.kind == "virtual"}
                   for c in cells)
+    data["schema"] = SCHEMA
+    data["run"] = run_dir.name
+    data["hil"] = any(b.kind == "esp32" for b in boards)
+    data["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    data["environment"] = environment(config, cells)
     data["notes"] = [VIRTUAL_NOTE] if virtual else []
     data["config"] = str(config.source)
     data["resets"] = _resets(run_dir)
