@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from rig.config import MODES
+from rig.device.https_server import WEB_MODES
 from rig.report.history import Key, Run
 from rig.report.plots import chart, run_label
 from rig.report.trends import (
@@ -42,6 +44,8 @@ color:#fff} .b-new-failure{background:#c00} .b-fixed{background:#1f6fb4}
 
 
 _SHOWN: tuple[Status, ...] = ("new failure", "fixed", "flaky", "still failing")
+_MODE_ORDER = (*MODES, *WEB_MODES)
+_REASON_CHARS = 240  # in the changes list; the cells table has the whole reason
 
 
 def _badge(status: Status) -> str:
@@ -112,8 +116,10 @@ def _changes(current: Run, previous: Run | None, grouped: dict[Status, list[Key]
             out.append("<ul>")
             for key in keys:
                 cell = current.cell(key) or {}
-                reason = f' <span class="reason">{escape(str(cell.get("reason", "")))}</span>' \
-                    if cell.get("reason") else ""
+                text = str(cell.get("reason", ""))
+                if len(text) > _REASON_CHARS:
+                    text = text[:_REASON_CHARS - 3] + "..."
+                reason = f' <span class="reason">{escape(text)}</span>' if text else ""
                 out.append(f"<li><a href=\"#cell-{escape(_name(key))}\">{escape(_name(key))}"
                            f"</a>{reason}</li>")
             out.append("</ul>")
@@ -132,7 +138,9 @@ def _matrix(current: Run, statuses: dict[Key, Status]) -> list[str]:
     boards = sorted({c["board"] for c in current.cells})
     for board in boards:
         cells = [c for c in current.cells if c["board"] == board]
-        modes = list(dict.fromkeys(c["mode"] for c in cells))
+        seen = list(dict.fromkeys(c["mode"] for c in cells))  # the rig's order, then others
+        modes = [m for m in _MODE_ORDER if m in seen] + [m for m in seen
+                                                          if m not in _MODE_ORDER]
         cases = list(dict.fromkeys(c["case"] for c in cells))
         out.append(f'<h3>{escape(board)}</h3><table class="matrix" data-board="'
                    f'{escape(board)}"><tr><th>case</th>' +
