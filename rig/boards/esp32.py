@@ -225,7 +225,7 @@ class Esp32Board:
                 except FarmError:
                     if time.monotonic() > deadline:
                         raise
-                    time.sleep(0.2)
+                    time.sleep(0.2)  # no one says when the device is back: ask again
             return f"place {place.place}'s {place.power}"
         command = self.spec.power_cycle
         if not command:

@@ -381,9 +381,11 @@ class Holding:
             except FarmError as exc:
                 raise PlaceBusy(f"no place with tags {tags} was free within {timeout:g} s "
                                 f"(hil.toml [labgrid] acquire_timeout): {exc}") from None
-        elif self.client.show(self.place).name != self.place:  # labgrid matches substrings
-            raise FarmError(f"the coordinator has no place named {self.place} (labgrid-client "
-                            f"matched {self.client.show(self.place).name})")
+        else:
+            matched = self.client.show(self.place).name  # labgrid-client matches substrings
+            if matched != self.place:
+                raise FarmError(f"the coordinator has no place named {self.place} "
+                                f"(labgrid-client matched {matched})")
         while True:  # another rig process of this machine may hold it: wait for it too
             try:
                 self._marker = self._stack.enter_context(
@@ -393,7 +395,7 @@ class Holding:
                 if time.monotonic() + RETRY_S > deadline:
                     raise PlaceBusy(f"place {self.place}: {exc}; waited {timeout:g} s "
                                     "(hil.toml [labgrid] acquire_timeout)") from None
-                time.sleep(RETRY_S)
+                time.sleep(RETRY_S)  # a flock has no event to wait on: try again (bounded)
         # the marker goes first: a kill -9 right after the acquisition leaves it behind
         self._marker.write_text(_marker(self.place, self.token))
         waited_for = ""
@@ -409,6 +411,8 @@ class Holding:
                     raise PlaceBusy(f"place {self.place} is acquired by {holder}; waited "
                                     f"{timeout:g} s (hil.toml [labgrid] acquire_timeout)"
                                     f"{_own_hint(self, holder)} ({exc})") from None
+                # the coordinator tells no one when a place is released (labgrid-client polls
+                # too): ask again until the deadline
                 time.sleep(RETRY_S)
         self.acquired = True
         if waited_for:

@@ -69,6 +69,11 @@ def _link(run_dir: Path, page_dir: Path, target: str, text: str) -> str:
     return f'<a href="{escape(quote(href), quote=True)}">{escape(text)}</a>'
 
 
+def _counts(run: Run) -> dict[str, int]:
+    """A run's cells by verdict: pass, fail, skip."""
+    return {v: sum(1 for c in run.cells if verdict(c) == v) for v in ("pass", "fail", "skip")}
+
+
 def _name(key: Key) -> str:
     return ".".join(key)
 
@@ -79,8 +84,7 @@ def render(current: Run, history: list[Run], skipped: list[str],
     """The page; `page_dir` is where it is written (its links are relative to it)."""
     grouped = changes(statuses)
     previous = history[-1] if history else None
-    counts = {v: sum(1 for c in current.cells if verdict(c) == v)
-              for v in ("pass", "fail", "skip")}
+    counts = _counts(current)
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>HIL run "
              f"{escape(current.id)}</title><style>{_CSS}</style></head><body>",
              f"<h1>HIL run {escape(current.id)}</h1>",
@@ -243,7 +247,7 @@ def _history(current: Run, history: list[Run], skipped: list[str]) -> list[str]:
     out = ['<section id="history"><h2>History</h2><table><tr><th>run</th><th>passed</th>'
            "<th>failed</th><th>skipped</th><th>from</th></tr>"]
     for r in [*history, current]:
-        n = {v: sum(1 for c in r.cells if verdict(c) == v) for v in ("pass", "fail", "skip")}
+        n = _counts(r)
         out.append(f"<tr><td>{escape(r.id)}</td><td>{n['pass']}</td><td>{n['fail']}</td>"
                    f"<td>{n['skip']}</td><td>{escape(str(r.path))}</td></tr>")
     out.append("</table>")

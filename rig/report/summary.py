@@ -35,7 +35,7 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
     data["notes"] = [VIRTUAL_NOTE] if virtual else []
     data["config"] = str(config.source)
     data["resets"] = _resets(run_dir)
-    data["boards"] = _boards(cells)
+    data["boards"] = _boards(data["environment"])
     data["recovery"] = _recovery(run_dir)
     farm = _farm(run_dir)
     if farm:
@@ -114,16 +114,12 @@ def _captures(cells: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _boards(cells: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+def _boards(env: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Each board's kind (a virtual board's variant) and firmware, as its cells recorded them
-    (the last cell's, should a reset have brought another build)."""
-    out: dict[str, dict[str, str]] = {}
-    for c in cells:
-        props = c.get("properties", {})
-        if props.get("firmware"):
-            out[c["board"]] = {"kind": str(props.get("board_kind", "?")),
-                               "firmware": str(props["firmware"])}
-    return out
+    (the last cell's, should a reset have brought another build): the environment's boards
+    that reported a firmware."""
+    return {name: {"kind": b.get("kind", "?"), "firmware": b["firmware"]}
+            for name, b in env["boards"].items() if b.get("firmware")}
 
 
 def _recovery(run_dir: Path) -> list[dict[str, Any]]:
