@@ -11,7 +11,15 @@ from rig.config import HilConfig
 from rig.errors import UsageError
 from rig.report.history import Run, collect, read_run
 from rig.report.page import render
-from rig.report.trends import Regression, Status, changes, classify, comparable, regressions
+from rig.report.trends import (
+    Regression,
+    Status,
+    changes,
+    classify,
+    comparable,
+    regressions,
+    rule,
+)
 
 REPORT_FILE = "report.html"
 
@@ -29,6 +37,7 @@ class Report:
     flagged: list[Regression]
     skipped: list[str]
     history: int  # comparable earlier runs read
+    threshold: float  # hil.toml [report] regression: how much higher is a regression
 
 
 def build(run_dir: Path, config: HilConfig, history_dirs: list[Path],
@@ -45,7 +54,7 @@ def build(run_dir: Path, config: HilConfig, history_dirs: list[Path],
     path.write_text(render(current, history, skipped, statuses, flagged,
                            config.report.regression, path.parent), encoding="utf-8")
     return Report(path, current, history[-1] if history else None, changes(statuses), flagged,
-                  skipped, len(history))
+                  skipped, len(history), config.report.regression)
 
 
 def _names(keys: list[tuple[str, str, str]], most: int = 8) -> str:
@@ -55,7 +64,8 @@ def _names(keys: list[tuple[str, str, str]], most: int = 8) -> str:
 
 def what_changed(report: Report) -> list[str]:
     """What `hil run` prints at its end: against the previous comparable run, the new
-    failures, fixed and flaky cells by name, the regressions, and the report's path."""
+    failures, fixed and flaky cells by name, the regressions and how they were decided, and
+    the report's path."""
     lines = [f"skipped history: {s}" for s in report.skipped]
     if report.previous is None:
         lines.append("what changed: no earlier comparable run to compare against")
@@ -72,5 +82,7 @@ def what_changed(report: Report) -> list[str]:
                 lines.append(f"  {status}: {_names(keys)}")
     for r in report.flagged:
         lines.append(f"  regression: {r}")
+    if report.flagged:
+        lines.append(f"  ({rule(report.threshold)})")
     lines.append(f"report: {report.path}")
     return lines

@@ -7,6 +7,7 @@ cell with its reason and links to its transcript, broker log and capture) and `h
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from html import escape
 from pathlib import Path
@@ -24,6 +25,7 @@ from rig.report.trends import (
     Regression,
     Status,
     changes,
+    rule,
     verdict,
 )
 
@@ -54,7 +56,8 @@ def _badge(status: Status) -> str:
 
 def _link(run_dir: Path, page_dir: Path, target: str, text: str) -> str:
     """A link to a file of the run (a path relative to the run directory, or an absolute one
-    inside it), relative to where the page is; nothing for anything else (a URL)."""
+    inside it), relative to where the page is; nothing for anything else (a URL, a path that
+    leaves the run directory)."""
     if not target or "://" in target or ":" in target.split("/", 1)[0]:
         return ""
     path = Path(target)
@@ -65,8 +68,22 @@ def _link(run_dir: Path, page_dir: Path, target: str, text: str) -> str:
             if not (run_dir / path.name).exists():
                 return ""
             path = Path(path.name)
-    href = os.path.relpath(run_dir / path, page_dir)
+    inside = _inside(run_dir, path)
+    if inside is None:
+        return ""
+    href = os.path.relpath(run_dir / inside, page_dir)
     return f'<a href="{escape(quote(href), quote=True)}">{escape(text)}</a>'
+
+
+def _inside(run_dir: Path, path: Path) -> Path | None:
+    """`path` (relative to the run directory) without `..` and `.`, or None when it leaves the
+    run directory, by `..` or through a symlink, or is the directory itself."""
+    plain = Path(os.path.normpath(path))
+    if plain.is_absolute() or not plain.parts or plain.parts[0] == "..":
+        return None
+    if not (run_dir / plain).resolve().is_relative_to(run_dir.resolve()):
+        return None
+    return plain
 
 
 def _counts(run: Run) -> dict[str, int]:
@@ -131,8 +148,7 @@ def _changes(current: Run, previous: Run | None, grouped: dict[Status, list[Key]
     if flagged:
         out.append("<ul>" + "".join(f'<li class="regression">{escape(str(r))}</li>'
                                     for r in flagged) + "</ul>")
-    out.append(f"<p class=\"reason\">a median more than {threshold * 100:.0f} % above the "
-               "rolling median of the earlier runs (hil.toml [report] regression)</p>")
+    out.append(f'<p class="reason" id="regression-rule">{escape(rule(threshold))}</p>')
     out.append("</section>")
     return out
 
@@ -190,31 +206,63 @@ def _trends(current: Run, history: list[Run], flagged: list[Regression],
     return out
 
 
+_ENV_ROWS = {"rig": "rig", "mosquitto": "Mosquitto", "openssl": "OpenSSL",
+             "mbedtls": "mbedTLS (boards)"}
+_BOARD_FIELDS = ("kind", "firmware", "firmware_sha256", "mac", "location", "port",
+                 "serial_number", "place", "exporter")
+
+
+def _text(value: object) -> str:
+    """An environment value as text, whatever a results.json holds there: a text as it is,
+    nothing for null, numbers and booleans as JSON writes them, lists and tables item by item."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_text(v)}" for k, v in value.items())
+    return json.dumps(value) if isinstance(value, bool | int | float) else str(value)
+
+
+def _rig_text(rig: object) -> str:
+    if not isinstance(rig, dict):
+        return _text(rig)
+    revision = _text(rig.get("revision"))
+    return f"hil-rig {_text(rig.get('version')) or '?'}" + (f", git {revision}" if revision
+                                                            else "")
+
+
 def _environment(current: Run) -> list[str]:
-    env: dict[str, Any] = current.data.get("environment") or {}
+    env = current.data.get("environment")
     out = ['<section id="environment"><h2>Environment</h2>']
-    if not env:
+    if not isinstance(env, dict) or not env:
         out.append(f"<p>Not recorded (results.json schema {current.schema}).</p></section>")
         return out
-    rig = env.get("rig", {})
-    rows = [("rig", f"hil-rig {rig.get('version', '?')}" +
-             (f", git {rig['revision']}" if rig.get("revision") else "")),
-            ("Mosquitto", str(env.get("mosquitto", ""))),
-            ("OpenSSL", str(env.get("openssl", ""))),
-            ("mbedTLS (boards)", ", ".join(env.get("mbedtls", [])))]
+    rows = [("rig", _rig_text(env.get("rig")))] + [
+        (title, _text(env.get(key))) for key, title in _ENV_ROWS.items() if key != "rig"]
+    boards = env.get("boards")
+    rows += [(str(k), _text(v)) for k, v in env.items() if k not in _ENV_ROWS and (
+        k != "boards" or not isinstance(boards, dict))]  # a newer rig's, or odd boards
     out.append("<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>"
                                    for k, v in rows) + "</table>")
-    fields = ("kind", "firmware", "firmware_sha256", "mac", "location", "port", "serial_number",
-              "place", "exporter")
-    boards: dict[str, dict[str, str]] = env.get("boards", {})
-    if boards:
-        out.append("<table><tr><th>board</th>" + "".join(
-            f"<th>{escape(f.replace('_', ' '))}</th>" for f in fields) + "</tr>")
-        for name, b in sorted(boards.items()):
-            out.append(f"<tr><th>{escape(name)}</th>" + "".join(
-                f"<td>{escape(b.get(f, ''))}</td>" for f in fields) + "</tr>")
-        out.append("</table>")
+    if isinstance(boards, dict) and boards:
+        out += _boards(boards)
     out.append("</section>")
+    return out
+
+
+def _boards(boards: dict[str, Any]) -> list[str]:
+    """The environment's boards, a row each (a board recorded as no table: its value)."""
+    out = ["<table><tr><th>board</th>" + "".join(
+        f"<th>{escape(f.replace('_', ' '))}</th>" for f in _BOARD_FIELDS) + "</tr>"]
+    for name, b in sorted(boards.items()):
+        cells = ("".join(f"<td>{escape(_text(b.get(f)))}</td>" for f in _BOARD_FIELDS)
+                 if isinstance(b, dict) else
+                 f'<td colspan="{len(_BOARD_FIELDS)}">{escape(_text(b))}</td>')
+        out.append(f"<tr><th>{escape(str(name))}</th>{cells}</tr>")
+    out.append("</table>")
     return out
 
 

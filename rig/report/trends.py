@@ -1,6 +1,7 @@
 """What changed: each cell of a run against the earlier comparable runs (new failure, fixed,
 still failing, flaky, passing), and the handshake and cell times per board and mode over the
-runs, with regressions flagged against their rolling median.
+runs, with regressions flagged against the earlier runs when significant and material (see
+`regressions`).
 
 Comparable runs: those with at least one cell (board, mode, case) in common with this run and
 of the same kind (physical boards or virtual ones). A cell is flaky when its verdict changed
@@ -10,8 +11,10 @@ pass-fail-pass-fail; one failure that a later run fixed is a new failure, then f
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from rig.report.history import Key, Run, number
@@ -24,6 +27,9 @@ METRICS: dict[Metric, str] = {"handshake": "handshake time (ms, median of the ce
                               "cell": "cell time (ms, connect to published message)"}
 MIN_BASELINE = 3  # earlier values needed before a run can be called a regression
 FLAKY_FLIPS = 3  # verdict changes in the history window that make a cell flaky
+CONTROL = ("host", "broker_preflight")  # board, case: the runner's own handshake, same CPU
+ALPHA = 0.01  # the rank test's significance level (one-sided)
+MIN_DIFF_MS = 2.0  # handshakes are whole milliseconds: 1 -> 2 ms under load is no regression
 
 
 def verdict(cell: dict[str, Any] | None) -> str:
@@ -80,8 +86,8 @@ def _value(cell: dict[str, Any], metric: Metric) -> float | None:
     return number(cell.get("properties", {}).get("cell_ms"))
 
 
-def run_medians(run: Run, metric: Metric) -> dict[tuple[str, str], float]:
-    """(board, mode) -> the median of the metric over the run's passing board cells."""
+def run_samples(run: Run, metric: Metric) -> dict[tuple[str, str], list[float]]:
+    """(board, mode) -> the metric of each of the run's passing board cells."""
     values: dict[tuple[str, str], list[float]] = {}
     for c in run.cells:
         if c["board"] in ("host", "none"):
@@ -89,24 +95,111 @@ def run_medians(run: Run, metric: Metric) -> dict[tuple[str, str], float]:
         v = _value(c, metric)
         if v is not None:
             values.setdefault((c["board"], c["mode"]), []).append(v)
-    return {k: statistics.median(v) for k, v in values.items()}
+    return values
+
+
+def run_medians(run: Run, metric: Metric) -> dict[tuple[str, str], float]:
+    """(board, mode) -> the median of the metric over the run's passing board cells."""
+    return {k: statistics.median(v) for k, v in run_samples(run, metric).items()}
+
+
+def control(run: Run) -> dict[str, float]:
+    """mode -> the median handshake of the run's passing host broker_preflight cells: the
+    runner's own speed, measured on the same CPU in the same minutes as the boards' cells."""
+    values: dict[str, list[float]] = {}
+    for c in run.cells:
+        v = _value(c, "handshake") if (c["board"], c["case"]) == CONTROL else None
+        if v is not None and v > 0:
+            values.setdefault(c["mode"], []).append(v)
+    return {mode: statistics.median(v) for mode, v in values.items()}
+
+
+def speed_factors(runs: list[Run]) -> list[float]:
+    """Per run (`runs` order), how much slower the runner was than in the earlier runs (all but
+    the last): the median over modes of its control against the earlier runs' median control;
+    1.0 for a run without one. Every run is divided by its own, the earlier ones too, so the
+    control's own noise widens the earlier runs' spread that a regression must leave."""
+    controls = [control(r) for r in runs]
+    reference: dict[str, float] = {}
+    for mode in {m for c in controls[:-1] for m in c}:
+        reference[mode] = statistics.median(c[mode] for c in controls[:-1] if mode in c)
+    out = []
+    for c in controls:
+        ratios = [v / reference[m] for m, v in c.items() if m in reference]
+        out.append(statistics.median(ratios) if ratios else 1.0)
+    return out
+
+
+def rank_test(current: list[float], earlier: list[float]) -> float:
+    """One-sided Mann-Whitney U test, normal approximation with tie and continuity correction:
+    the p-value of `current` being no larger than `earlier` (1.0 when all values are tied)."""
+    n, m = len(current), len(earlier)
+    if n == 0 or m == 0:
+        return 1.0
+    u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in current for y in earlier)
+    total = n + m
+    ties = sum(t ** 3 - t for t in Counter([*current, *earlier]).values())
+    variance = n * m / 12 * (total + 1 - ties / (total * (total - 1)))
+    if variance <= 0:
+        return 1.0
+    z = (u - n * m / 2 - 0.5) / math.sqrt(variance)
+    return 1 - statistics.NormalDist().cdf(z)
+
+
+def rank_test_can_decide(n: int, m: int) -> bool:
+    """Whether n current against m earlier samples can reach ALPHA at all (n = 1 never can
+    against a window of runs: its exact best p is 1/(m + 1))."""
+    return rank_test([float(m + i) for i in range(n)], [float(i) for i in range(m)]) < ALPHA
+
+
+def upper_fence(values: list[float]) -> float:
+    """The top of the earlier runs' spread: Tukey's fence, the third quartile plus 1.5 times
+    the interquartile range (one odd earlier run does not raise it much)."""
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q3 + 1.5 * (q3 - q1)
 
 
 @dataclass(frozen=True)
 class Regression:
+    """A board and mode whose time rose, significantly and materially, against the earlier
+    runs; its times divided by each run's runner speed factor."""
+
     board: str
     mode: str
     metric: Metric
-    value: float
-    baseline: float  # the rolling median of the earlier runs
+    value: float  # this run's median, divided by its speed factor
+    baseline: float  # the rolling median of the earlier runs' (divided by theirs)
+    measured: float = 0.0  # this run's median as measured
+    measured_baseline: float = 0.0  # the rolling median of the earlier runs' as measured
+    factor: float = 1.0  # this run's runner speed factor (host broker_preflight)
+    fence: float = 0.0  # the top of the earlier runs' spread (Tukey's upper fence)
+    runs: int = 0  # earlier runs compared against
+    p: float | None = None  # the rank test's p-value, None when too few samples for it
 
     @property
     def ratio(self) -> float:
         return self.value / self.baseline if self.baseline else float("inf")
 
     def __str__(self) -> str:
+        rank = ("" if self.p is None else ", rank test p < 0.001" if self.p < 0.001
+                else f", rank test p = {self.p:.3f}")
         return (f"{self.board} {self.mode}: {self.metric} {self.value:.1f} ms against a "
-                f"rolling median of {self.baseline:.1f} ms (+{(self.ratio - 1) * 100:.0f} %)")
+                f"rolling median of {self.baseline:.1f} ms (+{(self.ratio - 1) * 100:.0f} %, "
+                f"+{self.value - self.baseline:.1f} ms); measured {self.measured:.1f} against "
+                f"{self.measured_baseline:.1f} ms, runner speed factor {self.factor:.2f}; "
+                f"above the spread of {self.runs} "
+                f"earlier runs (fence {self.fence:.1f} ms){rank}")
+
+
+def rule(threshold: float) -> str:
+    """How a regression is decided, in one sentence (the page and `hil run` say it)."""
+    return (f"A board and mode is a regression when, with each run's times divided by its "
+            f"runner speed factor (its host broker_preflight handshakes against the earlier "
+            f"runs'), this run's median is above the spread of at least {MIN_BASELINE} earlier "
+            f"runs' medians (Tukey's upper fence), higher by a one-sided Mann-Whitney rank test "
+            f"at p < {ALPHA:g} where there are enough samples for one, and, divided and as "
+            f"measured, at least {MIN_DIFF_MS:g} ms and more than {threshold * 100:.0f} % "
+            f"(hil.toml [report] regression) above their rolling median.")
 
 
 def series(runs: list[Run], metric: Metric) -> dict[tuple[str, str], list[float | None]]:
@@ -117,16 +210,49 @@ def series(runs: list[Run], metric: Metric) -> dict[tuple[str, str], list[float 
 
 
 def regressions(runs: list[Run], threshold: float) -> list[Regression]:
-    """The last run's medians against the rolling median of the earlier runs' (at least
-    MIN_BASELINE of them): above it by more than `threshold` (0.4 = 40 %)."""
+    """The last run's boards and modes whose time rose against the earlier runs (see `rule`):
+    significant (above the earlier runs' spread, and by a rank test where it can decide) and
+    material (at least MIN_DIFF_MS and more than `threshold`, 0.4 = 40 %, above their rolling
+    median), every run's times divided by its runner speed factor; material as measured too,
+    so that a quick control cannot make a regression of an unchanged time."""
+    if not runs:
+        return []
+    factors = speed_factors(runs)
     out: list[Regression] = []
     for metric in METRICS:
-        for (board, mode), values in series(runs, metric).items():
-            now = values[-1] if values else None
-            earlier = [v for v in values[:-1] if v is not None]
-            if now is None or len(earlier) < MIN_BASELINE:
-                continue
-            baseline = statistics.median(earlier)
-            if baseline > 0 and now > baseline * (1 + threshold):
-                out.append(Regression(board, mode, metric, now, baseline))
+        measured = [run_samples(r, metric) for r in runs]
+        divided = [{k: [v / f for v in values] for k, values in m.items()}
+                   for m, f in zip(measured, factors, strict=True)]
+        for key, now in sorted(divided[-1].items()):
+            found = _judge(key, metric, now, [d[key] for d in divided[:-1] if key in d],
+                           threshold)
+            value = statistics.median(measured[-1][key])
+            before = [statistics.median(m[key]) for m in measured[:-1] if key in m]
+            if found is not None and _material(value, statistics.median(before), threshold):
+                out.append(replace(found, measured=value, factor=factors[-1],
+                                   measured_baseline=statistics.median(before)))
     return out
+
+
+def _material(value: float, baseline: float, threshold: float) -> bool:
+    """At least MIN_DIFF_MS and more than `threshold` above the baseline."""
+    return value - baseline >= MIN_DIFF_MS and value > baseline * (1 + threshold)
+
+
+def _judge(key: tuple[str, str], metric: Metric, now: list[float],
+           earlier: list[list[float]], threshold: float) -> Regression | None:
+    """One board and mode: this run's samples against the earlier runs' (divided by their
+    speed factors): material, above the earlier runs' spread, and by the rank test."""
+    if len(earlier) < MIN_BASELINE:
+        return None
+    medians = [statistics.median(e) for e in earlier]
+    value, baseline = statistics.median(now), statistics.median(medians)
+    fence = upper_fence(medians)
+    if baseline <= 0 or value <= fence or not _material(value, baseline, threshold):
+        return None
+    pooled = [v for e in earlier for v in e]
+    p = rank_test(now, pooled) if rank_test_can_decide(len(now), len(pooled)) else None
+    if p is not None and p >= ALPHA:
+        return None
+    return Regression(key[0], key[1], metric, value, baseline, fence=fence,
+                      runs=len(earlier), p=p)

@@ -1,14 +1,17 @@
 """`hil report`'s choices (rig/report/build.py, page.py) on results.json files written here:
-which earlier runs it compares with, and links that work from wherever the page is written."""
+which earlier runs it compares with, how it says what a regression is, environments it was not
+written for, and links that work from wherever the page is written and never leave the run."""
 
 from __future__ import annotations
 
 import re
+from html import escape
 from pathlib import Path
 
 from rig.config import HilConfig, parse
 from rig.report.build import build, what_changed
-from tests.unit.test_report_history import cell, write_run
+from rig.report.trends import rule
+from tests.unit.test_report_history import BOARD, cell, timed_run, write_run
 
 
 def config(tmp_path: Path, trend_runs: int) -> HilConfig:
@@ -57,3 +60,85 @@ def test_links_work_from_where_the_page_is(tmp_path: Path) -> None:
     assert all((out.parent / h).resolve().exists() for h in hrefs)
     assert "<script>" not in html and "javascript:" not in html
     assert "&lt;script&gt;" in html  # the reason is shown, escaped
+
+
+def test_a_regression_says_how_it_was_decided(tmp_path: Path) -> None:
+    """The terminal and the page name each regression with its numbers, and say in one
+    sentence how a regression is decided; the same history with a busy runner flags nothing."""
+    runs = tmp_path / "runs"
+    for i in range(6):
+        timed_run(runs, i)
+    slow = timed_run(runs, 16, 1.0, {BOARD: 2.0})  # virtual-0's handshakes twice as long
+    report = build(slow.path, config(tmp_path, 20), [])
+    lines = what_changed(report)
+    flagged = [line for line in lines if line.startswith("  regression: ")]
+    assert [line.split(":")[1] for line in flagged] == [" virtual-0 ca", " virtual-0 mutual"]
+    assert re.search(r" \+5\.0 ms\); measured 10\.0 against 5\.0 ms, runner speed factor "
+                     r"0\.98; above the spread of 6 earlier runs \(fence \d+\.\d ms\)$", flagged[0])
+    assert lines[-2] == f"  ({rule(0.4)})" and "Mann-Whitney" in lines[-2]
+    html = report.path.read_text()
+    assert '<h3 id="regressions">regressions: 2</h3>' in html
+    assert html.count('<li class="regression">virtual-0 ') == 2
+    assert f'<p class="reason" id="regression-rule">{escape(rule(0.4))}</p>' in html
+    busy = timed_run(runs, 24, 2.0, {BOARD: 2.0, "virtual-esp": 2.0})  # all of it: the runner
+    quiet = build(busy.path, config(tmp_path, 20), [])
+    lines = what_changed(quiet)
+    assert quiet.flagged == [] and not any(line.startswith("  (") for line in lines), lines
+    assert not any(line.startswith("  regression") for line in lines), lines
+    assert '<h3 id="regressions">regressions: 0</h3>' in quiet.path.read_text()
+
+
+def test_odd_environment_values_are_shown(tmp_path: Path) -> None:
+    """A results.json whose environment holds numbers, nulls, lists and tables where texts
+    were written (hand-edited, another rig's): the page shows them, it does not crash."""
+    environment = {"rig": {"version": 3, "revision": None}, "mosquitto": 2.0, "openssl": None,
+                   "mbedtls": [2, None, {"variant": "esp"}], "cores": 2,
+                   "network": {"netns": ["hil0", {"mtu": 1500}], "up": True},
+                   "boards": {"virtual-0": {"kind": 1, "firmware": None, "mac": ["aa", "bb"],
+                                            "place": {"name": "bench1/esp-3"}},
+                              "virtual-1": "gone"}}
+    run = write_run(tmp_path / "runs", "20261130-060000-6", [cell("a")],
+                    environment=environment)
+    html = build(run, config(tmp_path, 5), []).path.read_text()
+    env = html[html.index('<section id="environment">'):html.index('<section id="cells">')]
+    for row in ("<th>rig</th><td>hil-rig 3</td>", "<th>Mosquitto</th><td>2.0</td>",
+                "<th>OpenSSL</th><td></td>", "<th>mbedTLS (boards)</th><td>2, , variant: esp</td>",
+                "<th>cores</th><td>2</td>",
+                "<th>network</th><td>netns: hil0, mtu: 1500, up: true</td>"):
+        assert row in env, row
+    assert ("<th>virtual-0</th><td>1</td><td></td><td></td><td>aa, bb</td><td></td><td></td>"
+            "<td></td><td>name: bench1/esp-3</td>") in env
+    assert '<th>virtual-1</th><td colspan="9">gone</td>' in env
+    weird = write_run(tmp_path / "runs", "20261130-070000-7", [cell("a")],
+                      environment={"rig": "hil-rig 0.0", "boards": ["virtual-0"]})
+    html = build(weird, config(tmp_path, 5), []).path.read_text()
+    assert "<th>rig</th><td>hil-rig 0.0</td>" in html
+    assert "<th>boards</th><td>virtual-0</td>" in html
+
+
+def test_evidence_links_stay_in_the_run_dir(tmp_path: Path) -> None:
+    """Evidence paths that leave the run directory (`..`, absolute, through a symlink) get no
+    link; one with a harmless `..` inside it is linked by its plain path."""
+    runs = tmp_path / "runs"
+    run = runs / "20261130-080000-8"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    evidence = [{"transcript": "../../etc/passwd", "broker_log": "/etc/passwd"},
+                {"transcript": f"{run}/../../outside.txt", "broker_log": "gw0/../../outside.txt"},
+                {"transcript": "escape/outside.txt", "broker_log": ".",
+                 "capture": "../outside.pcapng"},
+                {"transcript": "transcripts/../transcripts/virtual-0.ca.d.txt",
+                 "broker_log": "/"}]
+    write_run(runs, run.name, [dict(cell(case), properties=props)
+                               for case, props in zip("abcd", evidence, strict=True)])
+    (run / "escape").symlink_to(tmp_path)
+    (tmp_path / "outside.pcapng").write_text("x")
+    (run / "transcripts").mkdir()
+    (run / "transcripts" / "virtual-0.ca.d.txt").write_text("x")
+    for page in (run / "report.html", tmp_path / "published" / "page.html"):
+        page.parent.mkdir(exist_ok=True)
+        html = build(run, config(tmp_path, 5), [], page).path.read_text()
+        hrefs = re.findall(r'href="([^"#][^"]*)"', html)
+        assert [(page.parent / h).resolve() for h in hrefs] == [
+            (run / "transcripts" / "virtual-0.ca.d.txt").resolve()], hrefs
+        assert "passwd" not in "".join(hrefs) and "outside" not in "".join(hrefs)

@@ -5,11 +5,22 @@ reads or skips with a line, pruning."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rig.report.history import Run, collect, prune, read_run
-from rig.report.trends import classify, comparable, regressions, series
+from rig.report.trends import (
+    classify,
+    comparable,
+    rank_test,
+    rank_test_can_decide,
+    regressions,
+    series,
+    speed_factors,
+)
 
 BOARD = "virtual-0"
 
@@ -27,6 +38,119 @@ def write_run(root: Path, run_id: str, cells: list[dict[str, Any]], **extra: Any
     (path / "results.json").write_text(json.dumps({"schema": 2, "run": run_id, "hil": False,
                                                    "cells": cells, **extra}))
     return path
+
+
+HANDSHAKES = {"ca": 5.0, "mutual": 7.0, "psk": 1.0}  # a virtual board's, whole milliseconds
+CONTROL_MS = 2.5  # the host's broker_preflight handshake
+JITTER = [1.0, 1.08, 0.94, 1.04, 0.97, 1.1, 0.92, 1.02]  # run to run on a quiet runner
+
+
+def timed_run(root: Path, i: int, control: float = 1.0, slower: dict[str, float] | None = None,
+              samples: int = 1) -> Run:
+    """Run i of a synthetic history: the host control and two virtual boards in three modes.
+    Every time is scaled by the run's JITTER; the control by `control` too (a busy runner),
+    a board's handshakes by slower[board] (a board that is slower, or also slowed by the busy
+    runner). A cell time is its handshake plus 15 ms of the runner's work (slowed as the
+    control is). Board handshakes are whole milliseconds, as measured."""
+    jitter = JITTER[i % len(JITTER)]
+    cells = []
+    for mode, hs in HANDSHAKES.items():
+        cells.append({"board": "host", "mode": mode, "case": "broker_preflight",
+                      "verdict": "pass", "handshake_ms": round(CONTROL_MS * control * jitter, 1),
+                      "properties": {}})
+        for board in (BOARD, "virtual-esp"):
+            handshake = float(max(1, round(hs * (slower or {}).get(board, 1.0) * jitter)))
+            cell_ms = round(15.0 * control * jitter + handshake, 1)
+            for n in range(samples):
+                cells.append(dict(cell(f"connect_publish-{n}", mode=mode, hs=handshake,
+                                       cell_ms=cell_ms), board=board))
+    run = read_run(write_run(root, f"20261201-{i:06d}-{i}", cells))
+    assert isinstance(run, Run)
+    return run
+
+
+def history_of(root: Path, earlier: int = 6, samples: int = 1) -> list[Run]:
+    """Quiet earlier runs, one of them on a busy runner (everything twice as slow)."""
+    busy = {BOARD: 2.0, "virtual-esp": 2.0}
+    return [timed_run(root, i, 2.0 if i == 2 else 1.0, busy if i == 2 else None, samples)
+            for i in range(earlier)]
+
+
+def test_load_on_the_runner_flags_nothing(tmp_path: Path) -> None:
+    """Three runs on a busy runner: every time 1.6-2.2 times slower, the host's control too;
+    the psk handshake 1 -> 2 ms. Nothing is a regression."""
+    history = history_of(tmp_path / "history")
+    for i, (ctl, boards) in enumerate([(1.9, 2.1), (1.6, 2.0), (2.2, 1.8)]):
+        current = timed_run(tmp_path / str(i), 10 + i, ctl, {BOARD: boards, "virtual-esp": boards})
+        runs = [*history, current]
+        assert regressions(runs, 0.4) == [], (ctl, boards)
+        assert speed_factors(runs)[-1] >= 1.5
+
+
+def test_a_board_twice_as_slow_is_flagged(tmp_path: Path) -> None:
+    """virtual-0's handshakes take twice as long, on a quiet and on a busy runner: its ca and
+    mutual handshakes are flagged (psk: 1 -> 2 ms is under the minimum difference), the other
+    board and the cell times are not."""
+    history = history_of(tmp_path / "history")
+    quiet = timed_run(tmp_path, 16, 1.0, {BOARD: 2.0})  # JITTER 1.0
+    busy = timed_run(tmp_path, 24, 2.0, {BOARD: 4.0, "virtual-esp": 2.0})
+    for current in (quiet, busy):
+        flagged = regressions([*history, current], 0.4)
+        assert [(f.board, f.mode, f.metric) for f in flagged] == [
+            (BOARD, "ca", "handshake"), (BOARD, "mutual", "handshake")], current.id
+    # the controls: 2.5 ms (quiet) and 5.0 ms (busy) against the earlier runs' median 2.65 ms
+    quiet_ca = regressions([*history, quiet], 0.4)[0]
+    assert (quiet_ca.measured, quiet_ca.measured_baseline) == (10.0, 5.0)
+    assert quiet_ca.factor == pytest.approx(2.5 / 2.65)
+    assert quiet_ca.value == pytest.approx(10.0 / quiet_ca.factor)
+    text = str(quiet_ca)
+    assert re.search(r"^virtual-0 ca: handshake 10\.6 ms against a rolling median of 5\.\d ms "
+                     r"\(\+\d+ %, \+\d\.\d ms\); measured 10\.0 against 5\.0 ms, runner speed "
+                     r"factor 0\.94; above the spread of 6 earlier runs \(fence \d+\.\d ms\)$",
+                     text), text
+    busy_ca = regressions([*history, busy], 0.4)[0]
+    assert (busy_ca.measured, busy_ca.measured_baseline) == (20.0, 5.0)
+    assert busy_ca.factor == pytest.approx(5.0 / 2.65)
+    assert busy_ca.value == pytest.approx(20.0 / busy_ca.factor)
+    assert "measured 20.0 against 5.0 ms, runner speed factor 1.89" in str(busy_ca)
+
+
+def test_one_millisecond_more_is_no_regression(tmp_path: Path) -> None:
+    """Whole milliseconds: one sample of 2 ms against 1 ms is +100 % but only 1 ms more; 3 ms
+    is 2 ms more and flagged."""
+    runs = [read_run(write_run(tmp_path, f"20261202-00000{i}-{i}", [cell("a", mode="psk", hs=hs)]))
+            for i, hs in enumerate([1.0, 1.0, 1.0, 1.0, 2.0])]
+    assert all(isinstance(r, Run) for r in runs)
+    history: list[Run] = [r for r in runs if isinstance(r, Run)]
+    assert regressions(history, 0.4) == []
+    three = read_run(write_run(tmp_path, "20261202-000009-9", [cell("a", mode="psk", hs=3.0)]))
+    assert isinstance(three, Run)
+    assert [(f.mode, f.value) for f in regressions([*history[:-1], three], 0.4)] == [
+        ("psk", 3.0)]
+
+
+def test_the_rank_test(tmp_path: Path) -> None:
+    """With several samples per board and mode, a median pulled up by half of them is not
+    significant; all of them higher is, and the flag says by what p-value."""
+    assert rank_test([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]) < 0.01
+    assert rank_test([1, 3, 5, 7, 9], [2, 4, 6, 8, 10]) > 0.5
+    assert rank_test([1, 1], [1, 1, 1]) == 1.0
+    assert not rank_test_can_decide(1, 100) and rank_test_can_decide(3, 10)
+    history = history_of(tmp_path / "history", earlier=8, samples=4)
+    half = timed_run(tmp_path, 30, samples=4)
+    # two of virtual-0's four ca handshakes (5 ms) take 14 ms, two 1 ms: the median (7.5 ms)
+    # is above the spread and material, the ranks are no evidence (without them: flagged)
+    for c in half.cells:
+        if c["board"] == BOARD and c["mode"] == "ca" and c["case"][-1] in "01":
+            c["handshake_ms"] = 14.0
+        elif c["board"] == BOARD and c["mode"] == "ca":
+            c["handshake_ms"] = 1.0
+    assert regressions([*history, half], 0.4) == []
+    slow = timed_run(tmp_path, 31, 1.0, {BOARD: 2.0}, samples=4)
+    flagged = regressions([*history, slow], 0.4)
+    assert [(f.mode, f.metric) for f in flagged] == [("ca", "handshake"), ("mutual", "handshake")]
+    assert all(f.p is not None and f.p < 0.01 for f in flagged)
+    assert ", rank test p " in str(flagged[0])
 
 
 def runs_of(tmp_path: Path, verdicts: list[str]) -> list[Run]:
