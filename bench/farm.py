@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rig.boards.farm import Holding, release_leftovers  # noqa: E402
 from rig.boards.host_build import build_host_agent  # noqa: E402
+from rig.boards.places import Holding, release_leftovers  # noqa: E402
 from rig.config import Board  # noqa: E402
 from tests.farm import FarmBoard, LoopbackFarm  # noqa: E402
 

@@ -197,6 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
             "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
     argv += ["--hil"] if args.hil else []
+    # under --hil the plugin fails the session on boards that were not there (hooks.py); with
+    # --allow-missing only the summary's verdict counts (rig/report/summary.py)
+    argv += ["--hil-allow-missing"] if args.allow_missing else []
     argv += ["--hil-capture", args.capture]
     workers = min(len(boards), args.jobs or len(boards))
     if workers > 1:  # pytest-xdist with --dist loadgroup (pyproject): one worker per board
@@ -215,6 +218,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     env["HIL_AGENT_VARIANT"] = os.environ.get("HIL_AGENT_VARIANT", "plain")
     with (run_dir / "pytest.log").open("w") as log:
         returncode, stopped_by = _run_pytest(argv, log, env, here)
+    if any(b.on_farm for b in boards):
+        _release_farm_leftovers(config)
     if stopped_by:
         print(f"\nhil run stopped by {stopped_by}: brokers and boards were stopped; cells that "
               "had not finished are not counted", file=sys.stderr)
@@ -226,6 +231,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                    allow_missing=args.allow_missing)
     _report_after_run(run_dir, config, args.history or [])
     return rc
+
+
+def _release_farm_leftovers(config: HilConfig) -> None:
+    """Places the pytest run could not give back (killed: a second Ctrl-C) are released now,
+    not by the next run (rig/boards/places.py: only what its claims prove the rig acquired)."""
+    from rig.boards.farm import LabgridClient
+    from rig.boards.places import release_leftovers, state_dir
+
+    try:
+        for note in release_leftovers(LabgridClient(config.labgrid.address), state_dir()):
+            print(f"labgrid: {note}", file=sys.stderr)
+    except (RigError, KeyboardInterrupt) as exc:
+        print(f"labgrid: what the run left was not given back ({exc or 'interrupted'}); the "
+              "next run gives it back", file=sys.stderr)
 
 
 def _report_after_run(run_dir: Path, config: HilConfig, history: list[str]) -> None:

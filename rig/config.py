@@ -128,6 +128,7 @@ class TimeoutsSection:
     command: float = 10.0
     flash: float = 180.0
     wifi: float = 30.0
+    port_return: float = 20.0
 
 
 @dataclass(frozen=True)

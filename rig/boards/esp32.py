@@ -13,7 +13,9 @@ names. Setting a runner up is in docs/runner.md.
 Reset: the RTS (EN) line, as esptool does. A farm board whose exporter serves a pty (a virtual
 board standing in for a chip) has no such line; its reset is its place's power. Power cycle
 (the second step for a board that stops answering, rig/boards/strategy.py): the place's power
-resource through `labgrid-client power cycle`, or hil.toml `power_cycle` on a local runner.
+resource through `labgrid-client power cycle`, or hil.toml `power_cycle` on a local runner;
+after that command the next open waits up to `[timeouts] port_return` for the board's port to
+come back (the USB-UART enumerates anew, maybe under another name: found again as above).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.boards import BoardError, BoardUnavailable
-from rig.boards.farm import FarmError, HeldPlace, LabgridClient, resolve
+from rig.boards.farm import FarmError, HeldPlace, LabgridClient, PlaceNotHeld, resolve
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
 from rig.boards.ports import find_port
 from rig.config import Board, HilConfig
@@ -39,6 +41,7 @@ DEFAULT_BUILD_DIR = "firmware/build"
 BAUD = 115200
 EN_PULSE_S = 0.1  # how long RTS holds EN low, as esptool's hard reset does
 POWER_COMMAND_TIMEOUT_S = 60.0  # hil.toml power_cycle: a USB hub or a relay, seconds at most
+PORT_POLL_S = 0.1  # how often the rig looks for a power-cycled board's port (nothing says when)
 
 
 def hard_reset(ser: Any) -> None:
@@ -67,6 +70,7 @@ class Esp32Board:
         self.flash_note = ""  # what the first open did to the chip's flash
         self._flash_failure = ""
         self._held = contextlib.ExitStack()
+        self._power_cycled = ""  # how hil.toml power_cycle last ran: find the port anew
 
     @property
     def firmware_file(self) -> Path | None:
@@ -92,8 +96,8 @@ class Esp32Board:
         spec = self.spec
         if spec.on_farm:
             if not isinstance(self.farm, HeldPlace):
-                raise FarmError(self.farm or f"board {self.name}: its labgrid place was not "
-                                "acquired (the run's start acquires it: pytest --hil)")
+                raise PlaceNotHeld(self.farm or f"board {self.name}: its labgrid place was "
+                                   "not acquired (the run's start acquires it: pytest --hil)")
             if not self.farm.modem_lines and not self.farm.power:
                 raise BoardError(f"board {self.name}: place {self.farm.place} serves a pty "
                                  f"({self.farm.device}: no RTS line to reset it) and has no "
@@ -102,8 +106,9 @@ class Esp32Board:
                 raise BoardError(f"board {self.name}: place {self.farm.place} serves a pty "
                                  f"({self.farm.device}), which esptool cannot flash: set "
                                  "flash = false for it")
-        if spec.port and "://" not in spec.port and not Path(spec.port).exists():
-            raise BoardUnavailable(f"board {self.name}: {spec.port} does not exist (not attached?)")
+        if self._power_cycled:
+            self._port_back()
+        self._port_exists()
         if spec.flash and not (self.build_dir / "flasher_args.json").exists():
             raise BoardUnavailable(
                 f"board {self.name}: no ESP-IDF build in {self.build_dir} (flasher_args.json "
@@ -112,6 +117,31 @@ class Esp32Board:
             self.port = self.place.url
         if not self.port:
             self.port = find_port(spec, self._held)  # rig/boards/ports.py
+
+    def _port_exists(self) -> None:
+        spec = self.spec
+        if spec.port and "://" not in spec.port and not Path(spec.port).exists():
+            raise BoardUnavailable(f"board {self.name}: {spec.port} does not exist (not attached?)")
+
+    def _port_back(self) -> None:
+        """After hil.toml power_cycle: the USB-UART went away with the power and enumerates
+        anew, maybe under another name. Look for it as the first open did (rig/boards/ports.py)
+        for up to [timeouts] port_return; BoardUnavailable when it does not come back."""
+        wait = self.config.timeouts.port_return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._port_exists()
+                self.port = find_port(self.spec, self._held)
+                break
+            except BoardUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    detail = str(exc).removeprefix(f"board {self.name}: ")
+                    raise BoardUnavailable(
+                        f"board {self.name}: waited {wait:g} s ([timeouts] port_return) for its "
+                        f"serial port after the power cycle: {detail}") from None
+                time.sleep(PORT_POLL_S)
+        self._power_cycled = ""
 
     def open(self) -> Any:
         if self._flash_failure:
@@ -207,7 +237,8 @@ class Esp32Board:
 
     def power_cycle(self) -> str:
         """Cut the board's power and restore it: the place's power resource, or hil.toml
-        `power_cycle`. Returns how ('' when the board has no power switch, or when its reset
+        `power_cycle` (then the next open waits up to [timeouts] port_return for the port to
+        come back). Returns how ('' when the board has no power switch, or when its reset
         already is a power cycle); BoardError when the switch fails."""
         place = self.place
         if place is not None:
@@ -240,7 +271,11 @@ class Esp32Board:
             said = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
             raise BoardError(f"board {self.name}: power_cycle command {command[0]} exited "
                              f"{proc.returncode}{': ' + said[-1] if said else ''}")
-        return f"hil.toml power_cycle ({command[0]})"
+        # the USB-UART went away with the power: the next open finds its port anew (_port_back)
+        self._held.close()
+        self.port = ""
+        self._power_cycled = f"hil.toml power_cycle ({command[0]})"
+        return self._power_cycled
 
     def after_test(self) -> str:
         return ""

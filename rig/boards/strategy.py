@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.boards import BoardDriver, BoardError, BoardUnavailable
-from rig.boards.farm import FarmError
+from rig.boards.farm import FarmError, PlaceNotHeld
 from rig.boards.serial_reader import close_kept, keep_for_session
 from rig.device.console import Console, ConsoleError
 
@@ -49,9 +49,11 @@ class BoardStrategy:
         self.console: Console | None = None
         self.dut: Any = None
         self.resets = 0
+        self.opened = False  # the board was opened (its first boot) at least once
         self.dirty = ""  # why the next cell must start from a reset ('' = it need not)
         self.unavailable = ""  # why the board cannot be used this session ('' = it can)
         self.quarantined = ""  # why the board was set aside for the rest of the run
+        self.not_held = ""  # why the run could not get the board's farm place ('' = it did)
         self.problems: list[str] = []  # what a power-off found (e.g. a sanitizer report)
         self.cells_since_reset: list[str] = []
         self._kept: list[Any] = []  # the Dut and what pytest-embedded made for it
@@ -76,6 +78,8 @@ class BoardStrategy:
             raise BoardUnavailable(self.unavailable)
         if self.quarantined:
             raise BoardQuarantined(f"board quarantined: {self.quarantined}")
+        if self.not_held:  # the run never had the board: nothing to reset, nothing to recover
+            raise PlaceNotHeld(self.not_held)
         unwell = "" if self.console is None or self.dirty else self._unwell()
         if unwell.startswith("board found dead"):  # between cells: no cell saw it fail
             last = self.cells_since_reset[-1] if self.cells_since_reset else "none"
@@ -114,6 +118,9 @@ class BoardStrategy:
         try:
             self._reset_and_wait(cell, reason)
             return
+        except PlaceNotHeld as exc:  # never had it: no ladder, no reset counted
+            self.not_held = str(exc)
+            raise
         except (ConsoleError, FarmError) as exc:  # no answer; or its reset (power) failed
             after_reset = str(exc).splitlines()[0]
         self._recovery(cell, "reset", "no answer", after_reset)
@@ -147,6 +154,7 @@ class BoardStrategy:
         t0 = time.monotonic()
         if self.dut is None:
             self.dut = self.driver.open()  # the port, the first flash if needed, a reset
+            self.opened = True
             self._kept = keep_for_session(self.dut)
         else:
             problem = self.driver.restart(self.dut)
@@ -167,7 +175,9 @@ class BoardStrategy:
     def end(self, cell: str, failed: bool, timeout: float) -> None:
         """After a cell: a failed or troubled cell leaves the board to be reset before the next
         one; a good one closes its MQTT connection and HTTPS server (one round trip that also
-        collects whatever reached the console during the cell)."""
+        collects whatever reached the console during the cell). A console already broken (e.g.
+        the board hung at the cell's end, found by the capture's `tls keylog off`, which fails
+        the cell) is not waited for a second time."""
         console = self.console
         if console is None:
             return

@@ -394,17 +394,18 @@ class Broker:
             f"(config: {self.config_path}, log: {self.log_path}).{hint}"
         )
 
-    def death(self) -> str:
+    def death(self, when: str = "while in use") -> str:
         """'' while the broker runs (or was never started / was stopped by the rig); else what
         happened to it, for the cell that finds it dead: `broker psk: mosquitto exited
-        (signal 9 (SIGKILL)); log: ...` with its last lines."""
+        (signal 9 (SIGKILL)) while in use; log: ...` with its last lines (`when` replaces
+        "while in use", e.g. "after its mode's last cell")."""
         proc = self._proc
         if proc is None or proc.poll() is None:
             return ""
         if self._reader is not None:
             self._reader.join(timeout=1)
         return (f"broker {self.mode}: mosquitto exited ({exit_description(proc.returncode)}) "
-                f"while in use; log: {self.log_path}" + self._tail())
+                f"{when}; log: {self.log_path}" + self._tail())
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after stop_timeout; always reaps the process."""
@@ -507,30 +508,52 @@ def running(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path,
 class SessionBrokers:
     """The session's broker: one mode's Mosquitto at a time (they share this process's port),
     started on first use, replaced when another mode is asked for, and replaced when it died.
-    `get` also says how the previous broker died, if it did, for the cell that found out;
-    `close` returns a death nobody saw (after its mode's last cell)."""
+    `get` also says how the previous broker of the same mode died, if it did, for the cell that
+    found out. A broker that died after its last cell (found when another mode's broker is
+    asked for, or at `close`) is no cell's: `faults` names it and its mode, for the run. A
+    death that the cell it happened in already failed with (`named_by_a_cell`) is not
+    reported again as the run's."""
 
     def __init__(self, start: Callable[[Mode], Broker]) -> None:
         self._start = start
         self._current: Broker | None = None
+        self._named: Broker | None = None  # the current one, once a failed cell named its death
+        self.faults: list[str] = []  # one line per broker that died after its last cell
 
     def get(self, mode: Mode) -> tuple[Broker, str]:
-        """(the running broker for `mode`, '' or how the previous broker died)."""
+        """(the running broker for `mode`, '' or how the previous broker of `mode` died)."""
         current, died = self._current, ""
         if current is not None:
-            died = current.death()
-            if not died and current.mode == mode and current.running:
-                return current, ""
+            if current.mode == mode:
+                died = current.death()
+                if not died and current.running:
+                    return current, ""
+            else:  # the rotation moves on: that mode's last cell is behind it
+                self._retire(current, f"found when mode {mode} started")
             current.stop()
-            self._current = None
+            self._current = self._named = None
         self._current = self._start(mode)
         return self._current, died
 
-    def close(self) -> str:
-        """Stop the broker; returns how it died if it had died on its own ('' otherwise)."""
+    def named_by_a_cell(self, broker: Broker) -> None:
+        """A cell failed naming `broker`'s death (rig/pytest_plugin/hooks.py puts it in front
+        of the cell's symptom): it is not the run's fault too."""
+        if broker is self._current:
+            self._named = broker
+
+    def _retire(self, broker: Broker, found: str) -> None:
+        """Adds `broker`'s death after its last cell to `faults` (nothing if it runs, or a
+        failed cell already named it)."""
+        died = broker.death("after its mode's last cell")
+        if died and broker is not self._named:
+            self.faults.append(f"{died.splitlines()[0]} ({found})")
+
+    def close(self) -> list[str]:
+        """Stop the broker; returns `faults`: every broker of the session that died on its own
+        after its last cell, this one included."""
         current, self._current = self._current, None
-        if current is None:
-            return ""
-        died = current.death()
-        current.stop()
-        return died
+        if current is not None:
+            self._retire(current, "found at the end of the session")
+            current.stop()
+        self._named = None
+        return list(self.faults)

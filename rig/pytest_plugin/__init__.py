@@ -1,12 +1,14 @@
 """The rig as a pytest plugin, registered through the `pytest11` entry point `hil` (so it is
 active wherever hil-rig is installed, as pytest-embedded's and labgrid's plugins are):
 
-    options.py    --hil, --board, --mode, --hil-config, --hil-run-dir, --hil-results, markers
+    options.py    --hil, --board, --mode, --hil-allow-missing, --hil-config, --hil-run-dir,
+                  --hil-results, markers
     inventory.py  hil.toml, loaded only by what needs it; what the plugin keeps per run
     fixtures.py   hil_config, pki, run_dir, broker, observer, board_driver, board_console, ...
     farm.py       boards on a labgrid farm: places acquired at the start, released at the end
     capture.py    --hil-capture: a failing cell's traffic as a decryptable pcapng
-    hooks.py      parametrization, --mode deselection, each report's cell and failure cause
+    hooks.py      parametrization, --mode deselection, each report's cell and failure cause,
+                  boards that were not there under --hil (they fail the session)
     xdist.py      one worker per board, one shared run directory (scheduling.py: the scheduler)
     (rig.report.results: live progress, results.json, JUnit names, registered with these)
 

@@ -3,7 +3,9 @@ TLS session secrets of its connections embedded, kept as <run dir>/<board>.<mode
 for a failing cell (for every cell with `all`). The board exports its secrets sealed for the
 cell (Console.keylog_on); host peers (Python ssl, curl) write theirs to the file SSLKEYLOGFILE
 names during the cell. A capture that cannot start gives one line (a cell property and the
-summary) and the cell runs without it."""
+summary) and the cell runs without it. A board that hangs or dies after the cell's last step
+(no answer to the end's `tls keylog off`) fails the cell with that, its capture kept, and the
+cell's end waits for it no second time (rig/boards/strategy.py, BoardStrategy.end)."""
 
 from __future__ import annotations
 
@@ -136,31 +138,44 @@ def _forget(request: pytest.FixtureRequest) -> None:
 def _finish(request: pytest.FixtureRequest, console: Console, driver: BoardDriver,
             cap: CellCapture, mode: CaptureMode) -> None:
     _forget(request)
-    # the export off, and the board's last sealed lines read with it; a board that died or
-    # hung meanwhile stays for the cell's own end to report (its `broken` is left as it was)
-    broken = console.broken
-    try:
-        console.keylog_off()
-    except RigError:
-        console.broken = broken
-    except BaseException:  # an interrupt (Ctrl-C, SIGTERM) while waiting: nothing stays
-        cap.finish(keep=False)
-        raise
+    hang = _export_off(console, cap)
     cap.add_keys(console.take_keys())
     try:
         path = cap.finish(_keep(request, console, driver, mode), comment=cap.decode_hint())
     except Exception as exc:  # the capture is evidence, never the verdict
         _unavailable(request, exc)
-        return
+        path = None
     if path is not None:
         request.node.user_properties.append(("capture", str(path)))
         request.node.user_properties.append(("capture_decode", cap.tshark_args(path)))
+    if hang is not None:  # the cell fails with it; the capture is named next to it
+        raise hang
+
+
+def _export_off(console: Console, cap: CellCapture) -> ConsoleError | None:
+    """The key export off, and the board's last sealed lines read with it: the first command
+    of the cell's end. A board that hung or died after the cell's last step stays `broken`
+    (the board strategy's end then waits no second time) and is returned, so that the cell
+    fails naming it, after its capture is kept; an ERR answer is no fault of the cell."""
+    broken = console.broken
+    try:
+        with console.doing("ending the cell"):
+            console.keylog_off()
+    except RigError as exc:
+        if isinstance(exc, ConsoleError) and console.broken and not broken:
+            return exc
+        console.broken = broken
+    except BaseException:  # an interrupt (Ctrl-C, SIGTERM) while waiting: nothing stays
+        cap.finish(keep=False)
+        raise
+    return None
 
 
 def _keep(request: pytest.FixtureRequest, console: Console, driver: BoardDriver,
           mode: CaptureMode) -> bool:
-    """`all`, or a cell that failed, or one its end will fail: a board that died, hung,
-    rebooted or printed garbage (checked after this, by board_console)."""
+    """`all`, or a cell that failed, or one its end fails: a board that died or hung (also
+    at the export's end, _export_off), rebooted or printed garbage (checked after this, by
+    board_console)."""
     if mode == "all" or request.node.stash.get(CELL_FAILED, False):
         return True
     return bool(console.broken or console.unexpected_reboot or console.noise_summary() or

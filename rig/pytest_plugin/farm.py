@@ -1,8 +1,11 @@
-"""Boards on a labgrid farm for one pytest run (rig/boards/farm.py): the process where the run
+"""Boards on a labgrid farm for one pytest run (rig/boards/places.py): the process where the run
 starts (the xdist controller, or the only process) reserves and acquires the place of every
 selected board that names one, before any worker starts, and releases them all when the run
 ends, however it ends: normal end, failed cells, Ctrl-C, SIGTERM/SIGHUP (which the plugin turns
-into Ctrl-C). A kill -9 leaves them acquired; the next run of this runner releases them first.
+into Ctrl-C). Ctrl-C while a place is awaited or acquired ends the session at once
+(interrupted), after giving back what was reserved or acquired. A kill -9 (or a second Ctrl-C
+under `hil run`, which kills pytest) leaves them acquired: `hil run` releases them as soon as
+its pytest has died, and otherwise the next run of this runner does, first thing.
 
 Workers get each board's place (or why it could not be had) with their xdist input; a board
 whose place could not be had fails its cells with that reason. The places go to `farm.json`
@@ -17,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from rig.boards.farm import HeldPlace, Holding, LabgridClient, release_leftovers, state_dir
+from rig.boards.farm import CallInterrupted, HeldPlace, LabgridClient
+from rig.boards.places import Holding, release_leftovers, state_dir
 from rig.errors import RigError
 from rig.pytest_plugin.inventory import inventory, rig_in_use, selected_boards
 from rig.pytest_plugin.xdist import shared_run_dir
@@ -67,6 +71,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except RigError as exc:
             places[board.name] = {"error": f"board {board.name}: {exc}"}
             _say(config, f"board {board.name}: {exc}")
+        except CallInterrupted as exc:  # the session ends here (pytest: interrupted)
+            _say(config, f"board {board.name}: {exc}")
+            for note in holding.notes:
+                _say(config, note)
+            _write(config, places)
+            raise
         for note in holding.notes:
             _say(config, note)
     _write(config, places)
@@ -87,9 +97,14 @@ def pytest_configure_node(node: Any) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The run's end, however it ended (after every worker has stopped): release the places,
-    cancel the reservations."""
+    cancel the reservations. Another Ctrl-C meanwhile cuts a call short; what it left is
+    given back by the next run (its claim stays)."""
     for holding in config.stash.get(HOLDINGS, []):
-        for problem in holding.release():
+        try:
+            problems = holding.release()
+        except CallInterrupted:
+            problems = ["interrupted while giving the place back"]
+        for problem in problems:
             _say(config, f"board {holding.board.name}: {problem} (the next run releases it)")
     config.stash[HOLDINGS] = []
 

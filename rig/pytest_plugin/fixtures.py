@@ -95,22 +95,26 @@ def _session_brokers(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pk
     brokers = SessionBrokers(lambda mode: start_for_mode(
         hil_config, pki, mode, run_dir, port=broker_ports(pytestconfig)[0]))
     yield brokers
-    died = brokers.close()
-    if died:  # after its mode's last cell: no cell to name it in, but the run must say it
+    faults = brokers.close()
+    if faults:  # after its mode's last cell: no cell to name it in, but the run must say it
         with (run_dir / SESSION_FAULTS).open("a") as fh:
-            fh.write(f"{died.splitlines()[0]} (after its last cell)\n")
+            fh.writelines(f"{fault}\n" for fault in faults)
 
 
 @pytest.fixture
 def broker(request: pytest.FixtureRequest, _session_brokers: SessionBrokers,
-           mode: Mode) -> Broker:
+           mode: Mode) -> Iterator[Broker]:
     """The real Mosquitto for `mode`, kept for the session (port: see broker_ports). A broker
-    found dead before a cell is replaced for it, and the cell records that as a `fault`."""
+    of this mode found dead before a cell is replaced for it, and the cell records that as a
+    `fault`; one of another mode that died after its last cell is a fault of the run
+    (session-faults.txt), not this cell's."""
     b, died = _session_brokers.get(mode)
     if died:
         request.node.user_properties.append(
             ("fault", f"{died.splitlines()[0]}; a fresh broker was started for this cell"))
-    return b
+    yield b
+    if b.death() and request.node.stash.get(CELL_FAILED, False):
+        _session_brokers.named_by_a_cell(b)  # this cell's failure names it (hooks.py)
 
 
 @pytest.fixture(autouse=True)
@@ -228,8 +232,9 @@ class _Boards:
         try:
             for name, strategy in self.strategies.items():
                 problems = strategy.close()
-                with (self.run_dir / RESETS_FILE).open("a") as fh:
-                    fh.write(f"{name} {strategy.resets}\n")
+                if strategy.opened:  # a board never opened (its place not held) had no boot
+                    with (self.run_dir / RESETS_FILE).open("a") as fh:
+                        fh.write(f"{name} {strategy.resets}\n")
                 if problems:
                     with (self.run_dir / SESSION_FAULTS).open("a") as fh:
                         for line in problems.splitlines()[:1]:

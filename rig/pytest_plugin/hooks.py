@@ -1,6 +1,7 @@
 """The rig's collection and report hooks: parametrization over modes, HTTPS modes, negative
 cases and boards; --mode deselection; and every report's cell (`hil_cell`), with the cause of a
-failure (a dead board, console noise, a dead broker or observer) put in front of its symptom."""
+failure (a dead board, console noise, a dead broker or observer) put in front of its symptom;
+under --hil, boards that were not there fail the session (MissingBoards, --hil-allow-missing)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from rig.cases.negative import CASES
 from rig.config import MODES
 from rig.device.https_server import WEB_MODES
+from rig.errors import RigError
 from rig.pytest_plugin.inventory import (
     BROKER_MARKS,
     CELL_FAILED,
@@ -95,6 +97,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     its slice of the broker log."""
     report = yield
     report.hil_cell = cell_fields(item)
+    if report.skipped:
+        missing = _missing_board(item, call, report.hil_cell["board"])
+        if missing:  # a list: it travels with the report to the xdist controller
+            report.hil_missing = missing
     if (report.failed or hasattr(report, "wasxfail")) and call.when != "teardown":
         item.stash[CELL_FAILED] = True  # its board is reset before the next cell
     if report.failed and call.when != "teardown":
@@ -155,3 +161,82 @@ def _name_the_cause(item: pytest.Item, report: pytest.TestReport) -> None:
     longrepr: Any = report.longrepr
     if hasattr(longrepr, "addsection"):
         longrepr.addsection("cause", "\n\n".join(causes))
+
+
+def _missing_board(item: pytest.Item, call: pytest.CallInfo[None],
+                   board: str) -> list[str] | None:
+    """Under --hil, why a skipped board cell's board was not there: [board, reason] when the
+    skip comes from a RigError whose outcome is "skip" (BoardUnavailable: not attached,
+    unreachable, no build, Wi-Fi variables unset; the fixtures call pytest.skip while handling
+    it, so it is the skip's context); ["", reason] for the `no-board` cell when hil.toml lists
+    no esp32 board at all. None for any other skip: one a test chose, or the `no-board` cell of
+    a --board selection without an esp32 board (-k, --mode and --board deselect, not skip)."""
+    if not item.config.getoption("--hil") or board == "host":
+        return None
+    if board == "none":
+        hil = inventory(item.config)
+        if any(b.kind == "esp32" for b in hil.boards):
+            return None
+        return ["", f"no esp32 board in {hil.source}: --hil runs the physical boards it lists "
+                    "(a [[boards]] table with kind = \"esp32\"); without --hil the virtual "
+                    "ones run"]
+    exc = call.excinfo.value if call.excinfo is not None else None
+    for _ in range(4):  # the skip, the error it was raised while handling, ...
+        if exc is None or isinstance(exc, RigError):
+            break
+        exc = exc.__cause__ or exc.__context__
+    if isinstance(exc, RigError) and exc.outcome == "skip":
+        return [board, str(exc).removeprefix(f"board {board}: ")]
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Under --hil, where reports arrive (the one process, or the xdist controller): the
+    boards that were not there (MissingBoards)."""
+    if config.getoption("--hil") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(
+            MissingBoards(config.getoption("--hil-allow-missing")), "hil-missing-boards")
+
+
+class MissingBoards:
+    """`pytest --hil`'s verdict on boards that were not there, as `hil run --hil` has it: a
+    board cell skipped because its board is missing, unreachable or unbuilt fails the session
+    (unless --hil-allow-missing), and so does a hil.toml without any esp32 board (even with
+    it: nothing physical can run); the terminal summary names each board and why."""
+
+    def __init__(self, allow_missing: bool) -> None:
+        self.allow_missing = allow_missing
+        self.boards: dict[str, dict[str, int]] = {}  # board ('' = none at all) -> why -> cells
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        missing = getattr(report, "hil_missing", None)
+        if missing:
+            board, why = (str(part) for part in missing)
+            reasons = self.boards.setdefault(board, {})
+            reasons[why] = reasons.get(why, 0) + 1
+
+    def fails(self) -> bool:
+        return "" in self.boards or bool(self.boards and not self.allow_missing)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.fails() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.boards:
+            return
+        verdict = ("accepted (--hil-allow-missing)" if not self.fails() else
+                   "counted as a failure" if self.allow_missing else
+                   "counted as a failure (--hil-allow-missing accepts them)")
+        terminalreporter.write_sep("=", f"boards that did not run (--hil): {verdict}",
+                                   red=self.fails(), yellow=not self.fails())
+        for board, reasons in sorted(self.boards.items()):
+            if not board:
+                terminalreporter.write_line("; ".join(reasons) + " (a failure even with "
+                                            "--hil-allow-missing)")
+                continue
+            cells = sum(reasons.values())
+            terminalreporter.write_line(f"board {board}: {cells} cell(s) skipped: "
+                                        + "; ".join(sorted(reasons)))

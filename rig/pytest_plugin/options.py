@@ -1,6 +1,7 @@
-"""The rig's command-line options and configuration: --hil, --board, --mode, --hil-config,
---hil-run-dir, --hil-results; pytest-embedded's --erase-nvs / --erase-all; markers; the
-distribution modes that keep one board on one worker; SIGTERM/SIGHUP as Ctrl-C."""
+"""The rig's command-line options and configuration: --hil, --board, --mode,
+--hil-allow-missing, --hil-config, --hil-run-dir, --hil-results; pytest-embedded's --erase-nvs
+/ --erase-all; markers; the distribution modes that keep one board on one worker; SIGTERM/SIGHUP
+as Ctrl-C."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mode", action="append", choices=MODES + WEB_MODES, default=None,
                     help="mode(s) to run: broker modes ca, mutual, psk; device HTTPS server "
                          "modes https, https-mutual (default: all)")
+    group.addoption("--hil-allow-missing", action="store_true", default=False,
+                    help="with --hil: board cells skipped because their board is not there "
+                         "(not attached, unreachable, no build, Wi-Fi variables unset) do not "
+                         "fail the session; the summary still names each board and why")
     group.addoption("--hil-config", default=None,
                     help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
     group.addoption("--hil-run-dir", default=None,

@@ -10,8 +10,8 @@ import os
 import re
 import shutil
 import stat
-import struct
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,56 +20,12 @@ from typing import Any
 import pytest
 
 from rig.config import HilConfig
+from tests.pcapng import embedded_secrets, tshark, without_secrets
 from tests.support import hil, tmp_config
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tcpdump") is None or shutil.which("tshark") is None,
     reason="tcpdump and tshark are needed (./hil.sh setup installs them)")
-
-DSB = 0x0000000A  # pcapng Decryption Secrets Block
-TLS_KEYLOG = 0x544C534B
-
-
-def embedded_secrets(path: Path) -> list[str]:
-    """The key-log lines a pcapng carries in its Decryption Secrets Blocks."""
-    data = path.read_bytes()
-    lines: list[str] = []
-    at = 0
-    while at + 12 <= len(data):
-        kind, length = struct.unpack_from("<II", data, at)
-        if length < 12:
-            break
-        if kind == DSB:
-            secrets_type, size = struct.unpack_from("<II", data, at + 8)
-            if secrets_type == TLS_KEYLOG:
-                lines += data[at + 16:at + 16 + size].decode().splitlines()
-        at += length
-    return [ln for ln in lines if ln]
-
-
-def without_secrets(path: Path, out: Path) -> Path:
-    """The same pcapng without its Decryption Secrets Blocks (editcap 4.0's
-    --discard-all-secrets does not parse its own arguments)."""
-    data = path.read_bytes()
-    kept = bytearray()
-    at = 0
-    while at + 12 <= len(data):
-        kind, length = struct.unpack_from("<II", data, at)
-        if length < 12:
-            break
-        if kind != DSB:
-            kept += data[at:at + length]
-        at += length
-    out.write_bytes(bytes(kept))
-    return out
-
-
-def tshark(path: Path, *args: str) -> list[str]:
-    proc = subprocess.run(["tshark", "-n", "-r", str(path), *args], capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.splitlines()
-
 
 def cells_of(run: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     cells = json.loads((run / "results.json").read_text())["cells"]
@@ -200,3 +156,71 @@ def test_a_capture_that_cannot_start_is_said_once_and_the_cells_run(
     run = tmp_path / "runs" / "latest"
     assert not list(run.rglob("*.pcap*"))
     assert all(c["verdict"] == "pass" for c in cells_of(run).values())
+
+
+# In the nested run: the agent of the cell's board is frozen (SIGSTOP) right after the cell's
+# last assertion, so the board hangs at the cell's end; once the cell's end (the board_console
+# fixture's tear-down, after the capture's) is over it is let go (SIGCONT), and how long the end
+# took goes to hang.json.
+HANG_AT_THE_END = """
+import json, os, signal, time
+import pytest
+
+hung = []
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield  # the cell's body passed: its last assertion is behind it
+    hung.append((item.funcargs["board_strategy"].driver.pid, time.monotonic()))
+    os.kill(hung[-1][0], signal.SIGSTOP)
+    return result
+
+def pytest_fixture_post_finalizer(fixturedef, request):
+    if fixturedef.argname == "board_console" and hung:  # the cell's end is over
+        pid, since = hung.pop()
+        os.kill(pid, signal.SIGCONT)
+        with open("hang.json", "w") as fh:
+            json.dump({"end_s": time.monotonic() - since}, fh)
+"""
+
+
+def test_a_board_hung_at_a_cells_end_fails_it_once_and_keeps_its_capture(
+        tmp_path: Path, hil_config: HilConfig) -> None:
+    """The default (--hil-capture fail): a cell whose board stops answering after the cell's
+    last assertion fails naming the hang, keeps its capture (named in its reason), and its
+    end waits one [timeouts] command for the board, not two."""
+    from rig.cli import RUN_INI
+
+    command_s = 4.0
+    config = tmp_config(tmp_path, hil_config)
+    text = config.read_text()
+    config.write_text(re.sub(r"(?m)^command = [0-9.]+", f"command = {command_s}", text))
+    assert config.read_text() != text, "hil.toml's [timeouts] command was not found"
+    (tmp_path / "hang_at_the_end.py").write_text(HANG_AT_THE_END)
+    run_dir, results = tmp_path / "run", tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("HIL_CONFIG", "PYTEST_ADDOPTS",
+                                                            "PYTEST_PLUGINS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pyargs", "rig.cases.test_mqtt_modes", "-q",
+         "-p", "no:cacheprovider", "-p", "no:labgrid", "-p", "hang_at_the_end",
+         "-c", os.devnull, "--noconftest", "--rootdir", str(tmp_path), *RUN_INI,
+         "--hil-config", str(config), "--hil-run-dir", str(run_dir), "--hil-results",
+         str(results), "--hil-capture", "fail", "--mode", "ca", "-k", "connect_publish"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    [cell] = json.loads(results.read_text())["cells"]
+    path = run_dir / "virtual-0.ca.connect_publish.pcapng"
+    # a failure at the cell's end (its tear-down) is an ERROR in results.json and JUnit
+    assert cell["verdict"] == "ERROR", cell
+    assert (f"virtual-0: no answer for {command_s:g} s after `tls keylog off` while ending "
+            "the cell") in cell["reason"], cell["reason"]
+    assert f"[capture: {path}]" in cell["reason"], cell["reason"]
+    assert cell["properties"]["capture"] == str(path)
+    assert path.is_file(), sorted(p.name for p in run_dir.iterdir())
+    # the cell's traffic is in it, decrypted with the secrets the board exported before it hung
+    rows = tshark(path, *decode_args(cell), "-Y", "mqtt", "-T", "fields", "-e", "mqtt.msgtype")
+    assert {"1", "2", "3"} <= {t for r in rows for t in r.split(",")}, rows
+    took = json.loads((tmp_path / "hang.json").read_text())["end_s"]
+    assert command_s <= took < 1.5 * command_s, f"the cell's end took {took:.1f} s"

@@ -138,10 +138,42 @@ def test_a_place_held_by_another_client_fails_with_who_holds_it(
     cells = [c for c in _results(tmp_path)["cells"] if c["board"] == "farm-a"]
     assert cells and all(c["verdict"] in ("FAIL", "ERROR") for c in cells), cells
     want = f"place virt-a is acquired by {holder}; waited 2 s (hil.toml [labgrid] acquire_timeout)"
-    assert all(want in c["reason"] for c in cells), cells[0]["reason"]
+    assert all(c["reason"].startswith(f"board farm-a: {want}") for c in cells), cells[0]["reason"]
     assert want in proc.stdout
     assert waited < 60
+    _never_touched(_results(tmp_path), "farm-a")
+    assert "Reservation" not in farm.reservations()
     farm.as_other("nightly-other", "release", place="virt-a")
+
+
+def _never_touched(data: dict[str, Any], board: str) -> None:
+    """A board whose place the run never had: no recovery step, no reset, no quarantine."""
+    assert [r for r in data["recovery"] if r["board"] == board] == [], data["recovery"]
+    assert data["resets"].get(board, 0) == 0, data["resets"]
+    assert not [c for c in data["cells"] if "quarantined" in c.get("reason", "")]
+
+
+def _labgrid_clients(farm: LoopbackFarm) -> list[int]:
+    """labgrid-client processes talking to this farm's coordinator."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"labgrid-client") for a in argv[:2]) and (
+                farm.address.encode() in argv):
+            pids.append(int(proc.name))
+    return pids
+
+
+def _pytest_hil(config: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    """pytest --hil on the farm board, as a runner's nightly calls it."""
+    argv = [sys.executable, "-m", "pytest", "-p", "no:labgrid", "-p", "no:cacheprovider", "-q",
+            "--pyargs", "rig.cases.test_mqtt_modes", "--hil", "--hil-config", str(config),
+            "--board", "farm-a", "-c", os.devnull, "--rootdir", str(tmp_path)]
+    return subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=_env(config))
 
 
 def _wait_for(what: str, check: Any, timeout: float = 60.0) -> None:
@@ -151,9 +183,10 @@ def _wait_for(what: str, check: Any, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def test_ctrl_c_releases_both_places_and_a_killed_runs_are_released_next_time(
-        tmp_path: Path, hil_config: HilConfig, two_places: LoopbackFarm) -> None:
-    farm = two_places
+def _interrupted_on_both_places(tmp_path: Path, hil_config: HilConfig, farm: LoopbackFarm,
+                                ctrl_c: int) -> tuple[Path, subprocess.Popen[str], str]:
+    """`hil run --hil` on both places, given `ctrl_c` SIGINTs 0.3 s apart once a first cell
+    runs; (its hil.toml, the process, what it printed on stderr)."""
     config = _config(tmp_path, hil_config, farm,
                      _board("farm-a", 'place = "virt-a"') +
                      _board("farm-b", 'tags = { board = "esp32-virtual", slot = "b" }'))
@@ -164,13 +197,21 @@ def test_ctrl_c_releases_both_places_and_a_killed_runs_are_released_next_time(
         _wait_for("both places acquired",
                   lambda: farm.holder("virt-a") and farm.holder("virt-b"))
         runs = tmp_path / "runs" / "latest"
-        _wait_for("a first cell", lambda: (runs / "steps.jsonl").exists() or any(
-            runs.glob("gw*/steps.jsonl")))
-        run.send_signal(signal.SIGINT)
+        _wait_for("a first cell", lambda: any(runs.glob("gw*/steps.jsonl")))
+        for i in range(ctrl_c):
+            time.sleep(0.3 if i else 0.0)
+            run.send_signal(signal.SIGINT)
         _, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
             run.kill()
+    return config, run, err
+
+
+def test_ctrl_c_releases_both_places_and_a_killed_runs_are_released_next_time(
+        tmp_path: Path, hil_config: HilConfig, two_places: LoopbackFarm) -> None:
+    farm = two_places
+    config, run, err = _interrupted_on_both_places(tmp_path, hil_config, farm, 1)
     assert run.returncode != 0
     assert "stopped by SIGINT" in err, err[-2000:]
     assert farm.holder("virt-a") == "" and farm.holder("virt-b") == ""
@@ -249,3 +290,90 @@ def test_doctor_shows_the_coordinator_and_who_holds_each_place(
         assert f"coordinator {farm.address} has no place virt-c (board farm-c)" in row, row
     finally:
         farm.as_other("nightly-other", "release", place="virt-a")
+
+
+def test_a_signal_while_waiting_for_a_place_stops_the_run_at_once(
+        tmp_path: Path, hil_config: HilConfig, two_places: LoopbackFarm) -> None:
+    """Ctrl-C or SIGTERM while the rig waits for a place someone else holds (acquire_timeout
+    300 s): the session ends within seconds, interrupted; its reservation is cancelled; no
+    labgrid-client is left; the other holder keeps the place."""
+    farm = two_places
+    farm.as_other("nightly-other", "acquire", place="virt-a")
+    config = _config(tmp_path, hil_config, farm, _board("farm-a", 'place = "virt-a"'),
+                     acquire_timeout=300)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        run = _pytest_hil(config, tmp_path)
+        try:
+            _wait_for("the rig's reservation", lambda: "Reservation" in farm.reservations())
+            time.sleep(1.0)  # inside `labgrid-client wait` by now
+            t0 = time.monotonic()
+            run.send_signal(sig)
+            out, _ = run.communicate(timeout=60)
+            took = time.monotonic() - t0
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert took < 10, f"{sig.name}: the run took {took:.1f} s to stop"
+        assert run.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+        assert "board farm-a: interrupted during labgrid-client wait" in out, out[-3000:]
+        assert "Reservation" not in farm.reservations(), farm.reservations()
+        _wait_for("no labgrid-client left", lambda: not _labgrid_clients(farm), timeout=5)
+        assert farm.holder("virt-a").endswith("/nightly-other")
+        assert not list((config.parent / "cache" / "labgrid").glob("*.claim"))
+    farm.as_other("nightly-other", "release", place="virt-a")
+
+
+def test_a_place_acquired_by_hand_is_never_released_by_the_rig(
+        tmp_path: Path, hil_config: HilConfig, two_places: LoopbackFarm) -> None:
+    """The runner's own labgrid identity acquires the place by hand (same host/user as the
+    rig). A run killed (SIGKILL) while waiting for it leaves no labgrid-client behind; the
+    next run sweeps the dead run's reservation, waits its acquire_timeout, fails the board's
+    cells naming the holder, and leaves the by-hand acquisition alone (before: released ~8 s
+    into the run)."""
+    farm = two_places
+    farm.client().run("acquire", place="virt-a")  # by hand, as this runner
+    mine = farm.holder("virt-a")
+    config = _config(tmp_path, hil_config, farm, _board("farm-a", 'place = "virt-a"'),
+                     acquire_timeout=300)
+    killed = _pytest_hil(config, tmp_path)
+    try:
+        _wait_for("the rig's reservation", lambda: "Reservation" in farm.reservations())
+        time.sleep(1.0)
+    finally:
+        killed.kill()
+        killed.communicate(timeout=30)
+    _wait_for("no labgrid-client left", lambda: not _labgrid_clients(farm), timeout=5)
+    claims = list((config.parent / "cache" / "labgrid").glob("*.claim"))
+    assert len(claims) == 1, "the reservation was recorded before the wait"
+    token = json.loads(claims[0].read_text())["token"]
+    assert token in farm.reservations()
+
+    config = _config(tmp_path, hil_config, farm, _board("farm-a", 'place = "virt-a"'),
+                     acquire_timeout=3)
+    proc = _hil_run(config, "--mode", "ca", "--no-negative")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert farm.holder("virt-a") == mine, "the by-hand acquisition was released"
+    log = (tmp_path / "runs" / "latest" / "pytest.log").read_text()
+    assert f"cancelled reservation {token} left by a run that died (pid {killed.pid})" in log
+    data = _results(tmp_path)
+    cells = [c for c in data["cells"] if c["board"] == "farm-a"]
+    want = (f"board farm-a: place virt-a is acquired by {mine}; waited 3 s (hil.toml [labgrid] "
+            "acquire_timeout); that is this runner's own labgrid identity, acquired by hand")
+    assert cells and all(c["reason"].startswith(want) for c in cells), cells[0]["reason"]
+    _never_touched(data, "farm-a")
+    assert "Reservation" not in farm.reservations()
+    farm.client().run("release", place="virt-a")
+
+
+def test_a_second_ctrl_c_still_gives_the_places_back(
+        tmp_path: Path, hil_config: HilConfig, two_places: LoopbackFarm) -> None:
+    """Two Ctrl-C in a row to `hil run` (the second kills pytest's process group at once):
+    `hil run` gives back what the killed pytest held before it exits."""
+    farm = two_places
+    config, run, err = _interrupted_on_both_places(tmp_path, hil_config, farm, 2)
+    assert run.returncode != 0
+    assert farm.holder("virt-a") == "" and farm.holder("virt-b") == "", err[-3000:]
+    assert "Reservation" not in farm.reservations()
+    assert "labgrid: released place" in err, err[-3000:]
+    assert not list((config.parent / "cache" / "labgrid").glob("*.claim"))
+    _wait_for("no labgrid-client left", lambda: not _labgrid_clients(farm), timeout=5)

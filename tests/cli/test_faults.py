@@ -211,6 +211,10 @@ def _nothing_left(run: Run) -> None:
                 found.append(f"hil-agent pid {entry.name}")
             if argv and argv[0].endswith("mosquitto") and f"/{run.pytest_pid}-" in text:
                 found.append(f"mosquitto pid {entry.name}")
+            # a cell's capture (--hil-capture fail, the default): its tcpdump writes into the
+            # run's pytest's secret capture dir (only this run's, whatever its parent now)
+            if argv and argv[0].endswith("tcpdump") and _captures_for(run.pytest_pid, argv):
+                found.append(f"tcpdump pid {entry.name}")
         found += [f"private dir {p}" for p in user_tmp().glob(f"{run.pytest_pid}-*")]
         return found
 
@@ -218,6 +222,32 @@ def _nothing_left(run: Run) -> None:
     while leftovers() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not leftovers(), leftovers()
+
+
+def _captures_for(pid: int, argv: list[str]) -> bool:
+    """Whether a tcpdump's arguments write into a capture dir of process `pid`
+    (`<user_tmp>/<pid>-capture-XXXX/segment-N.pcap`, rig/host/capture.py)."""
+    mark = f"{user_tmp()}/{pid}-capture-"
+    return any(a.startswith(mark) for a in argv)
+
+
+def _tcpdumps_of(pid: int) -> dict[int, list[str]]:
+    """The live tcpdumps capturing for process `pid`, whoever their parent is now (none of
+    another test's run: their capture dirs are their own pytest's): pid -> arguments."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name)) is not None:
+            argv = _cmdline(int(entry.name))
+            if argv and argv[0].endswith("tcpdump") and _captures_for(pid, argv):
+                found[int(entry.name)] = argv
+    return found
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def _verdicts(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -410,3 +440,33 @@ def test_a_killed_pytest_leaves_nothing_the_next_start_does_not_sweep(config: Pa
     _wait_for("the noted helpers to be gone",
               lambda: all(_stat(pid) is None for pid in helpers), 10)
     assert not note.exists()
+
+
+def test_a_pytest_killed_mid_capture_leaves_no_tcpdump(config: Path) -> None:
+    """kill -9 of pytest while a cell's capture runs (--hil-capture all: a tcpdump in every
+    board cell): its tcpdump dies with it (PR_SET_PDEATHSIG) or, where the death signal is
+    lost (a tcpdump with file capabilities), is stopped by the next start's sweep, and the
+    capture's secret dir (raw segments, key log) goes with it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--hil-config",
+         str(config), "--hil-capture", "all", "rig/cases/test_mqtt_modes.py"], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def capturing() -> dict[int, list[str]]:
+        """Its tcpdumps past their start (their file holds a packet: the start probe), so
+        what kills them is the fault, not a pipe closed under a starting tcpdump."""
+        return {pid: argv for pid, argv in _tcpdumps_of(proc.pid).items()
+                if any(_captures_for(proc.pid, [a]) and _size(a) > 24 for a in argv)}
+
+    try:
+        tcpdumps = _wait_for("a tcpdump of a cell's capture", capturing)
+    finally:
+        proc.kill()
+        proc.wait()
+    # the secret dir each one writes into (its -w file's)
+    capture_dirs = {Path(a).parent for argv in tcpdumps.values() for a in argv
+                    if _captures_for(proc.pid, [a])}
+    assert capture_dirs, tcpdumps
+    sweep_private_dirs()  # what the next start does first
+    _wait_for("the capture's tcpdumps to be gone", lambda: not _tcpdumps_of(proc.pid) and
+              all(_stat(pid) is None for pid in tcpdumps), 10)
+    assert not [d for d in capture_dirs if d.exists()], capture_dirs

@@ -207,3 +207,41 @@ def test_a_dead_session_broker_is_named_and_replaced(hil_config: HilConfig, pki:
     finally:
         brokers.close()
     assert not third.running
+
+
+def _kill(broker: Broker) -> None:
+    assert broker.pid is not None
+    os.kill(broker.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while not broker.death() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert broker.death(), f"{broker.name} did not die"
+
+
+def test_a_broker_dead_after_its_last_cell_is_its_modes_fault(hil_config: HilConfig, pki: Pki,
+                                                              tmp_path: Path) -> None:
+    """Killed between its mode's last cell and the next mode's first: the next mode's broker
+    comes with no death (no cell of that mode is to blame), and the dead one is the session's
+    fault, naming its mode. A death a failed cell already named is not reported again."""
+    before = set(child_brokers())  # the session's own broker may be up (rig/cases)
+    brokers = SessionBrokers(lambda mode: start_for_mode(hil_config, pki, mode, tmp_path,
+                                                         port=0))
+    try:
+        ca, _ = brokers.get("ca")
+        _kill(ca)
+        mutual, died = brokers.get("mutual")
+        assert died == "" and mutual.running and mutual.mode == "mutual"
+        assert brokers.faults == [
+            "broker ca: mosquitto exited (signal 9 (SIGKILL)) after its mode's last cell; "
+            f"log: {ca.log_path} (found when mode mutual started)"], brokers.faults
+        _kill(mutual)
+        brokers.named_by_a_cell(mutual)  # its cell failed naming it: not the run's fault too
+        psk, died = brokers.get("psk")
+        assert died == "" and len(brokers.faults) == 1, brokers.faults
+        _kill(psk)
+    finally:
+        faults = brokers.close()
+    assert faults == [brokers.faults[0],
+                      "broker psk: mosquitto exited (signal 9 (SIGKILL)) after its mode's last "
+                      f"cell; log: {psk.log_path} (found at the end of the session)"], faults
+    assert set(child_brokers()) <= before

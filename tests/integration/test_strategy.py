@@ -1,13 +1,18 @@
 """The board strategy (rig/boards/strategy.py) on a real virtual board: reset only at the first
 use, after a failed cell, for a board that dies or hangs, or when asked; provisioning sends only
-what differs; every transition is in steps.jsonl."""
+what differs; every transition is in steps.jsonl. The recovery ladder on an esp32 board whose
+USB port goes away with its power (HubPort: a stand-in for a hub port, the agent behind a pty
+standing in for the chip)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +20,18 @@ from typing import Any
 import pytest
 from pytest_embedded.dut_factory import DutFactory
 
+from rig.boards.esp32 import Esp32Board
+from rig.boards.ports import lock_dir, lock_name
 from rig.boards.serial_reader import use_blocking_reader
 from rig.boards.strategy import RECOVERY_FILE, STEPS_FILE, BoardQuarantined, BoardStrategy
 from rig.boards.virtual import VirtualBoard
-from rig.config import HilConfig
+from rig.config import Board, HilConfig
 from rig.device.console import Console, ConsoleError
 from rig.device.provision import Setting, provision
 
 
 @contextlib.contextmanager
-def driven(board: VirtualBoard, tmp_path: Path, command_s: float,
+def driven(board: VirtualBoard | Esp32Board, tmp_path: Path, command_s: float,
            boot_s: float) -> Iterator[BoardStrategy]:
     """A strategy over `board` (its consoles' command timeout, its boot timeout); the board
     and its ports closed at the end."""
@@ -205,3 +212,125 @@ def test_a_board_nothing_brings_back_is_quarantined(hil_agent: Path, tmp_path: P
             json.loads, (tmp_path / RECOVERY_FILE).read_text().splitlines())]
         assert steps == [("reset", "no answer"), ("power cycle", "skipped"),
                          ("quarantine", "quarantined")]
+
+
+class HubPort:
+    """Stands for an ESP32's USB-UART on a switchable USB hub port (a USB device that goes away
+    and enumerates anew cannot exist here). The chip is a hil-agent behind a pty; the name
+    hil.toml `port` pins (like /dev/serial/by-id/...) is a symlink to that pty. The hub's
+    switch (`switch`, the script hil.toml power_cycle runs, as it would run uhubctl) removes
+    the link and the chip loses its power; `back_after` s later (never: None) the device is
+    back: the chip boots behind a new pty (another name, as ttyUSB0 may come back as ttyUSB1)
+    and the link points there. `wedged`: the chip's RTS (EN) reset cannot bring it back."""
+
+    def __init__(self, agent: Path, where: Path, back_after: float | None) -> None:
+        self.agent, self.where, self.back_after = agent, where, back_after
+        self.link = where / "usb-Silicon_Labs_CP2102-if00-port0"
+        self.switch = where / "hub-port-power-cycle"
+        self.switch.write_text("#!/bin/sh\n# stands for `uhubctl -a cycle`: the device goes "
+                               f"away with the power\nrm {self.link}\n")
+        self.switch.chmod(0o755)
+        self.wedged = False
+        self.chip = self._plug()
+        self._stop = threading.Event()
+        self._hub = threading.Thread(target=self._watch, daemon=True)
+        self._hub.start()
+
+    def _plug(self) -> VirtualBoard:
+        chip = VirtualBoard("hub-chip", self.agent, self.where / "state", self.where)
+        self.link.symlink_to(chip.port)
+        self.wedged = False
+        return chip
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            if os.path.lexists(self.link):
+                continue
+            if self.chip.pid:
+                os.kill(self.chip.pid, signal.SIGKILL)  # its power is gone
+            if self.back_after is None or self._stop.wait(self.back_after):
+                return
+            old, self.chip = self.chip, self._plug()  # its pty made while the old one is
+            old.close()  # still open: the device comes back under another name
+
+    def en_pulse(self) -> None:
+        """The RTS (EN) line: the chip boots again, unless it is wedged."""
+        if not self.wedged:
+            self.chip.reset()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._hub.join(timeout=10)
+        self.chip.close()
+
+
+class OnHubPort(Esp32Board):
+    """An esp32 board (flash = false: plain serial) on a HubPort; its reset pulses the
+    stand-in's EN line (a pty has no RTS line for the real pulse)."""
+
+    def __init__(self, hub: HubPort, config: HilConfig) -> None:
+        super().__init__(Board(name="esp-hub", kind="esp32", port=str(hub.link), flash=False,
+                               power_cycle=[str(hub.switch)]), config)
+        self.hub = hub
+
+    def _reset(self, ser: Any) -> None:
+        self.hub.en_pulse()
+
+
+@contextlib.contextmanager
+def on_hub_port(hil_agent: Path, tmp_path: Path, hil_config: HilConfig, port_return: float,
+                back_after: float | None) -> Iterator[tuple[BoardStrategy, HubPort]]:
+    """A strategy over an esp32 board on a HubPort whose first cell failed (so the next one
+    starts from a reset), with the chip hung (SIGSTOP) and wedged: only power brings it back."""
+    hub = HubPort(hil_agent, tmp_path, back_after)
+    config = dataclasses.replace(hil_config, timeouts=dataclasses.replace(
+        hil_config.timeouts, port_return=port_return))
+    try:
+        with driven(OnHubPort(hub, config), tmp_path, 2.0, 2.0) as s:
+            s.begin("cell-1")
+            s.end("cell-1", failed=True, timeout=2.0)
+            hub.wedged = True
+            assert hub.chip.pid is not None
+            os.kill(hub.chip.pid, signal.SIGSTOP)
+            yield s, hub
+    finally:
+        hub.close()
+
+
+def _recovery(tmp_path: Path) -> list[tuple[str, str]]:
+    return [(r["step"], r["outcome"]) for r in map(
+        json.loads, (tmp_path / RECOVERY_FILE).read_text().splitlines())]
+
+
+def test_a_power_cycle_waits_for_the_boards_port_to_come_back(
+        hil_agent: Path, tmp_path: Path, hil_config: HilConfig,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESPPORT", raising=False)
+    with on_hub_port(hil_agent, tmp_path, hil_config, 10.0, 1.0) as (s, hub):
+        board = s.driver
+        assert isinstance(board, OnHubPort)
+        before = board.port
+        console = s.begin("cell-2")  # reset: no answer; power cycle: the port is away for 1 s
+        assert console.send("version").data[0].startswith("version=")
+        assert not s.quarantined
+        assert _recovery(tmp_path) == [("reset", "no answer"), ("power cycle", "recovered")]
+        # found again through the pinned name, under its new device name, and held again
+        assert board.port == os.path.realpath(hub.link) != before
+        assert (lock_dir() / f"{lock_name(board.port)}.lock").exists()
+
+
+def test_a_port_that_does_not_come_back_quarantines_the_board_naming_the_wait(
+        hil_agent: Path, tmp_path: Path, hil_config: HilConfig,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESPPORT", raising=False)
+    with on_hub_port(hil_agent, tmp_path, hil_config, 0.5, None) as (s, hub):
+        t0 = time.monotonic()
+        with pytest.raises(BoardQuarantined, match=(
+                r"after a power cycle through hil\.toml power_cycle \(.*hub-port-power-cycle\): "
+                r"board esp-hub: waited 0\.5 s \(\[timeouts\] port_return\) for its serial port "
+                r"after the power cycle: .*usb-Silicon_Labs_CP2102-if00-port0 does not exist")):
+            s.begin("cell-2")
+        assert time.monotonic() - t0 >= 2.0 + 0.5  # the reset's boot wait, then the port's
+        assert not os.path.lexists(hub.link) and not hub.chip.pid  # the device never came back
+        assert _recovery(tmp_path) == [("reset", "no answer"), ("power cycle", "no answer"),
+                                       ("quarantine", "quarantined")]

@@ -197,3 +197,15 @@ def test_farm_keys_are_for_esp32_boards(tmp_path: Path) -> None:
             tmp_path, f'[labgrid]\ncoordinator = "{bad}"\n' + MINIMAL)
     assert "boards[1].place: place 'p' is already taken by board 'b1'" in error_for(
         tmp_path, ESP32 + 'place = "p"\n' + ESP32.replace("b1", "b2") + 'place = "p"\n')
+
+
+def test_the_wait_for_a_power_cycled_boards_port_is_a_timeout_like_the_others(
+        tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).timeouts.port_return == 20.0
+    assert load(write(tmp_path, "[timeouts]\nport_return = 5\n" + MINIMAL)
+                ).timeouts.port_return == 5.0
+    assert load(ROOT / "hil.toml").timeouts.port_return == 20.0  # committed, with its comment
+    assert "timeouts.port_return: expected seconds > 0, got 0" in error_for(
+        tmp_path, "[timeouts]\nport_return = 0\n" + MINIMAL)
+    assert "timeouts.port_return: expected a number" in error_for(
+        tmp_path, '[timeouts]\nport_return = "5"\n' + MINIMAL)

@@ -66,6 +66,16 @@ def test_show_of_a_free_place() -> None:
     assert (info.name, info.acquired, info.resources) == ("virt-b", "", [])
 
 
+def test_show_names_the_reservation_a_place_is_allocated_to() -> None:
+    """What the claims' proof rests on (rig/boards/places.py): labgrid 26 prints the place's
+    reservation token last."""
+    reserved = ACQUIRED.replace("  changed: 2026-11-30 11:19:50.517921\n",
+                                "  changed: 2026-11-30 11:19:50.517921\n"
+                                "  reservation: 6EA3KTC8B6\n")
+    assert parse_show(reserved).reservation == "6EA3KTC8B6"
+    assert parse_show(ACQUIRED).reservation == ""
+
+
 def test_show_that_is_not_a_place_is_an_error() -> None:
     with pytest.raises(FarmError, match="printed no place"):
         parse_show("labgrid-client: something else\n")

@@ -1,0 +1,334 @@
+"""Holding labgrid places for a run (rig/boards/farm.py talks to the coordinator): every place
+the rig uses comes to it through a reservation of its own, so what it holds is provably its own.
+
+    holding = Holding(client, board, state_dir())
+    held = holding.hold(timeout)   # reserve (name=<place>, or the board's tags), wait, acquire
+    holding.release()              # release what it acquired, cancel the reservation
+    release_leftovers(client, state_dir())   # what a dead run of this runner left
+
+Why a reservation even for a place named in hil.toml: labgrid's coordinator allocates a place
+to a reservation only when nobody has acquired it and no other reservation holds it, and it
+serves reservations by priority and age. So the rig never sends an acquire for a place someone
+holds, queues fairly behind other jobs (and other runs of this runner), and a place acquired by
+hand, even under this runner's own labgrid identity (host/user, which the coordinator cannot
+tell apart from the rig's), is never allocated to the rig, so never acquired nor released by it.
+
+The rig's record of a reservation (a *claim*) is a JSON file in this user's labgrid state
+directory, written as soon as the coordinator gives the token (before waiting on it) and
+locked (flock) by the process for as long as it holds it: the token, the place (once
+allocated) and the state of the rig's acquire: "none" (not sent), "sent" (no answer read: cut
+short by a signal) or "done". A claim whose lock no live process holds is a dead run's: the
+next start (and `hil run` itself, once its pytest child has died) releases its place only when
+the place is still acquired by this identity *and* still allocated to the claim's reservation
+*and* the claim's acquire was done or sent, then cancels the reservation. A kill -9 between the
+coordinator making a reservation and the claim being written leaves a reservation nobody
+polls: the coordinator expires it by itself (about a minute).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rig.boards.farm import (
+    CallInterrupted,
+    FarmError,
+    HeldPlace,
+    LabgridClient,
+    PlaceBusy,
+    owner,
+    reserved_token,
+    resolve,
+)
+from rig.boards.locks import BoardBusy, board_lock, private_dir
+from rig.config import Board
+
+CLAIM_SUFFIX = ".claim"
+RETRY_S = 1.0  # between two acquires of a place whose resource labgrid still holds
+
+
+def state_dir() -> Path:
+    """Where this user's rig processes keep their claims: a private directory that survives a
+    reboot (<cache>/labgrid, the cache being $HIL_CACHE_DIR, else $XDG_CACHE_HOME/hil-rig,
+    else ~/.cache/hil-rig, as for the esp board's mbedTLS source), so a place a killed run
+    left acquired is still known after the runner restarts."""
+    base = Path(os.environ.get("HIL_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hil-rig")
+    base.mkdir(parents=True, exist_ok=True)
+    return private_dir(base / "labgrid", "labgrid state directory",
+                       "release places this runner holds")
+
+
+def _prefix(coordinator: str) -> str:
+    return "labgrid-" + re.sub(r"[^A-Za-z0-9._-]", "_", coordinator) + "-"
+
+
+class Claim:
+    """The rig's record of one reservation (`make`: a new one, locked by this process)."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self._lock = contextlib.ExitStack()
+
+    @classmethod
+    def make(cls, lock_dir: Path, coordinator: str, token: str, board: str) -> Claim:
+        name = _prefix(coordinator) + re.sub(r"[^A-Za-z0-9_-]", "_", token)
+        claim = cls(lock_dir / f"{name}{CLAIM_SUFFIX}", {
+            "token": token, "board": board, "place": "", "acquire": "none",
+            "pid": os.getpid(), "owner": owner(), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        claim._lock.enter_context(board_lock(lock_dir, name,
+                                             what=f"labgrid reservation {token}"))
+        claim.write()
+        return claim
+
+    @property
+    def token(self) -> str:
+        return str(self.data["token"])
+
+    @property
+    def place(self) -> str:
+        return str(self.data["place"])
+
+    @property
+    def acquire(self) -> str:
+        return str(self.data["acquire"])
+
+    def update(self, **changes: str) -> None:
+        self.data.update(changes)
+        self.write()
+
+    def write(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data) + "\n")
+        tmp.replace(self.path)
+
+    def drop(self, keep_file: bool = False) -> None:
+        """Give up the lock; the file goes unless `keep_file` (left for the next sweep)."""
+        if not keep_file:
+            self.path.unlink(missing_ok=True)
+        self._lock.close()
+
+
+def _gone(exc: FarmError) -> bool:
+    """A cancel that failed because the reservation no longer exists (expired: fine)."""
+    return "does not exist" in str(exc)
+
+
+class Holding:
+    """One board's place while the rig holds it: its claim, reservation and acquisition."""
+
+    def __init__(self, client: LabgridClient, board: Board, lock_dir: Path) -> None:
+        self.client = client
+        self.board = board
+        self.lock_dir = lock_dir
+        self.claim: Claim | None = None
+        self.notes: list[str] = []  # what happened on the way (a wait)
+        self._refused: FarmError = FarmError("")  # the last refused acquire
+
+    @property
+    def place(self) -> str:
+        return self.claim.place if self.claim is not None and self.claim.place else (
+            self.board.place)
+
+    def hold(self, timeout: float) -> HeldPlace:
+        """Reserve, wait up to `timeout` s for the allocation, acquire. FarmError (PlaceBusy
+        naming the holder) when the place cannot be had; CallInterrupted on Ctrl-C/SIGTERM.
+        On any failure what was reserved or acquired is given back at once."""
+        try:
+            return self._hold(timeout)
+        except BaseException:
+            where = self.place or f"with tags {_tags(self.board)}"
+            self.notes += [f"place {where}: {problem} (the next run gives it back)"
+                           for problem in self.release()]
+            raise
+
+    def _reserve(self) -> Claim:
+        filters = {"name": self.board.place} if self.board.place else dict(self.board.tags)
+        try:
+            token = self.client.reserve(filters)
+        except CallInterrupted as exc:  # made anyway? record it, so that it is cancelled
+            if exc.completed is not None and reserved_token(exc.completed.stdout):
+                self.claim = Claim.make(self.lock_dir, self.client.coordinator,
+                                        reserved_token(exc.completed.stdout), self.board.name)
+            raise
+        self.claim = Claim.make(self.lock_dir, self.client.coordinator, token, self.board.name)
+        return self.claim
+
+    def _hold(self, timeout: float) -> HeldPlace:
+        if self.board.place:
+            matched = self.client.show(self.board.place).name  # labgrid matches substrings
+            if matched != self.board.place:
+                raise FarmError(f"the coordinator has no place named {self.board.place} "
+                                f"(labgrid-client matched {matched})")
+        claim = self._reserve()
+        t0 = time.monotonic()
+        try:
+            self.client.wait(claim.token, timeout)
+        except FarmError as exc:
+            raise PlaceBusy(self._busy(timeout, exc)) from None
+        if time.monotonic() - t0 > 2.0:
+            self.notes.append(f"waited {time.monotonic() - t0:.0f} s for place "
+                              f"{self.board.place or 'with tags ' + _tags(self.board)}")
+        place = self.board.place or self.client.show("+" + claim.token).name
+        claim.update(place=place)
+        while not self._acquire(claim, place):
+            if time.monotonic() + RETRY_S > t0 + timeout:
+                raise PlaceBusy(self._busy(timeout, self._refused))
+            time.sleep(RETRY_S)  # labgrid frees such a resource by itself (see _acquire)
+        return resolve(self.client, place, self.board.name, claim.token)
+
+    def _acquire(self, claim: Claim, place: str) -> bool:
+        """One acquire of the place allocated to the claim's reservation: True when done,
+        False when refused because the place or one of its resources is held. The latter is
+        labgrid's own leftover of an acquire cut short (a killed client: the coordinator
+        marked the resource acquired but not the place), which its coordinator releases by
+        itself within about 15 s; or a person acquiring the place by hand just now."""
+        claim.update(acquire="sent")
+        try:
+            self.client.acquire(place)
+        except CallInterrupted as exc:
+            if exc.completed is not None:
+                claim.update(acquire="done" if exc.completed.returncode == 0 else "none")
+            raise
+        except PlaceBusy as exc:
+            claim.update(acquire="none")  # refused: the coordinator did nothing
+            self._refused = exc
+            return False
+        except FarmError:
+            claim.update(acquire="none")
+            raise
+        claim.update(acquire="done")
+        return True
+
+    def _busy(self, timeout: float, exc: FarmError) -> str:
+        """Why the place could not be had in time: who holds it."""
+        waited = f"waited {timeout:g} s (hil.toml [labgrid] acquire_timeout)"
+        place = self.place
+        if not place:
+            return f"no place with tags {_tags(self.board)} was free; {waited}"
+        try:
+            info = self.client.show(place)
+        except FarmError:
+            return f"place {place} was not free; {waited} ({exc})"
+        if info.acquired:
+            return (f"place {place} is acquired by {info.acquired}; {waited}"
+                    f"{_own_hint(self.client, place, info.acquired)}")
+        mine = self.claim is not None and info.reservation == self.claim.token
+        if mine:  # allocated to us, refused anyway: a resource held elsewhere
+            return f"place {place}: {exc}; {waited}"
+        return (f"place {place} is reserved by another job (reservation "
+                f"{info.reservation or '?'}); {waited}")
+
+    def release(self) -> list[str]:
+        """Release the place if the rig acquired it and cancel the reservation; returns what
+        failed (the claim then stays for the next run's sweep). Raises only CallInterrupted,
+        on a second interrupt during it."""
+        claim, self.claim = self.claim, None
+        if claim is None:
+            return []
+        settled = False
+        try:
+            problems = _give_back(self.client, claim, own_run=True)
+            settled = not problems
+        finally:  # unsettled (a failure, a second interrupt): the next run's sweep settles it
+            claim.drop(keep_file=not settled)
+        return problems
+
+
+def _tags(board: Board) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(board.tags.items()))
+
+
+def _own_hint(client: LabgridClient, place: str, holder: str) -> str:
+    """When the holder is this runner's own identity: an acquire by hand, never the rig's."""
+    if holder != owner():
+        return ""
+    return (f"; that is this runner's own labgrid identity, acquired by hand (the rig acquires "
+            f"only through its own reservations, and never releases what it did not "
+            f"acquire): release it with `labgrid-client -x {client.coordinator} -p {place} "
+            f"release` when you are done with it")
+
+
+def _ours(client: LabgridClient, claim: Claim, own_run: bool) -> bool:
+    """Whether the claim's place is acquired by the rig's own acquire: done by this live run;
+    otherwise (a dead run's, or an acquire cut short) the place must still be acquired by
+    this identity and allocated to the claim's reservation."""
+    if not claim.place or claim.acquire == "none":
+        return False
+    if own_run and claim.acquire == "done":
+        return True
+    try:
+        info = client.show(claim.place)
+    except FarmError:
+        return False  # the place is gone: nothing to release
+    return info.acquired == owner() and info.reservation == claim.token
+
+
+def _give_back(client: LabgridClient, claim: Claim, own_run: bool) -> list[str]:
+    """Release the claim's place when it is the rig's, cancel its reservation; what failed."""
+    problems: list[str] = []
+    if _ours(client, claim, own_run):
+        try:
+            client.release(claim.place)
+            claim.update(acquire="none")
+        except FarmError as exc:
+            problems.append(str(exc))
+    else:
+        claim.update(acquire="none")
+    try:
+        client.cancel(claim.token)
+    except FarmError as exc:
+        if not _gone(exc):
+            problems.append(str(exc))
+    return problems
+
+
+def _claims(lock_dir: Path, coordinator: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in sorted(lock_dir.glob(f"{_prefix(coordinator)}*{CLAIM_SUFFIX}")):
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or not data.get("token"):
+                raise ValueError("no token")
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # unreadable: nothing it could prove
+            continue
+        yield path.name.removesuffix(CLAIM_SUFFIX), data
+
+
+def release_leftovers(client: LabgridClient, lock_dir: Path) -> list[str]:
+    """What dead runs of this runner left with this coordinator (claims whose lock no live
+    process holds): their places released where the claim proves the rig acquired them,
+    their reservations cancelled. Returns what was done, one line each (a failure too)."""
+    notes: list[str] = []
+    for name, data in _claims(lock_dir, client.coordinator):
+        try:
+            with board_lock(lock_dir, name, what="labgrid claim"):
+                notes += _settle(client, lock_dir, name, data)
+        except BoardBusy:
+            continue  # a live run holds it
+    return notes
+
+
+def _settle(client: LabgridClient, lock_dir: Path, name: str, data: dict[str, Any]) -> list[str]:
+    path = lock_dir / f"{name}{CLAIM_SUFFIX}"
+    claim = Claim(path, dict(data))  # the dead run's record, under the caller's lock
+    place, pid, at = data.get("place") or "?", data.get("pid", "?"), data.get("at", "?")
+    try:
+        released = _ours(client, claim, own_run=False)
+        problems = _give_back(client, claim, own_run=False)
+    except FarmError as exc:
+        return [f"could not settle place {place} left by a run that died: {exc}"]
+    if problems:
+        return [f"could not release place {place} left by a run that died: {problems[0]}"]
+    path.unlink(missing_ok=True)
+    if released:
+        return [f"released place {place}, left acquired by a run that died (pid {pid}, "
+                f"reserved {at})"]
+    return [f"cancelled reservation {data['token']} left by a run that died (pid {pid})"]
