@@ -17,6 +17,7 @@ from rig.report.trends import (
     changes,
     classify,
     comparable,
+    judged,
     regressions,
     rule,
 )
@@ -38,6 +39,7 @@ class Report:
     skipped: list[str]
     history: int  # comparable earlier runs read
     threshold: float  # hil.toml [report] regression: how much higher is a regression
+    unjudged: str = ""  # why this run's times were not judged (a busy runner), '' when they were
 
 
 def build(run_dir: Path, config: HilConfig, history_dirs: list[Path],
@@ -49,12 +51,14 @@ def build(run_dir: Path, config: HilConfig, history_dirs: list[Path],
     found, skipped = collect(current, [*local, *history_dirs])
     history = comparable(current, found)[-config.report.trend_runs:]
     statuses = classify(current, history)
-    flagged = regressions([*history, current], config.report.regression)
+    compared, unjudged = judged([*history, current])
+    flagged = [] if unjudged else regressions(compared, config.report.regression)
     path = out or run_dir / REPORT_FILE
     path.write_text(render(current, history, skipped, statuses, flagged,
-                           config.report.regression, path.parent), encoding="utf-8")
+                           config.report.regression, path.parent, unjudged=unjudged),
+                    encoding="utf-8")
     return Report(path, current, history[-1] if history else None, changes(statuses), flagged,
-                  skipped, len(history), config.report.regression)
+                  skipped, len(history), config.report.regression, unjudged)
 
 
 def _names(keys: list[tuple[str, str, str]], most: int = 8) -> str:
@@ -84,5 +88,7 @@ def what_changed(report: Report) -> list[str]:
         lines.append(f"  regression: {r}")
     if report.flagged:
         lines.append(f"  ({rule(report.threshold)})")
+    if report.unjudged:
+        lines.append(f"  timings not judged for regressions: {report.unjudged}")
     lines.append(f"report: {report.path}")
     return lines

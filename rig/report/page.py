@@ -97,8 +97,9 @@ def _name(key: Key) -> str:
 
 def render(current: Run, history: list[Run], skipped: list[str],
            statuses: dict[Key, Status], flagged: list[Regression], threshold: float,
-           page_dir: Path) -> str:
-    """The page; `page_dir` is where it is written (its links are relative to it)."""
+           page_dir: Path, unjudged: str = "") -> str:
+    """The page; `page_dir` is where it is written (its links are relative to it);
+    `unjudged`: why the run's times were not judged for regressions (a busy runner)."""
     grouped = changes(statuses)
     previous = history[-1] if history else None
     counts = _counts(current)
@@ -110,7 +111,7 @@ def render(current: Run, history: list[Run], skipped: list[str],
              f'<span id="count-fail">{counts["fail"]} failed</span>'
              f'<span id="count-skip">{counts["skip"]} skipped</span>'
              f"<span>{len(current.cells)} cells</span></p>"]
-    parts += _changes(current, previous, grouped, flagged, threshold)
+    parts += _changes(current, previous, grouped, flagged, threshold, unjudged)
     parts += _matrix(current, statuses)
     parts += _trends(current, history, flagged, threshold)
     parts += _environment(current)
@@ -122,7 +123,7 @@ def render(current: Run, history: list[Run], skipped: list[str],
 
 
 def _changes(current: Run, previous: Run | None, grouped: dict[Status, list[Key]],
-             flagged: list[Regression], threshold: float) -> list[str]:
+             flagged: list[Regression], threshold: float, unjudged: str) -> list[str]:
     out = ['<section id="changes"><h2>What changed</h2>']
     if previous is None:
         out.append("<p>No earlier comparable run: every cell is reported as it is.</p>")
@@ -148,6 +149,9 @@ def _changes(current: Run, previous: Run | None, grouped: dict[Status, list[Key]
     if flagged:
         out.append("<ul>" + "".join(f'<li class="regression">{escape(str(r))}</li>'
                                     for r in flagged) + "</ul>")
+    if unjudged:
+        out.append(f'<p class="regression" id="unjudged">timings not judged for regressions: '
+                   f"{escape(unjudged)}</p>")
     out.append(f'<p class="reason" id="regression-rule">{escape(rule(threshold))}</p>')
     out.append("</section>")
     return out

@@ -25,6 +25,7 @@ import pytest
 from rig.boards.virtual import what_it_is
 from rig.pytest_plugin.inventory import inventory
 from rig.report.junit import add_suite_property, name_case
+from rig.report.runner_load import LoadMeter
 
 
 @dataclass
@@ -112,6 +113,7 @@ class MatrixReporter:
         self.cells: dict[str, Cell] = {}
         self.order: dict[str, int] = {}  # nodeid -> collection index
         self.done = 0
+        self.load = LoadMeter()  # how busy the runner was (rig/report/trends.py reads it)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.order = {_plain_nodeid(item.nodeid): i for i, item in enumerate(session.items)}
@@ -180,7 +182,7 @@ class MatrixReporter:
         last = len(self.order)
         cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
         data = {"exitstatus": int(exitstatus), "collected": len(self.order),
-                "cells": [asdict(c) for c in cells]}
+                "cpu_pressure": self.load.stalled_share(), "cells": [asdict(c) for c in cells]}
         self.path.write_text(json.dumps(data, indent=2) + "\n")
 
 

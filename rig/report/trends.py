@@ -30,6 +30,11 @@ FLAKY_FLIPS = 3  # verdict changes in the history window that make a cell flaky
 CONTROL = ("host", "broker_preflight")  # board, case: the runner's own handshake, same CPU
 ALPHA = 0.01  # the rank test's significance level (one-sided)
 MIN_DIFF_MS = 2.0  # handshakes are whole milliseconds: 1 -> 2 ms under load is no regression
+NOISE_Z = 3.0  # how many run-to-run deviations (pooled over the metric's series) a rise must pass
+# a run whose CPU pressure (rig/report/runner_load.py) exceeds the earlier runs' median by this
+# much (or, without earlier figures, BUSY_SHARE) ran on a busy runner: its times are not judged
+BUSY_MARGIN = 0.15
+BUSY_SHARE = 0.6
 
 
 def verdict(cell: dict[str, Any] | None) -> str:
@@ -152,11 +157,27 @@ def rank_test_can_decide(n: int, m: int) -> bool:
     return rank_test([float(m + i) for i in range(n)], [float(i) for i in range(m)]) < ALPHA
 
 
-def upper_fence(values: list[float]) -> float:
+def upper_fence(values: list[float], noise: float = 0.0) -> float:
     """The top of the earlier runs' spread: Tukey's fence, the third quartile plus 1.5 times
-    the interquartile range (one odd earlier run does not raise it much)."""
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q3 + 1.5 * (q3 - q1)
+    the interquartile range (one odd earlier run does not raise it much), and at least the
+    median times exp(NOISE_Z x `noise`), the run-to-run deviation of the metric (a few
+    earlier runs that happen to agree say little about how much a run can move)."""
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return max(q3 + 1.5 * (q3 - q1), median * math.exp(NOISE_Z * noise))
+
+
+def run_to_run_noise(earlier: list[dict[tuple[str, str], float]]) -> float:
+    """How much one run's value moves against the other earlier runs' of the same board and
+    mode, pooled over all of them: the standard deviation, estimated from the mean absolute
+    deviation, of log(value / median of the other runs' values). 0.0 without two runs."""
+    residuals: list[float] = []
+    for key in {k for run in earlier for k in run}:
+        values = [run[key] for run in earlier if key in run and run[key] > 0]
+        for i, value in enumerate(values):
+            others = values[:i] + values[i + 1:]
+            if others:
+                residuals.append(abs(math.log(value / statistics.median(others))))
+    return statistics.fmean(residuals) * math.sqrt(math.pi / 2) if residuals else 0.0
 
 
 @dataclass(frozen=True)
@@ -195,11 +216,15 @@ def rule(threshold: float) -> str:
     """How a regression is decided, in one sentence (the page and `hil run` say it)."""
     return (f"A board and mode is a regression when, with each run's times divided by its "
             f"runner speed factor (its host broker_preflight handshakes against the earlier "
-            f"runs'), this run's median is above the spread of at least {MIN_BASELINE} earlier "
-            f"runs' medians (Tukey's upper fence), higher by a one-sided Mann-Whitney rank test "
-            f"at p < {ALPHA:g} where there are enough samples for one, and, divided and as "
-            f"measured, at least {MIN_DIFF_MS:g} ms and more than {threshold * 100:.0f} % "
-            f"(hil.toml [report] regression) above their rolling median.")
+            f"runs'), this run's median is above the spread of at least {MIN_BASELINE} "
+            f"earlier runs' medians (Tukey's upper fence, and at least {NOISE_Z:g} run-to-run "
+            f"deviations of the metric, pooled over all boards and modes), higher by a "
+            f"one-sided Mann-Whitney rank test at p < {ALPHA:g} where there are enough "
+            f"samples for one, and, divided and as measured, at least {MIN_DIFF_MS:g} ms and "
+            f"more than {threshold * 100:.0f} % (hil.toml [report] regression) above their "
+            f"rolling median. A run on a busy runner (some task waiting for a CPU during "
+            f"{BUSY_MARGIN * 100:.0f} points more of the run than the earlier runs' median, "
+            f"Linux /proc/pressure/cpu) is not judged, and is left out of later baselines.")
 
 
 def series(runs: list[Run], metric: Metric) -> dict[tuple[str, str], list[float | None]]:
@@ -223,9 +248,11 @@ def regressions(runs: list[Run], threshold: float) -> list[Regression]:
         measured = [run_samples(r, metric) for r in runs]
         divided = [{k: [v / f for v in values] for k, values in m.items()}
                    for m, f in zip(measured, factors, strict=True)]
+        noise = run_to_run_noise([{k: statistics.median(v) for k, v in d.items()}
+                                  for d in divided[:-1]])
         for key, now in sorted(divided[-1].items()):
             found = _judge(key, metric, now, [d[key] for d in divided[:-1] if key in d],
-                           threshold)
+                           threshold, noise)
             value = statistics.median(measured[-1][key])
             before = [statistics.median(m[key]) for m in measured[:-1] if key in m]
             if found is not None and _material(value, statistics.median(before), threshold):
@@ -240,14 +267,15 @@ def _material(value: float, baseline: float, threshold: float) -> bool:
 
 
 def _judge(key: tuple[str, str], metric: Metric, now: list[float],
-           earlier: list[list[float]], threshold: float) -> Regression | None:
+           earlier: list[list[float]], threshold: float, noise: float) -> Regression | None:
     """One board and mode: this run's samples against the earlier runs' (divided by their
-    speed factors): material, above the earlier runs' spread, and by the rank test."""
+    speed factors): material, above the earlier runs' spread (at least the pooled
+    run-to-run `noise`), and by the rank test."""
     if len(earlier) < MIN_BASELINE:
         return None
     medians = [statistics.median(e) for e in earlier]
     value, baseline = statistics.median(now), statistics.median(medians)
-    fence = upper_fence(medians)
+    fence = upper_fence(medians, noise)
     if baseline <= 0 or value <= fence or not _material(value, baseline, threshold):
         return None
     pooled = [v for e in earlier for v in e]
@@ -256,3 +284,41 @@ def _judge(key: tuple[str, str], metric: Metric, now: list[float],
         return None
     return Regression(key[0], key[1], metric, value, baseline, fence=fence,
                       runs=len(earlier), p=p)
+
+
+def cpu_pressure(run: Run) -> float | None:
+    """The share of the run during which some task waited for a CPU (results.json
+    `cpu_pressure`), None when the run did not record it."""
+    return number(run.data.get("cpu_pressure"))
+
+
+def busy(run: Run, earlier: list[Run]) -> str:
+    """Why `run` ran on a busy runner ('' when it did not, or cannot be told): its CPU
+    pressure above the earlier runs' median by more than BUSY_MARGIN, or above BUSY_SHARE
+    when no earlier run recorded one. Its times then say more about the runner than about
+    the boards, so no regression is read from them."""
+    share = cpu_pressure(run)
+    if share is None:
+        return ""
+    before = [p for p in (cpu_pressure(r) for r in earlier) if p is not None]
+    usual = statistics.median(before) if before else None
+    if usual is not None and share <= usual + BUSY_MARGIN:
+        return ""
+    if usual is None and share <= BUSY_SHARE:
+        return ""
+    against = (f"against a median of {usual * 100:.0f} % in {len(before)} earlier run(s)"
+               if usual is not None else f"above {BUSY_SHARE * 100:.0f} %")
+    return (f"the runner was busy: some task waited for a CPU during {share * 100:.0f} % of "
+            f"run {run.id} {against} (Linux /proc/pressure/cpu)")
+
+
+def judged(runs: list[Run]) -> tuple[list[Run], str]:
+    """The runs whose times `regressions` may compare (the earlier ones that did not run on a
+    busy runner, then the last), and why the last one's times are not judged ('' when they
+    are: then it is last in the list)."""
+    if not runs:
+        return [], ""
+    *earlier, current = runs
+    quiet = [r for i, r in enumerate(earlier) if not busy(r, earlier[:i])]
+    why = busy(current, quiet)
+    return (quiet, why) if why else ([*quiet, current], "")

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from rig.report.history import Run, collect, prune, read_run
+from rig.report.runner_load import PSI_CPU, LoadMeter
 from rig.report.trends import (
     classify,
     comparable,
+    judged,
     rank_test,
     rank_test_can_decide,
     regressions,
@@ -46,7 +48,7 @@ JITTER = [1.0, 1.08, 0.94, 1.04, 0.97, 1.1, 0.92, 1.02]  # run to run on a quiet
 
 
 def timed_run(root: Path, i: int, control: float = 1.0, slower: dict[str, float] | None = None,
-              samples: int = 1) -> Run:
+              samples: int = 1, pressure: float | None = None) -> Run:
     """Run i of a synthetic history: the host control and two virtual boards in three modes.
     Every time is scaled by the run's JITTER; the control by `control` too (a busy runner),
     a board's handshakes by slower[board] (a board that is slower, or also slowed by the busy
@@ -64,7 +66,8 @@ def timed_run(root: Path, i: int, control: float = 1.0, slower: dict[str, float]
             for n in range(samples):
                 cells.append(dict(cell(f"connect_publish-{n}", mode=mode, hs=handshake,
                                        cell_ms=cell_ms), board=board))
-    run = read_run(write_run(root, f"20261201-{i:06d}-{i}", cells))
+    extra = {} if pressure is None else {"cpu_pressure": pressure}
+    run = read_run(write_run(root, f"20261201-{i:06d}-{i}", cells, **extra))
     assert isinstance(run, Run)
     return run
 
@@ -113,6 +116,45 @@ def test_a_board_twice_as_slow_is_flagged(tmp_path: Path) -> None:
     assert busy_ca.factor == pytest.approx(5.0 / 2.65)
     assert busy_ca.value == pytest.approx(20.0 / busy_ca.factor)
     assert "measured 20.0 against 5.0 ms, runner speed factor 1.89" in str(busy_ca)
+
+
+def test_a_busy_runner_that_the_control_missed_is_not_judged(tmp_path: Path) -> None:
+    """Measured on 2 cores beside two busy loops: the boards' times doubled while the host's
+    control even got quicker (it ran before the workers competed for the CPU); the CPU
+    pressure of the run (0.80 against 0.37 on quiet runs) says the runner was busy, so
+    nothing is judged, and the reason is given. The same times on a quiet runner are
+    flagged: it is the pressure that decides."""
+    history = [timed_run(tmp_path / "history", i, pressure=0.37 + i / 100) for i in range(6)]
+    slowed = {BOARD: 2.0, "virtual-esp": 2.0}
+    loaded = timed_run(tmp_path, 16, 0.85, slowed, pressure=0.80)
+    compared, why = judged([*history, loaded])
+    assert compared == history
+    assert re.fullmatch(r"the runner was busy: some task waited for a CPU during 80 % of run "
+                        r"\S+ against a median of 40 % in 6 earlier run\(s\) "
+                        r"\(Linux /proc/pressure/cpu\)", why), why
+    quiet = timed_run(tmp_path / "quiet", 16, 0.85, slowed, pressure=0.40)
+    compared, why = judged([*history, quiet])
+    assert why == "" and compared[-1] is quiet
+    assert {(f.board, f.mode) for f in regressions(compared, 0.4)} >= {(BOARD, "ca")}
+    # an earlier busy run is left out of the baseline; without earlier figures, 60 % is busy
+    busy_before = timed_run(tmp_path / "b", 3, 2.0, slowed, pressure=0.9)
+    assert busy_before not in judged([*history, busy_before, quiet])[0]
+    assert judged([timed_run(tmp_path / "c", 1), timed_run(tmp_path / "d", 2, pressure=0.7)])[1]
+
+
+def test_the_runs_cpu_pressure_is_read_from_the_kernel(tmp_path: Path) -> None:
+    """LoadMeter reads Linux's /proc/pressure/cpu (where the kernel has it) and gives a share
+    of the wall time; a file in its format stands for a kernel with a known stall."""
+    if PSI_CPU.exists():
+        share = LoadMeter().stalled_share()
+        assert share is not None and 0.0 <= share <= 1.0
+    psi = tmp_path / "cpu"
+    psi.write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n"
+                   "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    meter = LoadMeter(psi)
+    psi.write_text("some avg10=9.00 avg60=0.00 avg300=0.00 total=999999000\n")
+    assert meter.stalled_share() == 1.0  # capped: more stall than wall time is all of it
+    assert LoadMeter(tmp_path / "none").stalled_share() is None
 
 
 def test_one_millisecond_more_is_no_regression(tmp_path: Path) -> None:
