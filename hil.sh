@@ -72,7 +72,8 @@ setup_venv() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,farm]'
     # pyserial (pytest-embedded, esptool) and pyserial-labgrid (labgrid) both install the
     # package `serial`; whichever pip wrote last wins. Make it labgrid's: pyserial 3.5 plus two
-    # RFC 2217 fixes (no round trip for an unchanged option or a timeout change). README says why.
+    # RFC 2217 fixes (no round trip for an unchanged option or a timeout change).
+    # docs/farm.md ("Dependencies") says why.
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
       "pyserial-labgrid==$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pyserial-labgrid"))')"
     echo "$want" > "$stamp"

@@ -1,6 +1,6 @@
 """One `serial` package for two owners: pytest-embedded and esptool need `pyserial`, labgrid
 needs `pyserial-labgrid` (pyserial 3.5 plus RFC 2217 fixes), and both install `serial/`. hil.sh
-installs labgrid's last (README "Dependencies"); these check that the venv resolved it so and
+installs labgrid's last (docs/farm.md, "Dependencies"); these check that the venv resolved it so and
 that both sides work with it."""
 
 from __future__ import annotations
