@@ -1,5 +1,6 @@
 #!/bin/sh
-# Build the host variants, run the unit tests on the plain, asan and esp-asan
+# Build the host variants, check the core's layering (layers.sh on the plain
+# and esp-asan objects), run the unit tests on the plain, asan and esp-asan
 # builds, the socket-free modules' tests on rv32 under QEMU (rv32/check.sh), and
 # each fuzzer for FUZZ_SECONDS (default 20) on its committed seed corpus.
 # Exits non-zero on any failure. Builds go where build.sh puts them:
@@ -11,6 +12,10 @@ builds=${HIL_HOST_BUILD_DIR:-$here/build}
 case "$builds" in /*) ;; *) builds="$PWD/$builds" ;; esac # the fuzzers run in a scratch dir
 
 "$here/build.sh" all
+# the core's layers (components/agent/layers.txt): no file calls a layer above
+# it; both builds, since their #if branches (mbedTLS 2.28 / 3.6) differ
+echo "== layers"
+"$here/layers.sh" "$builds/plain/agent/libagent.a" "$builds/esp-asan/agent/libagent.a"
 for v in plain asan esp-asan; do
     echo "== ctest ($v: $builds/$v)"
     (cd "$builds/$v" && ctest --output-on-failure)

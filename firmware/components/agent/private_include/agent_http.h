@@ -10,11 +10,8 @@
 #include <stdint.h>
 #include <sys/select.h>
 
+#include "agent_limits.h" /* AGENT_HTTP_MAX_CLIENTS, AGENT_HTTP_TIMEOUT_MS, AGENT_HTTP_LINGER_MS */
 #include "agent_mbedtls_compat.h"
-
-#define AGENT_HTTP_MAX_CLIENTS 4
-#define AGENT_HTTP_TIMEOUT_MS 5000u /* handshake + request, and again for the response */
-#define AGENT_HTTP_LINGER_MS 1000u  /* after the response: wait for the client's FIN */
 
 struct agent;
 
@@ -64,8 +61,9 @@ int agent_http_start(struct agent *a, char *err, size_t errlen);
  * stopped" (only when it was running). */
 void agent_http_stop(struct agent *a, bool log);
 bool agent_http_running(const struct agent *a);
-/* `tls keylog` switched: the connections still in their handshake export
- * their secrets to sink from now on (NULL: no longer). */
+/* `tls keylog` switched (the command layer calls this after agent_keylog_on /
+ * agent_keylog_off): the connections still in their handshake export their
+ * secrets to sink from now on (NULL: no longer). */
 void agent_http_export_secrets(struct agent *a, agent_tls_secret_t *sink);
 
 /* Main loop: add the server's descriptors to rd/wr (returns the new max fd)

@@ -3,25 +3,35 @@
  * see agent.h and agent_port.h only: the component's public include
  * directory holds nothing else); the host unit tests and fuzzers do.
  *
- * Call graph, one way only (a module calls down, never up; no callbacks):
+ * Layers, one way only (a file calls functions of lower layers, never of a
+ * higher one; layers.txt is the table, firmware/host/layers.sh checks it on
+ * the compiled objects):
  *
- *   agent.c        lifecycle + main loop (agent_step)
- *     -> console.c   line assembly, command queue, tags, one final line per command
- *       -> commands.c  the command handlers (config, status, mqtt ..., http ..., wifi ...)
- *     -> mqtt.c, wifi.c, http_server.c   sockets/state machines serviced by agent_step;
- *                    mqtt.c and wifi.c complete pending commands (agent_resolve)
- *       -> keylog.c   `tls keylog`: sealed TLS session secrets (mqtt.c, http_server.c
- *                     print what their handshake step exported; commands.c turns it on/off)
- *       -> output.c, rng.c   log / data / final lines, deferred finals, port events; DRBG
- *         -> conn.c, settings.c, mqtt_codec.c, http_parse.c, util.c, version.c   (no agent_t)
+ *   leaf <- service <- command <- loop
  *
- * (commands.c calls mqtt.c / wifi.c / http_server.c to start an operation.)
+ *   leaf     util.c mqtt_codec.c http_parse.c version.c conn.c rng.c output.c
+ *            settings.c clock.c keylog.c: codecs, parsers, the settings store,
+ *            TCP+TLS connection, DRBG, the lines printed, the board's clock,
+ *            the key-log sink. A leaf may call a leaf listed before it.
+ *   service  mqtt.c http_server.c wifi.c: each exposes what the loop needs
+ *            (init, fdset / tick / wait_ms, service) and what the command
+ *            layer starts; services never call each other. The outcome of an
+ *            operation a command started goes up through the callback table
+ *            given at init (agent_op_events_t: pending, done).
+ *   command  final.c commands.c console.c: console line -> command ->
+ *            services; final.c prints the one final line of a command (now,
+ *            or through the events table when its operation ends).
+ *   loop     agent.c: lifecycle and agent_step; wires the services to the
+ *            command layer (agent_command_events).
+ *
+ * Shared limits and timeouts: agent_limits.h.
  *
  * Pending commands: a command that waits on the network (mqtt connect,
- * mqtt publish, mqtt subscribe, wifi connect) starts its operation, hands
- * its tag to agent_defer() and returns; agent_step services the operation
- * and the module prints the command's log lines and then its one final line
- * with agent_resolve(). Meanwhile console input is still read, but complete
+ * mqtt publish, mqtt subscribe, wifi connect) starts its operation and
+ * returns; the service calls ev->pending (agent_defer: the command's tag is
+ * kept), agent_step services the operation and the service prints the
+ * command's log lines and then calls ev->done (agent_resolve: its one final
+ * line with the tag). Meanwhile console input is still read, but complete
  * lines are queued (console.c) and run in order once nothing is pending. */
 #ifndef AGENT_INTERNAL_H
 #define AGENT_INTERNAL_H
@@ -35,27 +45,10 @@
 #include "agent.h"
 #include "agent_conn.h"
 #include "agent_http.h"
+#include "agent_limits.h"
 #include "agent_mbedtls_compat.h"
 #include "agent_port.h"
 #include "agent_settings.h"
-
-#define AGENT_LINE_MAX 512       /* console line, without the newline */
-#define AGENT_TAG_MAX 24         /* "@<tag> <command>": 1..24 of [A-Za-z0-9._-] */
-#define AGENT_CHUNK_MAX 96       /* decoded bytes per "config data" */
-#define AGENT_QUEUE_BYTES 2048   /* console lines queued behind a pending command */
-#define AGENT_MQTT_BUF 8192      /* MQTT rx/tx buffer */
-#define AGENT_MSG_LOG_MAX 256    /* payload bytes shown in a message log line */
-
-#define AGENT_CONNECT_TIMEOUT_MS 5000u
-#define AGENT_HANDSHAKE_TIMEOUT_MS 10000u
-#define AGENT_REPLY_TIMEOUT_MS 10000u /* CONNACK, PUBACK, SUBACK; a stalled write */
-#define AGENT_WIFI_TIMEOUT_MS 15000u  /* `wifi connect`: association + DHCP */
-#define AGENT_WIFI_POLL_MS 50u        /* `wifi connect` pending: look at network_up this often */
-#define AGENT_POLL_SLICE_MS 10u       /* polled console: longest read while sockets need service */
-
-/* `clock set <unix seconds>` accepts 2000-01-01T00:00:00Z .. 2099-12-31T23:59:59Z. */
-#define AGENT_CLOCK_MIN_S INT64_C(946684800)
-#define AGENT_CLOCK_MAX_S INT64_C(4102444799)
 
 /* Does mbedTLS check certificate validity dates against the board's clock
  * (port.clock_get)? Only when it checks dates at all (MBEDTLS_HAVE_TIME_DATE)
@@ -89,12 +82,24 @@ typedef struct {
     unsigned count;
 } agent_queue_t;
 
-/* ---- output.c: the command whose final line comes later -------------------------- */
+/* ---- final.c: the command whose final line comes later --------------------------- */
 
 typedef struct {
     bool active;
     char tag[AGENT_TAG_MAX + 1];
 } agent_pending_t;
+
+/* ---- the services' events ---------------------------------------------------------- */
+
+/* How a service (mqtt.c, wifi.c) reports the operation a command started: a
+ * table of the command layer's callbacks (agent_command_events, final.c),
+ * handed to the service at init with the context to pass them. */
+typedef struct {
+    /* The command returns before its operation ends: its final line comes later. */
+    void (*pending)(void *ctx);
+    /* The operation is over: the command's one final line, "OK" or "ERR <reason>". */
+    void (*done)(void *ctx, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+} agent_op_events_t;
 
 /* ---- mqtt.c ----------------------------------------------------------------------- */
 
@@ -136,6 +141,8 @@ typedef struct {
     size_t tx_len, tx_off;
     uint64_t tx_deadline_ms; /* no write progress until then: connection lost */
     mqtt_wait_t wait;
+    const agent_op_events_t *ev; /* the command layer's callbacks (agent_mqtt_init) */
+    void *ev_ctx;
 } agent_mqtt_t;
 
 /* ---- keylog.c ---------------------------------------------------------------------- */
@@ -159,6 +166,8 @@ typedef struct {
 typedef struct {
     bool pending; /* `wifi connect` waits for network_up() */
     uint64_t deadline_ms;
+    const agent_op_events_t *ev; /* the command layer's callbacks (agent_wifi_init) */
+    void *ev_ctx;
 } agent_wifi_t;
 
 struct agent {
@@ -174,7 +183,7 @@ struct agent {
      * "@<tag> " before the command's one final line and clears it. */
     char tag[AGENT_TAG_MAX + 1];
     unsigned finals; /* final lines printed (or deferred) by the current command: must end at 1 */
-    agent_pending_t pending;
+    agent_pending_t pending; /* final.c */
     agent_load_t load;
     mbedtls_ctr_drbg_context drbg;
     bool drbg_ready;
@@ -189,16 +198,28 @@ struct agent {
     struct agent *time_next; /* MBEDTLS_PLATFORM_TIME_ALT: the list of live agents (agent.c) */
 };
 
-/* ---- agent.c: lifecycle (tests create agents on their own storage) --------------- */
+/* ==== leaves (also: agent_util.h, agent_settings.h, agent_conn.h, mqtt_codec.h) ==== */
 
-/* Initialise a (zeroed or fresh) agent: loads settings from storage. Every
- * agent_init must be paired with agent_free before the agent's memory is freed
- * or reused: with MBEDTLS_PLATFORM_TIME_ALT the agent is on the list mbedTLS's
- * time hook reads (agent.c) until agent_free takes it off. */
-int agent_init(agent_t *a, const agent_port_t *port);
-void agent_free(agent_t *a);
+/* ---- output.c --------------------------------------------------------------------- */
 
-/* ---- agent.c: the board's clock ----------------------------------------------------- */
+/* agent_log: "<L> (<ms>) hil: <text>". agent_reply: a data line (raw, no
+ * prefix). agent_tagged_line: "[@<tag> ]<text>" (tag "" = none), what
+ * final.c prints a command's final line with. */
+void agent_log(agent_t *a, char level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void agent_reply(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_tagged_line(agent_t *a, const char *tag, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+/* Print the port's queued asynchronous events (port.next_event) as log lines. */
+void agent_port_events(agent_t *a);
+uint64_t agent_now(const agent_t *a);
+
+/* ---- rng.c ------------------------------------------------------------------------ */
+
+/* DRBG for TLS and key parsing (seeded from port->random on first use). */
+int agent_rng(void *a, unsigned char *buf, size_t len);
+void agent_rng_free(agent_t *a);
+
+/* ---- clock.c: the board's clock --------------------------------------------------- */
 
 /* The board's time in Unix seconds and whether it was set (port.clock_get;
  * a port without one: 1970-01-01 + uptime, never set). */
@@ -219,62 +240,15 @@ bool agent_clock_warn(agent_t *a);
 const char *agent_clock_note(const agent_t *a, uint32_t verify_flags, const char *line, char *buf,
                              size_t cap);
 
-/* ---- console.c -------------------------------------------------------------------- */
-
-/* Console input bytes; every complete line is run now, or queued while a
- * command is pending (a full queue answers that line "ERR busy"). */
-void agent_console_feed(agent_t *a, const uint8_t *data, size_t len);
-/* Run queued lines, in order, until one goes pending or none is left. */
-void agent_console_run_queued(agent_t *a);
-/* A command is pending or lines are queued. */
-bool agent_console_busy(const agent_t *a);
-/* Execute one line (no newline): "[@<tag> ]<command ...>"; exactly one
- * final line answers it (now, or later for a pending command), none for a
- * blank line. */
-void agent_handle_line(agent_t *a, const char *line, size_t len);
-
-/* ---- commands.c ------------------------------------------------------------------- */
-
-/* Run a command (line without its tag, starting at the command word; the
- * tag, if any, is in a->tag). Prints or defers exactly one final line. */
-void agent_command(agent_t *a, const char *line, size_t len);
-
-/* ---- mqtt.c ----------------------------------------------------------------------- */
-
-/* The mqtt commands. 0: the command is answered by mqtt.c (its final line
- * now, or deferred until the outcome is known); -1: not started, a reason
- * for the caller's "ERR <reason>" is in err. */
-int agent_mqtt_connect(agent_t *a, char *err, size_t errlen);
-int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t qos, char *err,
-                       size_t errlen);
-int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, size_t errlen);
-/* Close the connection (graceful: DISCONNECT + close_notify, best effort). */
-void agent_mqtt_disconnect(agent_t *a, bool graceful);
-bool agent_mqtt_connected(const agent_t *a);
-/* Main loop: keep-alive (returns ms until it next needs to run), descriptors
- * and deadlines for select(), then the work after select(). */
-uint32_t agent_mqtt_tick(agent_t *a);
-int agent_mqtt_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wait_ms);
-void agent_mqtt_service(agent_t *a, const fd_set *rd, const fd_set *wr);
-
-/* ---- wifi.c ----------------------------------------------------------------------- */
-
-/* `wifi connect` (port with Wi-Fi): 0 answered by wifi.c (now or later),
- * -1 with a reason in err. */
-int agent_wifi_connect(agent_t *a, char *err, size_t errlen);
-void agent_wifi_service(agent_t *a);
-/* ms until the pending `wifi connect` needs a look (UINT32_MAX: none). */
-uint32_t agent_wifi_wait_ms(agent_t *a);
-/* At boot: start the station when wifi.sta.ssid is saved. */
-void agent_wifi_autoconnect(agent_t *a);
-
 /* ---- keylog.c ---------------------------------------------------------------------- */
 
 /* `tls keylog <hex>`: turn export on with the 32-byte sealing key given as 64
  * hex digits (hex[0..n)); the line counter restarts at 1. 0, or -1 with a
  * reason in err that never contains the input. */
 int agent_keylog_on(agent_t *a, const char *hex, size_t n, char *err, size_t errlen);
-/* `tls keylog off`, reboot, agent_free: off, key and pending secret wiped. */
+/* `tls keylog off`, reboot, agent_free: off, key and pending secret wiped.
+ * Neither on nor off touches the connections: the caller makes those in a
+ * handshake follow (agent_mqtt_export_secrets, agent_http_export_secrets). */
 void agent_keylog_off(agent_t *a);
 /* Where a new TLS session's secrets go: &a->keylog.secret while export is on,
  * NULL when off (then no callback is registered). */
@@ -293,14 +267,52 @@ size_t keylog_nss_line(const agent_tls_secret_t *s, char *out, size_t cap);
 int keylog_seal(const uint8_t key[AGENT_KEYLOG_KEY_LEN], uint32_t seq, const uint8_t *in,
                 size_t len, uint8_t *out);
 
-/* ---- output.c --------------------------------------------------------------------- */
+/* ==== services (agent_http.h: http_server.c): leaves only, never each other ======== */
 
-/* agent_log: "<L> (<ms>) hil: <text>". agent_reply: a data line (raw, no
- * prefix). agent_final: THE way to print the current command's final line,
- * "OK" or "ERR <reason>" (fmt must produce one of them); it is prefixed with
+/* ---- mqtt.c ----------------------------------------------------------------------- */
+
+/* Called by agent_init: nothing open; ev reports the commands' outcomes. */
+void agent_mqtt_init(agent_t *a, const agent_op_events_t *ev, void *ev_ctx);
+/* `tls keylog` switched: a handshake in progress exports to sink from now on. */
+void agent_mqtt_export_secrets(agent_t *a, agent_tls_secret_t *sink);
+
+/* The mqtt commands. 0: the command is answered through ev (ev->pending,
+ * then ev->done now or when the outcome is known); -1: not started, a reason
+ * for the caller's "ERR <reason>" is in err. */
+int agent_mqtt_connect(agent_t *a, char *err, size_t errlen);
+int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t qos, char *err,
+                       size_t errlen);
+int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, size_t errlen);
+/* Close the connection (graceful: DISCONNECT + close_notify, best effort). */
+void agent_mqtt_disconnect(agent_t *a, bool graceful);
+bool agent_mqtt_connected(const agent_t *a);
+/* Main loop: keep-alive (returns ms until it next needs to run), descriptors
+ * and deadlines for select(), then the work after select(). */
+uint32_t agent_mqtt_tick(agent_t *a);
+int agent_mqtt_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wait_ms);
+void agent_mqtt_service(agent_t *a, const fd_set *rd, const fd_set *wr);
+
+/* ---- wifi.c ----------------------------------------------------------------------- */
+
+/* Called by agent_init: nothing pending; ev reports `wifi connect`'s outcome. */
+void agent_wifi_init(agent_t *a, const agent_op_events_t *ev, void *ev_ctx);
+
+/* `wifi connect` (port with Wi-Fi): 0 answered through ev (now or later),
+ * -1 with a reason in err. */
+int agent_wifi_connect(agent_t *a, char *err, size_t errlen);
+void agent_wifi_service(agent_t *a);
+/* ms until the pending `wifi connect` needs a look (UINT32_MAX: none). */
+uint32_t agent_wifi_wait_ms(agent_t *a);
+/* At boot: start the station when wifi.sta.ssid is saved. */
+void agent_wifi_autoconnect(agent_t *a);
+
+/* ==== command layer: final.c <- commands.c <- console.c ============================ */
+
+/* ---- final.c --------------------------------------------------------------------- */
+
+/* agent_final: THE way to print the current command's final line, "OK" or
+ * "ERR <reason>" (fmt must produce one of them); it is prefixed with
  * "@<tag> " when the command was tagged, then the tag is cleared. */
-void agent_log(agent_t *a, char level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void agent_reply(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void agent_final(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The current command goes pending: its final line comes later, from
  * agent_resolve() (it keeps the command's tag). Counts as its final line. */
@@ -308,14 +320,39 @@ void agent_defer(agent_t *a);
 /* The pending command's one final line ("OK" / "ERR <reason>"). */
 void agent_resolve(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool agent_is_pending(const agent_t *a);
-/* Print the port's queued asynchronous events (port.next_event) as log lines. */
-void agent_port_events(agent_t *a);
-uint64_t agent_now(const agent_t *a);
+/* The services' events table (agent_mqtt_init, agent_wifi_init): pending =
+ * agent_defer, done = agent_resolve; ctx is the agent_t. */
+extern const agent_op_events_t agent_command_events;
 
-/* ---- rng.c ------------------------------------------------------------------------ */
+/* ---- commands.c ------------------------------------------------------------------- */
 
-/* DRBG for TLS and key parsing (seeded from port->random on first use). */
-int agent_rng(void *a, unsigned char *buf, size_t len);
-void agent_rng_free(agent_t *a);
+/* Run a command (line without its tag, starting at the command word; the
+ * tag, if any, is in a->tag). Prints or defers exactly one final line. */
+void agent_command(agent_t *a, const char *line, size_t len);
+
+/* ---- console.c -------------------------------------------------------------------- */
+
+/* Console input bytes; every complete line is run now, or queued while a
+ * command is pending (a full queue answers that line "ERR busy"). */
+void agent_console_feed(agent_t *a, const uint8_t *data, size_t len);
+/* Run queued lines, in order, until one goes pending or none is left. */
+void agent_console_run_queued(agent_t *a);
+/* A command is pending or lines are queued. */
+bool agent_console_busy(const agent_t *a);
+/* Execute one line (no newline): "[@<tag> ]<command ...>"; exactly one
+ * final line answers it (now, or later for a pending command), none for a
+ * blank line. */
+void agent_handle_line(agent_t *a, const char *line, size_t len);
+
+/* ==== the loop (agent.c) =========================================================== */
+
+/* ---- agent.c: lifecycle (tests create agents on their own storage) --------------- */
+
+/* Initialise a (zeroed or fresh) agent: loads settings from storage. Every
+ * agent_init must be paired with agent_free before the agent's memory is freed
+ * or reused: with MBEDTLS_PLATFORM_TIME_ALT the agent is on the list mbedTLS's
+ * time hook reads (agent.c) until agent_free takes it off. */
+int agent_init(agent_t *a, const agent_port_t *port);
+void agent_free(agent_t *a);
 
 #endif

@@ -1,8 +1,10 @@
 /* commands.c - the console commands (config, status, version, clock, help,
  * reboot, mqtt ..., http ..., tls keylog, wifi ...). console.c hands each
  * line here without its tag; every handler prints exactly one final line
- * with agent_final(), or starts a pending operation (mqtt.c, wifi.c) that
- * answers later. */
+ * with agent_final() (final.c), or starts a pending operation (mqtt.c,
+ * wifi.c) whose final line comes later through the events table
+ * (agent_command_events, final.c). The command layer: it calls the services
+ * and the leaves, never console.c or agent.c. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +433,15 @@ static void cmd_http(agent_t *a, cursor_t *c)
 
 /* ---- tls ----------------------------------------------------------------- */
 
+/* `tls keylog` was switched (keylog.c): the connections already being set up
+ * follow (mbedTLS reads the callback when the handshake derives the keys). */
+static void keylog_switched(agent_t *a)
+{
+    agent_tls_secret_t *sink = agent_keylog_sink(a);
+    agent_mqtt_export_secrets(a, sink);
+    agent_http_export_secrets(a, sink);
+}
+
 /* `tls keylog <64 hex digits>` / `tls keylog off` (keylog.c). The argument
  * is a secret: no reason here ever shows a word of this command (a key typed
  * in the subcommand's place would be echoed by "unknown subcommand '<word>'"). */
@@ -456,10 +467,13 @@ static void cmd_tls(agent_t *a, cursor_t *c)
     }
     if (tok_is(&arg, "off")) {
         agent_keylog_off(a);
+        keylog_switched(a);
         ok(a);
         return;
     }
-    if (agent_keylog_on(a, arg.s, arg.n, err, sizeof(err)) != 0) {
+    int rc = agent_keylog_on(a, arg.s, arg.n, err, sizeof(err));
+    keylog_switched(a); /* a refused key left export as it was */
+    if (rc != 0) {
         agent_final(a, "ERR %s", err);
         return;
     }
@@ -680,6 +694,7 @@ static void cmd_reboot(agent_t *a)
     agent_log(a, 'I', "rebooting");
     agent_mqtt_disconnect(a, true);
     agent_keylog_off(a); /* never outlives the boot it was given in */
+    keylog_switched(a);
     a->port.reboot(a->port.ctx);
     /* the port returned: reboot unsupported/failed */
     agent_log(a, 'E', "reboot failed");

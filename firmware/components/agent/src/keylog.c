@@ -17,7 +17,12 @@
  * secret into a->keylog.secret while the handshake step runs; the module that
  * stepped the handshake calls agent_keylog_flush right after the step, which
  * prints the line and wipes every buffer that held the secret or the plain
- * line. */
+ * line.
+ *
+ * A leaf: it knows nothing of the connections. Whoever switches export on or
+ * off (the `tls keylog` and `reboot` commands) makes the connections already
+ * in their handshake follow (agent_mqtt_export_secrets,
+ * agent_http_export_secrets with agent_keylog_sink). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,15 +86,6 @@ int keylog_seal(const uint8_t key[AGENT_KEYLOG_KEY_LEN], uint32_t seq, const uin
     return ret;
 }
 
-/* Let the connections already being set up follow the switch (mbedTLS reads
- * the callback when the handshake derives the keys). */
-static void update_sinks(agent_t *a)
-{
-    agent_tls_secret_t *sink = agent_keylog_sink(a);
-    conn_export_secrets(&a->mqtt.conn, sink);
-    agent_http_export_secrets(a, sink);
-}
-
 int agent_keylog_on(agent_t *a, const char *hex, size_t n, char *err, size_t errlen)
 {
     uint8_t key[AGENT_KEYLOG_KEY_LEN];
@@ -117,7 +113,6 @@ int agent_keylog_on(agent_t *a, const char *hex, size_t n, char *err, size_t err
     mbedtls_platform_zeroize(key, sizeof(key));
     a->keylog.seq = 0;
     a->keylog.on = true;
-    update_sinks(a);
     return 0;
 #endif
 }
@@ -126,7 +121,6 @@ void agent_keylog_off(agent_t *a)
 {
     a->keylog.on = false;
     a->keylog.seq = 0;
-    update_sinks(a);
     mbedtls_platform_zeroize(a->keylog.key, sizeof(a->keylog.key));
     mbedtls_platform_zeroize(&a->keylog.secret, sizeof(a->keylog.secret));
 }

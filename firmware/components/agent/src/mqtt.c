@@ -9,12 +9,16 @@
  *
  * `mqtt publish ... 1` waits for its PUBACK and `mqtt subscribe` for its
  * SUBACK (10 s each) in the same way, a QoS 0 publish until its bytes are
- * written. The command's log lines and then its final line (agent_resolve,
- * with the command's tag) are printed when the outcome is known. Outgoing
+ * written. The command's log lines are printed when the outcome is known,
+ * then the outcome goes to the command layer through the events table given
+ * at init (ev->done: the command's final line; ev->pending when the command
+ * returns before it). A service: it calls leaves only, never the command
+ * layer or the loop. Outgoing
  * packets go through tx and are written as the socket takes them; no
  * progress for 10 s drops the connection. Incoming packets and keep-alive
  * are handled in every state that has a session. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,30 @@ static bool tx_pending(const agent_mqtt_t *m)
 
 /* ---- the pending command's outcome ----------------------------------------------- */
 
+void agent_mqtt_init(agent_t *a, const agent_op_events_t *ev, void *ev_ctx)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    conn_init(&m->conn, &a->port);
+    m->next_packet_id = 1;
+    m->ev = ev;
+    m->ev_ctx = ev_ctx;
+}
+
+void agent_mqtt_export_secrets(agent_t *a, agent_tls_secret_t *sink)
+{
+    conn_export_secrets(&a->mqtt.conn, sink);
+}
+
+/* The operation a command started is over: the command's final line. */
+static void op_done(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void op_done(agent_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    a->mqtt.ev->done(a->mqtt.ev_ctx, fmt, ap);
+    va_end(ap);
+}
+
 static void finish_wait(agent_t *a);
 
 /* The session is gone: the pending command (if any) fails. write_err: it
@@ -61,15 +89,15 @@ static void wait_fail(agent_t *a, const char *write_err)
                       : type == MQTT_SUBACK ? "mqtt subscribe"
                                             : "mqtt publish";
     if (write_err) {
-        agent_resolve(a, "ERR %s: write failed (%s)", cmd, write_err);
+        op_done(a, "ERR %s: write failed (%s)", cmd, write_err);
     } else if (type == MQTT_CONNACK) {
-        agent_resolve(a, "ERR mqtt connect: connection closed before CONNACK");
+        op_done(a, "ERR mqtt connect: connection closed before CONNACK");
     } else if (type == MQTT_PUBACK) {
-        agent_resolve(a, "ERR mqtt publish: connection lost before PUBACK");
+        op_done(a, "ERR mqtt publish: connection lost before PUBACK");
     } else if (type == MQTT_SUBACK) {
-        agent_resolve(a, "ERR mqtt subscribe: connection lost before SUBACK");
+        op_done(a, "ERR mqtt subscribe: connection lost before SUBACK");
     } else {
-        agent_resolve(a, "ERR mqtt publish: write failed (connection lost)");
+        op_done(a, "ERR mqtt publish: write failed (connection lost)");
     }
 }
 
@@ -297,13 +325,13 @@ static void connack_result(agent_t *a, uint8_t code)
 {
     if (code != 0) {
         agent_mqtt_disconnect(a, false);
-        agent_resolve(a, "ERR mqtt connect: CONNACK %u (%s)", (unsigned)code, mqtt_connack_text(code));
+        op_done(a, "ERR mqtt connect: CONNACK %u (%s)", (unsigned)code, mqtt_connack_text(code));
         return;
     }
     /* CONNACK 0, then the connection lost in the same read: the connect
      * worked (OK, as ever), the session is already gone (logged) */
     if (conn_is_open(&a->mqtt.conn)) a->mqtt.state = MQTT_CONNECTED;
-    agent_resolve(a, "OK");
+    op_done(a, "OK");
 }
 
 static void finish_wait(agent_t *a)
@@ -317,14 +345,14 @@ static void finish_wait(agent_t *a)
         connack_result(a, w->code);
     } else if (type == MQTT_SUBACK && w->code == 0x80) {
         agent_log(a, 'E', "MQTT0 SUBACK failure (0x80) for topic:%s", w->topic);
-        agent_resolve(a, "ERR mqtt subscribe: refused by broker (SUBACK 0x80)");
+        op_done(a, "ERR mqtt subscribe: refused by broker (SUBACK 0x80)");
     } else if (type == MQTT_SUBACK) {
         agent_log(a, 'I', "MQTT0 subscribed topic:%s qos:%u", w->topic, (unsigned)w->code);
-        agent_resolve(a, "OK");
+        op_done(a, "OK");
     } else {
         agent_log(a, 'I', "Published:OK topic:%s msg:%s%s", w->topic, w->msg,
                   w->msg_cut ? "... (truncated)" : "");
-        agent_resolve(a, "OK");
+        op_done(a, "OK");
     }
 }
 
@@ -343,13 +371,13 @@ static void check_deadlines(agent_t *a)
     if (type == MQTT_CONNACK) {
         agent_log(a, 'E', "MQTT0 no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
         agent_mqtt_disconnect(a, false);
-        agent_resolve(a, "ERR mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
+        op_done(a, "ERR mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
     } else if (type == MQTT_PUBACK) {
         agent_log(a, 'E', "MQTT0 no PUBACK for id %u within %u ms", (unsigned)w->id,
                   (unsigned)AGENT_REPLY_TIMEOUT_MS);
-        agent_resolve(a, "ERR mqtt publish: no PUBACK (timeout)");
+        op_done(a, "ERR mqtt publish: no PUBACK (timeout)");
     } else {
-        agent_resolve(a, "ERR mqtt subscribe: no SUBACK (timeout)");
+        op_done(a, "ERR mqtt subscribe: no SUBACK (timeout)");
     }
 }
 
@@ -366,7 +394,7 @@ static void expect(agent_t *a, uint8_t type, uint16_t id, const char *topic)
     w->deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
     /* shown like incoming topics: non-printable bytes as \xHH */
     (void)agent_escape((const uint8_t *)topic, strlen(topic), 256, w->topic, sizeof(w->topic), &cut);
-    agent_defer(a);
+    a->mqtt.ev->pending(a->mqtt.ev_ctx); /* the final line comes later */
 }
 
 static bool has_wildcard(const char *t)
@@ -491,15 +519,15 @@ static void connect_failed(agent_t *a, const conn_err_t *cerr)
     case CONN_STAGE_RESOLVE:
     case CONN_STAGE_TCP:
         agent_log(a, 'E', "MQTT0 TCP connect failed: %s", cerr->text);
-        agent_resolve(a, "ERR mqtt connect: TCP connect failed (%s)", cerr->text);
+        op_done(a, "ERR mqtt connect: TCP connect failed (%s)", cerr->text);
         break;
     case CONN_STAGE_SETUP:
         agent_log(a, 'E', "MQTT0 TLS setup failed: %s", cerr->text);
-        agent_resolve(a, "ERR mqtt connect: TLS setup failed (%s)", cerr->text);
+        op_done(a, "ERR mqtt connect: TLS setup failed (%s)", cerr->text);
         break;
     default:
         log_tls_failure(a, cerr);
-        agent_resolve(a, "ERR mqtt connect: %s", short_tls_reason(cerr, reason, sizeof(reason)));
+        op_done(a, "ERR mqtt connect: %s", short_tls_reason(cerr, reason, sizeof(reason)));
         break;
     }
 }
@@ -548,7 +576,7 @@ static void connect_opened(agent_t *a)
     if (n < 0) {
         m->wait.type = 0;
         agent_mqtt_disconnect(a, false); /* wipes tx: it may hold part of the password */
-        agent_resolve(a, "ERR mqtt connect: cannot encode CONNECT (%d)", n);
+        op_done(a, "ERR mqtt connect: cannot encode CONNECT (%d)", n);
         return;
     }
     m->state = MQTT_WAIT_CONNACK;

@@ -1,7 +1,7 @@
-/* output.c - everything the core prints: log lines, data lines, final lines
- * (now, or deferred for a pending command) and the port's queued events.
- * The bottom of the call graph: nothing here calls back into the console,
- * MQTT, Wi-Fi or HTTP code. Every line is written with one console_write. */
+/* output.c - the core's lines: log lines, data lines, "[@<tag> ]<text>"
+ * lines (final.c builds the commands' final lines on it) and the port's
+ * queued events. A leaf: it calls nothing of the core. Every line is written
+ * with one console_write. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,10 +55,7 @@ void agent_reply(agent_t *a, const char *fmt, ...)
     write_line(a, buf, pos, sizeof(buf));
 }
 
-/* "[@<tag> ]<fmt...>" as one line. */
-static void final_line(agent_t *a, const char *tag, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
-static void final_line(agent_t *a, const char *tag, const char *fmt, va_list ap)
+void agent_tagged_line(agent_t *a, const char *tag, const char *fmt, va_list ap)
 {
     char buf[LINE_BUF];
     size_t pos = 0;
@@ -70,43 +67,6 @@ static void final_line(agent_t *a, const char *tag, const char *fmt, va_list ap)
     if (n > 0) pos += (size_t)n;
     if (pos >= sizeof(buf)) pos = sizeof(buf) - 1;
     write_line(a, buf, pos, sizeof(buf));
-}
-
-void agent_final(agent_t *a, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    final_line(a, a->tag, fmt, ap);
-    va_end(ap);
-    a->tag[0] = '\0'; /* a tag answers one final line only */
-    a->finals++;
-}
-
-void agent_defer(agent_t *a)
-{
-    memcpy(a->pending.tag, a->tag, sizeof(a->pending.tag));
-    a->pending.active = true;
-    a->tag[0] = '\0';
-    a->finals++;
-}
-
-void agent_resolve(agent_t *a, const char *fmt, ...)
-{
-    va_list ap;
-    if (!a->pending.active) { /* a bug: never print a final line nobody asked for */
-        agent_log(a, 'E', "internal error: final line without a pending command");
-        return;
-    }
-    va_start(ap, fmt);
-    final_line(a, a->pending.tag, fmt, ap);
-    va_end(ap);
-    a->pending.active = false;
-    a->pending.tag[0] = '\0';
-}
-
-bool agent_is_pending(const agent_t *a)
-{
-    return a->pending.active;
 }
 
 void agent_port_events(agent_t *a)

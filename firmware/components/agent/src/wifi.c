@@ -2,11 +2,31 @@
  * station (wifi_begin, which never waits); the command stays pending until
  * the port reports the network up (network_up) or AGENT_WIFI_TIMEOUT_MS
  * passed, looked at every AGENT_WIFI_POLL_MS by agent_step. Its log lines
- * (the port's queued events) come before its final line. */
+ * (the port's queued events) come before its final line, which goes to the
+ * command layer through the events table given at init (ev->pending,
+ * ev->done). A service: it calls leaves only. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "agent_internal.h"
+
+void agent_wifi_init(agent_t *a, const agent_op_events_t *ev, void *ev_ctx)
+{
+    a->wifi.pending = false;
+    a->wifi.ev = ev;
+    a->wifi.ev_ctx = ev_ctx;
+}
+
+/* The pending `wifi connect` is over: its final line. */
+static void op_done(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void op_done(agent_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    a->wifi.ev->done(a->wifi.ev_ctx, fmt, ap);
+    va_end(ap);
+}
 
 static void start_failed(char *err, size_t errlen, const char *why)
 {
@@ -35,7 +55,7 @@ int agent_wifi_connect(agent_t *a, char *err, size_t errlen)
     }
     a->wifi.pending = true;
     a->wifi.deadline_ms = agent_now(a) + AGENT_WIFI_TIMEOUT_MS;
-    agent_defer(a);
+    a->wifi.ev->pending(a->wifi.ev_ctx); /* the final line comes later */
     agent_wifi_service(a); /* already connected with these credentials: OK now */
     return 0;
 }
@@ -49,16 +69,16 @@ void agent_wifi_service(agent_t *a)
     a->wifi.pending = false;
     agent_port_events(a); /* the port's IP / disconnect lines come before the final line */
     if (up) {
-        agent_resolve(a, "OK");
+        op_done(a, "OK");
         return;
     }
     unsigned reason = a->port.wifi_last_reason ? a->port.wifi_last_reason(a->port.ctx) : 0u;
     if (reason) {
-        agent_resolve(a, "ERR wifi connect: no IP address within %u ms (last disconnect reason %u; "
+        op_done(a, "ERR wifi connect: no IP address within %u ms (last disconnect reason %u; "
                          "retrying)",
                       (unsigned)AGENT_WIFI_TIMEOUT_MS, reason);
     } else {
-        agent_resolve(a, "ERR wifi connect: no IP address within %u ms (retrying)",
+        op_done(a, "ERR wifi connect: no IP address within %u ms (retrying)",
                       (unsigned)AGENT_WIFI_TIMEOUT_MS);
     }
 }

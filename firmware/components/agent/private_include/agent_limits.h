@@ -1,0 +1,39 @@
+/* agent_limits.h - the core's shared limits and timeouts: the one place for
+ * every size and deadline more than one module (or a test, or the rig's
+ * documentation) relies on. Constants only: no types, no functions. */
+#ifndef AGENT_LIMITS_H
+#define AGENT_LIMITS_H
+
+#include <stdint.h>
+
+/* ---- console (console.c, commands.c) ------------------------------------------ */
+#define AGENT_LINE_MAX 512       /* console line, without the newline */
+#define AGENT_TAG_MAX 24         /* "@<tag> <command>": 1..24 of [A-Za-z0-9._-] */
+#define AGENT_CHUNK_MAX 96       /* decoded bytes per "config data" */
+#define AGENT_QUEUE_BYTES 2048   /* console lines queued behind a pending command */
+
+/* ---- MQTT (mqtt.c) ------------------------------------------------------------- */
+#define AGENT_MQTT_BUF 8192      /* MQTT rx/tx buffer */
+#define AGENT_MSG_LOG_MAX 256    /* payload bytes shown in a message log line */
+#define AGENT_CONNECT_TIMEOUT_MS 5000u
+#define AGENT_HANDSHAKE_TIMEOUT_MS 10000u
+#define AGENT_REPLY_TIMEOUT_MS 10000u /* CONNACK, PUBACK, SUBACK; a stalled write */
+
+/* ---- Wi-Fi (wifi.c) ------------------------------------------------------------ */
+#define AGENT_WIFI_TIMEOUT_MS 15000u  /* `wifi connect`: association + DHCP */
+#define AGENT_WIFI_POLL_MS 50u        /* `wifi connect` pending: look at network_up this often */
+
+/* ---- HTTPS server (http_server.c) ---------------------------------------------- */
+#define AGENT_HTTP_MAX_CLIENTS 4
+#define AGENT_HTTP_TIMEOUT_MS 5000u /* handshake + request, and again for the response */
+#define AGENT_HTTP_LINGER_MS 1000u  /* after the response: wait for the client's FIN */
+
+/* ---- the loop (agent.c) -------------------------------------------------------- */
+#define AGENT_POLL_SLICE_MS 10u       /* polled console: longest read while sockets need service */
+
+/* ---- the board's clock (clock.c, `clock set`) ----------------------------------- */
+/* `clock set <unix seconds>` accepts 2000-01-01T00:00:00Z .. 2099-12-31T23:59:59Z. */
+#define AGENT_CLOCK_MIN_S INT64_C(946684800)
+#define AGENT_CLOCK_MAX_S INT64_C(4102444799)
+
+#endif
