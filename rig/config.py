@@ -405,12 +405,29 @@ _SUITE_RE = re.compile(r"^[A-Z0-9-]+(:[A-Z0-9-]+)*$")
 
 
 def _check(config: HilConfig, src: str) -> None:
-    """Rules that span fields or values that the types alone do not pin down."""
-    if not config.boards:
+    """Rules that span fields or values that the types alone do not pin down, one section
+    after another (the first problem found is the one reported)."""
+    _check_boards(config.boards, src)
+    _check_report(config.report, src)
+    _check_labgrid(config.labgrid, src)
+    _check_wifi(config.wifi, src)
+    _check_broker(config.broker, src)
+    _check_device(config.device, src)
+    if config.pki.validity_days < 2:
+        raise ConfigError(src, "pki.validity_days", "expected at least 2 days")
+    _check_modes(config.modes, src)
+    for name, value in dataclasses.asdict(config.timeouts).items():
+        if value <= 0:
+            raise ConfigError(src, f"timeouts.{name}", f"expected seconds > 0, got {value}")
+
+
+def _check_boards(boards: list[Board], src: str) -> None:
+    """[[boards]]: at least one; names unique, places not shared; each board on its own."""
+    if not boards:
         raise ConfigError(src, "boards", "no [[boards]] entries; expected at least one board")
     seen: set[str] = set()
     places: dict[str, str] = {}
-    for i, board in enumerate(config.boards):
+    for i, board in enumerate(boards):
         if board.place and board.place in places:
             raise ConfigError(src, f"boards[{i}].place", f"place {board.place!r} is already taken "
                               f"by board {places[board.place]!r}: one place, one board")
@@ -424,31 +441,38 @@ def _check(config: HilConfig, src: str) -> None:
         if board.name in seen:
             raise ConfigError(src, f"{key}.name", f"duplicate board name {board.name!r}")
         seen.add(board.name)
-        pins = [p for p in ("port", "location", "mac", "serial_number") if getattr(board, p)]
-        if board.kind == "esp32" and not pins and not board.on_farm:
-            raise ConfigError(
-                src,
-                key,
-                "an esp32 board needs one of port, location, mac or serial_number to find it, "
-                "or a labgrid place or tags",
-            )
-        if board.kind == "virtual" and pins:
-            raise ConfigError(
-                src,
-                f"{key}.{pins[0]}",
-                "a virtual board gets its pseudo-terminal from the rig; remove this key",
-            )
-        if board.kind == "esp32" and board.variant != "native":
-            raise ConfigError(src, f"{key}.variant",
-                              "variant is for virtual boards (an esp32 runs its ESP-IDF build); "
-                              "remove this key")
-        if board.kind == "virtual" and board.address:
-            raise ConfigError(src, f"{key}.address",
-                              "a virtual board is reached on 127.0.0.1; remove this key")
-        _check_farm_board(board, key, src)
-        if board.mac and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", board.mac):
-            raise ConfigError(src, f"{key}.mac", f"expected aa:bb:cc:dd:ee:ff, got {board.mac!r}")
-    r = config.report
+        _check_board(board, key, src)
+
+
+def _check_board(board: Board, key: str, src: str) -> None:
+    """One board: how it is found, which keys its kind takes, its farm keys, its MAC."""
+    pins = [p for p in ("port", "location", "mac", "serial_number") if getattr(board, p)]
+    if board.kind == "esp32" and not pins and not board.on_farm:
+        raise ConfigError(
+            src,
+            key,
+            "an esp32 board needs one of port, location, mac or serial_number to find it, "
+            "or a labgrid place or tags",
+        )
+    if board.kind == "virtual" and pins:
+        raise ConfigError(
+            src,
+            f"{key}.{pins[0]}",
+            "a virtual board gets its pseudo-terminal from the rig; remove this key",
+        )
+    if board.kind == "esp32" and board.variant != "native":
+        raise ConfigError(src, f"{key}.variant",
+                          "variant is for virtual boards (an esp32 runs its ESP-IDF build); "
+                          "remove this key")
+    if board.kind == "virtual" and board.address:
+        raise ConfigError(src, f"{key}.address",
+                          "a virtual board is reached on 127.0.0.1; remove this key")
+    _check_farm_board(board, key, src)
+    if board.mac and not re.fullmatch(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}", board.mac):
+        raise ConfigError(src, f"{key}.mac", f"expected aa:bb:cc:dd:ee:ff, got {board.mac!r}")
+
+
+def _check_report(r: ReportSection, src: str) -> None:
     if r.trend_runs < 1:
         raise ConfigError(src, "report.trend_runs", f"expected 1 or more runs, got {r.trend_runs}")
     if r.keep_runs < 0:
@@ -457,7 +481,9 @@ def _check(config: HilConfig, src: str) -> None:
     if not 0 < r.regression <= 10:
         raise ConfigError(src, "report.regression", "expected a fraction above the rolling "
                           f"median, e.g. 0.4 for 40 %, got {r.regression}")
-    lg = config.labgrid
+
+
+def _check_labgrid(lg: LabgridSection, src: str) -> None:
     if lg.coordinator and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?",
                                            lg.coordinator):
         raise ConfigError(src, "labgrid.coordinator",
@@ -465,7 +491,9 @@ def _check(config: HilConfig, src: str) -> None:
     if lg.acquire_timeout <= 0:
         raise ConfigError(src, "labgrid.acquire_timeout",
                           f"expected seconds > 0, got {lg.acquire_timeout}")
-    w = config.wifi
+
+
+def _check_wifi(w: WifiSection, src: str) -> None:
     if bool(w.ssid_env) != bool(w.password_env):
         raise ConfigError(src, "wifi", "set both ssid_env and password_env (environment variable "
                           "names), or neither")
@@ -474,7 +502,9 @@ def _check(config: HilConfig, src: str) -> None:
         if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise ConfigError(src, f"wifi.{name}", "expected the NAME of an environment "
                               f"variable (letters, digits, '_'), got {len(value)} characters")
-    b = config.broker
+
+
+def _check_broker(b: BrokerSection, src: str) -> None:
     if not 0 <= b.port <= 65535:
         raise ConfigError(src, "broker.port", f"expected 0 (automatic) or 1..65535, got {b.port}")
     try:
@@ -485,21 +515,25 @@ def _check(config: HilConfig, src: str) -> None:
         ) from None
     if not b.host:
         raise ConfigError(src, "broker.host", "expected the host name or IP boards use, got ''")
-    if not config.device.id or not _NAME_RE.match(config.device.id):
+
+
+def _check_device(device: DeviceSection, src: str) -> None:
+    if not device.id or not _NAME_RE.match(device.id):
         raise ConfigError(
-            src, "device.id", f"expected letters, digits, '.', '_', '-' (got {config.device.id!r})"
+            src, "device.id", f"expected letters, digits, '.', '_', '-' (got {device.id!r})"
         )
-    if not config.device.psk_identity or ":" in config.device.psk_identity:
+    if not device.psk_identity or ":" in device.psk_identity:
         raise ConfigError(
             src, "device.psk_identity", "expected a non-empty identity without ':' characters"
         )
-    if not config.device.web_names or not all(config.device.web_names):
+    if not device.web_names or not all(device.web_names):
         raise ConfigError(src, "device.web_names",
                           "expected at least one host name or IP, none empty")
-    if config.pki.validity_days < 2:
-        raise ConfigError(src, "pki.validity_days", "expected at least 2 days")
+
+
+def _check_modes(modes: ModesSection, src: str) -> None:
     for mode in MODES:
-        suites = config.modes.get(mode).device_cipher_suites
+        suites = modes.get(mode).device_cipher_suites
         if suites and not _SUITE_RE.match(suites):
             raise ConfigError(
                 src,
@@ -507,12 +541,9 @@ def _check(config: HilConfig, src: str) -> None:
                 "expected colon-separated mbedTLS suite names such as "
                 f"TLS-PSK-WITH-AES-128-CCM-8, got {suites!r}",
             )
-    if not config.modes.psk.device_cipher_suites:
+    if not modes.psk.device_cipher_suites:
         raise ConfigError(
             src,
             "modes.psk.device_cipher_suites",
             "PSK needs a suite list: without one the device offers no PSK suite at all",
         )
-    for name, value in dataclasses.asdict(config.timeouts).items():
-        if value <= 0:
-            raise ConfigError(src, f"timeouts.{name}", f"expected seconds > 0, got {value}")

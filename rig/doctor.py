@@ -206,6 +206,25 @@ def _is_loopback(host: str) -> bool:
 
 
 def run_checks(config_path: Path) -> tuple[list[Check], HilConfig | None]:
+    """`hil doctor`: the runner's checks and hil.toml's, loaded here (an invalid hil.toml is a
+    row of the table, not an error); the config is None when it is invalid."""
+    checks = _runner_checks()
+    try:
+        config = load(config_path)
+    except ConfigError as exc:
+        checks.append(Check("hil.toml", False, str(exc), "fix the key named above"))
+        return checks, None
+    return checks + _config_checks(config), config
+
+
+def checks_for(config: HilConfig) -> list[Check]:
+    """The same checks for a hil.toml already loaded (`hil run`: read once)."""
+    return _runner_checks() + _config_checks(config)
+
+
+def _runner_checks() -> list[Check]:
+    """What the runner has: Python, the tools, the mbedTLS headers, the packages, serial
+    ports."""
     checks = [
         Check("python", sys.version_info >= (3, 11), sys.version.split()[0],
               "Python 3.11 or newer is needed"),
@@ -231,20 +250,20 @@ def run_checks(config_path: Path) -> tuple[list[Check], HilConfig | None]:
     if sys.version_info < (3, 13):
         checks.append(_package("sslpsk3"))
     checks.append(_serial_ports())
-    try:
-        config = load(config_path)
-    except ConfigError as exc:
-        checks.append(Check("hil.toml", False, str(exc), "fix the key named above"))
-        return checks, None
-    checks.append(Check("hil.toml", True, f"{config.source}: {len(config.boards)} board(s)"))
-    checks.append(_bind_check(config))
+    return checks
+
+
+def _config_checks(config: HilConfig) -> list[Check]:
+    """What hil.toml asks for: its broker's address, the PKI, each board."""
+    checks = [Check("hil.toml", True, f"{config.source}: {len(config.boards)} board(s)"),
+              _bind_check(config)]
     pki_states = Pki(config).status()
     bad = [s.name for s in pki_states if s.state != "ok"]
     checks.append(Check("pki", not bad, f"{config.pki_dir}: " + (
         f"needs work: {', '.join(bad)}" if bad else f"{len(pki_states)} items ok"),
         "run `hil pki init`", required=False))
     checks.extend(_boards(config))
-    return checks, config
+    return checks
 
 
 def format_table(checks: list[Check]) -> str:

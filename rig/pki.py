@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rig.boards.locks import file_lock
 from rig.config import HilConfig
 from rig.errors import RigError
+from rig.local.locks import file_lock
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 Role = Literal["ca", "server", "client"]

@@ -88,11 +88,11 @@ class FakeChip:
 
 @contextlib.contextmanager
 def held_elsewhere(lock: str) -> Iterator[int]:
-    """Another process holds `lock` (a rig.boards.locks call, as Python source) for the block;
+    """Another process holds `lock` (a rig.local.locks call, as Python source) for the block;
     yields its pid."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, pathlib\n"
-         "from rig.boards.locks import board_lock, file_lock\n"
+         "from rig.local.locks import board_lock, file_lock\n"
          f"with {lock}:\n"
          "    print('held', flush=True); sys.stdin.read()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -104,10 +104,10 @@ def held_elsewhere(lock: str) -> Iterator[int]:
 
 
 def lock_held_elsewhere(lock_dir: Path, name: str) -> contextlib.AbstractContextManager[int]:
-    """Another process holds rig.boards.locks.board_lock(lock_dir, name) for the block."""
+    """Another process holds rig.local.locks.board_lock(lock_dir, name) for the block."""
     return held_elsewhere(f"board_lock(pathlib.Path({str(lock_dir)!r}), {name!r})")
 
 
 def file_lock_held_elsewhere(path: Path) -> contextlib.AbstractContextManager[int]:
-    """Another process holds rig.boards.locks.file_lock(path) for the block."""
+    """Another process holds rig.local.locks.file_lock(path) for the block."""
     return held_elsewhere(f"file_lock(pathlib.Path({str(path)!r}))")

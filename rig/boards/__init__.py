@@ -4,7 +4,7 @@ the rig drives the same way, so one test runs unchanged on a virtual or a physic
     driver = make_board(spec, config, agent=..., run_dir=...)
     dut = driver.open()          # first use: open the port, reset the board (flash if needed)
     ... wait for the ready line, provision, test ...
-    problem = driver.restart(dut)  # when a cell needs a fresh board (rig/boards/strategy.py)
+    problem = driver.restart(dut)  # when a cell needs a fresh board (rig/device/strategy.py)
     problem = driver.after_test()  # power off; e.g. a sanitizer report, "" when all is well
     how = driver.power_cycle()     # a board that does not come back after a reset
     driver.close()               # end of session
@@ -34,6 +34,24 @@ class BoardError(RigError):
     its tests fail with this reason."""
 
 
+class BoardConsole(Protocol):
+    """What a driver may ask of the board's console to bring the board's network up and find
+    its address (rig.device.console.Console is one): boards move bytes, reset and power; the
+    console's contract lives in rig/device/."""
+
+    def set_many(self, values: dict[str, bytes | str]) -> None:
+        """Set these settings on the board (their values never logged)."""
+        ...
+
+    def send(self, command: str, timeout: float | None = None) -> object:
+        """Send a console command and wait for its answer; raises when it is refused."""
+        ...
+
+    def status(self) -> dict[str, str]:
+        """The board's `status` as key -> value."""
+        ...
+
+
 class BoardDriver(Protocol):
     name: str
     kind: str
@@ -43,11 +61,11 @@ class BoardDriver(Protocol):
         its boot line arrives after the port is open. Raises BoardUnavailable."""
         ...
 
-    def prepare(self, console: Any) -> None:
+    def prepare(self, console: BoardConsole) -> None:
         """After the boot line: bring the board's network up (physical boards: Wi-Fi)."""
         ...
 
-    def address(self, console: Any) -> str:
+    def address(self, console: BoardConsole) -> str:
         """The IP or name the rig reaches the board's own servers at. BoardUnavailable when
         it has none."""
         ...

@@ -12,7 +12,7 @@ names. Setting a runner up is in docs/runner.md.
 
 Reset: the RTS (EN) line, as esptool does. A farm board whose exporter serves a pty (a virtual
 board standing in for a chip) has no such line; its reset is its place's power. Power cycle
-(the second step for a board that stops answering, rig/boards/strategy.py): the place's power
+(the second step for a board that stops answering, rig/device/strategy.py): the place's power
 resource through `labgrid-client power cycle`, or hil.toml `power_cycle` on a local runner;
 after that command the next open waits up to `[timeouts] port_return` for the board's port to
 come back (the USB-UART enumerates anew, maybe under another name: found again as above).
@@ -30,12 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rig.boards import BoardError, BoardUnavailable
+from rig.boards import BoardConsole, BoardError, BoardUnavailable
 from rig.boards.farm import FarmError, HeldPlace, LabgridClient, PlaceNotHeld, resolve
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
 from rig.boards.ports import find_port
 from rig.config import Board, HilConfig
-from rig.device.console import Console
 
 DEFAULT_BUILD_DIR = "firmware/build"
 BAUD = 115200
@@ -189,7 +188,7 @@ class Esp32Board:
             logging.getLogger(__name__).info("board %s: %s", self.name, self.flash_note)
         return dut
 
-    def prepare(self, console: Console) -> None:
+    def prepare(self, console: BoardConsole) -> None:
         """After boot: join Wi-Fi with the credentials from the environment variables named in
         hil.toml [wifi] (set over the console; the agent never echoes or logs them)."""
         wifi = self.config.wifi
@@ -203,7 +202,7 @@ class Esp32Board:
                           "wifi.sta.pass": os.environ[wifi.password_env]})
         console.send("wifi connect", timeout=self.config.timeouts.wifi)
 
-    def address(self, console: Console) -> str:
+    def address(self, console: BoardConsole) -> str:
         """Where the rig reaches the board's servers: hil.toml `address`, else the IP in
         `status` (wifi=connected ip=...)."""
         if self.spec.address:

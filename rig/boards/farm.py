@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.boards import BoardError
-from rig.broker.process import die_with_parent
+from rig.local.children import die_with_parent
 
 CALL_TIMEOUT = 30.0  # one labgrid-client call (a coordinator that does not answer)
 # after Ctrl-C/SIGTERM: how long a call that changes the coordinator's state may still take

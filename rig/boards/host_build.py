@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
-from rig.boards.locks import file_lock
 from rig.config import VirtualVariant
 from rig.errors import RigError
+from rig.local.locks import file_lock
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the firmware sources are there
 HOST_DIR = ROOT / "firmware" / "host"

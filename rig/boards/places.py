@@ -46,8 +46,9 @@ from rig.boards.farm import (
     reserved_token,
     resolve,
 )
-from rig.boards.locks import BoardBusy, board_lock, private_dir
 from rig.config import Board
+from rig.local.cache import cache_dir
+from rig.local.locks import BoardBusy, board_lock, private_dir
 
 CLAIM_SUFFIX = ".claim"
 RETRY_S = 1.0  # between two acquires of a place whose resource labgrid still holds
@@ -55,11 +56,10 @@ RETRY_S = 1.0  # between two acquires of a place whose resource labgrid still ho
 
 def state_dir() -> Path:
     """Where this user's rig processes keep their claims: a private directory that survives a
-    reboot (<cache>/labgrid, the cache being $HIL_CACHE_DIR, else $XDG_CACHE_HOME/hil-rig,
-    else ~/.cache/hil-rig, as for the esp board's mbedTLS source), so a place a killed run
-    left acquired is still known after the runner restarts."""
-    base = Path(os.environ.get("HIL_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hil-rig")
+    reboot (<cache>/labgrid, the cache being rig/local/cache.py's: $HIL_CACHE_DIR, else
+    $XDG_CACHE_HOME/hil-rig, else ~/.cache/hil-rig, as for the esp board's mbedTLS source), so
+    a place a killed run left acquired is still known after the runner restarts."""
+    base = cache_dir()
     base.mkdir(parents=True, exist_ok=True)
     return private_dir(base / "labgrid", "labgrid state directory",
                        "release places this runner holds")

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rig.boards import BoardError, BoardUnavailable
-from rig.boards.locks import BoardBusy, board_lock, file_lock, held_here, private_dir
 from rig.config import Board
+from rig.local.locks import BoardBusy, board_lock, file_lock, held_here, private_dir
 
 ReadMac = Callable[[str], str | None]
 _MAC_LINE = re.compile(r"^MAC:\s+([0-9a-f]{2}(?::[0-9a-f]{2}){5})\s*$", re.MULTILINE)

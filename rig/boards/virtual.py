@@ -19,8 +19,8 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from rig.boards import BoardUnavailable
-from rig.broker.process import die_with_parent, exit_description, terminate
+from rig.boards import BoardConsole, BoardUnavailable
+from rig.local.children import die_with_parent, exit_description, terminate
 
 VARIANTS = {"native": "Debian's mbedTLS 2.28, 64-bit, the host's clock",
             "esp": "what the chip runs: mbedTLS 3.6 configured like ESP-IDF, 32-bit, no clock "
@@ -112,10 +112,10 @@ class VirtualBoard:
         self.reset()
         return dut
 
-    def prepare(self, console: Any) -> None:
+    def prepare(self, console: BoardConsole) -> None:
         """Nothing to join: the virtual board's network is the host's loopback."""
 
-    def address(self, console: Any) -> str:
+    def address(self, console: BoardConsole) -> str:
         return "127.0.0.1"
 
     def after_test(self) -> str:

@@ -1,2 +1,2 @@
-"""The broker side: a real Mosquitto per mode (mosquitto.py), and the control of the processes
-the rig starts (process.py)."""
+"""The broker side: a real Mosquitto per mode (mosquitto.py). The processes it starts and its
+secret files go through rig/local/."""

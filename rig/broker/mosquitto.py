@@ -26,15 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from rig.broker.process import (
-    die_with_parent,
-    exit_description,
-    remove_secret_dir,
-    secret_dir,
-    terminate,
-)
 from rig.config import HilConfig, Mode
 from rig.errors import RigError
+from rig.local.children import die_with_parent, exit_description, terminate
+from rig.local.user_tmp import remove_secret_dir, secret_dir, write_secret
 from rig.pki import Pki
 
 INSTALL_HINT = (
@@ -279,9 +274,7 @@ class Broker:
             if not self.settings.psk_identity or not self.settings.psk_hex:
                 raise BrokerConfigRejected("psk mode needs a PSK identity and key")
             psk_file = self._private / "psk"
-            fd = os.open(psk_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{self.settings.psk_identity}:{self.settings.psk_hex}\n")
+            write_secret(psk_file, f"{self.settings.psk_identity}:{self.settings.psk_hex}\n")
         text = self.settings.render(self.port, psk_file)
         conf = self._private / "mosquitto.conf"
         conf.write_text(text)

@@ -33,8 +33,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rig.broker.process import die_with_parent, note_children, remove_secret_dir, secret_dir
 from rig.errors import RigError
+from rig.local.children import die_with_parent
+from rig.local.user_tmp import note_children, remove_secret_dir, secret_dir, write_secret
 
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
@@ -298,9 +299,7 @@ class CellCapture:
         if self.host_keylog.exists():
             lines += self.host_keylog.read_text().splitlines()
         lines = list(dict.fromkeys(ln for ln in lines if NSS_LINE.match(ln)))
-        fd = os.open(keylog, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f"{ln}\n" for ln in lines))
+        write_secret(keylog, "".join(f"{ln}\n" for ln in lines))
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.unlink(missing_ok=True)
         argv = ["editcap"]

@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.broker.process import remove_secret_dir, secret_dir
 from rig.errors import RigError
 from rig.host.tls import ClientCredentials
+from rig.local.user_tmp import remove_secret_dir, secret_dir, write_secret
 
 OPTIONS_FILE = "mosquitto_pub"  # the name mosquitto_pub looks for in $XDG_CONFIG_HOME
 REDACTED = "<redacted>"
@@ -105,10 +105,7 @@ def options_dir(creds: ClientCredentials) -> Iterator[Path]:
     removed when the block ends, also on an exception."""
     path = secret_dir("mosquitto-pub")  # 0700; a killed run's is swept by the next one
     try:
-        fd = os.open(path / OPTIONS_FILE,
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_options_text(creds))
+        write_secret(path / OPTIONS_FILE, _options_text(creds))
         yield path
     finally:
         remove_secret_dir(path)

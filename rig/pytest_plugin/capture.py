@@ -5,12 +5,13 @@ cell (Console.keylog_on); host peers (Python ssl, curl) write theirs to the file
 names during the cell. A capture that cannot start gives one line (a cell property and the
 summary) and the cell runs without it. A board that hangs or dies after the cell's last step
 (no answer to the end's `tls keylog off`) fails the cell with that, its capture kept, and the
-cell's end waits for it no second time (rig/boards/strategy.py, BoardStrategy.end)."""
+cell's end waits for it no second time (rig/device/strategy.py, BoardStrategy.end)."""
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import pytest
@@ -20,8 +21,8 @@ from rig.device.console import Console, ConsoleError
 from rig.errors import RigError
 from rig.host.capture import CaptureUnavailable, CellCapture
 from rig.pytest_plugin.inventory import CELL_FAILED, inventory
+from rig.pytest_plugin.results import case_name, cell_fields
 from rig.pytest_plugin.xdist import shared_run_dir
-from rig.report.results import case_name, cell_fields
 
 CaptureMode = Literal["fail", "all", "off"]
 CAPTURE = pytest.StashKey[CellCapture]()
@@ -51,6 +52,13 @@ def watch(request: pytest.FixtureRequest, port: int, protocol: str) -> None:
         cap.watch(port, protocol)
     except Exception as exc:  # the capture is evidence, never the verdict
         _unavailable(request, exc)
+
+
+@pytest.fixture
+def capture_port(request: pytest.FixtureRequest) -> Callable[[int, str], None]:
+    """For a test: `capture_port(port, protocol)` adds a port known only during the cell (the
+    board's HTTPS server) to the cell's capture, if any (`watch`)."""
+    return functools.partial(watch, request)
 
 
 def _unavailable(request: pytest.FixtureRequest, exc: Exception) -> None:

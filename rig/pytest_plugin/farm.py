@@ -15,7 +15,6 @@ in the run directory; each cell carries its board's `place` and `exporter`.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +24,10 @@ from rig.boards.places import Holding, release_leftovers, state_dir
 from rig.errors import RigError
 from rig.pytest_plugin.inventory import inventory, rig_in_use, selected_boards
 from rig.pytest_plugin.xdist import shared_run_dir
+from rig.report.run_dir import FARM_FILE
 
 FARM = pytest.StashKey[dict[str, dict[str, Any]]]()  # board -> HeldPlace json | {"error": ...}
 HOLDINGS = pytest.StashKey[list[Holding]]()
-FARM_FILE = "farm.json"
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -124,11 +123,3 @@ def farm_place(config: pytest.Config, board: str) -> HeldPlace | str | None:
         return str(entry["error"])
     return HeldPlace.from_json(entry)
 
-
-def farm_file(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """What farm.json of a run says (empty without farm boards)."""
-    path = run_dir / FARM_FILE
-    if not path.exists():
-        return {}
-    data: dict[str, dict[str, Any]] = json.loads(path.read_text())
-    return data

@@ -1,6 +1,6 @@
 """The rig's fixtures: the inventory, PKI, run directory, brokers (one session broker at a time,
 replaced when it died), the host observer, the boards (one driver and one strategy per board
-for the session, holding its lock: rig/boards/strategy.py resets a board only when a cell needs
+for the session, holding its lock: rig/device/strategy.py resets a board only when a cell needs
 it) and a board's console per cell; and, for tests of the agent itself, a virtual board of its
 own whose agent restarts for every test (`agent`).
 
@@ -25,17 +25,17 @@ import pytest
 from rig.boards import BoardDriver, BoardUnavailable, make_board
 from rig.boards.farm import HeldPlace
 from rig.boards.host_build import build_for, build_host_agent
-from rig.boards.locks import BoardBusy, board_lock
 from rig.boards.serial_reader import use_blocking_reader
-from rig.boards.strategy import BoardStrategy
 from rig.boards.virtual import VirtualBoard
 from rig.broker.mosquitto import Broker, SessionBrokers, child_brokers, start_for_mode
-from rig.broker.process import note_children, sweep_private_dirs
 from rig.config import Board, HilConfig, Mode
 from rig.device.console import Console
+from rig.device.strategy import BoardStrategy
 from rig.errors import RigError
 from rig.host.observer import Observer
 from rig.host.tls import credentials
+from rig.local.locks import BoardBusy, board_lock
+from rig.local.user_tmp import note_children, sweep_private_dirs
 from rig.pki import Pki
 from rig.pytest_plugin.capture import watch
 from rig.pytest_plugin.farm import farm_place
@@ -48,8 +48,8 @@ from rig.pytest_plugin.inventory import (
     inventory,
     rig_in_use,
 )
+from rig.pytest_plugin.results import case_name, cell_fields
 from rig.pytest_plugin.xdist import broker_ports, shared_run_dir, worker
-from rig.report.results import case_name, cell_fields
 from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS, TRANSCRIPTS
 
 
@@ -338,7 +338,7 @@ def _record_firmware(request: pytest.FixtureRequest, driver: BoardDriver,
 
 @pytest.fixture(scope="session")
 def board_strategy(board_driver: BoardDriver, _boards: _Boards) -> BoardStrategy:
-    """The board's states for the session (rig/boards/strategy.py): reset at its first use,
+    """The board's states for the session (rig/device/strategy.py): reset at its first use,
     after a failed cell, or when a test asks (`@pytest.mark.fresh_board`)."""
     return _boards.strategy(board_driver)
 
@@ -347,7 +347,7 @@ def board_strategy(board_driver: BoardDriver, _boards: _Boards) -> BoardStrategy
 def board_console(request: pytest.FixtureRequest, hil_config: HilConfig,
                   board_strategy: BoardStrategy) -> Iterator[Console]:
     """The board's console for this test, the board booted and its network up; a board is
-    reset only when it needs to be (rig/boards/strategy.py). The cell's end closes its MQTT
+    reset only when it needs to be (rig/device/strategy.py). The cell's end closes its MQTT
     connection and HTTPS server; a failed cell leaves the board to be reset."""
     cell = request.node.nodeid.rsplit("/", 1)[-1]
     fresh = request.node.get_closest_marker("fresh_board") is not None
@@ -405,7 +405,7 @@ def virtual_board(request: pytest.FixtureRequest, hil_config: HilConfig,
         pytest.skip(f"no virtual board in {hil_config.source}")
     agent = _agent_for(hil_config, spec)
     # its own name, state file and logs: the board's own agent may be up at the same time
-    # (rig/boards/strategy.py keeps it between cells), and the two must not share anything
+    # (rig/device/strategy.py keeps it between cells), and the two must not share anything
     name = f"{spec.name}-agent-tests"
     with contextlib.ExitStack() as stack:
         _hold_board(stack, hil_config, name)

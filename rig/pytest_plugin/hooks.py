@@ -22,7 +22,7 @@ from rig.pytest_plugin.inventory import (
     inventory,
     selected_boards,
 )
-from rig.report.results import cell_fields, cell_identity
+from rig.pytest_plugin.results import cell_fields, cell_identity
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from rig.boards.flashing import FlashOptions
-from rig.broker.process import interrupt_on_termination
 from rig.config import MODES
 from rig.device.https_server import WEB_MODES
+from rig.local.children import interrupt_on_termination
 from rig.pytest_plugin.inventory import FLASH, rig_in_use
-from rig.report.results import JunitNames, MatrixReporter
+from rig.pytest_plugin.results import JunitNames, MatrixReporter
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # SIGTERM / SIGHUP (and the SIGTERM a dying `hil run` sends, see rig/broker/process.py) stop the
+    # SIGTERM / SIGHUP (and the SIGTERM a dying `hil run` sends, see rig/local/children.py) stop the
     # run like Ctrl-C: fixtures tear down, brokers and boards stop, secret files go.
     config.addinivalue_line("markers", "modes(*names): run this test only in these broker modes")
     config.addinivalue_line("markers", "fresh_board: reset the board before this test")

@@ -8,7 +8,7 @@ node ids: each worker writes the groups it collected to `<run dir>/.xdist-groups
 before reporting its collection, and the controller's `BoardScheduling` reads them. All tests of
 a group form one unit of work, which goes to one worker; tests without a group are spread out.
 
-A per-board lock file (rig.boards.locks.board_lock) backs this up at run time, and also stops two
+A per-board lock file (rig.local.locks.board_lock) backs this up at run time, and also stops two
 separate runs on one machine from sharing a board.
 """
 

@@ -1,3 +1,5 @@
-"""What a run leaves and says: its directory (run_dir.py), each cell's verdict live and in
-results.json (results.py, a pytest plugin), JUnit names (junit.py), and the summary table and
-exit code of `hil run` (summary.py)."""
+"""What a run leaves and says, read from what the pytest plugin wrote (results.json, farm.json,
+the run directory's files; this stage never imports the plugin): the run directory and the
+names of its files (run_dir.py), the summary table and exit code of `hil run` (summary.py),
+the runner's load (runner_load.py), the environment (environment.py), and report.html with
+history and trends (build.py, history.py, trends.py, page.py, plots.py)."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 # In a run directory (or a worker's): faults no cell saw, one line each (e.g. a session broker
 # that died after its mode's last cell). Written by the pytest plugin, reported by `hil run`.
@@ -15,6 +17,9 @@ SESSION_FAULTS = "session-faults.txt"
 RESETS_FILE = "resets.txt"
 # In a run directory: each board cell's console transcript, <board>.<mode>.<case>.txt
 TRANSCRIPTS = "transcripts"
+# In a run directory: each farm board's place and exporter, or why it had none (the plugin's
+# rig/pytest_plugin/farm.py writes it; `farm_places` reads it)
+FARM_FILE = "farm.json"
 
 
 def new_run_dir(root: Path) -> Path:
@@ -29,3 +34,12 @@ def new_run_dir(root: Path) -> Path:
             tmp.symlink_to(path.name)
             os.replace(tmp, latest)
     return path
+
+
+def farm_places(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """What farm.json of a run says (empty without farm boards)."""
+    path = run_dir / FARM_FILE
+    if not path.exists():
+        return {}
+    data: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    return data

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rig.boards.strategy import RECOVERY_FILE
 from rig.boards.virtual import WHAT_IT_IS
 from rig.config import Board, HilConfig
+from rig.device.strategy import RECOVERY_FILE
 from rig.report.environment import environment
-from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS
+from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS, farm_places
 
 # results.json's layout: 1 (no `schema` key) had cells, resets, boards, notes, recovery, farm;
 # 2 adds run, hil, finished, environment, and per cell transcript/broker_log/firmware_sha256
@@ -37,7 +37,7 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
     data["resets"] = _resets(run_dir)
     data["boards"] = _boards(data["environment"])
     data["recovery"] = _recovery(run_dir)
-    farm = _farm(run_dir)
+    farm = farm_places(run_dir)
     if farm:
         data["farm"] = farm
     results_path.write_text(json.dumps(data, indent=2) + "\n")
@@ -128,13 +128,6 @@ def _recovery(run_dir: Path) -> list[dict[str, Any]]:
     steps = [json.loads(line) for path in run_dir.rglob(RECOVERY_FILE)
              for line in path.read_text().splitlines() if line.strip()]
     return sorted(steps, key=lambda s: float(s.get("at", 0)))
-
-
-def _farm(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each farm board's place and exporter, or why it had none (farm.json)."""
-    from rig.pytest_plugin.farm import farm_file
-
-    return farm_file(run_dir)
 
 
 def _resets(run_dir: Path) -> dict[str, int]:

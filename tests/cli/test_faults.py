@@ -7,7 +7,7 @@ or private (PSK) directory behind.
 
 To hit a cell for sure, the test freezes the run's pytest process or the board's agent
 (SIGSTOP) at a moment it chooses, does the damage, and lets it go on (SIGCONT). A board is reset
-only at its first use and after a failed cell (rig/boards/strategy.py), so a fault's cell is
+only at its first use and after a failed cell (rig/device/strategy.py), so a fault's cell is
 followed by a reset and the cells after it run on a fresh board."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from rig.broker.process import sweep_private_dirs, user_tmp
 from rig.config import HilConfig
+from rig.local.user_tmp import sweep_private_dirs, user_tmp
 from tests.support import ROOT, tmp_config
 
 RUN_TIMEOUT = 180.0
@@ -131,7 +131,7 @@ class Run:
             return any(text in line for line in self.progress)
 
     def cell_ended(self, board: str) -> bool:
-        """Whether a cell of `board` has ended (rig/boards/strategy.py's steps.jsonl)."""
+        """Whether a cell of `board` has ended (rig/device/strategy.py's steps.jsonl)."""
         for steps in (self.config.parent / "runs").glob("*/**/steps.jsonl"):
             for line in steps.read_text().splitlines():
                 step = json.loads(line)

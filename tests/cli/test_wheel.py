@@ -43,7 +43,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = (base / "dist").glob("hil_rig-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    modules = {n for n in filter(None, tracked) if n.startswith("rig/") and n.endswith(".py")}
+    modules = {n for n in filter(None, tracked)
+               if n.startswith("rig/") and n.endswith(".py") and (ROOT / n).is_file()}
     assert {n for n in names if n.endswith(".py")} == modules, "the wheel's modules differ"
     assert not any(n.startswith(("tests/", "conftest.py")) for n in names), names
     venv = base / "venv"

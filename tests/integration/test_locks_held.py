@@ -1,4 +1,4 @@
-"""A wait for a rig lock (rig/boards/locks.py) that another process holds ends, naming the lock and
+"""A wait for a rig lock (rig/local/locks.py) that another process holds ends, naming the lock and
 its holder; and a holder that finishes hands the lock over. Real here: flock and a second
 process holding the lock."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.boards.locks import LockTimeout, file_lock
+from rig.local.locks import LockTimeout, file_lock
 from tests.support import ROOT, file_lock_held_elsewhere
 
 
@@ -35,7 +35,7 @@ def test_file_lock_waits_for_a_holder_that_finishes(tmp_path: Path) -> None:
     path = tmp_path / ".lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import time, pathlib\n"
-         "from rig.boards.locks import file_lock\n"
+         "from rig.local.locks import file_lock\n"
          f"with file_lock(pathlib.Path({str(path)!r})):\n"
          "    print('held', flush=True); time.sleep(0.5)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -1,6 +1,6 @@
-"""rig/broker/process.py with real processes: children that die with the rig, secret directories
-owned by a lock (not by a pid), and the sweep of what a killed run left. (A secret dir of this
-process and the termination signals: tests/unit/test_procs.py.)"""
+"""rig/local/ (children.py, user_tmp.py) with real processes: children that die with the rig,
+secret directories owned by a lock (not by a pid), and the sweep of what a killed run left. (A
+secret dir of this process and the termination signals: tests/unit/test_procs.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from rig.broker.process import OWNER_FILE, sweep_private_dirs, user_tmp
+from rig.local.user_tmp import OWNER_FILE, sweep_private_dirs, user_tmp
 from tests.support import ROOT
 
 
@@ -75,7 +75,7 @@ def test_a_dir_without_its_lock_yet_is_left_while_young() -> None:
 def test_children_die_with_the_process_that_started_them() -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", "import subprocess, sys\n"
-         "from rig.broker.process import die_with_parent\n"
+         "from rig.local.children import die_with_parent\n"
          "child = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent())\n"
          "print(child.pid, flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)

@@ -1,4 +1,4 @@
-"""The board strategy (rig/boards/strategy.py) on a real virtual board: reset only at the first
+"""The board strategy (rig/device/strategy.py) on a real virtual board: reset only at the first
 use, after a failed cell, for a board that dies or hangs, or when asked; provisioning sends only
 what differs; every transition is in steps.jsonl. The recovery ladder on an esp32 board whose
 USB port goes away with its power (HubPort: a stand-in for a hub port, the agent behind a pty
@@ -23,11 +23,11 @@ from pytest_embedded.dut_factory import DutFactory
 from rig.boards.esp32 import Esp32Board
 from rig.boards.ports import lock_dir, lock_name
 from rig.boards.serial_reader import use_blocking_reader
-from rig.boards.strategy import RECOVERY_FILE, STEPS_FILE, BoardQuarantined, BoardStrategy
 from rig.boards.virtual import VirtualBoard
 from rig.config import Board, HilConfig
 from rig.device.console import Console, ConsoleError
 from rig.device.provision import Setting, provision
+from rig.device.strategy import RECOVERY_FILE, STEPS_FILE, BoardQuarantined, BoardStrategy
 
 
 @contextlib.contextmanager

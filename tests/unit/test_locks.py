@@ -1,4 +1,4 @@
-"""Locks on a runner shared with other users (rig/boards/locks.py): the per-user port-lock
+"""Locks on a runner shared with other users (rig/local/locks.py): the per-user port-lock
 directory in the system temp dir is private or refused, and lock files are never followed
 through a symlink. (A wait for a lock another process holds:
 tests/integration/test_locks_held.py.)
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rig.boards.locks import LockError, board_lock, file_lock, private_dir
 from rig.boards.ports import lock_dir, port_lock
+from rig.local.locks import LockError, board_lock, file_lock, private_dir
 
 
 @pytest.fixture

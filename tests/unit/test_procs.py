@@ -1,14 +1,14 @@
-"""rig/broker/process.py in this process alone: a secret directory is private and goes with its
-lock, and SIGTERM interrupts like Ctrl-C unless it was ignored. (Children, killed runs and the
-sweep of what they left: tests/integration/test_procs.py.)"""
+"""rig/local/ (user_tmp.py, children.py) in this process alone: a secret directory is private
+and goes with its lock, and SIGTERM interrupts like Ctrl-C unless it was ignored. (Children,
+killed runs and the sweep of what they left: tests/integration/test_procs.py.)"""
 
 from __future__ import annotations
 
 import os
 import signal
 
-from rig.broker.process import (
-    interrupt_on_termination,
+from rig.local.children import interrupt_on_termination
+from rig.local.user_tmp import (
     remove_secret_dir,
     secret_dir,
     sweep_private_dirs,

@@ -21,7 +21,8 @@ if [ -n "${HIL_MBEDTLS3_SRC:-}" ]; then
 fi
 
 suite=${HIL_MBEDTLS3_SUITE:-trixie}
-cache=${HIL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hil-rig}
+. "$(dirname "$0")/../../../rig/local/cache_dir.sh"  # hil_cache_dir: the rig's cache
+cache=$(hil_cache_dir)
 root="$cache/mbedtls3-$suite"
 mkdir -p "$root"
 

@@ -24,7 +24,7 @@ import pytest
 
 from rig.boards.virtual import what_it_is
 from rig.pytest_plugin.inventory import inventory
-from rig.report.junit import add_suite_property, name_case
+from rig.pytest_plugin.junit import add_suite_property, name_case
 from rig.report.runner_load import LoadMeter
 
 
