@@ -51,10 +51,14 @@ def secret_dir(what: str) -> Path:
         atexit.register(_remove_owned)  # whatever an interrupted owner did not remove
     path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{what}-", dir=user_tmp()))
     _owned[path] = -1
-    fd = os.open(path / OWNER_FILE, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                 os.O_CLOEXEC, 0o600)
+    # locked before it has its name: another process's sweep never finds an unlocked .owner
+    # of a live directory (it did, between open and flock, on a loaded runner: a cell's
+    # capture directory was removed under it)
+    fd = os.open(path / f"{OWNER_FILE}.new", os.O_RDWR | os.O_CREAT | os.O_EXCL |
+                 os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     _owned[path] = fd
     fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(path / f"{OWNER_FILE}.new", path / OWNER_FILE)
     return path
 
 

@@ -92,3 +92,45 @@ def test_a_half_written_note_of_a_dead_process_is_swept() -> None:
     note.write_text("1 2\n")
     assert note in sweep_private_dirs()
     assert not note.exists()
+
+
+SWEEPER = """
+import sys, time
+from rig.local.user_tmp import sweep_private_dirs
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    sweep_private_dirs()
+"""
+
+
+def test_a_sweep_never_removes_a_secret_dir_being_made() -> None:
+    """Another process sweeping all the time while this one makes secret dirs (two xdist
+    workers, each making a capture dir per cell): every dir this process made is still there.
+    Before the .owner file was locked ahead of getting its name, a sweep that came between its
+    creation and its flock took it for abandoned (seen: a cell's capture dir removed under it)."""
+    from rig.local.user_tmp import remove_secret_dir, secret_dir
+
+    sweepers = [subprocess.Popen([sys.executable, "-c", SWEEPER, "8"], cwd=ROOT)
+                for _ in range(2)]
+    lost: list[Path] = []
+    live: list[Path] = []  # each checked a while after it was made, then removed
+    made = 0
+    try:
+        time.sleep(0.5)  # the sweepers are sweeping
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline:
+            live.append(secret_dir("race"))
+            made += 1
+            if len(live) > 20:
+                path = live.pop(0)
+                if not (path / OWNER_FILE).exists():
+                    lost.append(path)
+                remove_secret_dir(path)
+    finally:
+        for sweeper in sweepers:
+            sweeper.kill()
+            sweeper.wait()
+        for path in live:
+            remove_secret_dir(path)
+    assert made > 100
+    assert not lost, f"{len(lost)} of {made} secret dirs swept while in use"
