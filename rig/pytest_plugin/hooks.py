@@ -23,6 +23,9 @@ from rig.pytest_plugin.inventory import (
     selected_boards,
 )
 from rig.pytest_plugin.results import cell_fields, cell_identity
+from rig.report.runner_load import LoadMeter
+
+CALL_LOAD = pytest.StashKey[LoadMeter]()  # this process's cells: CPU stall and wall time
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -90,6 +93,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """How busy the runner was while this process ran its cells (rig/report/runner_load.py):
+    metered from its first cell's call on, so the session's set-up (a firmware build) is
+    not counted; every call's report carries the running total (`hil_load`)."""
+    if CALL_LOAD not in item.config.stash:
+        item.config.stash[CALL_LOAD] = LoadMeter()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Every report carries its matrix cell (`hil_cell`: board, mode, case, expected) for the
@@ -97,6 +109,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     its slice of the broker log."""
     report = yield
     report.hil_cell = cell_fields(item)
+    meter = item.config.stash.get(CALL_LOAD, None) if call.when == "call" else None
+    load = meter.sample() if meter is not None else None
+    if load is not None:  # a list: it travels with the report to the xdist controller
+        report.hil_load = list(load)
     if report.skipped:
         missing = _missing_board(item, call, report.hil_cell["board"])
         if missing:  # a list: it travels with the report to the xdist controller

@@ -25,7 +25,7 @@ import pytest
 from rig.boards.virtual import what_it_is
 from rig.pytest_plugin.inventory import inventory
 from rig.pytest_plugin.junit import add_suite_property, name_case
-from rig.report.runner_load import LoadMeter
+from rig.report.runner_load import share
 
 
 @dataclass
@@ -113,7 +113,7 @@ class MatrixReporter:
         self.cells: dict[str, Cell] = {}
         self.order: dict[str, int] = {}  # nodeid -> collection index
         self.done = 0
-        self.load = LoadMeter()  # how busy the runner was (rig/report/trends.py reads it)
+        self.load: dict[str, tuple[int, int]] = {}  # worker -> its cells' CPU stall, wall (us)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.order = {_plain_nodeid(item.nodeid): i for i, item in enumerate(session.items)}
@@ -143,6 +143,9 @@ class MatrixReporter:
             cell.properties.update(dict(report.user_properties))
         if report.when == "call":
             cell.properties.update(dict(report.user_properties))
+            load = getattr(report, "hil_load", None)  # hooks.py: the worker's running total
+            if isinstance(load, list) and len(load) == 2:
+                self.load[str(getattr(report, "worker_id", ""))] = (int(load[0]), int(load[1]))
             cell.cipher_suite = str(cell.properties.get("cipher_suite", ""))
             hs = cell.properties.get("handshake_ms")
             cell.handshake_ms = float(hs) if hs is not None else None
@@ -182,7 +185,8 @@ class MatrixReporter:
         last = len(self.order)
         cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
         data = {"exitstatus": int(exitstatus), "collected": len(self.order),
-                "cpu_pressure": self.load.stalled_share(), "cells": [asdict(c) for c in cells]}
+                "cpu_pressure": share(list(self.load.values())),
+                "cells": [asdict(c) for c in cells]}
         self.path.write_text(json.dumps(data, indent=2) + "\n")
 
 

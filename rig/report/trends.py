@@ -34,7 +34,7 @@ NOISE_Z = 3.0  # how many run-to-run deviations (pooled over the metric's series
 # a run whose CPU pressure (rig/report/runner_load.py) exceeds the earlier runs' median by this
 # much (or, without earlier figures, BUSY_SHARE) ran on a busy runner: its times are not judged
 BUSY_MARGIN = 0.15
-BUSY_SHARE = 0.6
+BUSY_SHARE = 0.75
 
 
 def verdict(cell: dict[str, Any] | None) -> str:
@@ -320,5 +320,7 @@ def judged(runs: list[Run]) -> tuple[list[Run], str]:
         return [], ""
     *earlier, current = runs
     quiet = [r for i, r in enumerate(earlier) if not busy(r, earlier[:i])]
+    if len(quiet) < MIN_BASELINE:  # too few to judge against anyway: nothing to say
+        return [*quiet, current], ""
     why = busy(current, quiet)
     return (quiet, why) if why else ([*quiet, current], "")

@@ -77,6 +77,9 @@ def test_run_is_the_matrix(tmp_path: Path, hil_config: HilConfig) -> None:
     assert f"{n} passed, 0 failed" in proc.stdout
     assert f"[{n}/{n}]" in proc.stderr  # live progress, one line per cell
     assert {c["verdict"] for c in cells.values()} == {"pass"}
+    # how busy the runner was while the cells ran (both workers metered), where Linux says
+    if Path("/proc/pressure/cpu").exists():
+        assert 0.0 < results["cpu_pressure"] <= 1.0, results["cpu_pressure"]
     for board in ("virtual-0", "virtual-esp"):
         assert sum(c["expected"] == "refused" and c["board"] == board
                    and c["case"].startswith("refused-") for c in cells.values()) == len(CASES)
