@@ -70,8 +70,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except RigError as exc:
             places[board.name] = {"error": f"board {board.name}: {exc}"}
             _say(config, f"board {board.name}: {exc}")
-        except CallInterrupted as exc:  # the session ends here (pytest: interrupted)
-            _say(config, f"board {board.name}: {exc}")
+        except KeyboardInterrupt as exc:  # the session ends here (pytest: interrupted)
+            said = str(exc) if isinstance(exc, CallInterrupted) else (
+                f"interrupted ({exc})" if str(exc) else "interrupted")
+            _say(config, f"board {board.name}: {said} while getting its place")
             for note in holding.notes:
                 _say(config, note)
             _write(config, places)
@@ -101,7 +103,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     for holding in config.stash.get(HOLDINGS, []):
         try:
             problems = holding.release()
-        except CallInterrupted:
+        except KeyboardInterrupt:
             problems = ["interrupted while giving the place back"]
         for problem in problems:
             _say(config, f"board {holding.board.name}: {problem} (the next run releases it)")
