@@ -269,14 +269,16 @@ def _release_farm_leftovers(config: HilConfig) -> None:
     """Places the pytest run could not give back (killed: a second Ctrl-C) are released now,
     not by the next run (rig/boards/places.py: only what its claims prove the rig acquired)."""
     from rig.boards.farm import LabgridClient
-    from rig.boards.places import release_leftovers, state_dir
+    from rig.boards.places import has_claims, release_leftovers, state_dir
 
     try:
+        if not has_claims(state_dir(), config.labgrid.address):
+            return  # pytest gave everything back (the usual end)
         for note in release_leftovers(LabgridClient(config.labgrid.address), state_dir()):
             print(f"labgrid: {note}", file=sys.stderr)
     except (RigError, KeyboardInterrupt) as exc:
-        print(f"labgrid: what the run left was not given back ({exc or 'interrupted'}); the "
-              "next run gives it back", file=sys.stderr)
+        print(f"labgrid: what the run left was not given back ({str(exc) or 'interrupted'}); "
+              "the next run gives it back", file=sys.stderr)
 
 
 def _report_after_run(run_dir: Path, config: HilConfig, history: list[str]) -> None:

@@ -66,6 +66,11 @@ class PlaceBusy(FarmError):
     """The place is acquired by another client; the message names it."""
 
 
+class CallTimeout(FarmError):
+    """A labgrid-client call got no answer in time (it was stopped): what it asked of the
+    coordinator may or may not have been done."""
+
+
 class PlaceNotHeld(FarmError):
     """The run could not get the board's place (busy, no such place, coordinator down): the
     board's cells fail with this reason; nothing was reset or power cycled."""
@@ -211,7 +216,7 @@ def _communicate(proc: subprocess.Popen[str], call: str, timeout: float, timeout
             _stop(proc)
             if interrupted:
                 raise CallInterrupted(call, None) from None
-            raise FarmError(f"{what}: {timeout_means} within {timeout:g} s") from None
+            raise CallTimeout(f"{what}: {timeout_means} within {timeout:g} s") from None
         except KeyboardInterrupt:
             if interrupted or call in READ_ONLY_CALLS:
                 _stop(proc)
@@ -269,8 +274,8 @@ class LabgridClient:
             text = f"{text} ({out.strip().splitlines()[-1]})"
         return f"labgrid-client {' '.join(args)}{' (place ' + place + ')' if place else ''}: {text}"
 
-    def show(self, place: str) -> PlaceInfo:
-        return parse_show(self.run("show", place=place))
+    def show(self, place: str, timeout: float = CALL_TIMEOUT) -> PlaceInfo:
+        return parse_show(self.run("show", place=place, timeout=timeout))
 
     def acquire(self, place: str) -> None:
         try:
@@ -280,8 +285,8 @@ class LabgridClient:
                 raise PlaceBusy(str(exc)) from None
             raise
 
-    def release(self, place: str) -> None:
-        self.run("release", place=place)
+    def release(self, place: str, timeout: float = CALL_TIMEOUT) -> None:
+        self.run("release", place=place, timeout=timeout)
 
     def reserve(self, tags: dict[str, str]) -> str:
         """A reservation for one place with these tags (`name` is the place's name); its
@@ -297,8 +302,8 @@ class LabgridClient:
         """Until the reservation is allocated (or expired, or invalid)."""
         self.run("wait", token, timeout=timeout, waiting_for="the reservation was not allocated")
 
-    def cancel(self, token: str) -> None:
-        self.run("cancel-reservation", token)
+    def cancel(self, token: str, timeout: float = CALL_TIMEOUT) -> None:
+        self.run("cancel-reservation", token, timeout=timeout)
 
     def power(self, place: str, action: str) -> None:
         """on, off or cycle through the place's power resource."""

@@ -37,7 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from rig.boards.farm import (
+    CALL_TIMEOUT,
+    INTERRUPT_GRACE_S,
     CallInterrupted,
+    CallTimeout,
     FarmError,
     HeldPlace,
     LabgridClient,
@@ -81,8 +84,9 @@ class Claim:
     def make(cls, lock_dir: Path, coordinator: str, token: str, board: str) -> Claim:
         name = _prefix(coordinator) + re.sub(r"[^A-Za-z0-9_-]", "_", token)
         claim = cls(lock_dir / f"{name}{CLAIM_SUFFIX}", {
-            "token": token, "board": board, "place": "", "acquire": "none",
-            "pid": os.getpid(), "owner": owner(), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            "token": token, "coordinator": coordinator, "board": board, "place": "",
+            "acquire": "none", "pid": os.getpid(), "owner": owner(),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         claim._lock.enter_context(board_lock(lock_dir, name,
                                              what=f"labgrid reservation {token}"))
         claim.write()
@@ -113,6 +117,9 @@ class Claim:
         """Give up the lock; the file goes unless `keep_file` (left for the next sweep)."""
         if not keep_file:
             self.path.unlink(missing_ok=True)
+            # the lock file goes too, while still held (a sweep that opened it meanwhile
+            # finds no claim file under the lock and leaves it)
+            self.path.with_suffix(".lock").unlink(missing_ok=True)
         self._lock.close()
 
 
@@ -143,22 +150,34 @@ class Holding:
         On any failure what was reserved or acquired is given back at once."""
         try:
             return self._hold(timeout)
-        except BaseException:
+        except BaseException as exc:
+            # after Ctrl-C/SIGTERM the clean-up must be quick too (a coordinator that does not
+            # answer is often why the user stopped the run)
+            quick = INTERRUPT_GRACE_S if isinstance(exc, KeyboardInterrupt) else CALL_TIMEOUT
             where = self.place or f"with tags {_tags(self.board)}"
             self.notes += [f"place {where}: {problem} (the next run gives it back)"
-                           for problem in self.release()]
+                           for problem in self.release(quick)]
             raise
 
     def _reserve(self) -> Claim:
         filters = {"name": self.board.place} if self.board.place else dict(self.board.tags)
+        token = ""
         try:
             token = self.client.reserve(filters)
+            self.claim = Claim.make(self.lock_dir, self.client.coordinator, token,
+                                    self.board.name)
         except CallInterrupted as exc:  # made anyway? record it, so that it is cancelled
-            if exc.completed is not None and reserved_token(exc.completed.stdout):
-                self.claim = Claim.make(self.lock_dir, self.client.coordinator,
-                                        reserved_token(exc.completed.stdout), self.board.name)
+            token = token or (reserved_token(exc.completed.stdout)
+                              if exc.completed is not None else "")
+            if token and self.claim is None:
+                self.claim = Claim.make(self.lock_dir, self.client.coordinator, token,
+                                        self.board.name)
             raise
-        self.claim = Claim.make(self.lock_dir, self.client.coordinator, token, self.board.name)
+        except BaseException:  # made but not recorded (a disk error, a signal): cancel it now
+            if token and self.claim is None:
+                with contextlib.suppress(FarmError, KeyboardInterrupt):
+                    self.client.cancel(token, timeout=INTERRUPT_GRACE_S)
+            raise
         return self.claim
 
     def _hold(self, timeout: float) -> HeldPlace:
@@ -171,7 +190,7 @@ class Holding:
         t0 = time.monotonic()
         try:
             self.client.wait(claim.token, timeout)
-        except FarmError as exc:
+        except CallTimeout as exc:  # not allocated in time: someone holds it
             raise PlaceBusy(self._busy(timeout, exc)) from None
         if time.monotonic() - t0 > 2.0:
             self.notes.append(f"waited {time.monotonic() - t0:.0f} s for place "
@@ -182,14 +201,26 @@ class Holding:
             if time.monotonic() + RETRY_S > t0 + timeout:
                 raise PlaceBusy(self._busy(timeout, self._refused))
             time.sleep(RETRY_S)  # labgrid frees such a resource by itself (see _acquire)
+            # a poll keeps the reservation alive (the coordinator expires one nobody polls
+            # within a minute): only a place still allocated to it is acquired
+            self.client.wait(claim.token, CALL_TIMEOUT)
         return resolve(self.client, place, self.board.name, claim.token)
 
     def _acquire(self, claim: Claim, place: str) -> bool:
         """One acquire of the place allocated to the claim's reservation: True when done,
-        False when refused because the place or one of its resources is held. The latter is
-        labgrid's own leftover of an acquire cut short (a killed client: the coordinator
-        marked the resource acquired but not the place), which its coordinator releases by
-        itself within about 15 s; or a person acquiring the place by hand just now."""
+        False when it is held. No acquire is sent for a place someone holds (a person who
+        acquired it by hand just now, under this identity: the rig's acquire would be refused,
+        and a claim saying "sent" then would make it look like the rig's). A refusal for a
+        resource is labgrid's own leftover of an acquire cut short (a killed client: the
+        coordinator marked the resource acquired but not the place), which its coordinator
+        releases by itself within about 15 s."""
+        info = self.client.show(place)
+        if info.reservation != claim.token:
+            raise FarmError(f"place {place}: the rig's reservation {claim.token} no longer "
+                            f"holds it (the coordinator expired or cancelled it)")
+        if info.acquired:
+            self._refused = PlaceBusy(f"place {place} is acquired by {info.acquired}")
+            return False
         claim.update(acquire="sent")
         try:
             self.client.acquire(place)
@@ -201,6 +232,8 @@ class Holding:
             claim.update(acquire="none")  # refused: the coordinator did nothing
             self._refused = exc
             return False
+        except CallTimeout:
+            raise  # no answer: the coordinator may have done it ("sent" stays)
         except FarmError:
             claim.update(acquire="none")
             raise
@@ -221,21 +254,21 @@ class Holding:
             return (f"place {place} is acquired by {info.acquired}; {waited}"
                     f"{_own_hint(self.client, place, info.acquired)}")
         mine = self.claim is not None and info.reservation == self.claim.token
-        if mine:  # allocated to us, refused anyway: a resource held elsewhere
+        if mine or not info.reservation:  # ours, refused anyway: a resource held elsewhere
             return f"place {place}: {exc}; {waited}"
         return (f"place {place} is reserved by another job (reservation "
-                f"{info.reservation or '?'}); {waited}")
+                f"{info.reservation}); {waited}")
 
-    def release(self) -> list[str]:
-        """Release the place if the rig acquired it and cancel the reservation; returns what
-        failed (the claim then stays for the next run's sweep). Raises only CallInterrupted,
-        on a second interrupt during it."""
+    def release(self, timeout: float = CALL_TIMEOUT) -> list[str]:
+        """Release the place if the rig acquired it and cancel the reservation, each call
+        within `timeout` s; returns what failed (the claim then stays for the next run's
+        sweep). Raises only CallInterrupted, on a second interrupt during it."""
         claim, self.claim = self.claim, None
         if claim is None:
             return []
         settled = False
         try:
-            problems = _give_back(self.client, claim, own_run=True)
+            problems = _give_back(self.client, claim, own_run=True, timeout=timeout)
             settled = not problems
         finally:  # unsettled (a failure, a second interrupt): the next run's sweep settles it
             claim.drop(keep_file=not settled)
@@ -256,50 +289,57 @@ def _own_hint(client: LabgridClient, place: str, holder: str) -> str:
             f"release` when you are done with it")
 
 
-def _ours(client: LabgridClient, claim: Claim, own_run: bool) -> bool:
+def _ours(client: LabgridClient, claim: Claim, own_run: bool, timeout: float) -> bool:
     """Whether the claim's place is acquired by the rig's own acquire: done by this live run;
     otherwise (a dead run's, or an acquire cut short) the place must still be acquired by
-    this identity and allocated to the claim's reservation."""
+    the identity that made the claim and allocated to the claim's reservation."""
     if not claim.place or claim.acquire == "none":
         return False
     if own_run and claim.acquire == "done":
         return True
     try:
-        info = client.show(claim.place)
+        info = client.show(claim.place, timeout=timeout)
     except FarmError:
         return False  # the place is gone: nothing to release
-    return info.acquired == owner() and info.reservation == claim.token
+    by = str(claim.data.get("owner") or owner())
+    return info.acquired == by and info.reservation == claim.token
 
 
-def _give_back(client: LabgridClient, claim: Claim, own_run: bool) -> list[str]:
-    """Release the claim's place when it is the rig's, cancel its reservation; what failed."""
+def _give_back(client: LabgridClient, claim: Claim, own_run: bool,
+               timeout: float = CALL_TIMEOUT) -> list[str]:
+    """Release the claim's place when it is the rig's, then cancel its reservation; what
+    failed. A release that failed keeps the reservation: while its place is acquired labgrid
+    never expires it, and it is the next sweep's proof that the acquisition is the rig's."""
     problems: list[str] = []
-    if _ours(client, claim, own_run):
+    if _ours(client, claim, own_run, timeout):
         try:
-            client.release(claim.place)
+            client.release(claim.place, timeout=timeout)
             claim.update(acquire="none")
         except FarmError as exc:
-            problems.append(str(exc))
+            return [str(exc)]
     else:
         claim.update(acquire="none")
     try:
-        client.cancel(claim.token)
+        client.cancel(claim.token, timeout=timeout)
     except FarmError as exc:
         if not _gone(exc):
             problems.append(str(exc))
     return problems
 
 
-def _claims(lock_dir: Path, coordinator: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _claims(lock_dir: Path, coordinator: str) -> Iterator[str]:
+    """The names of the claims made with this coordinator (claims are written whole: a file
+    that cannot be read proves nothing and goes)."""
     for path in sorted(lock_dir.glob(f"{_prefix(coordinator)}*{CLAIM_SUFFIX}")):
-        try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict) or not data.get("token"):
-                raise ValueError("no token")
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)  # unreadable: nothing it could prove
+        if _read_claim(path) is None and path.exists():
+            path.unlink(missing_ok=True)
             continue
-        yield path.name.removesuffix(CLAIM_SUFFIX), data
+        yield path.name.removesuffix(CLAIM_SUFFIX)
+
+
+def has_claims(lock_dir: Path, coordinator: str) -> bool:
+    """Whether any claim of this coordinator is on record (a live run's or a dead one's)."""
+    return any(lock_dir.glob(f"{_prefix(coordinator)}*{CLAIM_SUFFIX}"))
 
 
 def release_leftovers(client: LabgridClient, lock_dir: Path) -> list[str]:
@@ -307,13 +347,26 @@ def release_leftovers(client: LabgridClient, lock_dir: Path) -> list[str]:
     process holds): their places released where the claim proves the rig acquired them,
     their reservations cancelled. Returns what was done, one line each (a failure too)."""
     notes: list[str] = []
-    for name, data in _claims(lock_dir, client.coordinator):
+    for name in _claims(lock_dir, client.coordinator):
         try:
             with board_lock(lock_dir, name, what="labgrid claim"):
+                path = lock_dir / f"{name}{CLAIM_SUFFIX}"
+                data = _read_claim(path)  # again, under the lock: a live run may just have
+                if data is None or data.get("coordinator", client.coordinator) != (
+                        client.coordinator):  # dropped it; or another coordinator's
+                    continue
                 notes += _settle(client, lock_dir, name, data)
         except BoardBusy:
             continue  # a live run holds it
     return notes
+
+
+def _read_claim(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("token") else None
 
 
 def _settle(client: LabgridClient, lock_dir: Path, name: str, data: dict[str, Any]) -> list[str]:
@@ -321,13 +374,14 @@ def _settle(client: LabgridClient, lock_dir: Path, name: str, data: dict[str, An
     claim = Claim(path, dict(data))  # the dead run's record, under the caller's lock
     place, pid, at = data.get("place") or "?", data.get("pid", "?"), data.get("at", "?")
     try:
-        released = _ours(client, claim, own_run=False)
+        released = _ours(client, claim, own_run=False, timeout=CALL_TIMEOUT)
         problems = _give_back(client, claim, own_run=False)
     except FarmError as exc:
         return [f"could not settle place {place} left by a run that died: {exc}"]
     if problems:
         return [f"could not release place {place} left by a run that died: {problems[0]}"]
     path.unlink(missing_ok=True)
+    (lock_dir / f"{name}.lock").unlink(missing_ok=True)  # held by the caller until it closes
     if released:
         return [f"released place {place}, left acquired by a run that died (pid {pid}, "
                 f"reserved {at})"]

@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from rig.boards.farm import CallInterrupted, HeldPlace, LabgridClient
+from rig.boards.farm import (
+    CALL_TIMEOUT,
+    INTERRUPT_GRACE_S,
+    CallInterrupted,
+    HeldPlace,
+    LabgridClient,
+)
 from rig.boards.places import Holding, release_leftovers, state_dir
 from rig.errors import RigError
 from rig.pytest_plugin.inventory import inventory, rig_in_use, selected_boards
@@ -28,6 +34,7 @@ from rig.report.run_dir import FARM_FILE
 
 FARM = pytest.StashKey[dict[str, dict[str, Any]]]()  # board -> HeldPlace json | {"error": ...}
 HOLDINGS = pytest.StashKey[list[Holding]]()
+INTERRUPTED = pytest.StashKey[bool]()  # the session ended by Ctrl-C/SIGTERM
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -96,13 +103,19 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["hil_farm"] = json.dumps(places)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[INTERRUPTED] = exitstatus == pytest.ExitCode.INTERRUPTED
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The run's end, however it ended (after every worker has stopped): release the places,
     cancel the reservations. Another Ctrl-C meanwhile cuts a call short; what it left is
     given back by the next run (its claim stays)."""
+    # after Ctrl-C/SIGTERM each call gets seconds, not the usual CALL_TIMEOUT
+    quick = INTERRUPT_GRACE_S if config.stash.get(INTERRUPTED, False) else CALL_TIMEOUT
     for holding in config.stash.get(HOLDINGS, []):
         try:
-            problems = holding.release()
+            problems = holding.release(quick)
         except KeyboardInterrupt:
             problems = ["interrupted while giving the place back"]
         for problem in problems:

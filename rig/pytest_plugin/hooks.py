@@ -23,9 +23,9 @@ from rig.pytest_plugin.inventory import (
     selected_boards,
 )
 from rig.pytest_plugin.results import cell_fields, cell_identity
-from rig.report.runner_load import LoadMeter
+from rig.report.runner_load import Reading, reading
 
-CALL_LOAD = pytest.StashKey[LoadMeter]()  # this process's cells: CPU stall and wall time
+CALL_START = pytest.StashKey[Reading | None]()  # CPU stall total as the cell's call started
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -95,11 +95,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
-    """How busy the runner was while this process ran its cells (rig/report/runner_load.py):
-    metered from its first cell's call on, so the session's set-up (a firmware build) is
-    not counted; every call's report carries the running total (`hil_load`)."""
-    if CALL_LOAD not in item.config.stash:
-        item.config.stash[CALL_LOAD] = LoadMeter()
+    """How busy the runner was while the cells ran (rig/report/runner_load.py): the CPU
+    stall total as the cell's call starts; its report carries it with the one at its end
+    (`hil_load`)."""
+    item.stash[CALL_START] = reading()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -109,10 +108,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     its slice of the broker log."""
     report = yield
     report.hil_cell = cell_fields(item)
-    meter = item.config.stash.get(CALL_LOAD, None) if call.when == "call" else None
-    load = meter.sample() if meter is not None else None
-    if load is not None:  # a list: it travels with the report to the xdist controller
-        report.hil_load = list(load)
+    start = item.stash.get(CALL_START, None) if call.when == "call" else None
+    end = reading() if start is not None else None
+    if start is not None and end is not None:  # a list: it travels to the xdist controller
+        report.hil_load = [*start, *end]
     if report.skipped:
         missing = _missing_board(item, call, report.hil_cell["board"])
         if missing:  # a list: it travels with the report to the xdist controller

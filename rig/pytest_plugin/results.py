@@ -25,7 +25,7 @@ import pytest
 from rig.boards.virtual import what_it_is
 from rig.pytest_plugin.inventory import inventory
 from rig.pytest_plugin.junit import add_suite_property, name_case
-from rig.report.runner_load import share
+from rig.report.runner_load import Reading, window_share
 
 
 @dataclass
@@ -113,7 +113,8 @@ class MatrixReporter:
         self.cells: dict[str, Cell] = {}
         self.order: dict[str, int] = {}  # nodeid -> collection index
         self.done = 0
-        self.load: dict[str, tuple[int, int]] = {}  # worker -> its cells' CPU stall, wall (us)
+        self.first_call: dict[str, Reading] = {}  # worker -> CPU stall as its 1st call started
+        self.last_end: list[Reading] = []  # the latest call end's (rig/report/runner_load.py)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.order = {_plain_nodeid(item.nodeid): i for i, item in enumerate(session.items)}
@@ -136,6 +137,19 @@ class MatrixReporter:
             cell.worker = str(worker)
         return cell
 
+    def _load(self, report: pytest.TestReport) -> None:
+        """The CPU stall readings of a cell's call (hooks.py `hil_load`): its worker's first
+        call start and the latest end, for the run's `cpu_pressure`."""
+        load = getattr(report, "hil_load", None)
+        if not (isinstance(load, list) and len(load) == 4):
+            return
+        start, end = (int(load[0]), int(load[1])), (int(load[2]), int(load[3]))
+        worker = str(getattr(report, "worker_id", ""))
+        if worker not in self.first_call or start[1] < self.first_call[worker][1]:
+            self.first_call[worker] = start
+        if not self.last_end or end[1] > self.last_end[0][1]:
+            self.last_end = [end]
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         cell = self._cell(report)
         cell.duration_s += report.duration
@@ -143,9 +157,7 @@ class MatrixReporter:
             cell.properties.update(dict(report.user_properties))
         if report.when == "call":
             cell.properties.update(dict(report.user_properties))
-            load = getattr(report, "hil_load", None)  # hooks.py: the worker's running total
-            if isinstance(load, list) and len(load) == 2:
-                self.load[str(getattr(report, "worker_id", ""))] = (int(load[0]), int(load[1]))
+            self._load(report)
             cell.cipher_suite = str(cell.properties.get("cipher_suite", ""))
             hs = cell.properties.get("handshake_ms")
             cell.handshake_ms = float(hs) if hs is not None else None
@@ -185,7 +197,8 @@ class MatrixReporter:
         last = len(self.order)
         cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
         data = {"exitstatus": int(exitstatus), "collected": len(self.order),
-                "cpu_pressure": share(list(self.load.values())),
+                "cpu_pressure": window_share(list(self.first_call.values()),
+                                             self.last_end),
                 "cells": [asdict(c) for c in cells]}
         self.path.write_text(json.dumps(data, indent=2) + "\n")
 

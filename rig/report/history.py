@@ -80,12 +80,15 @@ def read_run(path: Path) -> Run | str:
     return Run(run_id, path, int(schema), data)
 
 
+MAX_NUMBER = 1e12  # larger is no time nor share a run can have measured (and overflows math)
+
+
 def number(value: object) -> float | None:
-    """A finite number from results.json, else None (a bool, a string, NaN or infinity are
-    no time)."""
+    """A finite number from results.json, else None (a bool, a string, NaN, infinity or an
+    absurd magnitude are no time)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if math.isfinite(value) and abs(value) <= MAX_NUMBER else None
 
 
 def _tidy(cell: dict[str, Any]) -> None:

@@ -130,8 +130,9 @@ def speed_factors(runs: list[Run]) -> list[float]:
         reference[mode] = statistics.median(c[mode] for c in controls[:-1] if mode in c)
     out = []
     for c in controls:
-        ratios = [v / reference[m] for m, v in c.items() if m in reference]
-        out.append(statistics.median(ratios) if ratios else 1.0)
+        ratios = [v / reference[m] for m, v in c.items() if reference.get(m, 0) > 0]
+        factor = statistics.median(ratios) if ratios else 1.0
+        out.append(factor if 0.01 <= factor <= 100.0 else 1.0)  # beyond: a broken control
     return out
 
 
@@ -163,7 +164,7 @@ def upper_fence(values: list[float], noise: float = 0.0) -> float:
     median times exp(NOISE_Z x `noise`), the run-to-run deviation of the metric (a few
     earlier runs that happen to agree say little about how much a run can move)."""
     q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return max(q3 + 1.5 * (q3 - q1), median * math.exp(NOISE_Z * noise))
+    return max(q3 + 1.5 * (q3 - q1), median * math.exp(min(NOISE_Z * noise, 50.0)))
 
 
 def run_to_run_noise(earlier: list[dict[tuple[str, str], float]]) -> float:
@@ -176,7 +177,9 @@ def run_to_run_noise(earlier: list[dict[tuple[str, str], float]]) -> float:
         for i, value in enumerate(values):
             others = values[:i] + values[i + 1:]
             if others:
-                residuals.append(abs(math.log(value / statistics.median(others))))
+                ratio = value / statistics.median(others)
+                if ratio > 0 and math.isfinite(ratio):
+                    residuals.append(abs(math.log(ratio)))
     return statistics.fmean(residuals) * math.sqrt(math.pi / 2) if residuals else 0.0
 
 
@@ -319,7 +322,10 @@ def judged(runs: list[Run]) -> tuple[list[Run], str]:
     if not runs:
         return [], ""
     *earlier, current = runs
-    quiet = [r for i, r in enumerate(earlier) if not busy(r, earlier[:i])]
+    quiet: list[Run] = []  # each earlier run against the quiet ones before it, as the last is
+    for run in earlier:
+        if not busy(run, quiet):
+            quiet.append(run)
     if len(quiet) < MIN_BASELINE:  # too few to judge against anyway: nothing to say
         return [*quiet, current], ""
     why = busy(current, quiet)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rig.report.history import Run, collect, prune, read_run
-from rig.report.runner_load import PSI_CPU, LoadMeter, share
+from rig.report.runner_load import PSI_CPU, cpu_stalled_us, reading, window_share
 from rig.report.trends import (
     classify,
     comparable,
@@ -148,27 +148,51 @@ def test_a_busy_runner_that_the_control_missed_is_not_judged(tmp_path: Path) -> 
     assert judged([*few[:2], timed_run(tmp_path / "e", 6, pressure=0.9)])[1] == ""
 
 
-def test_the_runs_cpu_pressure_sums_its_cells_calls() -> None:
-    """Stall and wall time of each cell's call, summed: a run's share (set-up and builds between
-    cells not counted)."""
-    assert share([(400_000, 1_000_000), (100_000, 1_000_000)]) == 0.25
-    assert share([(3_000_000, 1_000_000)]) == 1.0
-    assert share([]) is None
+def test_busy_nights_in_a_row_do_not_become_the_baseline(tmp_path: Path) -> None:
+    """Three quiet runs, then six on a busy runner: each busy one is judged against the quiet
+    runs before it, so none of them joins the baseline, and a seventh is busy too."""
+    quiet = [timed_run(tmp_path / "q", i, pressure=0.45) for i in range(3)]
+    loaded = [timed_run(tmp_path / "l", 10 + i, pressure=0.85) for i in range(7)]
+    compared, why = judged([*quiet, *loaded])
+    assert compared == quiet and why
+
+
+def test_absurd_times_are_no_times(tmp_path: Path) -> None:
+    """A results.json with 1e300 ms handshakes (or a tiny control) makes no crash: such values
+    are read as no value at all."""
+    runs = [timed_run(tmp_path / str(i), i) for i in range(4)]
+    odd = [read_run(write_run(tmp_path / "odd", f"20261203-00000{i}-{i}",
+                              [cell("a", hs=hs), dict(cell("broker_preflight", hs=1e-320),
+                                                      board="host")]))
+           for i, hs in enumerate([1e300, 1e300, 5.0])]
+    assert all(isinstance(r, Run) for r in odd)
+    history = [*runs, *[r for r in odd if isinstance(r, Run)]]
+    regressions(history, 0.4)  # no OverflowError, no ZeroDivisionError
+    assert series(history, "handshake")[(BOARD, "ca")][-3:-1] == [None, None]
 
 
 def test_the_runs_cpu_pressure_is_read_from_the_kernel(tmp_path: Path) -> None:
-    """LoadMeter reads Linux's /proc/pressure/cpu (where the kernel has it) and gives a share
-    of the wall time; a file in its format stands for a kernel with a known stall."""
+    """reading() takes Linux's /proc/pressure/cpu (where the kernel has it) and the monotonic
+    clock; a file in its format stands for a kernel with a known stall."""
     if PSI_CPU.exists():
-        share = LoadMeter().stalled_share()
-        assert share is not None and 0.0 <= share <= 1.0
+        now = reading()
+        assert now is not None and now[0] >= 0 and now[1] > 0
     psi = tmp_path / "cpu"
     psi.write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n"
                    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
-    meter = LoadMeter(psi)
-    psi.write_text("some avg10=9.00 avg60=0.00 avg300=0.00 total=999999000\n")
-    assert meter.stalled_share() == 1.0  # capped: more stall than wall time is all of it
-    assert LoadMeter(tmp_path / "none").stalled_share() is None
+    assert cpu_stalled_us(psi) == 1000
+    assert reading(tmp_path / "none") is None
+
+
+def test_the_window_starts_when_every_worker_runs_cells() -> None:
+    """Worker 1 started its cells at t=10 s while worker 2 still built its firmware until
+    t=40 s: only the stall from 40 s to the last end (100 s) counts."""
+    first_starts = [(1_000_000, 10_000_000), (25_000_000, 40_000_000)]
+    ends = [(55_000_000, 100_000_000)]
+    assert window_share(first_starts, ends) == 0.5  # 30 s of stall over 60 s
+    assert window_share([(0, 5)], [(10**9, 6)]) == 1.0  # capped
+    assert window_share([], ends) is None
+    assert window_share([(0, 10)], [(0, 10)]) is None  # no window
 
 
 def test_one_millisecond_more_is_no_regression(tmp_path: Path) -> None:
