@@ -139,7 +139,7 @@ class Esp32Board:
                     raise BoardUnavailable(
                         f"board {self.name}: waited {wait:g} s ([timeouts] port_return) for its "
                         f"serial port after the power cycle: {detail}") from None
-                time.sleep(PORT_POLL_S)
+                time.sleep(PORT_POLL_S)  # the rig has no device event to wait on: poll
         self._power_cycled = ""
 
     def open(self) -> Any:

@@ -268,7 +268,7 @@ class Holding:
             return []
         settled = False
         try:
-            problems = _give_back(self.client, claim, own_run=True, timeout=timeout)
+            _, problems = _give_back(self.client, claim, own_run=True, timeout=timeout)
             settled = not problems
         finally:  # unsettled (a failure, a second interrupt): the next run's sweep settles it
             claim.drop(keep_file=not settled)
@@ -306,40 +306,44 @@ def _ours(client: LabgridClient, claim: Claim, own_run: bool, timeout: float) ->
 
 
 def _give_back(client: LabgridClient, claim: Claim, own_run: bool,
-               timeout: float = CALL_TIMEOUT) -> list[str]:
-    """Release the claim's place when it is the rig's, then cancel its reservation; what
-    failed. A release that failed keeps the reservation: while its place is acquired labgrid
-    never expires it, and it is the next sweep's proof that the acquisition is the rig's."""
-    problems: list[str] = []
-    if _ours(client, claim, own_run, timeout):
+               timeout: float = CALL_TIMEOUT) -> tuple[bool, list[str]]:
+    """Release the claim's place when it is the rig's, then cancel its reservation; (whether
+    the place was the rig's to release, what failed). A release that failed keeps the
+    reservation: while its place is acquired labgrid never expires it, and it is the next
+    sweep's proof that the acquisition is the rig's."""
+    ours = _ours(client, claim, own_run, timeout)
+    if ours:
         try:
             client.release(claim.place, timeout=timeout)
-            claim.update(acquire="none")
         except FarmError as exc:
-            return [str(exc)]
-    else:
-        claim.update(acquire="none")
+            return ours, [str(exc)]
+    claim.update(acquire="none")
     try:
         client.cancel(claim.token, timeout=timeout)
     except FarmError as exc:
         if not _gone(exc):
-            problems.append(str(exc))
-    return problems
+            return ours, [str(exc)]
+    return ours, []
 
 
-def _claims(lock_dir: Path, coordinator: str) -> Iterator[str]:
-    """The names of the claims made with this coordinator (claims are written whole: a file
-    that cannot be read proves nothing and goes)."""
-    for path in sorted(lock_dir.glob(f"{_prefix(coordinator)}*{CLAIM_SUFFIX}")):
+def _claim_paths(lock_dir: Path, coordinator: str) -> list[Path]:
+    """The claim files made with this coordinator (a live run's or a dead one's)."""
+    return sorted(lock_dir.glob(f"{_prefix(coordinator)}*{CLAIM_SUFFIX}"))
+
+
+def _claims(lock_dir: Path, coordinator: str) -> Iterator[Path]:
+    """The claims made with this coordinator (claims are written whole: a file that cannot be
+    read proves nothing and goes)."""
+    for path in _claim_paths(lock_dir, coordinator):
         if _read_claim(path) is None and path.exists():
             path.unlink(missing_ok=True)
             continue
-        yield path.name.removesuffix(CLAIM_SUFFIX)
+        yield path
 
 
 def has_claims(lock_dir: Path, coordinator: str) -> bool:
     """Whether any claim of this coordinator is on record (a live run's or a dead one's)."""
-    return any(lock_dir.glob(f"{_prefix(coordinator)}*{CLAIM_SUFFIX}"))
+    return bool(_claim_paths(lock_dir, coordinator))
 
 
 def release_leftovers(client: LabgridClient, lock_dir: Path) -> list[str]:
@@ -347,15 +351,15 @@ def release_leftovers(client: LabgridClient, lock_dir: Path) -> list[str]:
     process holds): their places released where the claim proves the rig acquired them,
     their reservations cancelled. Returns what was done, one line each (a failure too)."""
     notes: list[str] = []
-    for name in _claims(lock_dir, client.coordinator):
+    for path in _claims(lock_dir, client.coordinator):
         try:
-            with board_lock(lock_dir, name, what="labgrid claim"):
-                path = lock_dir / f"{name}{CLAIM_SUFFIX}"
+            with board_lock(lock_dir, path.name.removesuffix(CLAIM_SUFFIX),
+                            what="labgrid claim"):
                 data = _read_claim(path)  # again, under the lock: a live run may just have
                 if data is None or data.get("coordinator", client.coordinator) != (
                         client.coordinator):  # dropped it; or another coordinator's
                     continue
-                notes += _settle(client, lock_dir, name, data)
+                notes += _settle(client, Claim(path, data))
         except BoardBusy:
             continue  # a live run holds it
     return notes
@@ -369,19 +373,17 @@ def _read_claim(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("token") else None
 
 
-def _settle(client: LabgridClient, lock_dir: Path, name: str, data: dict[str, Any]) -> list[str]:
-    path = lock_dir / f"{name}{CLAIM_SUFFIX}"
-    claim = Claim(path, dict(data))  # the dead run's record, under the caller's lock
+def _settle(client: LabgridClient, claim: Claim) -> list[str]:
+    """A dead run's claim, under the caller's lock: given back; what was done, one line."""
+    data = claim.data
     place, pid, at = data.get("place") or "?", data.get("pid", "?"), data.get("at", "?")
     try:
-        released = _ours(client, claim, own_run=False, timeout=CALL_TIMEOUT)
-        problems = _give_back(client, claim, own_run=False)
+        released, problems = _give_back(client, claim, own_run=False)
     except FarmError as exc:
         return [f"could not settle place {place} left by a run that died: {exc}"]
     if problems:
         return [f"could not release place {place} left by a run that died: {problems[0]}"]
-    path.unlink(missing_ok=True)
-    (lock_dir / f"{name}.lock").unlink(missing_ok=True)  # held by the caller until it closes
+    claim.drop()  # its file and its lock file (the caller's lock goes when it closes)
     if released:
         return [f"released place {place}, left acquired by a run that died (pid {pid}, "
                 f"reserved {at})"]

@@ -1,7 +1,7 @@
 """The rig's cache directory, kept across runs and reboots (the labgrid claims, the mbedTLS 3.6
 source of the esp virtual board, actionlint for the tests): $HIL_CACHE_DIR, else
 $XDG_CACHE_HOME/hil-rig, else ~/.cache/hil-rig. The shell scripts read the same rule from
-cache_dir.sh beside this file (tests/unit/test_cache_dir.py checks that the two agree)."""
+cache_dir.sh beside this file (tests/integration/test_cache_dir.py checks that the two agree)."""
 
 from __future__ import annotations
 
