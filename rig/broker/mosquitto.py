@@ -25,10 +25,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from rig.config import HilConfig, Mode
 from rig.errors import RigError
 from rig.local.children import die_with_parent, exit_description, terminate
+from rig.local.spans import work
 from rig.local.user_tmp import remove_secret_dir, secret_dir, write_secret
 from rig.pki import Pki
 
@@ -219,6 +221,7 @@ class Broker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._lines: list[str] = []
+        self._log: IO[str] | None = None  # the log file while the reader thread writes it
         self._cond = threading.Condition()
         self._private: Path | None = None
         self._probe_ports: set[int] = set()  # local ports of the readiness probe's connects
@@ -284,6 +287,10 @@ class Broker:
         log = self.log_path.open("a", encoding="utf-8")
         log.write(f"### rig: starting {self.name} on {self.settings.bind}:{self.port}\n")
         log.flush()
+        with work("broker"):
+            self._spawn(binary, conf, log)
+
+    def _spawn(self, binary: str, conf: Path, log: IO[str]) -> None:
         t0 = time.monotonic()
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)],
@@ -299,18 +306,30 @@ class Broker:
         self._reader.start()
         self._wait_ready(t0)
 
-    def _read_log(self, proc: subprocess.Popen[bytes], log: object) -> None:
+    def _read_log(self, proc: subprocess.Popen[bytes], log: IO[str]) -> None:
         assert proc.stderr is not None
-        with contextlib.closing(log):  # type: ignore[type-var]
+        with self._cond:
+            self._log = log
+        try:
             for raw in proc.stderr:
                 line = raw.decode("utf-8", "replace").rstrip("\n")
-                log.write(line + "\n")  # type: ignore[attr-defined]
-                log.flush()  # type: ignore[attr-defined]
                 with self._cond:
+                    log.write(line + "\n")
+                    log.flush()
                     self._lines.append(line)
                     self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._log = None
+                log.close()
+                self._cond.notify_all()
+
+    def _note(self, text: str) -> None:
+        """A line of the rig's own in the log file (`### rig: ...`), between the broker's."""
         with self._cond:
-            self._cond.notify_all()
+            if self._log is not None:
+                self._log.write(f"### rig: {text}\n")
+                self._log.flush()
 
     def _wait_ready(self, t0: float) -> None:
         deadline = t0 + self.start_timeout
@@ -347,6 +366,14 @@ class Broker:
                 return True
         except OSError:
             return False
+
+    def _wake(self) -> None:
+        """A TCP connection to the listener: Mosquitto 2.0 blocks signals while it waits in
+        epoll_wait (up to 100 ms); an event ends the wait, and the SIGTERM is handled at once
+        (a graceful stop: its log is complete, `terminating` included)."""
+        with contextlib.suppress(OSError), \
+                socket.create_connection((self.settings.bind, self.port), timeout=0.2) as s:
+            self._probe_ports.add(s.getsockname()[1])
 
     def client_connections(self) -> list[str]:
         """The log's `New connection from H:P` lines, without the rig's own readiness probe
@@ -404,7 +431,10 @@ class Broker:
         """SIGTERM, then SIGKILL after stop_timeout; always reaps the process."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            terminate(proc, self.stop_timeout)
+            if proc.poll() is None:
+                self._note(f"stopping {self.name}: SIGTERM, and a connection that wakes it "
+                           "(logged as a client that failed or closed)")
+            terminate(proc, self.stop_timeout, wake=self._wake)
             if self._reader is not None:
                 self._reader.join(timeout=self.stop_timeout)
         self._reader = None

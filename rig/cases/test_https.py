@@ -27,6 +27,7 @@ from rig.device.https_server import WebMode, http_settings, start_server
 from rig.device.provision import provision
 from rig.host.cipher_suites import mbedtls_name
 from rig.host.https_clients import Client, client, client_context, curl_request, python_request
+from rig.local.spans import work
 from rig.pki import Pki
 
 
@@ -184,7 +185,8 @@ def raw_tls(server: Server, hil_config: HilConfig, pki: Pki, request: bytes) -> 
     """Sends raw bytes over a good TLS connection; returns everything the device answers."""
     who = good_client(hil_config, pki, server.mode)
     ctx = client_context(who)
-    with socket.create_connection((server.address, server.port), timeout=10) as raw, \
+    with work("https"), socket.create_connection((server.address, server.port),
+                                                 timeout=10) as raw, \
             ctx.wrap_socket(raw, server_hostname=who.server_name) as tls:
         tls.sendall(request)
         chunks = []
@@ -251,8 +253,9 @@ def test_http_client_sees_clean_response(hil_config: HilConfig, pki: Pki,
     ctx = client_context(who)
     # by IP: the device's certificate has 127.0.0.1 as an IP SAN too
     conn = http.client.HTTPSConnection(server.address, server.port, context=ctx, timeout=10)
-    conn.request("HEAD", "/rpc/Sys.GetInfo")
-    resp = conn.getresponse()
+    with work("https"):
+        conn.request("HEAD", "/rpc/Sys.GetInfo")
+        resp = conn.getresponse()
     assert resp.status == 200
     assert int(resp.getheader("Content-Length", "-1")) > 0
     assert resp.read() == b""

@@ -20,6 +20,7 @@ from rig.device.provision import connect, mqtt_settings, provision
 from rig.host.cipher_suites import expected_suite
 from rig.host.observer import Observer, preflight
 from rig.host.tls import credentials
+from rig.local.spans import work
 from rig.pki import Pki
 
 
@@ -61,9 +62,10 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
     reply.log(r"^MQTT0 CONNACK 0$")
 
     message = f"cell-{mode}-{uuid.uuid4().hex[:6]}"
-    board_console.send(f"mqtt publish {topic} {message} 1").log(
-        rf"^Published:OK topic:{re.escape(topic)} msg:{message}$")
-    assert observer.wait_for(topic, timeout=hil_config.timeouts.message).payload == \
-        message.encode()
+    with work("mqtt"):
+        board_console.send(f"mqtt publish {topic} {message} 1").log(
+            rf"^Published:OK topic:{re.escape(topic)} msg:{message}$")
+        assert observer.wait_for(topic, timeout=hil_config.timeouts.message).payload == \
+            message.encode()
     record_property("cell_ms", round((time.perf_counter() - t0) * 1000, 1))
     board_console.send("mqtt disconnect")

@@ -27,6 +27,7 @@ from typing import Any
 import pexpect
 
 from rig.errors import RigError
+from rig.local.spans import work
 
 # A final line: `OK` / `ERR <reason>`, tagged `@<tag> OK` when the command was (see Console).
 FINAL_RE = re.compile(rb"(?m)^(?:@([A-Za-z0-9._-]{1,24}) )?(OK|ERR[^\r\n]*)\r?\n")
@@ -453,7 +454,12 @@ class Console:
         sent even after an ERR; the result list holds a Reply or the ConsoleError for each, in
         order. A silent board raises ConsoleTimeout, a dead one BoardDied. `timeout` bounds
         the wait for each answer."""
-        wait = self.timeout if timeout is None else timeout
+        with work("console"):
+            return self._send_many(commands, self.timeout if timeout is None else timeout,
+                                   track)
+
+    def _send_many(self, commands: list[Command], wait: float,
+                   track: bool) -> list[Reply | ConsoleError]:
         results: list[Reply | ConsoleError] = []
         pending: deque[tuple[Command, str, int]] = deque()
         inflight = 0

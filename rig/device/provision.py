@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rig.config import HilConfig, Mode
 from rig.device.console import Console, ConsoleError, Reply, value_digest
+from rig.local.spans import work
 from rig.pki import Pki
 
 # settings the agent checks against each other: replaced together (firmware/README.md)
@@ -101,5 +102,5 @@ def set_clock(console: Console) -> None:
 def connect(console: Console, timeout: float) -> Reply:
     """`mqtt connect`, the board's clock set first."""
     set_clock(console)
-    with console.doing("connecting to the broker"):
+    with work("mqtt"), console.doing("connecting to the broker"):
         return console.send("mqtt connect", timeout=timeout)

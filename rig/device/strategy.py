@@ -29,6 +29,7 @@ from rig.boards import BoardDriver, BoardError, BoardUnavailable
 from rig.boards.farm import FarmError, PlaceNotHeld
 from rig.boards.serial_reader import close_kept, keep_for_session
 from rig.device.console import Console, ConsoleError
+from rig.local.spans import work
 
 STEPS_FILE = "steps.jsonl"
 RECOVERY_FILE = "recovery.jsonl"
@@ -168,7 +169,7 @@ class BoardStrategy:
         self.dirty = ""
         self.state = "off"
         self.console = self.make_console(self.dut)
-        with self.console.doing("booting"):
+        with work("boot"), self.console.doing("booting"):
             self.console.wait_ready(self.boot_timeout)
         self._step("booted", reason, cell, t0)
 

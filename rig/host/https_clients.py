@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rig.config import HilConfig
 from rig.errors import RigError
+from rig.local.spans import work
 from rig.pki import Pki
 
 
@@ -61,7 +62,7 @@ def python_request(address: str, port: int, who: Client, path: str, *, method: s
     """One request over a fresh TLS connection (Python ssl + http.client). TLS and HTTP errors
     propagate as ssl.SSLError / OSError / http.client.HTTPException."""
     ctx = client_context(who)
-    with socket.create_connection((address, port), timeout=timeout) as raw:
+    with work("https"), socket.create_connection((address, port), timeout=timeout) as raw:
         t0 = time.perf_counter()
         with ctx.wrap_socket(raw, server_hostname=who.server_name) as tls:
             handshake_ms = (time.perf_counter() - t0) * 1000
@@ -104,7 +105,9 @@ def curl_request(address: str, port: int, who: Client, path: str) -> CurlResult:
     with tempfile.TemporaryDirectory(prefix="hil-curl-") as tmp:
         out = Path(tmp) / "body"
         argv = curl_argv(address, port, who, path, out)
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        with work("https"):
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                                  check=False)
         body = out.read_bytes() if out.exists() else b""
     code = proc.stdout.strip()
     return CurlResult(proc.returncode, int(code) if code.isdigit() else 0, body,

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from rig.errors import RigError
 from rig.host.tls import ClientCredentials, client_context
+from rig.local.spans import work
 
 
 class ObserverError(RigError):
@@ -146,6 +147,10 @@ class Observer:
         self.close()
 
     def connect(self) -> None:
+        with work("mqtt"):
+            self._connect()
+
+    def _connect(self) -> None:
         where = f"{self.creds.mode} broker at {self.host}:{self.port}"
         try:
             self._client.connect(self.host, self.port, keepalive=30)
@@ -161,6 +166,10 @@ class Observer:
             raise ObserverError(f"{where} refused the observer: CONNACK {self._connack}")
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
+        with work("mqtt"):
+            self._subscribe(topic, qos)
+
+    def _subscribe(self, topic: str, qos: int) -> None:
         rc, mid = self._client.subscribe(topic, qos)
         if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
             raise ObserverError(f"subscribe {topic!r} failed: {mqtt.error_string(rc)}")
@@ -191,7 +200,8 @@ class Observer:
             return False
 
         want = f"a message on {topic!r}" + (f" with payload {payload!r}" if payload else "")
-        self._wait(match, self.timeout if timeout is None else timeout, want)
+        with work("mqtt"):
+            self._wait(match, self.timeout if timeout is None else timeout, want)
         return found[0]
 
     def close(self) -> None:
@@ -206,12 +216,13 @@ class Observer:
 def preflight(host: str, port: int, creds: ClientCredentials, timeout: float = 10.0) -> \
         PreflightResult:
     """Prove one broker mode works from the host: TLS handshake, then an MQTT round trip."""
-    hs = tls_handshake(host, port, creds, timeout)
-    topic = f"hil/preflight/{uuid.uuid4().hex[:8]}"
-    t0 = time.perf_counter()
-    with Observer(host, port, creds, timeout=timeout) as obs:
-        obs.subscribe(topic)
-        obs.publish(topic, b"preflight")
-        obs.wait_for(topic, b"preflight")
-    rt = (time.perf_counter() - t0) * 1000.0
+    with work("mqtt"):
+        hs = tls_handshake(host, port, creds, timeout)
+        topic = f"hil/preflight/{uuid.uuid4().hex[:8]}"
+        t0 = time.perf_counter()
+        with Observer(host, port, creds, timeout=timeout) as obs:
+            obs.subscribe(topic)
+            obs.publish(topic, b"preflight")
+            obs.wait_for(topic, b"preflight")
+        rt = (time.perf_counter() - t0) * 1000.0
     return PreflightResult(creds.mode, host, port, hs.protocol, hs.cipher, hs.handshake_ms, rt)

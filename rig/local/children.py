@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import time
@@ -53,22 +54,44 @@ def die_with_parent(sig: int = signal.SIGKILL, *,
     return preexec
 
 
-def terminate(proc: subprocess.Popen[Any], timeout: float) -> int:
+def terminate(proc: subprocess.Popen[Any], timeout: float,
+              wake: Callable[[], None] | None = None) -> int:
     """SIGTERM, repeated every 100 ms, then SIGKILL to its process group after `timeout`;
     always reaps it and returns its exit code. The repeat matters for Mosquitto, which can miss
     a SIGTERM that lands between its run-flag check and epoll_wait (it then sleeps until its
-    next timer). Children must be started with start_new_session=True."""
+    next timer). `wake`, called after each SIGTERM, makes the child look at it now rather
+    than at its next timer (Mosquitto: a connection to its listener ends its epoll_wait).
+    Children must be started with start_new_session=True."""
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+        if wake is not None:
+            wake()
+        wait_exit(proc, min(0.1, max(0.0, deadline - time.monotonic())))
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     return proc.returncode
+
+
+def wait_exit(proc: subprocess.Popen[Any], timeout: float) -> bool:
+    """Wait up to `timeout` s for `proc` to end; True when it has (and is reaped). Woken by
+    its exit (a pidfd), not by polling: Popen.wait(timeout) sleeps in steps of up to 50 ms."""
+    if proc.poll() is not None:
+        return True
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except OSError:  # a kernel without pidfds (before 5.3): Popen's own polling
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+        return proc.poll() is not None
+    try:
+        select.select([fd], [], [], timeout)  # readable once the process has ended
+    finally:
+        os.close(fd)
+    return proc.poll() is not None
 
 
 def exit_description(code: int) -> str:

@@ -5,6 +5,7 @@ under --hil, boards that were not there fail the session (MissingBoards, --hil-a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from rig.cases.negative import CASES
 from rig.config import MODES
 from rig.device.https_server import WEB_MODES
 from rig.errors import RigError
+from rig.local import spans
 from rig.pytest_plugin.inventory import (
     BROKER_MARKS,
     CELL_FAILED,
@@ -26,6 +28,7 @@ from rig.pytest_plugin.results import cell_fields, cell_identity
 from rig.report.runner_load import Reading, reading
 
 CALL_START = pytest.StashKey[Reading | None]()  # CPU stall total as the cell's call started
+SETUP_START = pytest.StashKey[float]()  # Unix time the cell's set-up started
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -94,6 +97,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Where the cell's time goes starts here: work done between cells is no cell's."""
+    spans.take()
+    item.stash[SETUP_START] = time.time()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     """How busy the runner was while the cells ran (rig/report/runner_load.py): the CPU
     stall total as the cell's call starts; its report carries it with the one at its end
@@ -112,6 +122,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     end = reading() if start is not None else None
     if start is not None and end is not None:  # a list: it travels to the xdist controller
         report.hil_load = [*start, *end]
+    if call.when == "teardown" and SETUP_START in item.stash:  # the cell's own work in it
+        report.hil_timing = [item.stash[SETUP_START], spans.union_s(spans.take())]
     if report.skipped:
         missing = _missing_board(item, call, report.hil_cell["board"])
         if missing:  # a list: it travels with the report to the xdist controller

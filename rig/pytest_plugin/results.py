@@ -45,6 +45,10 @@ class Cell:
     worker: str = ""  # the pytest-xdist worker that ran it ("" without -n)
     properties: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    # where its time went (hooks.py `hil_timing`): when its set-up started (Unix seconds),
+    # and the part of its set-up, call and tear-down that was its own work (rig/local/spans.py)
+    started: float | None = None
+    work_ms: dict[str, float] = field(default_factory=dict)  # kind -> ms, '' = all kinds
 
 
 def cell_identity(item: pytest.Item) -> tuple[str | None, str, str]:
@@ -170,6 +174,10 @@ class MatrixReporter:
                 cell.reason = _reason(report)
             elif report.skipped:
                 cell.verdict, cell.reason = "skip", _reason(report)
+        timing = getattr(report, "hil_timing", None)
+        if isinstance(timing, list) and len(timing) == 2 and isinstance(timing[1], dict):
+            cell.started = float(timing[0])
+            cell.work_ms = {str(k): round(float(v) * 1000, 2) for k, v in timing[1].items()}
         if report.when == "teardown":  # what the cell's end added (its capture)
             props = dict(report.user_properties)
             for key in ("transcript",):  # written at the cell's end

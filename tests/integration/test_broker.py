@@ -62,6 +62,9 @@ def test_ready_means_accepting_and_stop_reaps(hil_config: HilConfig, pki: Pki,
     assert not alive(pid)
     log = b.log_path.read_text()
     assert "running" in log and "terminating" in log  # the log outlives the broker
+    # a graceful stop, woken by a connection of the rig's: said in the log, and not a client
+    assert log.index("### rig: stopping") < log.index("terminating")
+    assert b.client_connections() == [], b.log_lines()  # TCP only: no TLS, no client
 
 
 def test_exception_inside_context_still_stops_it(hil_config: HilConfig, pki: Pki,
