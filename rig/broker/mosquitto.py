@@ -67,6 +67,9 @@ class BrokerSettings:
     mode: Mode
     bind: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port
+    # with port 0: the port tried first (the test process's own pick, so that the capture
+    # running on it goes on, rig/host/capture.py); any free port when it is busy
+    preferred_port: int = 0
     cafile: Path | None = None
     certfile: Path | None = None
     keyfile: Path | None = None
@@ -183,11 +186,18 @@ def find_mosquitto(binary: str) -> str:
 
 
 def free_port(bind: str) -> int:
+    return free_ports(bind, 1)[0]
+
+
+def free_ports(bind: str, count: int) -> list[int]:
+    """`count` different ports free on `bind` a moment ago."""
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((bind, 0))
-        port: int = s.getsockname()[1]
-        return port
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
+                 for _ in range(count)]
+        for s in socks:
+            s.bind((bind, 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 _NEW_CONNECTION_RE = re.compile(r"New connection from \S+?:(\d+) on port")
@@ -258,7 +268,8 @@ class Broker:
         attempts = 3 if self.settings.port == 0 else 1
         for attempt in range(attempts):
             try:
-                self._start_once(binary)
+                self._start_once(binary, self.settings.port or
+                                 (self.settings.preferred_port if attempt == 0 else 0))
                 return self
             except BrokerPortBusy:
                 self.stop()
@@ -269,8 +280,8 @@ class Broker:
                 raise
         raise AssertionError("unreachable")
 
-    def _start_once(self, binary: str) -> None:
-        self.port = self.settings.port or free_port(self.settings.bind)
+    def _start_once(self, binary: str, port: int) -> None:
+        self.port = port or free_port(self.settings.bind)
         self._private = secret_dir(self.name)
         psk_file = None
         if self.settings.mode == "psk":

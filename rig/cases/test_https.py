@@ -9,6 +9,7 @@ reason, when it has none). That address must be in [device] web_names."""
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import re
 import socket
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable
+from rig.broker.mosquitto import free_port
 from rig.config import HilConfig
-from rig.device.console import Console
+from rig.device.console import Console, ConsoleError
 from rig.device.https_server import WebMode, http_settings, start_server
 from rig.device.provision import provision
 from rig.host.cipher_suites import mbedtls_name
@@ -40,18 +42,43 @@ class Server:
     version: str
 
 
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a name
+        return False
+
+
+@pytest.fixture(scope="session")
+def web_ports() -> dict[str, int]:
+    """board name -> the port its HTTPS server listens on in every cell of the session, for
+    a board on this host (a virtual one: the capture running on that port goes on,
+    rig/host/capture.py Recorder); picked free at its first cell."""
+    return {}
+
+
 @pytest.fixture
 def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_console: Console,
-           board_driver: BoardDriver,
+           board_driver: BoardDriver, web_ports: dict[str, int],
            capture_port: Callable[[int, str], None]) -> Iterator[Server]:
     """The board's HTTPS server, provisioned for `web_mode`, listening on its own address
-    (a free port), and started."""
+    (the port of web_ports on this host; a board elsewhere picks its own), and started."""
     try:
         address = board_driver.address(board_console)
     except BoardUnavailable as exc:
         pytest.skip(str(exc))
-    provision(board_console, http_settings(pki, web_mode, f"{address}:0"))
-    port = start_server(board_console, web_mode, hil_config.timeouts.command)
+    if _loopback(address) and board_console.board not in web_ports:
+        web_ports[board_console.board] = free_port(address)
+    preferred = web_ports.get(board_console.board, 0)
+    provision(board_console, http_settings(pki, web_mode, f"{address}:{preferred}"))
+    try:
+        port = start_server(board_console, web_mode, hil_config.timeouts.command)
+    except ConsoleError as exc:
+        if not preferred or "bind" not in exc.reason:
+            raise
+        # taken since (the port is free only while no server of ours listens): any free one
+        provision(board_console, http_settings(pki, web_mode, f"{address}:0"))
+        port = start_server(board_console, web_mode, hil_config.timeouts.command)
     capture_port(port, "http")  # into the cell's capture, if any
     version = dict(line.split("=", 1) for line in board_console.send("version").data)["version"]
     yield Server(board_console, web_mode, address, port, version)

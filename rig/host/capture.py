@@ -23,8 +23,8 @@ import pwd
 import re
 import secrets
 import shutil
-import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -88,7 +88,7 @@ def port_filter(ports: Iterable[int]) -> str:
     return " or ".join(f"tcp port {p}" for p in sorted(set(ports)))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Segment:
     """One tcpdump, from a proven start to its stop."""
 
@@ -150,29 +150,27 @@ class _Segment:
         raise CaptureUnavailable(f"no capture: tcpdump on {interface}: {why} ({how_to_permit()})",
                                  permanent=died)
 
-    def stop(self) -> None:
-        """Drain, then stop: a last probe, with a payload of its own, reaching the file
-        proves every packet before it did (tcpdump stopped at once drops what it has not
-        read yet)."""
-        if self.proc.poll() is None:
-            token = b"hil-capture-end-" + secrets.token_hex(8).encode()
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                self.probe.sendto(token, self.probe.getsockname())
-                time.sleep(PROBE_S)
-                if token in _tail(self.path):
-                    break
-            self.proc.send_signal(signal.SIGINT)  # tcpdump closes its file and exits
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._close()
+    def mark(self, token: bytes) -> None:
+        """A datagram with `token` into the file: every packet sent after this call comes
+        after it there (the kernel hands a packet to the capture as it is sent)."""
+        self.probe.sendto(token, self.probe.getsockname())
+
+    def drain(self, token: bytes) -> None:
+        """`token` again and again until it is in the file: then every packet sent before it
+        is there too (tcpdump writes each packet as it reads it, in order)."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            self.mark(token)
+            time.sleep(PROBE_S)
+            if token in _tail(self.path):
+                return
+        raise CaptureUnavailable(
+            f"no capture: tcpdump did not write its packets within {STOP_TIMEOUT_S:g} s"
+            + ("" if self.proc.poll() is None else " (it exited)"))
 
     def kill(self, wait: bool = True) -> None:
         """Kill without a drain. wait=False: reaped in the background (closing a packet
-        socket takes the kernel about 20 ms; a passing cell need not wait for it)."""
+        socket takes the kernel about 20 ms; nobody need wait for it)."""
         if self.proc.poll() is None:
             self.proc.kill()
         if wait:
@@ -206,25 +204,101 @@ def _tail(path: Path, size: int = 65536) -> bytes:
         return b""
 
 
-@dataclass
-class CellCapture:
-    """One cell's capture. `watch(port)` before the traffic; `add_keys(lines)` with the NSS
-    key-log lines the board exported; `host_keylog` is the file host peers (Python ssl, curl)
-    write theirs to (SSLKEYLOGFILE); `finish(keep)` writes `out` or discards everything."""
+def _slice(source: Path, start: bytes, end: bytes, out: Path) -> None:
+    """The packets of the pcap `source` after the one holding `start` (from the first, when
+    none does: a segment started for this cell) and before the one holding `end`, as the pcap
+    `out`. Reads only the record framing (a 24-byte file header, then a 16-byte header per
+    packet); tcpdump keeps writing after `end`, so a record cut short there is never read."""
+    with source.open("rb") as fh:
+        head = fh.read(PCAP_HEADER)
+        order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        kept: list[bytes] = []
+        while len(rec := fh.read(16)) == 16:
+            data = fh.read(struct.unpack(f"{order}4I", rec)[2])
+            if end in data:
+                break
+            if start in data:
+                kept = []  # the cell's start: what came before is an earlier cell's
+                continue
+            kept.append(rec + data)
+    with out.open("wb") as fh:
+        fh.write(head)
+        fh.writelines(kept)
 
-    name: str
-    interface: str
-    out: Path
-    dir: Path = field(init=False)
-    ports: dict[int, str] = field(default_factory=dict)  # port -> what runs inside TLS
-    segments: list[_Segment] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list, repr=False)  # TLS secrets: never shown
 
-    def __post_init__(self) -> None:
+class Recorder:
+    """The tcpdumps of one process, one per (interface, port), running from the first cell that
+    watches that port to close(): a cell's start and end are marks in their files, so a cell
+    starts no capture of its own (a tcpdump's start costs ~25 ms: the kernel waits for a grace
+    period as the packet socket binds). The files are in a secret directory (0700, removed at
+    close, swept after a kill); one above `rotate_bytes` is started anew between cells."""
+
+    def __init__(self, rotate_bytes: int = 64 << 20) -> None:
         missing = tools_missing()
         if missing:
             raise CaptureUnavailable(f"no capture: {', '.join(missing)} not on PATH "
                                      "(apt-get install tcpdump tshark)", permanent=True)
+        self.rotate_bytes = rotate_bytes
+        self.dir = secret_dir("capture")
+        self._segments: dict[tuple[str, int], _Segment] = {}
+        self._started = 0
+
+    def segment(self, interface: str, port: int) -> _Segment:
+        """The running capture of `port` on `interface` (started now if there is none)."""
+        seg = self._segments.get((interface, port))
+        if seg is None or seg.proc.poll() is not None:
+            path = self.dir / f"segment-{self._started}.pcap"
+            self._started += 1
+            seg = self._segments[(interface, port)] = _Segment.start(path, interface,
+                                                                      {port: ""})
+        return seg
+
+    def rotate(self) -> None:
+        """Between cells: a file grown past rotate_bytes goes (its port's next cell starts
+        a new tcpdump)."""
+        for key, seg in list(self._segments.items()):
+            with contextlib.suppress(OSError):
+                if seg.path.stat().st_size > self.rotate_bytes:
+                    del self._segments[key]
+                    seg.kill(wait=False)
+                    seg.path.unlink()
+
+    def close(self) -> None:
+        """Stop every tcpdump (all killed, then each waited for: none outlives the session);
+        the files go with the directory."""
+        try:
+            segments = list(self._segments.values())
+            self._segments.clear()
+            for seg in segments:
+                if seg.proc.poll() is None:
+                    seg.proc.kill()
+            for seg in segments:
+                seg.kill()
+        finally:
+            remove_secret_dir(self.dir)
+
+
+@dataclass
+class CellCapture:
+    """One cell's capture. `watch(port)` before the traffic; `add_keys(lines)` with the NSS
+    key-log lines the board exported; `host_keylog` is the file host peers (Python ssl, curl)
+    write theirs to (SSLKEYLOGFILE); `finish(keep)` writes `out` or discards everything.
+    `recorder`: the process's running captures (Recorder), shared with the cells before and
+    after; without one the cell has its own, stopped at finish."""
+
+    name: str
+    interface: str
+    out: Path
+    recorder: Recorder | None = None
+    dir: Path = field(init=False)
+    ports: dict[int, str] = field(default_factory=dict)  # port -> what runs inside TLS
+    starts: dict[_Segment, bytes] = field(default_factory=dict)  # its start mark in each
+    keys: list[str] = field(default_factory=list, repr=False)  # TLS secrets: never shown
+    _own: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        if self.recorder is None:
+            self.recorder, self._own = Recorder(), True
         self.dir = secret_dir("capture")
 
     @property
@@ -232,17 +306,16 @@ class CellCapture:
         return self.dir / "host-keys.log"
 
     def watch(self, port: int, protocol: str) -> None:
-        """Capture this port too, from now on (a new segment over every port so far);
-        `protocol` (mqtt, http) is what runs inside TLS there."""
+        """Capture this port too, from now on; `protocol` (mqtt, http) is what runs inside TLS
+        there."""
         if port in self.ports:
             return
+        assert self.recorder is not None
+        seg = self.recorder.segment(self.interface, port)
         self.ports[port] = protocol
-        path = self.dir / f"segment-{len(self.segments)}.pcap"
-        try:  # the earlier segments go on with their ports: each packet is in one segment
-            self.segments.append(_Segment.start(path, self.interface, {port: protocol}))
-        except BaseException:
-            del self.ports[port]
-            raise
+        if seg not in self.starts:
+            self.starts[seg] = b"hil-cell-start-" + secrets.token_hex(8).encode()
+            seg.mark(self.starts[seg])
 
     def decode_args(self) -> list[str]:
         """tshark/Wireshark options that decode what runs inside TLS on this cell's ports
@@ -268,32 +341,35 @@ class CellCapture:
         self.keys.extend(ln.strip() for ln in lines if ln.strip())
 
     def finish(self, keep: bool, comment: str = "") -> Path | None:
-        """Stop the capture. keep: write `out` (0600) with the cell's key log embedded and
-        return it; else discard. The secret directory goes either way."""
+        """End the cell's capture. keep: write `out` (0600) with the cell's key log embedded
+        and return it; else discard. The cell's secret directory goes either way (and its own
+        recorder, if it had one)."""
         try:
             if not keep:
-                for seg in self.segments:
-                    seg.kill(wait=False)
                 return None
-            for seg in self.segments:
-                seg.stop()
-            return self._write(comment)
+            end = b"hil-cell-end-" + secrets.token_hex(8).encode()
+            parts = []
+            for i, (seg, start) in enumerate(self.starts.items()):
+                seg.drain(end)
+                parts.append(self.dir / f"part-{i}.pcap")
+                _slice(seg.path, start, end, parts[-1])
+            return self._write(parts, comment)
         finally:
             try:
-                for seg in self.segments:
-                    if seg.proc.returncode is None and keep:
-                        seg.kill()
+                if self._own and self.recorder is not None:
+                    self.recorder.close()
             finally:  # also when an interrupt arrives while a tcpdump is killed
                 remove_secret_dir(self.dir)
 
-    def _write(self, comment: str) -> Path | None:
-        parts = [s.path for s in self.segments if s.path.exists()]
+    def _write(self, parts: list[Path], comment: str) -> Path | None:
         if not parts:
             return None
         merged = self.dir / "merged.pcapng"
         _tool(["mergecap", "-F", "pcapng", "-w", str(merged), *map(str, parts)])
-        tcp = self.dir / "tcp.pcapng"  # without the start probes
-        _tool(["tshark", "-n", "-r", str(merged), "-Y", "tcp", "-F", "pcapng", "-w", str(tcp)])
+        tcp = self.dir / "tcp.pcapng"  # the cell's ports only: no probe, no other cell's
+        ports = ",".join(str(p) for p in sorted(self.ports))
+        _tool(["tshark", "-n", "-r", str(merged), "-Y", f"tcp.port in {{{ports}}}", "-F",
+               "pcapng", "-w", str(tcp)])
         keylog = self.dir / "keys.log"
         lines = [*self.keys]
         if self.host_keylog.exists():

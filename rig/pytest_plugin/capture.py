@@ -19,7 +19,7 @@ import pytest
 from rig.boards import BoardDriver
 from rig.device.console import Console, ConsoleError
 from rig.errors import RigError
-from rig.host.capture import CaptureUnavailable, CellCapture
+from rig.host.capture import CaptureUnavailable, CellCapture, Recorder
 from rig.pytest_plugin.inventory import CELL_FAILED, inventory
 from rig.pytest_plugin.results import case_name, cell_fields
 from rig.pytest_plugin.xdist import shared_run_dir
@@ -27,6 +27,7 @@ from rig.pytest_plugin.xdist import shared_run_dir
 CaptureMode = Literal["fail", "all", "off"]
 CAPTURE = pytest.StashKey[CellCapture]()
 UNAVAILABLE = pytest.StashKey[str]()  # why captures cannot start in this session
+RECORDER = pytest.StashKey[Recorder]()  # this process's running tcpdumps (rig/host/capture.py)
 # pytest-embedded's function-scoped autouse fixtures (2.9): `count` sets what
 # `parametrize_fixtures` reads, which fills the cache DutFactory.create needs
 EMBEDDED_AUTOUSE = ("close_factory_duts", "count", "parametrize_fixtures")
@@ -108,7 +109,11 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
     name = case_name(cell_fields(request.node)) or request.node.name
     out = shared_run_dir(request.config) / f"{name}.pcapng"
     try:
-        cap = CellCapture(name, "lo" if spec.kind == "virtual" else "any", out)
+        recorder = request.config.stash.get(RECORDER, None)
+        if recorder is None:
+            recorder = request.config.stash[RECORDER] = Recorder()
+        recorder.rotate()
+        cap = CellCapture(name, "lo" if spec.kind == "virtual" else "any", out, recorder)
     except Exception as exc:  # the capture is evidence, never the verdict
         _unavailable(request, exc)
         return None
@@ -136,6 +141,15 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
         cap.finish(keep=False)
         raise
     return cap
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The process's tcpdumps stop with its session (also an interrupted one; after a kill,
+    the next run's sweep stops them)."""
+    recorder = session.config.stash.get(RECORDER, None)
+    if recorder is not None:
+        del session.config.stash[RECORDER]
+        recorder.close()
 
 
 def _forget(request: pytest.FixtureRequest) -> None:

@@ -49,7 +49,7 @@ from rig.pytest_plugin.inventory import (
     rig_in_use,
 )
 from rig.pytest_plugin.results import case_name, cell_fields
-from rig.pytest_plugin.xdist import broker_ports, shared_run_dir, worker
+from rig.pytest_plugin.xdist import broker_port, shared_run_dir, worker
 from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS, TRANSCRIPTS
 
 
@@ -93,7 +93,7 @@ def run_dir(pytestconfig: pytest.Config) -> Path:
 def _session_brokers(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pki,
                      run_dir: Path) -> Iterator[SessionBrokers]:
     brokers = SessionBrokers(lambda mode: start_for_mode(
-        hil_config, pki, mode, run_dir, port=broker_ports(pytestconfig)[0]))
+        hil_config, pki, mode, run_dir, **broker_port(pytestconfig, 0)))
     yield brokers
     faults = brokers.close()
     if faults:  # after its mode's last cell: no cell to name it in, but the run must say it
@@ -104,7 +104,7 @@ def _session_brokers(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pk
 @pytest.fixture
 def broker(request: pytest.FixtureRequest, _session_brokers: SessionBrokers,
            mode: Mode) -> Iterator[Broker]:
-    """The real Mosquitto for `mode`, kept for the session (port: see broker_ports). A broker
+    """The real Mosquitto for `mode`, kept for the session (port: see broker_port). A broker
     of this mode found dead before a cell is replaced for it, and the cell records that as a
     `fault`; one of another mode that died after its last cell is a fault of the run
     (session-faults.txt), not this cell's."""
@@ -134,11 +134,12 @@ def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki
                  run_dir: Path) -> Iterator[Callable[..., Broker]]:
     """Starts extra brokers for this test only (keyword arguments as
     rig.broker.mosquitto.running; the port defaults to this worker's extra broker port, see
-    broker_ports); each is stopped after the test and its log is in a failure's report."""
+    broker_port); each is stopped after the test and its log is in a failure's report."""
     started: list[Broker] = []
 
     def start(mode: Mode, **kwargs: Any) -> Broker:
-        kwargs.setdefault("port", broker_ports(request.config)[1])
+        if "port" not in kwargs:
+            kwargs.update(broker_port(request.config, 1))
         b = start_for_mode(hil_config, pki, mode, run_dir, **kwargs)
         started.append(b)
         watch(request, b.port, "mqtt")  # into the cell's capture, if any

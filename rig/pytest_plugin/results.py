@@ -14,8 +14,10 @@ ran it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 
 from rig.boards.virtual import what_it_is
+from rig.local.children import started_at
 from rig.pytest_plugin.inventory import inventory
 from rig.pytest_plugin.junit import add_suite_property, name_case
 from rig.report.runner_load import Reading, window_share
@@ -205,6 +208,8 @@ class MatrixReporter:
         last = len(self.order)
         cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
         data = {"exitstatus": int(exitstatus), "collected": len(self.order),
+                # the pytest process's start and this write (Unix seconds): bench/matrix.py
+                "pytest_started": started_at(os.getpid()), "written": time.time(),
                 "cpu_pressure": window_share(list(self.first_call.values()),
                                              self.last_end),
                 "cells": [asdict(c) for c in cells]}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rig.broker.mosquitto import free_ports
 from rig.pytest_plugin.inventory import RUN_DIR, config_path, inventory, rig_in_use
 from rig.pytest_plugin.scheduling import GROUPS_DIR, BoardScheduling, write_groups
 from rig.report.run_dir import SESSION_FAULTS, new_run_dir
@@ -67,6 +68,23 @@ def worker(config: pytest.Config) -> tuple[str, int]:
         return "", 0
     worker_id = str(workerinput["workerid"])
     return worker_id, int(worker_id.removeprefix("gw") or 0)
+
+
+PICKED_PORTS = pytest.StashKey[list[int]]()
+
+
+def broker_port(config: pytest.Config, which: int) -> dict[str, Any]:
+    """start_for_mode's port keyword for this process's session brokers (which = 0) or a
+    test's own broker (1): hil.toml's fixed port (broker_ports), or, with port = 0, a free port
+    this process picked once and tries first at every start, so that the capture running on
+    it goes on (rig/host/capture.py, Recorder); a busy one is replaced by any free port."""
+    fixed = broker_ports(config)[which]
+    if fixed:
+        return {"port": fixed}
+    picked = config.stash.get(PICKED_PORTS, None)
+    if picked is None:
+        picked = config.stash[PICKED_PORTS] = free_ports(inventory(config).broker.bind, 2)
+    return {"preferred_port": picked[which]}
 
 
 def broker_ports(config: pytest.Config) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.host.capture import CellCapture, permitted
+from rig.host.capture import CellCapture, Recorder, permitted
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("tcpdump", "tshark", "mergecap", "editcap")),
@@ -119,3 +119,36 @@ def test_a_discarded_capture_leaves_nothing(tmp_path: Path) -> None:
     exchange(srv.getsockname()[1], b"x")
     assert cap.finish(keep=False) is None
     assert not out.exists() and private_dirs() == before
+
+
+@pytest.mark.skipif(not permitted("lo")[0], reason="this user may not capture on lo")
+def test_cells_sharing_a_recorder_each_keep_only_their_own_packets(tmp_path: Path) -> None:
+    """One tcpdump per port for the whole session (Recorder): each cell is the slice between
+    its own marks, whether the cells before it were kept or discarded."""
+    before = private_dirs()
+    srv = server()
+    port = srv.getsockname()[1]
+    recorder = Recorder()
+    try:
+        kept = []
+        for i, keep in enumerate((True, False, True)):
+            cap = CellCapture(f"cell{i}", "lo", tmp_path / f"cell{i}.pcapng", recorder)
+            cap.watch(port, "mqtt")
+            for _ in range(i + 1):  # cell i makes i + 1 connections
+                exchange(port, f"cell {i}".encode())
+                srv.accept()[0].close()
+            kept.append(cap.finish(keep=keep))
+        segment = recorder.segment("lo", port)
+        assert len({id(recorder.segment("lo", port)), id(segment)}) == 1  # still the one
+        assert kept[1] is None and not (tmp_path / "cell1.pcapng").exists()
+        assert kept[0] is not None and len(streams(kept[0])) == 1
+        assert kept[2] is not None and len(streams(kept[2])) == 3  # none of cells 0 and 1
+        assert all(len(flags) == 7 for flags in streams(kept[2]).values())
+        pid = segment.proc.pid
+        recorder.rotate_bytes = 0  # grown too big: the next cell's port starts anew
+        recorder.rotate()
+        assert recorder.segment("lo", port).proc.pid != pid
+    finally:
+        recorder.close()
+    assert private_dirs() == before
+    assert segment.proc.wait(5) is not None  # every tcpdump stopped
