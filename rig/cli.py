@@ -19,20 +19,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-from rig.broker import mosquitto as broker_mod
-from rig.config import MODES, Board, HilConfig, Mode, load
-from rig.device.https_server import WEB_MODES
-from rig.doctor import checks_for, format_table, run_checks
+from rig.config import MODES, WEB_MODES, Board, HilConfig, Mode, load
 from rig.errors import RigError
-from rig.host.observer import ObserverError, preflight
-from rig.host.peers import Target, shell_line
-from rig.host.tls import credentials
 from rig.local.children import die_with_parent
-from rig.pki import Pki, PkiError
-from rig.report.build import ReportError, build, what_changed
-from rig.report.history import prune
-from rig.report.run_dir import new_run_dir
-from rig.report.summary import summarize
+from rig.report.run_dir import TIMING_FILE, new_run_dir
+
+# Each command imports what it needs when it runs: `hil run` starts its pytest without waiting
+# for the broker, PKI and report code (cryptography, paho, pygal), and reads the report's in
+# the background while pytest starts (_prefetch).
 
 # pytest settings of `hil run` (it ignores the ini files of the directory it runs in)
 RUN_INI = ["-o", "junit_family=xunit1",  # JUnit properties and <board>.<mode>.<case> names
@@ -50,6 +44,8 @@ def _load(args: argparse.Namespace) -> HilConfig:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from rig.doctor import format_table, run_checks
+
     checks, config = run_checks(_config_path(args))
     print(format_table(checks))
     if config is None:
@@ -69,6 +65,8 @@ def _print_pki(rows: Sequence[object]) -> None:
 
 
 def cmd_pki(args: argparse.Namespace) -> int:
+    from rig.pki import Pki
+
     config = _load(args)
     pki = Pki(config)
     if args.pki_command == "init":
@@ -83,6 +81,11 @@ def cmd_pki(args: argparse.Namespace) -> int:
 
 
 def cmd_broker_up(args: argparse.Namespace) -> int:
+    from rig.broker import mosquitto as broker_mod
+    from rig.host.peers import Target, shell_line
+    from rig.host.tls import credentials
+    from rig.pki import Pki
+
     config = _load(args)
     pki = Pki(config)
     pki.ensure()
@@ -124,6 +127,11 @@ def cmd_broker_up(args: argparse.Namespace) -> int:
 
 def _preflight_modes(config: HilConfig, modes: Sequence[Mode],
                      run_dir: Path) -> list[dict[str, object]]:
+    from rig.broker import mosquitto as broker_mod
+    from rig.host.observer import ObserverError, preflight
+    from rig.host.tls import credentials
+    from rig.pki import Pki, PkiError
+
     pki = Pki(config)
     pki.ensure()
     results: list[dict[str, object]] = []
@@ -172,24 +180,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     if not _runner_ready(config):
         return 1
+    threading.Thread(target=_prefetch, name="prefetch", daemon=True).start()
     boards = _run_boards(config, args)
     run_dir = new_run_dir(config.run_dir)
     results_path = run_dir / "results.json"
+    timing = {"pytest_spawned": time.time()}
     returncode, stopped_by = _run_matrix(config, args, boards, run_dir, results_path)
+    timing["pytest_ended"] = time.time()
     if not results_path.exists():
         tail = (run_dir / "pytest.log").read_text().strip().splitlines()[-15:]
         print("the matrix did not run:\n  " + "\n  ".join(tail), file=sys.stderr)
         return 1
+    from rig.report.summary import summarize
+
     rc = summarize(run_dir, results_path, config, boards, returncode, stopped_by,
                    allow_missing=args.allow_missing)
     _report_after_run(run_dir, config, args.history or [])
+    timing["reported"] = time.time()
+    (run_dir / TIMING_FILE).write_text(json.dumps(timing, indent=2) + "\n")
     return rc
 
 
+def _prefetch() -> None:
+    """The modules `hil run` needs once pytest has ended, read while it starts."""
+    import rig.report.build
+    import rig.report.summary  # noqa: F401
+
+
 def _runner_ready(config: HilConfig) -> bool:
-    """Whether the runner has what a run needs (`hil doctor`'s required rows); if not, the
-    table and what is missing are printed."""
-    checks = checks_for(config)
+    """Whether the runner has what a run needs (`hil doctor`'s required rows, without their
+    versions); if not, the table and what is missing are printed."""
+    from rig.doctor import checks_for, format_table
+
+    checks = checks_for(config, quick=True)
     missing = [c for c in checks if c.required and not c.ok]
     if missing:
         print(format_table(checks))
@@ -285,6 +308,9 @@ def _report_after_run(run_dir: Path, config: HilConfig, history: list[str]) -> N
     """The run's report.html and what changed since the previous comparable run; then the
     oldest run directories beyond [report] keep_runs go. A report that cannot be made is
     said, and never changes the run's verdict."""
+    from rig.report.build import build, what_changed
+    from rig.report.history import prune
+
     try:
         report = build(run_dir, config, [Path(h) for h in history])
         for line in what_changed(report):
@@ -301,6 +327,8 @@ def _report_after_run(run_dir: Path, config: HilConfig, history: list[str]) -> N
 
 def cmd_report(args: argparse.Namespace) -> int:
     """A run's report.html against the earlier runs; prints what changed."""
+    from rig.report.build import ReportError, build, what_changed
+
     config = _load(args)
     run_dir = Path(args.run_dir) if args.run_dir else config.run_dir / "latest"
     if not (run_dir / "results.json").exists():

@@ -21,6 +21,10 @@ from rig.errors import UsageError
 
 Mode = Literal["ca", "mutual", "psk"]
 MODES: tuple[Mode, ...] = ("ca", "mutual", "psk")
+# the device's HTTPS server: server-auth TLS, and client certificates required
+# (rig/device/https_server.py)
+WebMode = Literal["https", "https-mutual"]
+WEB_MODES: tuple[WebMode, ...] = ("https", "https-mutual")
 BoardKind = Literal["virtual", "esp32"]
 # what a virtual board runs: "native" (Debian's mbedTLS 2.28, 64-bit, the host's clock) or "esp"
 # (what the chip runs: mbedTLS 3.6 configured like ESP-IDF, 32-bit, no clock until set)

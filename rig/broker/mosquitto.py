@@ -25,14 +25,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rig.config import HilConfig, Mode
 from rig.errors import RigError
 from rig.local.children import die_with_parent, exit_description, terminate
 from rig.local.spans import work
 from rig.local.user_tmp import remove_secret_dir, secret_dir, write_secret
-from rig.pki import Pki
+
+if TYPE_CHECKING:  # cryptography is not read by those who only start brokers
+    from rig.pki import Pki
 
 INSTALL_HINT = (
     "install it with `apt-get install mosquitto mosquitto-clients` (Debian/Ubuntu), "

@@ -23,9 +23,9 @@ import pytest
 
 from rig.boards import BoardDriver, BoardUnavailable
 from rig.broker.mosquitto import free_port
-from rig.config import HilConfig
+from rig.config import HilConfig, WebMode
 from rig.device.console import Console, ConsoleError
-from rig.device.https_server import WebMode, http_settings, start_server
+from rig.device.https_server import http_settings, start_server
 from rig.device.provision import provision
 from rig.host.cipher_suites import mbedtls_name
 from rig.host.https_clients import Client, client, client_context, curl_request, python_request

@@ -6,15 +6,12 @@ The host's peers for it are in rig/host/https_clients.py."""
 from __future__ import annotations
 
 import re
-from typing import Literal
 
+from rig.config import WebMode
 from rig.device.console import Console
 from rig.device.provision import Setting, set_clock
 from rig.errors import RigError
 from rig.pki import Pki
-
-WebMode = Literal["https", "https-mutual"]
-WEB_MODES: tuple[WebMode, ...] = ("https", "https-mutual")
 
 STARTED_RE = re.compile(
     r"^HTTP server started on \[(\d+)\] \(SSL(, client certificate required)?\)$")

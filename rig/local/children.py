@@ -127,17 +127,6 @@ def start_time(pid: int) -> str:
     return fields[19]
 
 
-def started_at(pid: int) -> float | None:
-    """When process `pid` started, in Unix seconds (to 1/CLK_TCK s), or None if unknown."""
-    ticks = start_time(pid)
-    try:
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-    except (OSError, StopIteration, ValueError):
-        return None
-    return boot + int(ticks) / os.sysconf("SC_CLK_TCK") if ticks else None
-
-
 def interrupt_on_termination() -> None:
     """SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread (only from there can
     signal handlers be set; elsewhere this does nothing). A signal this process was started

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from rig.cases.negative import CASES
-from rig.config import MODES
-from rig.device.https_server import WEB_MODES
+from rig.config import MODES, WEB_MODES
 from rig.errors import RigError
 from rig.local import spans
 from rig.pytest_plugin.inventory import (

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from rig.boards.flashing import FlashOptions
-from rig.config import MODES
-from rig.device.https_server import WEB_MODES
+from rig.config import MODES, WEB_MODES
 from rig.local.children import interrupt_on_termination
 from rig.pytest_plugin.inventory import FLASH, rig_in_use
 from rig.pytest_plugin.results import JunitNames, MatrixReporter

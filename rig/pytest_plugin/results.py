@@ -14,7 +14,6 @@ ran it."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -25,7 +24,6 @@ from typing import Any
 import pytest
 
 from rig.boards.virtual import what_it_is
-from rig.local.children import started_at
 from rig.pytest_plugin.inventory import inventory
 from rig.pytest_plugin.junit import add_suite_property, name_case
 from rig.report.runner_load import Reading, window_share
@@ -208,8 +206,7 @@ class MatrixReporter:
         last = len(self.order)
         cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
         data = {"exitstatus": int(exitstatus), "collected": len(self.order),
-                # the pytest process's start and this write (Unix seconds): bench/matrix.py
-                "pytest_started": started_at(os.getpid()), "written": time.time(),
+                "written": time.time(),  # Unix seconds
                 "cpu_pressure": window_share(list(self.first_call.values()),
                                              self.last_end),
                 "cells": [asdict(c) for c in cells]}

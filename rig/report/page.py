@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from rig.config import MODES
-from rig.device.https_server import WEB_MODES
+from rig.config import MODES, WEB_MODES
 from rig.report.history import Key, Run
 from rig.report.plots import chart, run_label
 from rig.report.trends import (

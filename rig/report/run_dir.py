@@ -20,6 +20,9 @@ TRANSCRIPTS = "transcripts"
 # In a run directory: each farm board's place and exporter, or why it had none (the plugin's
 # rig/pytest_plugin/farm.py writes it; `farm_places` reads it)
 FARM_FILE = "farm.json"
+# In a run directory: where `hil run`'s time went, Unix seconds: the pytest run's spawn and
+# end, the report done (rig/cli.py writes it; bench/matrix.py reads it)
+TIMING_FILE = "timing.json"
 
 
 def new_run_dir(root: Path) -> Path:
