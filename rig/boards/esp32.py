@@ -34,6 +34,7 @@ from rig.boards import BoardConsole, BoardError, BoardUnavailable
 from rig.boards.farm import FarmError, HeldPlace, LabgridClient, PlaceNotHeld, resolve
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
 from rig.boards.ports import find_port
+from rig.boards.serial_reader import use_blocking_reader
 from rig.config import Board, HilConfig
 
 DEFAULT_BUILD_DIR = "firmware/build"
@@ -160,6 +161,7 @@ class Esp32Board:
                 raise BoardUnavailable(f"board {self.name}: cannot open {self.port}: "
                                        f"{exc}") from exc
             dut.serial.proc.reset_output_buffer()  # nothing written before the reset reaches it
+            use_blocking_reader(dut)  # before the reset: the stream has the whole boot
             self._reset(dut.serial.proc)
             return dut
         try:

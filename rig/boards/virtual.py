@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.boards import BoardConsole, BoardUnavailable
+from rig.boards.serial_reader import use_blocking_reader
 from rig.local.children import die_with_parent, exit_description, terminate
 
 VARIANTS = {"native": "Debian's mbedTLS 2.28, 64-bit, the host's clock",
@@ -105,6 +106,7 @@ class VirtualBoard:
         from pytest_embedded.dut_factory import DutFactory
 
         dut = DutFactory.create(embedded_services="serial", port=self.port)
+        use_blocking_reader(dut)  # before the reset: the stream has the whole boot
         if self._erase:
             self.stop()
             self.state_path.unlink(missing_ok=True)

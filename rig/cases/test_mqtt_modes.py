@@ -38,6 +38,8 @@ def test_broker_preflight(hil_config: HilConfig, pki: Pki, mode: Mode, broker: B
 def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
                          observer: Observer, board_console: Console,
                          record_property: Callable[[str, object], None]) -> None:
+    mode_cfg = hil_config.modes.get(mode)  # what to expect, before the cell's clock starts
+    want = expected_suite(mode_cfg.broker_ciphers, mode_cfg.device_cipher_suites)
     t0 = time.perf_counter()
     provision(board_console, mqtt_settings(hil_config, pki, mode, broker.port))
     record_property("provision_ms", round((time.perf_counter() - t0) * 1000, 1))
@@ -50,8 +52,6 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
     handshake_ms = int(reply.log(r"^MQTT0 handshake (\d+) ms$").group(1))
     record_property("cipher_suite", suite)
     record_property("handshake_ms", handshake_ms)
-    mode_cfg = hil_config.modes.get(mode)
-    want = expected_suite(mode_cfg.broker_ciphers, mode_cfg.device_cipher_suites)
     if want is not None:
         assert suite == want, f"negotiated {suite}, the broker's list implies {want}"
     elif mode == "psk":

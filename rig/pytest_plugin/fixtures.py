@@ -25,7 +25,7 @@ import pytest
 from rig.boards import BoardDriver, BoardUnavailable, make_board
 from rig.boards.farm import HeldPlace
 from rig.boards.host_build import build_for, build_host_agent
-from rig.boards.serial_reader import use_blocking_reader
+from rig.boards.serial_reader import console_port, use_blocking_reader
 from rig.boards.virtual import VirtualBoard
 from rig.broker.mosquitto import Broker, SessionBrokers, child_brokers, start_for_mode
 from rig.config import Board, HilConfig, Mode
@@ -220,7 +220,7 @@ class _Boards:
             def make_console(dut: Any) -> Console:
                 use_blocking_reader(dut)
                 note_children(_helper_processes())
-                return Console(dut, driver.name, self.hil.timeouts.command,
+                return Console(console_port(dut), driver.name, self.hil.timeouts.command,
                                health=driver.death)
 
             self.strategies[driver.name] = BoardStrategy(
@@ -282,7 +282,7 @@ def _open_console(request: pytest.FixtureRequest, driver: BoardDriver,
         pytest.fail(str(exc), pytrace=False)
     use_blocking_reader(dut)
     note_children(_helper_processes())
-    console = Console(dut, driver.name, hil.timeouts.command, health=driver.death)
+    console = Console(console_port(dut), driver.name, hil.timeouts.command, health=driver.death)
     request.node.stash[CONSOLE] = console
     try:
         with console.doing("booting"):

@@ -22,7 +22,7 @@ from pytest_embedded.dut_factory import DutFactory
 
 from rig.boards.esp32 import Esp32Board
 from rig.boards.ports import lock_dir, lock_name
-from rig.boards.serial_reader import use_blocking_reader
+from rig.boards.serial_reader import console_port, use_blocking_reader
 from rig.boards.virtual import VirtualBoard
 from rig.config import Board, HilConfig
 from rig.device.console import Console, ConsoleError
@@ -37,7 +37,7 @@ def driven(board: VirtualBoard | Esp32Board, tmp_path: Path, command_s: float,
     and its ports closed at the end."""
     def make_console(dut: Any) -> Console:
         use_blocking_reader(dut)
-        return Console(dut, board.name, command_s, health=board.death)
+        return Console(console_port(dut), board.name, command_s, health=board.death)
 
     s = BoardStrategy(board, make_console, boot_s, tmp_path)
     try:
