@@ -185,6 +185,22 @@ def test_fixed_port_is_used(hil_config: HilConfig, pki: Pki, tmp_path: Path) -> 
         assert b.port == port
 
 
+def test_a_preferred_port_is_kept_and_a_busy_one_replaced(hil_config: HilConfig, pki: Pki,
+                                                          tmp_path: Path) -> None:
+    """`[broker] port = 0`: a test process's picked port is used at every start while it is
+    free (its capture goes on); taken meanwhile, any free port is."""
+    port = free_port(hil_config.broker.bind)
+    settings = broker_settings(hil_config, pki, "ca", preferred_port=port)
+    for _ in range(2):  # stopped and started again on the same port
+        with Broker(settings, tmp_path) as b:
+            assert b.port == port
+    with socket.socket() as squatter:
+        squatter.bind((hil_config.broker.bind, port))
+        squatter.listen()
+        with Broker(settings, tmp_path) as b:
+            assert b.port not in (port, 0) and b.running
+
+
 def test_a_dead_session_broker_is_named_and_replaced(hil_config: HilConfig, pki: Pki,
                                                      tmp_path: Path) -> None:
     brokers = SessionBrokers(lambda mode: start_for_mode(hil_config, pki, mode, tmp_path,
