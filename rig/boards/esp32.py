@@ -178,6 +178,9 @@ class Esp32Board:
             )
         except (OSError, ValueError) as exc:
             raise BoardUnavailable(f"board {self.name}: cannot open {self.port}: {exc}") from exc
+        # now, not after the flash: the stream has the whole boot (esptool's own use of the
+        # port stops and restarts this reader, rig/boards/serial_reader.py)
+        use_blocking_reader(dut)
         if not self.flash_note:
             what = f"board {self.name}: flashing from {self.build_dir}"
             try:

@@ -11,6 +11,7 @@ round trip through them, ~0.2 ms without).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -39,6 +40,7 @@ class PortStream:
         self._buf = b""
         self.before = b""  # what came before the last match (pexpect's `before`)
         self.dropped = 0  # unread bytes dropped past LIMIT
+        self.closed = ""  # why the port stopped giving bytes ('' while it gives them)
 
     @property
     def pexpect_proc(self) -> PortStream:
@@ -53,10 +55,18 @@ class PortStream:
     def feed(self, data: bytes) -> None:
         with self._cond:
             self._buf += data
-            if len(self._buf) > self.LIMIT:
-                cut = len(self._buf) - self.LIMIT // 2
+            if len(self._buf) > self.LIMIT:  # keep whole lines: a cut one could match
+                cut = self._buf.find(b"\n", len(self._buf) - self.LIMIT // 2) + 1
+                cut = cut or len(self._buf)
                 self._buf = self._buf[cut:]
                 self.dropped += cut
+            self._cond.notify_all()
+
+    def close(self, why: str) -> None:
+        """The port gives no more bytes (it was closed, or it failed): an expect that finds
+        nothing more in what came raises pexpect.EOF."""
+        with self._cond:
+            self.closed = why or "port closed"
             self._cond.notify_all()
 
     def expect(self, pattern: re.Pattern[bytes], timeout: float) -> re.Match[bytes]:
@@ -70,6 +80,8 @@ class PortStream:
                     self.before = self._buf[:m.start()]
                     self._buf = self._buf[m.end():]
                     return m
+                if self.closed:
+                    raise pexpect.EOF(self.closed)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise pexpect.TIMEOUT(f"no match for {pattern.pattern!r} within {timeout} s")
@@ -104,8 +116,12 @@ class BlockingRedirect(threading.Thread):
                     waiting = self._port.in_waiting
                     if waiting:
                         data += self._port.read(waiting)
-            except (OSError, TypeError, AttributeError):
-                return  # port closed under us: the Dut is being torn down
+            except (OSError, TypeError, AttributeError) as exc:
+                # the port closed under us (the Dut torn down, the USB device gone, the
+                # RFC 2217 connection lost): whoever waits on the stream hears it at once
+                if self._stream is not None and not self._stop_event.is_set():
+                    self._stream.close(f"the serial port failed: {exc}")
+                return
             if data:
                 if self._stream is not None:
                     self._stream.feed(data)
@@ -141,14 +157,47 @@ def use_blocking_reader(dut: Any) -> bool:
     setattr(dut, STREAM, stream)
 
     def start() -> None:
+        if isinstance(serial._redirect_thread, BlockingRedirect) and \
+                serial._redirect_thread.is_alive():
+            return  # one reader per port
         reader = BlockingRedirect(serial._q, serial.proc, stream)
         serial._redirect_thread = reader
         reader.start()
 
     serial.stop_redirect_thread()
+    stream.feed(_taken_before(dut, serial._q))
     serial.start_redirect_thread = start
     start()
     return True
+
+
+def _taken_before(dut: Any, msg_queue: Any, settle_s: float = 0.2) -> bytes:
+    """What pytest-embedded's own reader took from the port and no expect has read: it went
+    through the queue to the log listener, which appends it to the file pexpect reads. Read
+    once the queue is empty (bounded by `settle_s`); b"" if pytest-embedded's internals are
+    not the ones this was written against."""
+    proc = getattr(dut, "pexpect_proc", None)
+    if proc is None or not hasattr(proc, "read_nonblocking"):
+        return b""
+    deadline = time.monotonic() + settle_s
+    with contextlib.suppress(NotImplementedError, OSError):
+        while msg_queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.001)
+    taken = bytes(getattr(proc, "buffer", b"") or b"")
+    proc.buffer = b""
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:  # the listener's last write may be late
+        try:
+            data = proc.read_nonblocking(65536, timeout=0)
+        except (pexpect.EOF, pexpect.TIMEOUT, OSError, ValueError):
+            break
+        if data:
+            taken += data if isinstance(data, bytes) else data.encode()
+            quiet = 0
+        else:
+            quiet += 1
+            time.sleep(0.001)
+    return taken
 
 
 STREAM = "_hil_port_stream"

@@ -237,6 +237,7 @@ class Broker:
         self._cond = threading.Condition()
         self._private: Path | None = None
         self._probe_ports: set[int] = set()  # local ports of the readiness probe's connects
+        self._accepting = False  # it was seen accepting on self.port (a wake-up may go there)
 
     # ------------------------------------------------------------------ properties
 
@@ -283,6 +284,7 @@ class Broker:
         raise AssertionError("unreachable")
 
     def _start_once(self, binary: str, port: int) -> None:
+        self._accepting = False
         self.port = port or free_port(self.settings.bind)
         self._private = secret_dir(self.name)
         psk_file = None
@@ -358,6 +360,7 @@ class Broker:
                 break
             if self._can_connect():
                 self.start_to_ready_s = time.monotonic() - t0
+                self._accepting = True
                 return
             with self._cond:  # running but not accepting yet: wait for the next event
                 self._cond.wait(timeout=0.005)
@@ -445,9 +448,12 @@ class Broker:
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
-                self._note(f"stopping {self.name}: SIGTERM, and a connection that wakes it "
-                           "(logged as a client that failed or closed)")
-            terminate(proc, self.stop_timeout, wake=self._wake)
+                self._note(f"stopping {self.name}: SIGTERM" + (
+                    ", and a connection that wakes it (logged as a client that failed or "
+                    "closed)" if self._accepting else ""))
+            # woken only once seen listening: before, the port may be another program's
+            terminate(proc, self.stop_timeout, wake=self._wake if self._accepting else None)
+            self._accepting = False
             if self._reader is not None:
                 self._reader.join(timeout=self.stop_timeout)
         self._reader = None

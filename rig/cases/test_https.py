@@ -51,9 +51,9 @@ def _loopback(address: str) -> bool:
 
 @pytest.fixture(scope="session")
 def web_ports() -> dict[str, int]:
-    """board name -> the port its HTTPS server listens on in every cell of the session, for
-    a board on this host (a virtual one: the capture running on that port goes on,
-    rig/host/capture.py Recorder); picked free at its first cell."""
+    """board name -> the port its HTTPS server listens on in every cell of the session, so
+    that the capture running on that port goes on (rig/host/capture.py Recorder): for a board
+    on this host picked free at its first cell, for one elsewhere the port it chose then."""
     return {}
 
 
@@ -62,7 +62,7 @@ def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_console: Co
            board_driver: BoardDriver, web_ports: dict[str, int],
            capture_port: Callable[[int, str], None]) -> Iterator[Server]:
     """The board's HTTPS server, provisioned for `web_mode`, listening on its own address
-    (the port of web_ports on this host; a board elsewhere picks its own), and started."""
+    and the port of web_ports (the first time, a board elsewhere picks its own), started."""
     try:
         address = board_driver.address(board_console)
     except BoardUnavailable as exc:
@@ -79,6 +79,7 @@ def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_console: Co
         # taken since (the port is free only while no server of ours listens): any free one
         provision(board_console, http_settings(pki, web_mode, f"{address}:0"))
         port = start_server(board_console, web_mode, hil_config.timeouts.command)
+    web_ports[board_console.board] = port
     capture_port(port, "http")  # into the cell's capture, if any
     version = dict(line.split("=", 1) for line in board_console.send("version").data)["version"]
     yield Server(board_console, web_mode, address, port, version)

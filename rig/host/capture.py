@@ -204,23 +204,30 @@ def _tail(path: Path, size: int = 65536) -> bytes:
         return b""
 
 
-def _slice(source: Path, start: bytes, end: bytes, out: Path) -> None:
-    """The packets of the pcap `source` after the one holding `start` (from the first, when
-    none does: a segment started for this cell) and before the one holding `end`, as the pcap
-    `out`. Reads only the record framing (a 24-byte file header, then a 16-byte header per
-    packet); tcpdump keeps writing after `end`, so a record cut short there is never read."""
+def _slice(source: Path, start: bytes, end: bytes, out: Path, fresh: bool) -> None:
+    """The packets of the pcap `source` after the one holding `start` and before the one
+    holding `end`, as the pcap `out`. `fresh`: the capture started for this cell, so without
+    the start mark it is all this cell's; otherwise a missing start mark is an error (the
+    earlier cells' packets are no part of this one). Reads only the record framing (a 24-byte
+    file header, then a 16-byte header per packet); tcpdump keeps writing after `end`, so a
+    record cut short there is never read."""
     with source.open("rb") as fh:
         head = fh.read(PCAP_HEADER)
         order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
         kept: list[bytes] = []
+        marked = False
         while len(rec := fh.read(16)) == 16:
             data = fh.read(struct.unpack(f"{order}4I", rec)[2])
             if end in data:
                 break
             if start in data:
-                kept = []  # the cell's start: what came before is an earlier cell's
+                kept, marked = [], True  # the cell's start: what came before is not its
                 continue
             kept.append(rec + data)
+    if not marked and not fresh:
+        raise CaptureUnavailable(f"no capture: the cell's start mark is not in {source.name} "
+                                 "(the capture dropped it): its packets cannot be told from "
+                                 "the cells' before it")
     with out.open("wb") as fh:
         fh.write(head)
         fh.writelines(kept)
@@ -233,6 +240,8 @@ class Recorder:
     period as the packet socket binds). The files are in a secret directory (0700, removed at
     close, swept after a kill); one above `rotate_bytes` is started anew between cells."""
 
+    IDLE_CELLS = 32  # a port no cell watched in this many cells is no longer captured
+
     def __init__(self, rotate_bytes: int = 64 << 20) -> None:
         missing = tools_missing()
         if missing:
@@ -241,24 +250,33 @@ class Recorder:
         self.rotate_bytes = rotate_bytes
         self.dir = secret_dir("capture")
         self._segments: dict[tuple[str, int], _Segment] = {}
+        self._used: dict[tuple[str, int], int] = {}  # the cell count when last watched
         self._started = 0
+        self._cells = 0
 
-    def segment(self, interface: str, port: int) -> _Segment:
-        """The running capture of `port` on `interface` (started now if there is none)."""
-        seg = self._segments.get((interface, port))
-        if seg is None or seg.proc.poll() is not None:
-            path = self.dir / f"segment-{self._started}.pcap"
-            self._started += 1
-            seg = self._segments[(interface, port)] = _Segment.start(path, interface,
-                                                                      {port: ""})
-        return seg
+    def segment(self, interface: str, port: int) -> tuple[_Segment, bool]:
+        """The running capture of `port` on `interface`, and whether it was started now."""
+        key = (interface, port)
+        self._used[key] = self._cells
+        seg = self._segments.get(key)
+        if seg is not None and seg.proc.poll() is None:
+            return seg, False
+        if seg is not None:  # its tcpdump died: its probe and pipe go with it
+            seg.kill()
+        path = self.dir / f"segment-{self._started}.pcap"
+        self._started += 1
+        seg = self._segments[key] = _Segment.start(path, interface, {port: ""})
+        return seg, True
 
     def rotate(self) -> None:
         """Between cells: a file grown past rotate_bytes goes (its port's next cell starts
-        a new tcpdump)."""
+        a new tcpdump), and so does the capture of a port no cell watched in the last
+        IDLE_CELLS cells (a port given up: a busy broker port replaced, a board's new one)."""
+        self._cells += 1
         for key, seg in list(self._segments.items()):
             with contextlib.suppress(OSError):
-                if seg.path.stat().st_size > self.rotate_bytes:
+                idle = self._cells - self._used.get(key, 0) > self.IDLE_CELLS
+                if idle or seg.path.stat().st_size > self.rotate_bytes:
                     del self._segments[key]
                     seg.kill(wait=False)
                     seg.path.unlink()
@@ -293,6 +311,7 @@ class CellCapture:
     dir: Path = field(init=False)
     ports: dict[int, str] = field(default_factory=dict)  # port -> what runs inside TLS
     starts: dict[_Segment, bytes] = field(default_factory=dict)  # its start mark in each
+    fresh: set[_Segment] = field(default_factory=set)  # those started for this cell
     keys: list[str] = field(default_factory=list, repr=False)  # TLS secrets: never shown
     _own: bool = field(init=False, default=False)
 
@@ -311,8 +330,10 @@ class CellCapture:
         if port in self.ports:
             return
         assert self.recorder is not None
-        seg = self.recorder.segment(self.interface, port)
+        seg, new = self.recorder.segment(self.interface, port)
         self.ports[port] = protocol
+        if new:
+            self.fresh.add(seg)
         if seg not in self.starts:
             self.starts[seg] = b"hil-cell-start-" + secrets.token_hex(8).encode()
             seg.mark(self.starts[seg])
@@ -352,7 +373,7 @@ class CellCapture:
             for i, (seg, start) in enumerate(self.starts.items()):
                 seg.drain(end)
                 parts.append(self.dir / f"part-{i}.pcap")
-                _slice(seg.path, start, end, parts[-1])
+                _slice(seg.path, start, end, parts[-1], seg in self.fresh)
             return self._write(parts, comment)
         finally:
             try:

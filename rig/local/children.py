@@ -88,7 +88,9 @@ def wait_exit(proc: subprocess.Popen[Any], timeout: float) -> bool:
             proc.wait(timeout=timeout)
         return proc.poll() is not None
     try:
-        select.select([fd], [], [], timeout)  # readable once the process has ended
+        poller = select.poll()  # not select(): a descriptor past 1023 is fine
+        poller.register(fd, select.POLLIN)
+        poller.poll(max(0.0, timeout) * 1000)  # readable once the process has ended
     finally:
         os.close(fd)
     return proc.poll() is not None

@@ -138,8 +138,8 @@ def test_cells_sharing_a_recorder_each_keep_only_their_own_packets(tmp_path: Pat
                 exchange(port, f"cell {i}".encode())
                 srv.accept()[0].close()
             kept.append(cap.finish(keep=keep))
-        segment = recorder.segment("lo", port)
-        assert len({id(recorder.segment("lo", port)), id(segment)}) == 1  # still the one
+        segment, new = recorder.segment("lo", port)
+        assert not new and recorder.segment("lo", port)[0] is segment  # still the one
         assert kept[1] is None and not (tmp_path / "cell1.pcapng").exists()
         assert kept[0] is not None and len(streams(kept[0])) == 1
         assert kept[2] is not None and len(streams(kept[2])) == 3  # none of cells 0 and 1
@@ -147,7 +147,7 @@ def test_cells_sharing_a_recorder_each_keep_only_their_own_packets(tmp_path: Pat
         pid = segment.proc.pid
         recorder.rotate_bytes = 0  # grown too big: the next cell's port starts anew
         recorder.rotate()
-        assert recorder.segment("lo", port).proc.pid != pid
+        assert recorder.segment("lo", port)[0].proc.pid != pid
     finally:
         recorder.close()
     assert private_dirs() == before
