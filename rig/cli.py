@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from rig.config import MODES, WEB_MODES, Board, HilConfig, Mode, load
+from rig.device.profile import check as check_profiles
 from rig.errors import RigError
 from rig.local.children import die_with_parent
 from rig.report.run_dir import TIMING_FILE, new_run_dir
@@ -40,7 +41,10 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _load(args: argparse.Namespace) -> HilConfig:
-    return load(_config_path(args))
+    """hil.toml, validated, with every board's device profile (rig/device/profile.py)."""
+    config = load(_config_path(args))
+    check_profiles(config)
+    return config
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

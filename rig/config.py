@@ -29,6 +29,8 @@ BoardKind = Literal["virtual", "esp32"]
 # what a virtual board runs: "native" (Debian's mbedTLS 2.28, 64-bit, the host's clock) or "esp"
 # (what the chip runs: mbedTLS 3.6 configured like ESP-IDF, 32-bit, no clock until set)
 VirtualVariant = Literal["native", "esp"]
+# how a device profile's settings reach the firmware (rig/device/profile.py)
+ProfileSettings = Literal["console"]
 
 DEFAULT_PSK_SUITES = (
     "TLS-PSK-WITH-AES-128-CCM-8:TLS-PSK-WITH-AES-128-GCM-SHA256:"
@@ -59,9 +61,10 @@ class UnknownBoard(UsageError, KeyError):
 
 @dataclass(frozen=True)
 class RigSection:
-    """[rig]: where per-run results go."""
+    """[rig]: where per-run results go, and a file of more device profiles."""
 
     run_dir: str = "runs"
+    profiles_file: str = ""  # a TOML file of [profiles.<name>] tables besides hil.toml's
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ class Board:
     # esp32 on this runner only: the command (program and arguments, no shell) that cuts the
     # board's power and restores it, the second step for a board that stops answering
     power_cycle: list[str] = field(default_factory=list)
+    # the device profile of its firmware (rig/device/profile.py): built in, or [profiles.<name>]
+    profile: str = "hil-agent"
 
     @property
     def on_farm(self) -> bool:
@@ -211,6 +216,31 @@ class ReportSection:
 
 
 @dataclass(frozen=True)
+class ProfileLines:
+    """[profiles.<name>.lines]: what the firmware prints, as Python regular expressions
+    searched in the text of each of its log lines (after an ESP-IDF-style `I (ms) tag: `)."""
+
+    connected: str = ""  # the MQTT connection is up
+    on_connect: list[str] = field(default_factory=list)  # each also printed on the way there
+    ciphersuite: str = ""  # the negotiated suite (group `suite`); "": none printed
+    handshake: str = ""  # the TLS handshake's duration (group `ms`); "": none printed
+    published: str = ""  # a publish went out (groups `topic` and `message`)
+    refused: list[str] = field(default_factory=list)  # a refusal (group `reason`)
+
+
+@dataclass(frozen=True)
+class ProfileSection:
+    """[profiles.<name>]: a device profile, how the rig drives a firmware
+    (rig/device/profile.py turns it into a Profile)."""
+
+    description: str = ""
+    settings: ProfileSettings = "console"  # how settings reach the firmware
+    clock: bool = True  # the rig sets the firmware's clock before each connection
+    https: bool = False  # it serves HTTPS as the hil-agent does (the HTTPS cells run on it)
+    lines: ProfileLines = field(default_factory=ProfileLines)
+
+
+@dataclass(frozen=True)
 class HilConfig:
     source: Path
     boards: list[Board]
@@ -223,6 +253,7 @@ class HilConfig:
     wifi: WifiSection = field(default_factory=WifiSection)
     labgrid: LabgridSection = field(default_factory=LabgridSection)
     report: ReportSection = field(default_factory=ReportSection)
+    profiles: dict[str, ProfileSection] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -255,20 +286,37 @@ class HilConfig:
 def load(path: str | Path) -> HilConfig:
     """Read and validate hil.toml; raises ConfigError with file, key path and expectation."""
     source = Path(path)
+    data = _read_toml(source, "file not found (pass --config or create hil.toml)")
+    return parse(data, source=source.resolve())
+
+
+def load_profiles(path: Path) -> dict[str, ProfileSection]:
+    """A file of device profiles, [profiles.<name>] tables and nothing else (hil.toml's
+    [rig] profiles_file, or one the rig ships); ConfigError naming the file and the key."""
+    data = _read_toml(path, "file not found ([rig] profiles_file in hil.toml)")
+    for key in data:
+        if key != "profiles":
+            raise ConfigError(str(path), key, "unknown key; a profiles file holds "
+                              "[profiles.<name>] tables only")
+    profiles: dict[str, ProfileSection] = _convert(
+        dict[str, ProfileSection], data.get("profiles", {}), "profiles", str(path))
+    return profiles
+
+
+def _read_toml(source: Path, missing: str) -> dict[str, Any]:
     name = str(source)
     try:
         raw = source.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(name, "", "file not found (pass --config or create hil.toml)") from None
+        raise ConfigError(name, "", missing) from None
     except OSError as exc:
         raise ConfigError(name, "", f"cannot read: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(name, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(name, "", f"invalid TOML: {exc}") from None
-    return parse(data, source=source.resolve())
 
 
 def parse(data: dict[str, Any], source: Path) -> HilConfig:
@@ -284,7 +332,8 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin is dict:
-        return "a table of strings"
+        value_tp = get_args(tp)[1]
+        return "a table of tables" if dataclasses.is_dataclass(value_tp) else "a table of strings"
     if origin is list:
         item = get_args(tp)[0]
         return "an array of tables" if dataclasses.is_dataclass(item) else (

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rig.broker.mosquitto import find_program
 from rig.config import Board, ConfigError, HilConfig, load
+from rig.device.profile import check as check_profiles
 from rig.host.capture import how_to_permit
 from rig.host.capture import permitted as capture_permitted
 
@@ -212,6 +213,7 @@ def run_checks(config_path: Path) -> tuple[list[Check], HilConfig | None]:
     checks = _runner_checks()
     try:
         config = load(config_path)
+        check_profiles(config)
     except ConfigError as exc:
         checks.append(Check("hil.toml", False, str(exc), "fix the key named above"))
         return checks, None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from rig.broker.mosquitto import Broker
 from rig.config import HilConfig, Mode
 from rig.device.console import Console
+from rig.device.profile import Profile
 from rig.device.provision import connect, mqtt_settings, provision
 from rig.host.cipher_suites import expected_suite
 from rig.host.observer import Observer, preflight
@@ -36,35 +37,39 @@ def test_broker_preflight(hil_config: HilConfig, pki: Pki, mode: Mode, broker: B
 
 
 def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
-                         observer: Observer, board_console: Console,
+                         observer: Observer, board_console: Console, board_profile: Profile,
                          record_property: Callable[[str, object], None]) -> None:
     mode_cfg = hil_config.modes.get(mode)  # what to expect, before the cell's clock starts
     want = expected_suite(mode_cfg.broker_ciphers, mode_cfg.device_cipher_suites)
+    lines = board_profile.lines
     t0 = time.perf_counter()
     provision(board_console, mqtt_settings(hil_config, pki, mode, broker.port))
     record_property("provision_ms", round((time.perf_counter() - t0) * 1000, 1))
     topic = f"hil/{board_console.board}/{mode}/{uuid.uuid4().hex[:8]}"
     observer.subscribe(topic)
 
-    reply = connect(board_console, hil_config.timeouts.connect)
+    reply = connect(board_console, hil_config.timeouts.connect, clock=board_profile.clock)
 
-    suite = reply.log(r"^ciphersuite: (\S+)$").group(1)
-    handshake_ms = int(reply.log(r"^MQTT0 handshake (\d+) ms$").group(1))
-    record_property("cipher_suite", suite)
-    record_property("handshake_ms", handshake_ms)
-    if want is not None:
-        assert suite == want, f"negotiated {suite}, the broker's list implies {want}"
-    elif mode == "psk":
-        assert "-PSK-" in suite, suite
-    else:
-        assert re.fullmatch(r"TLS-ECDHE-(ECDSA|RSA)-WITH-\S+", suite), suite
-    reply.log(r"^MQTT0 TCP connect ok \(0\)$")
-    reply.log(r"^MQTT0 CONNACK 0$")
+    for rx in (*lines.on_connect, lines.connected):  # the way there, in the profile's words
+        reply.log(rx.pattern)
+    if lines.handshake is not None:
+        record_property("handshake_ms", int(reply.log(lines.handshake.pattern).group("ms")))
+    if lines.ciphersuite is not None:
+        suite = reply.log(lines.ciphersuite.pattern).group("suite")
+        record_property("cipher_suite", suite)
+        if want is not None:
+            assert suite == want, f"negotiated {suite}, the broker's list implies {want}"
+        elif mode == "psk":
+            assert "-PSK-" in suite, suite
+        else:
+            assert re.fullmatch(r"TLS-ECDHE-(ECDSA|RSA)-WITH-\S+", suite), suite
 
     message = f"cell-{mode}-{uuid.uuid4().hex[:6]}"
     with work("mqtt"):
-        board_console.send(f"mqtt publish {topic} {message} 1").log(
-            rf"^Published:OK topic:{re.escape(topic)} msg:{message}$")
+        published = board_console.send(f"mqtt publish {topic} {message} 1")
+        if lines.published is not None:
+            m = published.log(lines.published.pattern)
+            assert (m.group("topic"), m.group("message")) == (topic, message), m.group(0)
         assert observer.wait_for(topic, timeout=hil_config.timeouts.message).payload == \
             message.encode()
     record_property("cell_ms", round((time.perf_counter() - t0) * 1000, 1))

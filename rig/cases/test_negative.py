@@ -16,6 +16,7 @@ from rig.cases.leaks import assert_no_secret
 from rig.cases.negative import NegativeCase, device_settings
 from rig.config import HilConfig
 from rig.device.console import SECRET_KEYS, Console, ConsoleError, log_text
+from rig.device.profile import Profile
 from rig.device.provision import connect, provision
 from rig.pki import Pki
 
@@ -44,7 +45,7 @@ def device_verdict(c: NegativeCase, texts: list[str], error: str) -> str:
 
 
 def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
-                 board_console: Console,
+                 board_console: Console, board_profile: Profile,
                  start_broker: Callable[..., Broker],
                  record_property: Callable[[str, object], None]) -> None:
     c = negative_case
@@ -65,7 +66,7 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
     else:
         provision(board_console, settings)  # goes through: this case fails at connect
         with pytest.raises(ConsoleError) as info:
-            connect(board_console, hil_config.timeouts.connect)
+            connect(board_console, hil_config.timeouts.connect, clock=board_profile.clock)
     error = info.value.reason
     for s in settings:
         if s.key in SECRET_KEYS:
@@ -74,11 +75,14 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
 
     texts = [t for t in (log_text(line) for line in board_console.lines[start:]) if t is not None]
     record_property("device_reason", device_verdict(c, texts, error))
+    if c.fails_at == "connect":  # the device's own words for it, as its profile reads them
+        assert board_profile.refusal(texts), (
+            f"none of the device's lines is a refusal to {board_profile}: {texts}")
 
     if c.fails_at == "provision":
         # nothing was sent: the agent will not even try without a valid key
         with pytest.raises(ConsoleError, match=r"mqtt\.ssl_psk_key: required"):
-            connect(board_console, hil_config.timeouts.connect)
+            connect(board_console, hil_config.timeouts.connect, clock=board_profile.clock)
     if broker is not None and c.broker_reason is not None:
         seen = broker.wait_for_log(re.escape(c.broker_reason),
                                    timeout=hil_config.timeouts.message)

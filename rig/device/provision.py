@@ -99,8 +99,9 @@ def set_clock(console: Console) -> None:
         console.send(f"clock set {int(time.time())}")
 
 
-def connect(console: Console, timeout: float) -> Reply:
-    """`mqtt connect`, the board's clock set first."""
-    set_clock(console)
+def connect(console: Console, timeout: float, clock: bool = True) -> Reply:
+    """`mqtt connect`, the board's clock set first (unless its profile says it needs none)."""
+    if clock:
+        set_clock(console)
     with work("mqtt"), console.doing("connecting to the broker"):
         return console.send("mqtt connect", timeout=timeout)

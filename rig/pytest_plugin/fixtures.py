@@ -30,6 +30,7 @@ from rig.boards.virtual import VirtualBoard
 from rig.broker.mosquitto import Broker, SessionBrokers, child_brokers, start_for_mode
 from rig.config import Board, HilConfig, Mode
 from rig.device.console import Console
+from rig.device.profile import Profile, profile_of
 from rig.device.strategy import BoardStrategy
 from rig.errors import RigError
 from rig.host.observer import Observer
@@ -260,6 +261,12 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
     spec = hil_config.board(request.param)
     agent = _agent_for(hil_config, spec) if spec.kind == "virtual" else None
     return _boards.driver(spec.name, agent)
+
+
+@pytest.fixture(scope="session")
+def board_profile(hil_config: HilConfig, board_driver: BoardDriver) -> Profile:
+    """The device profile of the board's firmware (hil.toml `profile`; rig/device/profile.py)."""
+    return profile_of(hil_config, hil_config.board(board_driver.name))
 
 
 def _helper_processes() -> list[int]:

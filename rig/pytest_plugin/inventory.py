@@ -12,6 +12,7 @@ from rig.boards.flashing import FlashOptions
 from rig.broker.mosquitto import Broker
 from rig.config import Board, ConfigError, HilConfig, load
 from rig.device.console import Console
+from rig.device.profile import check as check_profiles
 from rig.host.observer import Observer
 
 CONFIG = pytest.StashKey[HilConfig]()
@@ -36,7 +37,7 @@ def config_path(config: pytest.Config) -> Path:
 # the fixtures that make a test one of the rig's (its parametrization applies only to those)
 RIG_FIXTURES = frozenset({"hil_config", "pki", "run_dir", "broker", "start_broker", "observer",
                           "board_driver", "board_strategy", "board_console", "virtual_board",
-                          "agent", "hil_agent"})
+                          "agent", "hil_agent", "board_profile"})
 
 
 def rig_in_use(config: pytest.Config) -> bool:
@@ -63,6 +64,7 @@ def inventory(config: pytest.Config) -> HilConfig:
                 "the directory that holds hil.toml")
         try:
             hil = load(path)
+            check_profiles(hil)  # every board's profile is there and usable
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         for name in config.getoption("--board") or []:

@@ -1,0 +1,154 @@
+"""Device profiles: how the rig drives a board's firmware, declared in TOML rather than coded.
+
+A profile says how settings reach the firmware (`settings`), whether the rig sets its clock
+before a connection, whether it serves HTTPS as the hil-agent does, and what it prints: its
+connected, ciphersuite, handshake, published and refusal lines, as regular expressions searched
+in the text of each log line. Profiles come from three places, checked the same way
+(rig.config's [profiles.<name>] tables: an unknown key or a wrong type names the file and the
+key):
+
+- built in: rig/device/profiles/*.toml (the hil-agent, which a board without `profile` runs);
+- hil.toml's [rig] profiles_file, a TOML file of [profiles.<name>] tables;
+- hil.toml's own [profiles.<name>] tables.
+
+A name is defined once: a profile that reuses another's name is an error naming both places.
+Each expression must compile and carry the named groups the rig reads (`suite`, `ms`, `topic`
+and `message`, `reason`); a board's `profile` must name a profile. Only the `console` way in
+is implemented so far: the hil-agent's line console (firmware/README.md)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from rig.config import Board, ConfigError, HilConfig, ProfileSection, load_profiles
+
+DEFAULT = "hil-agent"
+# each line's named groups the rig reads (a group the expression lacks is an error)
+GROUPS = {"connected": (), "on_connect": (), "ciphersuite": ("suite",), "handshake": ("ms",),
+          "published": ("topic", "message"), "refused": ("reason",)}
+REQUIRED = ("connected", "refused")
+
+
+class ProfileError(ConfigError):
+    """A profile that cannot be used, or a board that names none: like a broken hil.toml,
+    nothing starts (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Lines:
+    """A profile's lines, compiled; None where the firmware prints no such line."""
+
+    connected: re.Pattern[str]
+    on_connect: tuple[re.Pattern[str], ...]
+    ciphersuite: re.Pattern[str] | None
+    handshake: re.Pattern[str] | None
+    published: re.Pattern[str] | None
+    refused: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    source: str  # the file that defines it
+    description: str
+    settings: str
+    clock: bool
+    https: bool
+    lines: Lines
+
+    def __str__(self) -> str:
+        return f"profile {self.name!r} ({self.source})"
+
+    def refusal(self, texts: list[str]) -> str:
+        """The reason of the last line among `texts` that says the connection was refused
+        (a `refused` line's group `reason`), or ''."""
+        for text in reversed(texts):
+            for rx in self.lines.refused:
+                m = rx.search(text)
+                if m:
+                    return m.group("reason")
+        return ""
+
+
+def _builtin_files() -> list[Path]:
+    folder = resources.files("rig.device") / "profiles"
+    return sorted(Path(str(f)) for f in folder.iterdir() if f.name.endswith(".toml"))
+
+
+def _compile(pattern: str, groups: tuple[str, ...], where: str, src: str) -> re.Pattern[str]:
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ProfileError(src, where,
+                           f"not a regular expression: {exc} in {pattern!r}") from None
+    missing = [g for g in groups if g not in rx.groupindex]
+    if missing:
+        raise ProfileError(src, where, f"expected the named group(s) "
+                           f"{', '.join(f'(?P<{g}>...)' for g in missing)} in {pattern!r}")
+    return rx
+
+
+def _lines(section: ProfileSection, key: str, src: str) -> Lines:
+    raw = section.lines
+    for name in REQUIRED:
+        if not getattr(raw, name):
+            raise ProfileError(src, f"{key}.lines.{name}", "missing; expected a regular "
+                               "expression for the line the firmware prints")
+
+    def one(name: str) -> re.Pattern[str] | None:
+        value: str = getattr(raw, name)
+        return _compile(value, GROUPS[name], f"{key}.lines.{name}", src) if value else None
+
+    def many(name: str) -> tuple[re.Pattern[str], ...]:
+        values: list[str] = getattr(raw, name)
+        return tuple(_compile(v, GROUPS[name], f"{key}.lines.{name}[{i}]", src)
+                     for i, v in enumerate(values))
+
+    connected = one("connected")
+    assert connected is not None
+    return Lines(connected=connected, on_connect=many("on_connect"),
+                 ciphersuite=one("ciphersuite"), handshake=one("handshake"),
+                 published=one("published"), refused=many("refused"))
+
+
+def _profile(name: str, section: ProfileSection, src: str) -> Profile:
+    return Profile(name=name, source=src, description=section.description,
+                   settings=section.settings, clock=section.clock, https=section.https,
+                   lines=_lines(section, f"profiles.{name}", src))
+
+
+def profiles(config: HilConfig) -> dict[str, Profile]:
+    """Every profile this hil.toml can name: the built-in ones, its profiles_file's, its own."""
+    sources: list[tuple[str, dict[str, ProfileSection]]] = [
+        (str(path), load_profiles(path)) for path in _builtin_files()]
+    if config.rig.profiles_file:
+        path = config.path(config.rig.profiles_file)
+        sources.append((str(path), load_profiles(path)))
+    sources.append((str(config.source), config.profiles))
+    out: dict[str, Profile] = {}
+    for src, sections in sources:
+        for name, section in sections.items():
+            if name in out:
+                raise ProfileError(src, f"profiles.{name}", f"profile {name!r} is already "
+                                   f"defined in {out[name].source}: give this one another name")
+            out[name] = _profile(name, section, src)
+    return out
+
+
+def check(config: HilConfig) -> dict[str, Profile]:
+    """The profiles, and every board's among them (ProfileError naming the board if not)."""
+    found = profiles(config)
+    for i, board in enumerate(config.boards):
+        if board.profile not in found:
+            raise ProfileError(str(config.source), f"boards[{i}].profile",
+                               f"no profile named {board.profile!r}; known: "
+                               f"{', '.join(sorted(found))}")
+    return found
+
+
+def profile_of(config: HilConfig, board: Board) -> Profile:
+    """The board's profile (hil.toml `profile`, default hil-agent)."""
+    return check(config)[board.profile]

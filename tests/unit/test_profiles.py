@@ -1,0 +1,110 @@
+"""Device profiles (rig/device/profile.py): the built-in hil-agent one, user profiles in hil.toml
+or a file it names, and every bad input named by file and key (the CLI's exit 2 on them:
+tests/cli/test_config_cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rig.config import ConfigError, load
+from rig.device.profile import DEFAULT, ProfileError, check, profile_of
+
+BOARD = '[[boards]]\nname = "v0"\nkind = "virtual"\n'
+LINES = """
+[profiles.my-app]
+description = "a console app that prints its own words"
+https = false
+clock = false
+[profiles.my-app.lines]
+connected = '^mqtt: up$'
+ciphersuite = '^suite=(?P<suite>\\S+)$'
+published = '^sent (?P<topic>\\S+) (?P<message>\\S+)$'
+refused = ['^mqtt: refused: (?P<reason>.+)$']
+"""
+
+
+def config_with(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hil.toml"
+    path.write_text(text)
+    return path
+
+
+def error_for(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        check(load(config_with(tmp_path, text)))
+    return str(info.value)
+
+
+def test_a_board_without_profile_runs_the_built_in_hil_agent(tmp_path: Path) -> None:
+    config = load(config_with(tmp_path, BOARD))
+    profile = profile_of(config, config.boards[0])
+    assert profile.name == DEFAULT == "hil-agent" and profile.settings == "console"
+    assert profile.https and profile.clock
+    assert profile.source.endswith("profiles/hil-agent.toml")
+    # its lines are the agent's: a refusal's reason is read from the device's own words
+    assert profile.refusal(["MQTT0 connecting to 127.0.0.1:1883",
+                            "MQTT0 TLS handshake failed: -0x2700 X509 - Certificate "
+                            "verification failed"]).startswith("-0x2700")
+    assert profile.refusal(["MQTT0 CONNACK 5"]) == "5"
+    assert profile.refusal(["MQTT0 CONNACK 0"]) == ""
+
+
+def test_a_user_profile_in_hil_toml_is_a_boards_profile(tmp_path: Path) -> None:
+    config = load(config_with(tmp_path, BOARD.replace('kind = "virtual"\n',
+                                                      'kind = "virtual"\nprofile = "my-app"\n')
+                              + LINES))
+    profile = profile_of(config, config.boards[0])
+    assert (profile.name, profile.https, profile.clock) == ("my-app", False, False)
+    assert profile.source == str(tmp_path / "hil.toml")
+    assert profile.lines.handshake is None and profile.lines.on_connect == ()
+    assert profile.refusal(["mqtt: refused: bad certificate"]) == "bad certificate"
+
+
+def test_a_profiles_file_is_read_relative_to_hil_toml(tmp_path: Path) -> None:
+    (tmp_path / "profiles.toml").write_text(LINES)
+    config = load(config_with(tmp_path, '[rig]\nprofiles_file = "profiles.toml"\n'
+                              + BOARD + 'profile = "my-app"\n'))
+    assert profile_of(config, config.boards[0]).source == str(tmp_path / "profiles.toml")
+
+
+@pytest.mark.parametrize("text, key, says", [
+    (BOARD + 'profile = "mongoose"\n', "boards[0].profile",
+     "no profile named 'mongoose'; known: hil-agent"),
+    (BOARD + LINES.replace("connected =", "conected ="), "profiles.my-app.lines.conected",
+     "unknown key"),
+    (BOARD + LINES.replace('https = false', 'https = "no"'), "profiles.my-app.https",
+     "expected true or false"),
+    (BOARD + LINES.replace('clock = false', 'settings = "telnet"'), "profiles.my-app.settings",
+     "expected one of 'console'"),
+    (BOARD + LINES.replace("'^mqtt: up$'", "'^mqtt: (up$'"), "profiles.my-app.lines.connected",
+     "not a regular expression: missing ), unterminated subpattern"),
+    (BOARD + LINES.replace("(?P<suite>\\S+)", "(\\S+)"), "profiles.my-app.lines.ciphersuite",
+     "expected the named group(s) (?P<suite>...)"),
+    (BOARD + LINES.replace("(?P<reason>.+)", "(.+)"), "profiles.my-app.lines.refused[0]",
+     "expected the named group(s) (?P<reason>...)"),
+    (BOARD + LINES.replace("(?P<topic>\\S+) (?P<message>\\S+)", "(?P<topic>\\S+) (\\S+)"),
+     "profiles.my-app.lines.published", "(?P<message>...)"),
+    (BOARD + LINES.replace("connected = '^mqtt: up$'\n", ""), "profiles.my-app.lines.connected",
+     "missing; expected a regular expression"),
+    (BOARD + LINES.replace("my-app", "hil-agent"), "profiles.hil-agent",
+     "is already defined in"),
+    (BOARD + "[profiles]\nmy-app = 3\n", "profiles.my-app", "expected a table, got the integer 3"),
+    ('[rig]\nprofiles_file = "missing.toml"\n' + BOARD, "",
+     "file not found ([rig] profiles_file in hil.toml)"),
+])
+def test_a_bad_profile_is_named_with_its_key(tmp_path: Path, text: str, key: str,
+                                             says: str) -> None:
+    msg = error_for(tmp_path, text)
+    assert key in msg and says in msg, msg
+
+
+def test_a_profiles_file_holds_profiles_only(tmp_path: Path) -> None:
+    (tmp_path / "profiles.toml").write_text("[broker]\nport = 1\n" + LINES)
+    msg = error_for(tmp_path, '[rig]\nprofiles_file = "profiles.toml"\n' + BOARD)
+    assert str(tmp_path / "profiles.toml") in msg and "broker: unknown key" in msg, msg
+
+
+def test_profile_errors_stop_like_a_broken_hil_toml() -> None:
+    assert issubclass(ProfileError, ConfigError) and ProfileError.exit_code == 2
