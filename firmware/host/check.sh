@@ -24,11 +24,15 @@ done
 echo "== rv32 (qemu)"
 "$here/rv32/check.sh"
 
-for f in fuzz_mqtt_decode fuzz_console_line fuzz_http_request; do
+for f in fuzz_mqtt_decode fuzz_console_line fuzz_http_request fuzz_nvs_image fuzz_rpc; do
     echo "== $f (${secs}s)"
+    case "$f" in
+    fuzz_nvs_image) max_len=16384 ;; # NVS images are whole 4096-byte pages
+    *) max_len=4096 ;;
+    esac
     work=$(mktemp -d)
     # new inputs go to a scratch corpus; the committed seeds stay untouched
-    (cd "$work" && "$builds/fuzz/$f" -max_total_time="$secs" -max_len=4096 \
+    (cd "$work" && "$builds/fuzz/$f" -max_total_time="$secs" -max_len="$max_len" \
         -print_final_stats=1 "$work" "$here/fuzz/corpus/$f") || {
         echo "check: $f failed (artifacts in $work)" >&2
         exit 1

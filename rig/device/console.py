@@ -26,6 +26,7 @@ from typing import Any
 
 import pexpect
 
+from rig.device import mos_rpc
 from rig.errors import RigError
 from rig.local.spans import work
 
@@ -56,6 +57,7 @@ SEPARATORS = re.compile(r"[ \t]+")  # the agent's tokenizer: runs of spaces and 
 SET_RE = re.compile(r"^[ \t]*config[ \t]+set[ \t]+([^ \t]+)[ \t](.*)$", re.S)
 POLL_S = 0.2  # how often a wait looks at the board's health
 PROBE_S = 2.0  # how long the boot probe waits before it is sent again
+OPENED_RE = re.compile(re.escape(mos_rpc.OPENED))  # the board's answer to the RPC opening
 LINE_MAX = 512  # the agent's longest console line (firmware/README.md)
 WIRE_EXTRA = 2 + 1 + 6 + 1 + 6 + 1  # leading and trailing newline, "@", nonce, ".", seq, " "
 
@@ -226,6 +228,7 @@ class Console:
         # them change since the boot (None: unknown, e.g. what a boot loaded from flash)
         self.known: dict[str, str] | None = None
         self._abandoned: set[str] = set()  # tags of commands we stopped waiting for
+        self._rpc_id = 0  # the last Mongoose OS RPC request's id (rpc)
         self._booting = False  # inside wait_ready: a boot line is expected
         self._reboot_asked = False  # a `reboot` was sent: its boot line is not a surprise
         self.rebooted = ""  # the boot line of a reboot seen outside wait_ready (this cell)
@@ -554,3 +557,42 @@ class Console:
 
     def status(self) -> dict[str, str]:
         return dict(line.split("=", 1) for line in self.send("status").data if "=" in line)
+
+    # -------------------------------------------------------------- Mongoose OS RPC
+
+    def rpc_open(self, timeout: float | None = None) -> None:
+        """Open the board's Mongoose OS RPC channel on this port, as `mos` does
+        (rig/device/mos_rpc.py): the opening sent again until the board answers it."""
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            self.dut.write(mos_rpc.OPEN.decode("latin-1"))  # SerialDut.write adds a newline
+            self._sent("RPC channel opening")
+            left = deadline - time.monotonic()
+            try:
+                self._expect(OPENED_RE, max(0.05, min(PROBE_S, left)), "RPC channel opening",
+                             waited=wait)
+                return
+            except ConsoleTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                self.broken = ""
+
+    def rpc(self, method: str, params: dict[str, Any] | None = None,
+            timeout: float | None = None) -> Any:
+        """One RPC call over the open channel; its result, or RpcError with the board's error
+        code and message. The request's parameters may hold secrets (Config.Set): the
+        transcript shows the method only."""
+        self._rpc_id += 1
+        frame = mos_rpc.request_frame(self._rpc_id, method, params)
+        self.dut.write(frame.decode("ascii"))
+        self._sent(f"RPC {method} (id {self._rpc_id})")
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            raw = self._expect(mos_rpc.FRAME_RE, max(0.0, deadline - time.monotonic()),
+                               f"RPC {method}", waited=wait)
+            obj = mos_rpc.parse_frame(raw.strip())
+            if obj.get("id") == self._rpc_id:
+                return mos_rpc.answer_of(obj, method).result
+            self.noise.append(raw.decode("utf-8", "replace").strip())  # an older call's

@@ -34,42 +34,8 @@ for d in "$root"/src/mbedtls-3.6.*; do
     fi
 done
 
-command -v apt-get >/dev/null || {
-    echo "fetch.sh: apt-get not found; set HIL_MBEDTLS3_SRC to an unpacked mbedTLS 3.6 source tree" >&2
-    exit 1
-}
-
-# the system's own Debian archive URI and keyring, read from its sources
-uri="" keyring=""
-for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    u=$(awk '/^URIs:/ {print $2; exit}' "$f")
-    case "$u" in */debian) ;; *) continue ;; esac
-    uri=$u
-    keyring=$(awk '/^Signed-By:/ {print $2; exit}' "$f")
-    break
-done
-if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ {print $2; exit}' /etc/apt/sources.list)
-fi
-[ -n "$uri" ] || {
-    echo "fetch.sh: no Debian archive found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list;" >&2
-    echo "fetch.sh: set HIL_MBEDTLS3_SRC to an unpacked mbedTLS 3.6 source tree" >&2
-    exit 1
-}
-[ -n "$keyring" ] || keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-
-mkdir -p "$root/lists/partial" "$root/cache/archives/partial" "$root/src"
-printf 'deb-src [signed-by=%s] %s %s main\n' "$keyring" "$uri" "$suite" > "$root/sources.list"
-apt_private() {
-    apt-get -q -o Dir::Etc::SourceList="$root/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-        -o Dir::State::Lists="$root/lists" -o Dir::Cache="$root/cache" \
-        -o Dir::State::status=/dev/null -o Debug::NoLocking=1 -o APT::Sandbox::User="$(id -un)" \
-        "$@"
-}
-echo "fetch.sh: mbedtls source from $uri $suite (private apt state in $root)" >&2
-apt_private update >&2
-(cd "$root/src" && apt_private source --download-only mbedtls >&2)
+. "$(dirname "$0")/../debian_source.sh"  # debian_source_download
+debian_source_download "$root" "$suite" mbedtls HIL_MBEDTLS3_SRC
 tarball=$(ls "$root"/src/mbedtls_3.6.*.orig.tar.* 2>/dev/null | head -n 1)
 [ -n "$tarball" ] || {
     echo "fetch.sh: the $suite suite has no mbedtls 3.6 source package (found: $(ls "$root/src"))" >&2
@@ -82,5 +48,4 @@ ver=$(basename "$tarball" | sed 's/^mbedtls_\(3\.6\.[0-9]*\)\.orig.*/\1/')
 rm -rf "$root/src/mbedtls-$ver"
 mv "$tmp/$top" "$root/src/mbedtls-$ver"
 rmdir "$tmp"
-rm -rf "$root/lists" "$root/cache"
 echo "$root/src/mbedtls-$ver"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Cross-build the core's socket-free modules (mqtt_codec, http_parse, settings,
-# util) and their unit tests (CMakeLists.txt: RV32_TESTS) for bare-metal
+# util, nvs_image, ...) and their unit tests (CMakeLists.txt: RV32_TESTS) for bare-metal
 # RV32IMAC (the ESP32-C3's ISA, ILP32: uint32_t is `unsigned long` as in
 # ESP-IDF 5) against mbedTLS 3.6 built the same way, and run each test under
 # qemu-system-riscv32 (semihosting: the test's exit status is qemu's; a failed

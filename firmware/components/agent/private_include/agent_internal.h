@@ -9,8 +9,8 @@
  *
  *   leaf <- service <- command <- loop
  *
- *   leaf     util.c mqtt_codec.c http_parse.c version.c conn.c rng.c output.c
- *            settings.c clock.c keylog.c: codecs, parsers, the settings store,
+ *   leaf     util.c rpc_frame.c mqtt_codec.c http_parse.c version.c conn.c rng.c
+ *            output.c settings.c clock.c keylog.c: codecs, parsers, RPC framing, the settings store,
  *            TCP+TLS connection, DRBG, the lines printed, the board's clock,
  *            the key-log sink. A leaf may call a leaf listed before it.
  *   service  mqtt.c http_server.c wifi.c: each exposes what the loop needs
@@ -18,7 +18,7 @@
  *            layer starts; services never call each other. The outcome of an
  *            operation a command started goes up through the callback table
  *            given at init (agent_op_events_t: pending, done).
- *   command  final.c commands.c console.c: console line -> command ->
+ *   command  final.c commands.c rpc.c console.c: console line (or RPC frame) -> command ->
  *            services; final.c prints the one final line of a command (now,
  *            or through the events table when its operation ends).
  *   loop     agent.c: lifecycle and agent_step; wires the services to the
@@ -49,6 +49,7 @@
 #include "agent_mbedtls_compat.h"
 #include "agent_port.h"
 #include "agent_settings.h"
+#include "rpc_frame.h"
 
 /* Does mbedTLS check certificate validity dates against the board's clock
  * (port.clock_get)? Only when it checks dates at all (MBEDTLS_HAVE_TIME_DATE)
@@ -60,6 +61,15 @@
 #define AGENT_DATES_ON_BOARD_CLOCK 1
 #else
 #define AGENT_DATES_ON_BOARD_CLOCK 0
+#endif
+
+/* What Sys.GetInfo reports as "arch" (HTTPS /rpc/Sys.GetInfo and the RPC method). */
+#ifndef AGENT_ARCH
+#if defined(ESP_PLATFORM)
+#define AGENT_ARCH "esp32"
+#else
+#define AGENT_ARCH "host"
+#endif
 #endif
 
 /* ---- console.c ---------------------------------------------------------------- */
@@ -170,6 +180,32 @@ typedef struct {
     void *ev_ctx;
 } agent_wifi_t;
 
+/* ---- output.c: lines held while an RPC frame goes out ------------------------------- */
+
+typedef struct {
+    bool holding;
+    size_t hold_len;
+    unsigned dropped; /* lines that did not fit in hold */
+    char hold[AGENT_LOG_HOLD_BYTES];
+} agent_out_t;
+
+/* ---- rpc.c: Mongoose OS RPC frames on the console ----------------------------------- */
+
+/* A file given by FS.Put (RAM only: gone at reboot). A PEM setting given a
+ * file's name in Config.Set stores the file's content. */
+typedef struct {
+    char name[AGENT_RPC_FILE_NAME_MAX + 1]; /* "" = free slot */
+    uint8_t *data; /* heap; may be a private key: wiped when freed */
+    size_t len;
+} agent_rpc_file_t;
+
+typedef struct {
+    rpc_frame_t frame;
+    bool reboot; /* Sys.Reboot / Config.Save {"reboot": true}: after the response */
+    agent_rpc_file_t file[AGENT_RPC_FILES];
+    size_t files_total; /* bytes in all files */
+} agent_rpc_t;
+
 struct agent {
     agent_port_t port;
     settings_t settings;
@@ -191,6 +227,8 @@ struct agent {
     agent_wifi_t wifi;
     agent_http_t http; /* HTTPS server (http_server.c) */
     agent_keylog_t keylog; /* `tls keylog` (keylog.c) */
+    agent_out_t out;       /* output.c */
+    agent_rpc_t rpc;       /* RPC frames on the console (rpc.c) */
     bool stop;         /* leave agent_run */
     /* certificate dates are checked against port.clock_get: AGENT_DATES_ON_BOARD_CLOCK
      * (a field so that the unit tests can turn the clock warnings on in any build) */
@@ -209,6 +247,12 @@ void agent_log(agent_t *a, char level, const char *fmt, ...) __attribute__((form
 void agent_reply(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void agent_tagged_line(agent_t *a, const char *tag, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+/* Bytes as they are (the RPC handshake's answer), one console_write. */
+void agent_output_raw(agent_t *a, const char *buf, size_t len);
+/* One RPC frame: """ + json + CRC-32 as %08x + """ + newline, one console_write;
+ * lines logged meanwhile are held and written after it. 0, or -1 (too
+ * large: AGENT_RPC_FRAME_MAX; out of memory). */
+int agent_output_frame(agent_t *a, const char *json, size_t len);
 /* Print the port's queued asynchronous events (port.next_event) as log lines. */
 void agent_port_events(agent_t *a);
 uint64_t agent_now(const agent_t *a);
@@ -329,6 +373,18 @@ extern const agent_op_events_t agent_command_events;
 /* Run a command (line without its tag, starting at the command word; the
  * tag, if any, is in a->tag). Prints or defers exactly one final line. */
 void agent_command(agent_t *a, const char *line, size_t len);
+
+/* ---- rpc.c: Mongoose OS RPC frames (rpc_frame.h: the framing) ------------------------ */
+
+/* A console byte for the RPC channel. Returns the bytes (0..4, in pass) the
+ * line console gets; *start is set when a frame begins (a partial console
+ * line before it is garbage). Handshakes are answered and frames run
+ * (methods: rpc.c) from here. */
+size_t agent_rpc_feed(agent_t *a, uint8_t b, uint8_t pass[4], bool *start);
+/* Run one request (the JSON text of a frame) and write its response frame. */
+void agent_rpc_request(agent_t *a, const char *json, size_t len);
+/* agent_free: the FS.Put files wiped and freed, a partial frame forgotten. */
+void agent_rpc_free(agent_t *a);
 
 /* ---- console.c -------------------------------------------------------------------- */
 

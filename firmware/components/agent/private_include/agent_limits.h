@@ -28,6 +28,17 @@
 #define AGENT_HTTP_TIMEOUT_MS 5000u /* handshake + request, and again for the response */
 #define AGENT_HTTP_LINGER_MS 1000u  /* after the response: wait for the client's FIN */
 
+/* ---- RPC frames on the console (rpc_frame.c, rpc.c, output.c) ------------------ */
+/* JSON text of one frame: a PEM value of SETTING_MAX_LEN bytes, JSON-escaped, fits */
+#define AGENT_RPC_FRAME_MAX 12288
+#define AGENT_RPC_DEPTH_MAX 8       /* nesting of objects/arrays in a request */
+#define AGENT_LOG_HOLD_BYTES 2048   /* log lines held while a frame goes out */
+/* FS.Put's file table (RAM only, rpc.c): certificates and keys by file name */
+#define AGENT_RPC_FILES 8
+#define AGENT_RPC_FILE_NAME_MAX 48  /* [A-Za-z0-9._-], not starting with '.' */
+#define AGENT_RPC_FILE_MAX 8192     /* one file (= the settings' largest value) */
+#define AGENT_RPC_FILES_TOTAL 32768 /* all files together */
+
 /* ---- the loop (agent.c) -------------------------------------------------------- */
 #define AGENT_POLL_SLICE_MS 10u       /* polled console: longest read while sockets need service */
 

@@ -68,6 +68,8 @@ int settings_find(const char *name, size_t len);
 void settings_init(settings_t *s);
 void settings_free(settings_t *s);
 void settings_clear(settings_t *s, setting_key_t key);
+/* dst (initialised) = a copy of src's stored values; 0, or -1 (out of memory: dst empty). */
+int settings_copy(settings_t *dst, const settings_t *src);
 
 /* Validate value for key; on error writes "ERR"-ready text into err
  * ("<key>: <what was wrong>", never the value itself for secrets). */

@@ -106,6 +106,7 @@ void agent_free(agent_t *a)
     agent_mqtt_disconnect(a, false);
     agent_http_stop(a, false);
     agent_keylog_off(a); /* the sealing key (no connection is left to follow the switch) */
+    agent_rpc_free(a); /* FS.Put's files (keys) and a partial RPC frame */
     settings_free(&a->settings);
     if (a->load.buf) {
         mbedtls_platform_zeroize(a->load.buf, a->load.total);

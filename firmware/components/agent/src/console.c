@@ -6,7 +6,9 @@
  * never echoed. While a command is pending (its final line comes from a later
  * agent_step), further lines are queued and run in order after it, so final
  * lines stay in command order; a line that does not fit in the queue is
- * answered "ERR busy" at once. The commands themselves are in commands.c. */
+ * answered "ERR busy" at once. The commands themselves are in commands.c.
+ * Bytes of Mongoose OS RPC frames (rpc.c) never reach the line assembler;
+ * frames are answered at once, even while a command is pending. */
 #include <stdio.h>
 #include <string.h>
 
@@ -205,27 +207,44 @@ static void line_too_long(agent_t *a)
     }
 }
 
+static void line_byte(agent_t *a, char ch)
+{
+    if (ch == '\n') {
+        if (a->line_len > 0 && a->line[a->line_len - 1] == '\r') a->line_len--;
+        if (a->line_overflow || a->line_len > AGENT_LINE_MAX) {
+            line_too_long(a);
+        } else {
+            a->line[a->line_len] = '\0';
+            line_complete(a, a->line, a->line_len);
+        }
+        mbedtls_platform_zeroize(a->line, sizeof(a->line)); /* "config set <secret>" */
+        a->line_len = 0;
+        a->line_overflow = false;
+    } else if (!a->line_overflow) {
+        if (a->line_len < AGENT_LINE_MAX + 1) {
+            a->line[a->line_len++] = ch;
+        } else {
+            a->line_overflow = true;
+        }
+    }
+}
+
+/* Every byte goes through the RPC channel's framing first (rpc.c,
+ * rpc_frame.c): frame bytes stay there, the rest comes back for the line
+ * assembler. A frame's start discards the partial line before it (garbage
+ * between frames must not prefix the next command). */
 void agent_console_feed(agent_t *a, const uint8_t *data, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        char ch = (char)data[i];
-        if (ch == '\n') {
-            if (a->line_len > 0 && a->line[a->line_len - 1] == '\r') a->line_len--;
-            if (a->line_overflow || a->line_len > AGENT_LINE_MAX) {
-                line_too_long(a);
-            } else {
-                a->line[a->line_len] = '\0';
-                line_complete(a, a->line, a->line_len);
-            }
-            mbedtls_platform_zeroize(a->line, sizeof(a->line)); /* "config set <secret>" */
+        uint8_t pass[4];
+        bool start;
+        size_t n = agent_rpc_feed(a, data[i], pass, &start);
+        if (start) {
+            mbedtls_platform_zeroize(a->line, sizeof(a->line));
             a->line_len = 0;
             a->line_overflow = false;
-        } else if (!a->line_overflow) {
-            if (a->line_len < AGENT_LINE_MAX + 1) {
-                a->line[a->line_len++] = ch;
-            } else {
-                a->line_overflow = true;
-            }
         }
+        for (size_t k = 0; k < n; k++) line_byte(a, (char)pass[k]);
+        mbedtls_platform_zeroize(pass, sizeof(pass));
     }
 }

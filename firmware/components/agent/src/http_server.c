@@ -29,14 +29,6 @@
 #define MSG_NOSIGNAL 0
 #endif
 
-#ifndef AGENT_ARCH
-#if defined(ESP_PLATFORM)
-#define AGENT_ARCH "esp32"
-#else
-#define AGENT_ARCH "host"
-#endif
-#endif
-
 #define HTTP_RX_CAP (HTTP_HEAD_MAX + HTTP_BODY_MAX)
 #define HTTP_ACCEPT_BURST 8
 #define HTTP_LINGER_MAX_BYTES 65536u

@@ -1,12 +1,16 @@
 /* output.c - the core's lines: log lines, data lines, "[@<tag> ]<text>"
- * lines (final.c builds the commands' final lines on it) and the port's
- * queued events. A leaf: it calls nothing of the core. Every line is written
- * with one console_write. */
+ * lines (final.c builds the commands' final lines on it), the port's queued
+ * events, and RPC frames (rpc.c). A leaf: it calls only rpc_frame.c (the
+ * frame's trailer). Every line is written with one console_write, and so is
+ * every frame; while a frame goes out, lines are held (a->out) and written
+ * after it, so that no line ever lands inside a frame. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent_internal.h"
+#include "rpc_frame.h"
 
 #define LINE_BUF 1200
 
@@ -23,7 +27,49 @@ static void write_line(agent_t *a, char *buf, size_t len, size_t cap)
     }
     if (len + 1 >= cap) len = cap - 2;
     buf[len++] = '\n';
+    if (a->out.holding) {
+        if (len <= sizeof(a->out.hold) - a->out.hold_len) {
+            memcpy(a->out.hold + a->out.hold_len, buf, len);
+            a->out.hold_len += len;
+        } else {
+            a->out.dropped++;
+        }
+        return;
+    }
     a->port.console_write(a->port.ctx, buf, len);
+}
+
+void agent_output_raw(agent_t *a, const char *buf, size_t len)
+{
+    a->port.console_write(a->port.ctx, buf, len);
+}
+
+int agent_output_frame(agent_t *a, const char *json, size_t len)
+{
+    char trailer[RPC_TRAILER_LEN + 1];
+    if (len > AGENT_RPC_FRAME_MAX) return -1;
+    size_t total = len + RPC_FRAME_OVERHEAD;
+    char *buf = malloc(total);
+    if (!buf) return -1;
+    memcpy(buf, "\"\"\"", 3);
+    memcpy(buf + 3, json, len);
+    rpc_frame_trailer(json, len, trailer);
+    memcpy(buf + 3 + len, trailer, RPC_TRAILER_LEN);
+    a->out.holding = true;
+    a->port.console_write(a->port.ctx, buf, total);
+    a->out.holding = false;
+    free(buf);
+    /* the lines held meanwhile (none in the single-threaded core today) */
+    if (a->out.hold_len > 0) {
+        a->port.console_write(a->port.ctx, a->out.hold, a->out.hold_len);
+        a->out.hold_len = 0;
+    }
+    if (a->out.dropped > 0) {
+        unsigned n = a->out.dropped;
+        a->out.dropped = 0;
+        agent_log(a, 'W', "%u log lines dropped while an RPC frame went out", n);
+    }
+    return 0;
 }
 
 void agent_log(agent_t *a, char level, const char *fmt, ...)

@@ -62,6 +62,24 @@ void settings_free(settings_t *s)
     for (int i = 0; i < SK_COUNT; i++) settings_clear(s, (setting_key_t)i);
 }
 
+int settings_copy(settings_t *dst, const settings_t *src)
+{
+    settings_free(dst);
+    for (int i = 0; i < SK_COUNT; i++) {
+        const setting_value_t *v = &src->v[i];
+        if (!v->value) continue;
+        char *copy = malloc(v->len + 1);
+        if (!copy) {
+            settings_free(dst);
+            return -1;
+        }
+        memcpy(copy, v->value, v->len + 1);
+        dst->v[i].value = copy;
+        dst->v[i].len = v->len;
+    }
+    return 0;
+}
+
 /* ---- per-kind validation ---------------------------------------------- */
 
 static int parse_port(const char *p, size_t n, uint32_t min, uint16_t *port)
