@@ -125,7 +125,7 @@ def test_default_keeps_only_a_failing_cells_capture_and_names_it(tmp_path: Path,
     assert f'name="capture" value="{path}"' in junit
     # the refused handshake is in it: the board's ClientHello and the broker's alert
     shown = "\n".join(tshark(path, "-Y", "tls"))
-    assert "Client Hello" in shown and "Alert" in shown, shown
+    assert "Client Hello" in shown and "Alert" in shown, f"{cell['reason']}\n{shown}"
 
 
 def test_capture_off_writes_nothing(tmp_path: Path, hil_config: HilConfig) -> None:
