@@ -193,6 +193,87 @@ static void hp_console_write(void *ctx, const char *buf, size_t len)
     }
 }
 
+/* ---- --nvs <image>: settings the ESP-IDF way ------------------------------------ */
+
+#define NVS_FILE_MAX (NVS_IMAGE_MAX_PAGES * NVS_IMAGE_PAGE_SIZE)
+
+static void nvs_read_image(host_port_t *hp)
+{
+    struct stat st;
+    hp->nvs_state = -1;
+    int fd = open(hp->nvs_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(hp->nvs_err, sizeof(hp->nvs_err), "%s: %s", hp->nvs_path, strerror(errno));
+        return;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > NVS_FILE_MAX) {
+        snprintf(hp->nvs_err, sizeof(hp->nvs_err), "%s: not a regular file of 1..%u bytes", hp->nvs_path,
+                 (unsigned)NVS_FILE_MAX);
+        close(fd);
+        return;
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    hp->nvs_buf = malloc(size);
+    while (hp->nvs_buf && got < size) {
+        ssize_t n = read(fd, hp->nvs_buf + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (!hp->nvs_buf || got != size) {
+        snprintf(hp->nvs_err, sizeof(hp->nvs_err), "%s: %s", hp->nvs_path,
+                 hp->nvs_buf ? "short read" : "out of memory");
+        return;
+    }
+    hp->nvs_len = size;
+    char why[200];
+    if (nvs_image_open(&hp->nvs_img, hp->nvs_buf, size, why, sizeof(why)) != NVS_IMAGE_OK) {
+        snprintf(hp->nvs_err, sizeof(hp->nvs_err), "image %s refused: %s", hp->nvs_path, why);
+        return;
+    }
+    hp->nvs_state = 1;
+}
+
+static int hp_nvs_get(void *ctx, const char *key, uint8_t type, void *buf, size_t cap, size_t *len,
+                      char *err, size_t errlen)
+{
+    host_port_t *hp = ctx;
+    nvs_image_value_t v;
+    if (hp->nvs_state == 0) nvs_read_image(hp);
+    if (hp->nvs_state < 0) {
+        snprintf(err, errlen, "%s", hp->nvs_err);
+        return AGENT_NVS_UNAVAILABLE;
+    }
+    int r = nvs_image_find(&hp->nvs_img, "hil", key, &v);
+    if (r == NVS_IMAGE_NOT_FOUND) return AGENT_NVS_NOT_FOUND;
+    if (r != NVS_IMAGE_OK) {
+        snprintf(err, errlen, "lookup failed (%d)", r);
+        return AGENT_NVS_ERROR;
+    }
+    if ((unsigned)v.type != type) {
+        snprintf(err, errlen, "stored as %s, expected %s", nvs_image_type_name(v.type),
+                 nvs_image_type_name((nvs_image_type_t)type));
+        return AGENT_NVS_ERROR;
+    }
+    r = nvs_image_read(&hp->nvs_img, &v, buf, cap, len);
+    if (r != NVS_IMAGE_OK) {
+        snprintf(err, errlen, "%u bytes, more than %zu", (unsigned)v.size, cap);
+        return AGENT_NVS_ERROR;
+    }
+    return AGENT_NVS_OK;
+}
+
+void host_port_free(host_port_t *hp)
+{
+    if (hp->nvs_buf) {
+        memset(hp->nvs_buf, 0, hp->nvs_len); /* keys and PSKs */
+        free(hp->nvs_buf);
+        hp->nvs_buf = NULL;
+    }
+    hp->nvs_state = 0;
+}
+
 static void hp_reboot(void *ctx)
 {
     host_port_t *hp = ctx;
@@ -220,6 +301,7 @@ void host_port_make(host_port_t *hp, agent_port_t *port)
     port->free_heap = NULL;
     port->clock_get = hp_clock_get;
     port->clock_set = hp_clock_set;
+    port->nvs_get = hp->nvs_path ? hp_nvs_get : NULL;
     hp->clock_was_set = false;
     hp->clock_offset_ns = 0;
 }

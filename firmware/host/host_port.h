@@ -3,6 +3,7 @@
 #define HOST_PORT_H
 
 #include "agent_port.h"
+#include "nvs_image.h"
 
 typedef struct {
     const char *state_path;
@@ -23,9 +24,20 @@ typedef struct {
     bool clock_unset;
     bool clock_was_set;     /* by clock_set */
     int64_t clock_offset_ns; /* added to the base (time since start, or CLOCK_REALTIME) */
+    /* `--nvs <image>`: an ESP-IDF NVS partition image (esp-idf-nvs-partition-gen) whose
+     * namespace "hil" provisions settings at boot (agent_port_t.nvs_get); NULL = none.
+     * Read and checked (nvs_image.c) at the first nvs_get. */
+    const char *nvs_path;
+    int nvs_state;        /* 0 not read yet, 1 accepted, -1 refused (nvs_err says why) */
+    uint8_t *nvs_buf;     /* the image file's bytes (freed by host_port_free) */
+    size_t nvs_len;
+    nvs_image_t nvs_img;
+    char nvs_err[300];
 } host_port_t;
 
 /* Fill *port with the host implementation; hp must outlive the agent. */
 void host_port_make(host_port_t *hp, agent_port_t *port);
+/* What host_port_make and the port's calls allocated (the NVS image). */
+void host_port_free(host_port_t *hp);
 
 #endif

@@ -9,8 +9,10 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: hil-agent [--state <path>] [--clock unset|host] [--version]\n"
+    fprintf(f, "usage: hil-agent [--state <path>] [--nvs <image>] [--clock unset|host] [--version]\n"
                "  --state <path>  settings file standing for flash/NVS (default ./hil-agent.state)\n"
+               "  --nvs <image>   an ESP-IDF NVS partition image: its namespace \"hil\" provisions\n"
+               "                  settings for this boot, as an esp-mqtt app reads them\n"
                "  --clock unset   the board starts without a clock, like a chip: 1970-01-01 + uptime\n"
                "                  until `clock set` (default of the esp variant)\n"
                "  --clock host    the board starts with the host's clock (default of the native variant)\n"
@@ -37,6 +39,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             hp.state_path = argv[++i];
+        } else if (strcmp(argv[i], "--nvs") == 0 && i + 1 < argc) {
+            hp.nvs_path = argv[++i];
         } else if (strcmp(argv[i], "--clock") == 0 && i + 1 < argc) {
             const char *mode = argv[++i];
             if (strcmp(mode, "unset") == 0) {
@@ -72,5 +76,6 @@ int main(int argc, char **argv)
     }
     agent_run(a);
     agent_delete(a);
+    host_port_free(&hp);
     return 0;
 }

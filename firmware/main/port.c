@@ -86,6 +86,13 @@ static int hp_save(void *ctx, const uint8_t *buf, size_t len, char *err, size_t 
     return port_storage_save(&p->storage, buf, len, err, errlen);
 }
 
+static int hp_nvs_get(void *ctx, const char *key, uint8_t type, void *buf, size_t cap, size_t *len,
+                      char *err, size_t errlen)
+{
+    hil_port_t *p = ctx;
+    return port_storage_nvs_get(&p->storage, key, type, buf, cap, len, err, errlen);
+}
+
 static int hp_random(void *ctx, unsigned char *buf, size_t len)
 {
     (void)ctx;
@@ -178,6 +185,7 @@ esp_err_t hil_port_init(hil_port_t *p, agent_port_t *port)
     port->next_event = hp_next_event;
     port->clock_get = hp_clock_get;
     port->clock_set = hp_clock_set;
+    port->nvs_get = hp_nvs_get;
     p->clock_was_set = false;
     return ESP_OK;
 }

@@ -3,7 +3,8 @@
  * ESP-IDF APIs (checked in v5.1 and v5.4.2, components/nvs_flash/include):
  *   nvs_flash_init, nvs_flash_erase                         nvs_flash.h
  *   nvs_open(NVS_READONLY/NVS_READWRITE), nvs_get_blob (NULL buffer = ask the size),
- *   nvs_set_blob, nvs_commit, nvs_close, ESP_ERR_NVS_NOT_FOUND (missing key, or a
+ *   nvs_set_blob, nvs_commit, nvs_close, nvs_get_u8, nvs_get_str (the length counts the
+ *   NUL; a buffer too small: ESP_ERR_NVS_INVALID_LENGTH), ESP_ERR_NVS_NOT_FOUND (missing key, or a
  *   namespace that does not exist yet when opened NVS_READONLY),
  *   ESP_ERR_NVS_NO_FREE_PAGES, ESP_ERR_NVS_NEW_VERSION_FOUND  nvs.h
  *   esp_err_to_name                                         esp_common/include/esp_err.h
@@ -80,6 +81,50 @@ int port_storage_load(port_storage_t *s, uint8_t **buf, size_t *len, char *err, 
     *buf = b;
     *len = size;
     return AGENT_STORAGE_OK;
+}
+
+/* Provisioning keys (the core's nvs_settings.c asks for each): read-only, in the same
+ * namespace as the settings blob. A key of another type: ESP_ERR_NVS_TYPE_MISMATCH,
+ * reported as AGENT_NVS_ERROR like any error but ESP_ERR_NVS_NOT_FOUND. Compiled
+ * against ESP-IDF v5.1 - v5.4's nvs.h only by reading it: not built here. */
+int port_storage_nvs_get(port_storage_t *s, const char *key, uint8_t type, void *buf, size_t cap,
+                         size_t *len, char *err, size_t errlen)
+{
+    nvs_handle_t h;
+    esp_err_t e;
+    size_t n = cap;
+    if (s->init_err != ESP_OK) {
+        snprintf(err, errlen, "NVS unusable (%s)", esp_err_to_name(s->init_err));
+        return AGENT_NVS_UNAVAILABLE;
+    }
+    e = nvs_open(PORT_NVS_NAMESPACE, NVS_READONLY, &h);
+    if (e == ESP_ERR_NVS_NOT_FOUND) return AGENT_NVS_NOT_FOUND; /* no namespace "hil" yet */
+    if (e != ESP_OK) {
+        snprintf(err, errlen, "nvs_open(%s): %s", PORT_NVS_NAMESPACE, esp_err_to_name(e));
+        return AGENT_NVS_UNAVAILABLE;
+    }
+    if (type == AGENT_NVS_TYPE_U8) {
+        uint8_t v = 0;
+        e = cap >= 1 ? nvs_get_u8(h, key, &v) : ESP_ERR_NVS_INVALID_LENGTH;
+        if (e == ESP_OK) {
+            *(uint8_t *)buf = v;
+            n = 1;
+        }
+    } else if (type == AGENT_NVS_TYPE_STR) {
+        e = nvs_get_str(h, key, buf, &n);
+    } else if (type == AGENT_NVS_TYPE_BLOB) {
+        e = nvs_get_blob(h, key, buf, &n);
+    } else {
+        e = ESP_ERR_NVS_TYPE_MISMATCH;
+    }
+    nvs_close(h);
+    if (e == ESP_ERR_NVS_NOT_FOUND) return AGENT_NVS_NOT_FOUND;
+    if (e != ESP_OK) {
+        snprintf(err, errlen, "%s", esp_err_to_name(e));
+        return AGENT_NVS_ERROR;
+    }
+    *len = n;
+    return AGENT_NVS_OK;
 }
 
 int port_storage_save(port_storage_t *s, const uint8_t *buf, size_t len, char *err, size_t errlen)

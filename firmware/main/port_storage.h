@@ -22,5 +22,9 @@ esp_err_t port_storage_init(port_storage_t *s, port_events_t *events);
 /* agent_port_t.storage_load / storage_save semantics (AGENT_STORAGE_*). */
 int port_storage_load(port_storage_t *s, uint8_t **buf, size_t *len, char *err, size_t errlen);
 int port_storage_save(port_storage_t *s, const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* agent_port_t.nvs_get semantics (AGENT_NVS_*): a provisioning key of namespace "hil"
+ * (nvs_get_u8 / nvs_get_str / nvs_get_blob by the type asked for). */
+int port_storage_nvs_get(port_storage_t *s, const char *key, uint8_t type, void *buf, size_t cap,
+                         size_t *len, char *err, size_t errlen);
 
 #endif

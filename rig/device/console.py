@@ -45,8 +45,8 @@ SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.
                          "wifi.sta.pass"})
 PLAIN_KEYS = frozenset({"mqtt.server", "mqtt.client_id", "mqtt.user", "mqtt.keep_alive",
                         "mqtt.ssl_ca_cert", "mqtt.ssl_cert", "mqtt.ssl_psk_identity",
-                        "mqtt.ssl_cipher_suites", "http.listen_addr", "http.ssl_cert",
-                        "http.ssl_ca_cert", "wifi.sta.ssid"})
+                        "mqtt.ssl_cipher_suites", "mqtt.enable", "http.listen_addr",
+                        "http.ssl_cert", "http.ssl_ca_cert", "wifi.sta.ssid"})
 CHUNK = 96  # decoded bytes per `config data` line
 MAX_SET = 200  # longer values (and any with a newline) go through config load
 # Bytes sent ahead of the board's answers. The agent's line limit is 512 bytes; the ESP-IDF

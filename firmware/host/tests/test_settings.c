@@ -218,8 +218,32 @@ static void test_key_pair(void)
     settings_free(&s);
 }
 
+/* mqtt.enable: a boolean, "true" or "false", default false */
+static void test_bool(void)
+{
+    char err[300], out[300];
+    settings_t s;
+    settings_init(&s);
+    CHECK(!settings_get_bool(&s, SK_MQTT_ENABLE));
+    settings_format_get(&s, SK_MQTT_ENABLE, out, sizeof(out));
+    CHECK_STR(out, "mqtt.enable=false");
+    CHECK(set(&s, SK_MQTT_ENABLE, "1", err) != 0);
+    CHECK_STR(err, "mqtt.enable: expected true or false");
+    CHECK(set(&s, SK_MQTT_ENABLE, "TRUE", err) != 0);
+    CHECK(set(&s, SK_MQTT_ENABLE, "true ", err) != 0);
+    CHECK(set(&s, SK_MQTT_ENABLE, "true", err) == 0);
+    CHECK(settings_get_bool(&s, SK_MQTT_ENABLE));
+    settings_format_get(&s, SK_MQTT_ENABLE, out, sizeof(out));
+    CHECK_STR(out, "mqtt.enable=true");
+    CHECK(set(&s, SK_MQTT_ENABLE, "false", err) == 0);
+    CHECK(!settings_get_bool(&s, SK_MQTT_ENABLE));
+    CHECK_EQ_INT(settings_find("mqtt.enable", 11), SK_MQTT_ENABLE);
+    settings_free(&s);
+}
+
 int main(void)
 {
+    test_bool();
     test_server();
     test_psk_and_suites();
     test_masking();

@@ -23,6 +23,16 @@ extern "C" {
 #define AGENT_STORAGE_EMPTY 1 /* nothing saved yet */
 #define AGENT_STORAGE_ERROR (-1)
 
+/* agent_port_t.nvs_get: return codes, and the value types asked for
+ * (numbered as ESP-IDF's nvs_type_t). */
+#define AGENT_NVS_OK 0
+#define AGENT_NVS_NOT_FOUND 1        /* no such key in the namespace (or no namespace) */
+#define AGENT_NVS_ERROR (-1)         /* this key: another type, too large, unreadable */
+#define AGENT_NVS_UNAVAILABLE (-2)   /* the whole store: refused or unusable; ask no more */
+#define AGENT_NVS_TYPE_U8 0x01
+#define AGENT_NVS_TYPE_STR 0x21
+#define AGENT_NVS_TYPE_BLOB 0x42
+
 typedef struct agent_port {
     void *ctx;
 
@@ -97,6 +107,19 @@ typedef struct agent_port {
      * the core); 0, or nonzero and a short reason in err. */
     int64_t (*clock_get)(void *ctx, bool *is_set);
     int (*clock_set)(void *ctx, int64_t unix_s, char *err, size_t errlen);
+
+    /* Optional (NULL: none): settings provisioned the ESP-IDF way, in the NVS
+     * namespace "hil" (keys of at most 15 characters; firmware/README.md,
+     * "Settings from an NVS partition"). At init, after storage_load, the core
+     * asks for each key it knows, with the type it expects: the value into buf
+     * (cap bytes; a u8 as 1 byte, a string with its NUL, a blob as it is) and
+     * *len = the bytes written (a string's NUL counted). Returns AGENT_NVS_OK,
+     * _NOT_FOUND, _ERROR (this key: another type, larger than cap, unreadable)
+     * or _UNAVAILABLE (the whole store: an image refused, NVS unusable; the
+     * core asks no further key), with a short reason in err that never holds a
+     * value. Must not wait. */
+    int (*nvs_get)(void *ctx, const char *key, uint8_t type, void *buf, size_t cap, size_t *len,
+                   char *err, size_t errlen);
 } agent_port_t;
 
 #ifdef __cplusplus

@@ -10,7 +10,8 @@
  *   leaf <- service <- command <- loop
  *
  *   leaf     util.c rpc_frame.c mqtt_codec.c http_parse.c version.c conn.c rng.c
- *            output.c settings.c clock.c keylog.c: codecs, parsers, RPC framing, the settings store,
+ *            output.c settings.c clock.c keylog.c nvs_image.c nvs_settings.c: codecs, parsers,
+ *            RPC framing, the settings store, settings from NVS,
  *            TCP+TLS connection, DRBG, the lines printed, the board's clock,
  *            the key-log sink. A leaf may call a leaf listed before it.
  *   service  mqtt.c http_server.c wifi.c: each exposes what the loop needs
@@ -32,7 +33,14 @@
  * kept), agent_step services the operation and the service prints the
  * command's log lines and then calls ev->done (agent_resolve: its one final
  * line with the tag). Meanwhile console input is still read, but complete
- * lines are queued (console.c) and run in order once nothing is pending. */
+ * lines are queued (console.c) and run in order once nothing is pending.
+ *
+ * Owner-less operations (no command waits on them): the boot connect
+ * (mqtt.enable, agent.c) and RPC MQTT.Pub (rpc.c). The MQTT service runs
+ * them like the commands' ones, with the same log lines, but never calls
+ * the events table for them: their outcome is only logged (a failure as
+ * "E ... <origin>: <reason>"). The boot connect holds the console's lines
+ * as a pending command would; MQTT.Pub has publish slots of its own. */
 #ifndef AGENT_INTERNAL_H
 #define AGENT_INTERNAL_H
 
@@ -120,10 +128,14 @@ typedef enum {
     MQTT_CONNECTED,   /* CONNACK 0: publish, subscribe, keep-alive, incoming messages */
 } mqtt_state_t;
 
-/* What a pending mqtt command waits for. */
+/* What an MQTT operation waits for. Its owner: a console command (origin
+ * NULL: the outcome is the command's final line, through the events table),
+ * or nobody (origin: "mqtt.enable" for the boot connect, "MQTT.Pub" for an
+ * RPC publish; the outcome is only logged, see mqtt.c). */
 typedef struct {
     uint8_t type; /* 0 = nothing; MQTT_CONNACK / MQTT_PUBACK / MQTT_SUBACK; MQTT_PUBLISH =
                    * a QoS 0 publish waiting until its bytes are written */
+    const char *origin; /* NULL: a command's; else who started it (a static string) */
     uint16_t id;
     bool done;    /* the packet arrived (handled at the end of the service round) */
     uint8_t code; /* CONNACK return code, SUBACK granted QoS */
@@ -150,7 +162,8 @@ typedef struct {
     uint8_t tx[AGENT_MQTT_BUF];
     size_t tx_len, tx_off;
     uint64_t tx_deadline_ms; /* no write progress until then: connection lost */
-    mqtt_wait_t wait;
+    mqtt_wait_t wait; /* the one operation a command (or the boot connect) waits on */
+    mqtt_wait_t bg[AGENT_MQTT_BG_PUBS]; /* owner-less publishes (RPC MQTT.Pub) */
     const agent_op_events_t *ev; /* the command layer's callbacks (agent_mqtt_init) */
     void *ev_ctx;
 } agent_mqtt_t;
@@ -230,6 +243,7 @@ struct agent {
     agent_out_t out;       /* output.c */
     agent_rpc_t rpc;       /* RPC frames on the console (rpc.c) */
     bool stop;         /* leave agent_run */
+    bool boot_connect; /* mqtt.enable: connect once the network is up (agent.c) */
     /* certificate dates are checked against port.clock_get: AGENT_DATES_ON_BOARD_CLOCK
      * (a field so that the unit tests can turn the clock warnings on in any build) */
     bool dates_on_board_clock;
@@ -311,6 +325,14 @@ size_t keylog_nss_line(const agent_tls_secret_t *s, char *out, size_t cap);
 int keylog_seal(const uint8_t key[AGENT_KEYLOG_KEY_LEN], uint32_t seq, const uint8_t *in,
                 size_t len, uint8_t *out);
 
+/* ---- nvs_settings.c ---------------------------------------------------------------- */
+
+/* agent_init, after the saved settings: the provisioning keys of NVS namespace
+ * "hil" (port.nvs_get; nothing when the port has none) mapped to settings,
+ * validated by settings_set, all applied or none, for this boot (not saved).
+ * One I line naming the settings, or one E line naming the key at fault. */
+void agent_nvs_settings(agent_t *a);
+
 /* ==== services (agent_http.h: http_server.c): leaves only, never each other ======== */
 
 /* ---- mqtt.c ----------------------------------------------------------------------- */
@@ -327,6 +349,26 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen);
 int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t qos, char *err,
                        size_t errlen);
 int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, size_t errlen);
+/* The same operations with no command waiting (owner-less): nothing goes
+ * through ev; the log lines are those of the command, and a failure ends
+ * with one line "E ... <origin>: <the command's ERR reason>" (origin: a
+ * static string naming who started it). Connect (the boot connect,
+ * "mqtt.enable"): uses the one wait slot, like `mqtt connect`; 0 started,
+ * -1 with the reason in err. Publish (RPC "MQTT.Pub"): one of
+ * AGENT_MQTT_BG_PUBS slots of its own, so a command's pending publish is
+ * untouched; its Published:OK line comes from a later service round (after
+ * the caller's answer); 0 handed to the connection, -1 a bad request
+ * (topic, size), -2 not now (not connected, all slots or the send buffer
+ * in use); err says why. */
+int agent_mqtt_connect_unowned(agent_t *a, const char *origin, char *err, size_t errlen);
+int agent_mqtt_publish_unowned(agent_t *a, const char *origin, const char *topic, const char *msg,
+                               uint8_t qos, char *err, size_t errlen);
+/* An owner-less connect is in progress (the console holds its lines meanwhile). */
+bool agent_mqtt_unowned_connecting(const agent_t *a);
+/* Nothing open and nothing waited on (the boot connect may start). */
+bool agent_mqtt_idle(const agent_t *a);
+/* agent_free: nobody waits for any outcome any more. */
+void agent_mqtt_forget(agent_t *a);
 /* Close the connection (graceful: DISCONNECT + close_notify, best effort). */
 void agent_mqtt_disconnect(agent_t *a, bool graceful);
 bool agent_mqtt_connected(const agent_t *a);

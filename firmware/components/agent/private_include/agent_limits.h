@@ -18,6 +18,10 @@
 #define AGENT_CONNECT_TIMEOUT_MS 5000u
 #define AGENT_HANDSHAKE_TIMEOUT_MS 10000u
 #define AGENT_REPLY_TIMEOUT_MS 10000u /* CONNACK, PUBACK, SUBACK; a stalled write */
+#define AGENT_MQTT_BG_PUBS 4     /* RPC MQTT.Pub publishes in flight (no command waits on them) */
+
+/* ---- the boot connect (agent.c: mqtt.enable) ------------------------------------ */
+#define AGENT_BOOT_NET_POLL_MS 100u /* mqtt.enable before the network is up: look this often */
 
 /* ---- Wi-Fi (wifi.c) ------------------------------------------------------------ */
 #define AGENT_WIFI_TIMEOUT_MS 15000u  /* `wifi connect`: association + DHCP */

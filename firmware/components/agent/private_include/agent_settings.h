@@ -27,6 +27,7 @@ typedef enum {
     SK_HTTP_SSL_CA_CERT,
     SK_WIFI_STA_SSID,
     SK_WIFI_STA_PASS,
+    SK_MQTT_ENABLE, /* last: the keys before it keep their order in `config get` */
     SK_COUNT
 } setting_key_t;
 
@@ -39,6 +40,7 @@ typedef enum {
     SKIND_PEM_KEY,  /* PEM private key */
     SKIND_PSK_HEX,  /* 32 or 64 hex digits */
     SKIND_SUITES,   /* colon-separated mbedTLS suite names */
+    SKIND_BOOL,     /* "true" or "false" (RPC: a JSON boolean) */
 } setting_kind_t;
 
 #define SETTING_MAX_LEN 8192   /* largest value (PEM via config load) */
@@ -103,6 +105,8 @@ settings_pair_t settings_parse_pair(const char *cert_pem, const char *key_pem, m
 /* Effective value (stored or default) or NULL. */
 const char *settings_get(const settings_t *s, setting_key_t key);
 bool settings_is_set(const settings_t *s, setting_key_t key);
+/* A SKIND_BOOL setting's effective value ("true"). */
+bool settings_get_bool(const settings_t *s, setting_key_t key);
 /* The "<key>=<value>" read-back line with masking, into out. */
 void settings_format_get(const settings_t *s, setting_key_t key, char *out, size_t outlen);
 

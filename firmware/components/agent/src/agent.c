@@ -94,13 +94,16 @@ int agent_init(agent_t *a, const agent_port_t *port)
         mbedtls_platform_zeroize(blob, len); /* holds the secrets */
         free(blob);
     }
+    agent_nvs_settings(a); /* the ESP-IDF way: NVS namespace "hil", over the saved ones */
     return 0;
 }
 
 void agent_free(agent_t *a)
 {
-    /* nobody waits for a pending command's final line any more */
-    a->mqtt.wait.type = 0;
+    /* nobody waits for a pending command's final line (or a boot connect's
+     * or an RPC publish's outcome) any more */
+    agent_mqtt_forget(a);
+    a->boot_connect = false;
     a->wifi.pending = false;
     a->pending.active = false;
     agent_mqtt_disconnect(a, false);
@@ -136,11 +139,40 @@ void agent_delete(agent_t *a)
     free(a);
 }
 
+/* mqtt.enable (Mongoose OS's setting): the agent connects by itself once
+ * per boot, exactly as `mqtt connect` does (the same log lines), but no
+ * command waits for it: the MQTT service reports its outcome to nobody (an
+ * owner-less operation, mqtt.c), so there is no final line, and a failure
+ * ends with "E ... mqtt.enable: <the reason `mqtt connect` would give>".
+ * It starts when the network is up (boards: after Wi-Fi got an address)
+ * and nothing else is under way on the console (a pending command and the
+ * lines queued behind it go first); while it is in progress the console
+ * holds its lines as behind a pending command (console.c). A connection a
+ * command opened first wins (no boot connect). No reconnect. */
+static void boot_connect_try(agent_t *a)
+{
+    char err[300];
+    if (!a->boot_connect || agent_console_busy(a)) return;
+    if (a->port.network_up && !a->port.network_up(a->port.ctx)) return;
+    a->boot_connect = false;
+    if (!settings_get_bool(&a->settings, SK_MQTT_ENABLE)) return; /* turned off meanwhile */
+    if (!agent_mqtt_idle(a)) return; /* a command connected first */
+    if (!settings_get(&a->settings, SK_MQTT_SERVER)) {
+        agent_log(a, 'W', "mqtt.enable: mqtt.server is not set, not connecting");
+        return;
+    }
+    if (agent_mqtt_connect_unowned(a, "mqtt.enable", err, sizeof(err)) != 0) {
+        agent_log(a, 'E', "mqtt.enable: %s", err);
+    }
+}
+
 void agent_boot(agent_t *a)
 {
     agent_log(a, 'I', "hil-agent %s ready (mbedtls %s, build %s)", AGENT_VERSION,
               agent_mbedtls_version(), agent_build_id());
     agent_wifi_autoconnect(a);
+    a->boot_connect = settings_get_bool(&a->settings, SK_MQTT_ENABLE);
+    boot_connect_try(a);
 }
 
 /* Read what the console has (waiting at most timeout_ms) and feed it. */
@@ -184,6 +216,8 @@ bool agent_step(agent_t *a, uint32_t max_wait_ms)
     if (wait > max_wait_ms) wait = max_wait_ms;
     uint32_t wifi_wait = agent_wifi_wait_ms(a);
     if (wifi_wait < wait) wait = wifi_wait;
+    /* mqtt.enable waits for the network: look again soon */
+    if (a->boot_connect && wait > AGENT_BOOT_NET_POLL_MS) wait = AGENT_BOOT_NET_POLL_MS;
     FD_ZERO(&rd);
     FD_ZERO(&wr);
     int maxfd = agent_mqtt_fdset(a, &rd, &wr, -1, &wait);
@@ -211,6 +245,7 @@ bool agent_step(agent_t *a, uint32_t max_wait_ms)
         console_input(a, 0);
     }
     agent_console_run_queued(a);
+    boot_connect_try(a);
     if (a->console_eof && !agent_console_busy(a)) a->stop = true;
     return !a->stop;
 }

@@ -110,9 +110,17 @@ void agent_handle_line(agent_t *a, const char *line, size_t len)
 
 /* ---- the queue -------------------------------------------------------------------- */
 
+/* Lines wait: a command is pending, or the boot connect (mqtt.enable) is in
+ * progress, which holds the console as a pending command would (its
+ * outcome is only logged; a `mqtt connect` typed meanwhile runs after it). */
+static bool held(const agent_t *a)
+{
+    return agent_is_pending(a) || agent_mqtt_unowned_connecting(a);
+}
+
 bool agent_console_busy(const agent_t *a)
 {
-    return agent_is_pending(a) || a->queue.count > 0;
+    return held(a) || a->queue.count > 0;
 }
 
 static bool queue_push(agent_queue_t *q, uint8_t kind, const char *data, size_t n)
@@ -162,7 +170,7 @@ static void answer_busy(agent_t *a, const char *line, size_t len)
 void agent_console_run_queued(agent_t *a)
 {
     char line[AGENT_LINE_MAX + 1];
-    while (!agent_is_pending(a) && a->queue.count > 0) {
+    while (!held(a) && a->queue.count > 0) {
         uint8_t kind;
         size_t n = queue_pop(&a->queue, &kind, line);
         if (kind == QUEUED_TOO_LONG) {

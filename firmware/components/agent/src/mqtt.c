@@ -60,28 +60,39 @@ void agent_mqtt_export_secrets(agent_t *a, agent_tls_secret_t *sink)
     conn_export_secrets(&a->mqtt.conn, sink);
 }
 
-/* The operation a command started is over: the command's final line. */
-static void op_done(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void op_done(agent_t *a, const char *fmt, ...)
+/* The operation w waited for is over. A command's (w->origin NULL): the
+ * command's final line, through the events table. Owner-less (the boot
+ * connect, an RPC publish): nobody waits for a final line; its log lines
+ * were printed as for the command, and a failure ends with one line
+ * "E ... <origin>: <reason>" (the command's ERR reason), OK with nothing. */
+static void op_done(agent_t *a, const mqtt_wait_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void op_done(agent_t *a, const mqtt_wait_t *w, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    a->mqtt.ev->done(a->mqtt.ev_ctx, fmt, ap);
+    if (!w->origin) {
+        a->mqtt.ev->done(a->mqtt.ev_ctx, fmt, ap);
+    } else {
+        char text[300];
+        const char *origin = w->origin;
+        (void)vsnprintf(text, sizeof(text), fmt, ap);
+        if (strncmp(text, "ERR ", 4) == 0) agent_log(a, 'E', "%s: %s", origin, text + 4);
+    }
     va_end(ap);
 }
 
-static void finish_wait(agent_t *a);
+static void finish_one(agent_t *a, mqtt_wait_t *w);
 
-/* The session is gone: the pending command (if any) fails. write_err: it
- * failed writing (ERR "<cmd>: write failed (<why>)"). A reply that already
- * arrived in the same read still counts, as it always did. */
-static void wait_fail(agent_t *a, const char *write_err)
+/* The session is gone: the operation w waits for (if any) fails. write_err:
+ * it failed writing (ERR "<cmd>: write failed (<why>)"). A reply that
+ * already arrived in the same read still counts, as it always did. */
+static void fail_one(agent_t *a, mqtt_wait_t *w, const char *write_err)
 {
-    mqtt_wait_t *w = &a->mqtt.wait;
     uint8_t type = w->type;
     if (type == 0) return;
     if (w->done) { /* e.g. CONNACK 5 and the broker's close in one segment: CONNACK 5 it is */
-        finish_wait(a);
+        finish_one(a, w);
         return;
     }
     w->type = 0;
@@ -89,16 +100,39 @@ static void wait_fail(agent_t *a, const char *write_err)
                       : type == MQTT_SUBACK ? "mqtt subscribe"
                                             : "mqtt publish";
     if (write_err) {
-        op_done(a, "ERR %s: write failed (%s)", cmd, write_err);
+        op_done(a, w, "ERR %s: write failed (%s)", cmd, write_err);
     } else if (type == MQTT_CONNACK) {
-        op_done(a, "ERR mqtt connect: connection closed before CONNACK");
+        op_done(a, w, "ERR mqtt connect: connection closed before CONNACK");
     } else if (type == MQTT_PUBACK) {
-        op_done(a, "ERR mqtt publish: connection lost before PUBACK");
+        op_done(a, w, "ERR mqtt publish: connection lost before PUBACK");
     } else if (type == MQTT_SUBACK) {
-        op_done(a, "ERR mqtt subscribe: connection lost before SUBACK");
+        op_done(a, w, "ERR mqtt subscribe: connection lost before SUBACK");
     } else {
-        op_done(a, "ERR mqtt publish: write failed (connection lost)");
+        op_done(a, w, "ERR mqtt publish: write failed (connection lost)");
     }
+}
+
+/* Every operation waiting on the session fails (the command's first). */
+static void wait_fail(agent_t *a, const char *write_err)
+{
+    fail_one(a, &a->mqtt.wait, write_err);
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) fail_one(a, &a->mqtt.bg[i], write_err);
+}
+
+void agent_mqtt_forget(agent_t *a)
+{
+    a->mqtt.wait.type = 0;
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) a->mqtt.bg[i].type = 0;
+}
+
+bool agent_mqtt_unowned_connecting(const agent_t *a)
+{
+    return a->mqtt.wait.type == MQTT_CONNACK && a->mqtt.wait.origin != NULL;
+}
+
+bool agent_mqtt_idle(const agent_t *a)
+{
+    return a->mqtt.state == MQTT_IDLE && !conn_is_busy(&a->mqtt.conn) && a->mqtt.wait.type == 0;
 }
 
 static void close_session(agent_t *a, bool graceful, const char *write_err)
@@ -214,13 +248,26 @@ static void log_message(agent_t *a, const mqtt_packet_t *p)
     }
 }
 
-/* A reply the pending command waits for (type, id) arrived. */
+/* An owner-less publish waiting for this PUBACK, or NULL. */
+static mqtt_wait_t *bg_find(agent_t *a, uint16_t id)
+{
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) {
+        mqtt_wait_t *w = &a->mqtt.bg[i];
+        if (w->type == MQTT_PUBACK && w->id == id && !w->done) return w;
+    }
+    return NULL;
+}
+
+/* A reply an operation waits for (type, id) arrived. */
 static void reply_arrived(agent_t *a, uint8_t type, uint16_t id, uint8_t code)
 {
     mqtt_wait_t *w = &a->mqtt.wait;
+    mqtt_wait_t *bw = type == MQTT_PUBACK ? bg_find(a, id) : NULL;
     if (w->type == type && (type == MQTT_CONNACK || w->id == id)) {
         w->done = true;
         w->code = code;
+    } else if (bw) {
+        bw->done = true;
     } else if (type != MQTT_CONNACK) {
         agent_log(a, 'W', "MQTT0 unexpected %s id %u", mqtt_type_name(type), (unsigned)id);
     }
@@ -323,20 +370,21 @@ static void read_rx(agent_t *a)
 
 static void connack_result(agent_t *a, uint8_t code)
 {
+    const mqtt_wait_t *w = &a->mqtt.wait;
     if (code != 0) {
         agent_mqtt_disconnect(a, false);
-        op_done(a, "ERR mqtt connect: CONNACK %u (%s)", (unsigned)code, mqtt_connack_text(code));
+        op_done(a, w, "ERR mqtt connect: CONNACK %u (%s)", (unsigned)code, mqtt_connack_text(code));
         return;
     }
     /* CONNACK 0, then the connection lost in the same read: the connect
      * worked (OK, as ever), the session is already gone (logged) */
     if (conn_is_open(&a->mqtt.conn)) a->mqtt.state = MQTT_CONNECTED;
-    op_done(a, "OK");
+    op_done(a, w, "OK");
 }
 
-static void finish_wait(agent_t *a)
+/* An operation whose reply came (or, QoS 0, whose bytes are written) is over. */
+static void finish_one(agent_t *a, mqtt_wait_t *w)
 {
-    mqtt_wait_t *w = &a->mqtt.wait;
     uint8_t type = w->type;
     if (type == MQTT_PUBLISH && !tx_pending(&a->mqtt)) w->done = true; /* QoS 0: written */
     if (type == 0 || !w->done) return;
@@ -345,56 +393,71 @@ static void finish_wait(agent_t *a)
         connack_result(a, w->code);
     } else if (type == MQTT_SUBACK && w->code == 0x80) {
         agent_log(a, 'E', "MQTT0 SUBACK failure (0x80) for topic:%s", w->topic);
-        op_done(a, "ERR mqtt subscribe: refused by broker (SUBACK 0x80)");
+        op_done(a, w, "ERR mqtt subscribe: refused by broker (SUBACK 0x80)");
     } else if (type == MQTT_SUBACK) {
         agent_log(a, 'I', "MQTT0 subscribed topic:%s qos:%u", w->topic, (unsigned)w->code);
-        op_done(a, "OK");
+        op_done(a, w, "OK");
     } else {
         agent_log(a, 'I', "Published:OK topic:%s msg:%s%s", w->topic, w->msg,
                   w->msg_cut ? "... (truncated)" : "");
-        op_done(a, "OK");
+        op_done(a, w, "OK");
+    }
+}
+
+/* The command's operation first, then the owner-less publishes. */
+static void finish_wait(agent_t *a)
+{
+    finish_one(a, &a->mqtt.wait);
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) finish_one(a, &a->mqtt.bg[i]);
+}
+
+/* w's reply is overdue (t: now): its log line and outcome. */
+static void deadline_one(agent_t *a, mqtt_wait_t *w, uint64_t t)
+{
+    if (w->type == 0 || w->type == MQTT_PUBLISH || w->done || t < w->deadline_ms) return;
+    uint8_t type = w->type;
+    w->type = 0;
+    if (type == MQTT_CONNACK) {
+        agent_log(a, 'E', "MQTT0 no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
+        agent_mqtt_disconnect(a, false);
+        op_done(a, w, "ERR mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
+    } else if (type == MQTT_PUBACK) {
+        agent_log(a, 'E', "MQTT0 no PUBACK for id %u within %u ms", (unsigned)w->id,
+                  (unsigned)AGENT_REPLY_TIMEOUT_MS);
+        op_done(a, w, "ERR mqtt publish: no PUBACK (timeout)");
+    } else {
+        op_done(a, w, "ERR mqtt subscribe: no SUBACK (timeout)");
     }
 }
 
 static void check_deadlines(agent_t *a)
 {
     agent_mqtt_t *m = &a->mqtt;
-    mqtt_wait_t *w = &m->wait;
     uint64_t t = agent_now(a);
     if (tx_pending(m) && t >= m->tx_deadline_ms) {
         session_lost(a, "write timed out", true);
         return;
     }
-    if (w->type == 0 || w->type == MQTT_PUBLISH || t < w->deadline_ms) return;
-    uint8_t type = w->type;
-    w->type = 0;
-    if (type == MQTT_CONNACK) {
-        agent_log(a, 'E', "MQTT0 no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
-        agent_mqtt_disconnect(a, false);
-        op_done(a, "ERR mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
-    } else if (type == MQTT_PUBACK) {
-        agent_log(a, 'E', "MQTT0 no PUBACK for id %u within %u ms", (unsigned)w->id,
-                  (unsigned)AGENT_REPLY_TIMEOUT_MS);
-        op_done(a, "ERR mqtt publish: no PUBACK (timeout)");
-    } else {
-        op_done(a, "ERR mqtt subscribe: no SUBACK (timeout)");
-    }
+    deadline_one(a, &m->wait, t);
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) deadline_one(a, &m->bg[i], t);
 }
 
 /* ---- publish / subscribe ---------------------------------------------------------------- */
 
-/* The command waits for `type` (id); its final line comes from finish_wait. */
-static void expect(agent_t *a, uint8_t type, uint16_t id, const char *topic)
+/* w waits for `type` (id); its outcome comes from finish_one. origin NULL:
+ * a command's operation, whose final line comes later (ev->pending). */
+static void expect(agent_t *a, mqtt_wait_t *w, const char *origin, uint8_t type, uint16_t id,
+                   const char *topic)
 {
-    mqtt_wait_t *w = &a->mqtt.wait;
     bool cut;
     memset(w, 0, sizeof(*w));
     w->type = type;
+    w->origin = origin;
     w->id = id;
     w->deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
     /* shown like incoming topics: non-printable bytes as \xHH */
     (void)agent_escape((const uint8_t *)topic, strlen(topic), 256, w->topic, sizeof(w->topic), &cut);
-    a->mqtt.ev->pending(a->mqtt.ev_ctx); /* the final line comes later */
+    if (!origin) a->mqtt.ev->pending(a->mqtt.ev_ctx); /* the final line comes later */
 }
 
 static bool has_wildcard(const char *t)
@@ -422,10 +485,57 @@ int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t q
         snprintf(err, errlen, "mqtt publish: cannot encode PUBLISH (%d)", n);
         return -1;
     }
-    expect(a, qos ? MQTT_PUBACK : MQTT_PUBLISH, id, topic);
+    expect(a, &m->wait, NULL, qos ? MQTT_PUBACK : MQTT_PUBLISH, id, topic);
     (void)agent_escape((const uint8_t *)msg, strlen(msg), AGENT_MSG_LOG_MAX, m->wait.msg,
                        sizeof(m->wait.msg), &m->wait.msg_cut);
     if (tx_commit(a, (size_t)n) == 0) finish_wait(a); /* QoS 0: done once written */
+    return 0;
+}
+
+int agent_mqtt_publish_unowned(agent_t *a, const char *origin, const char *topic, const char *msg,
+                               uint8_t qos, char *err, size_t errlen)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    mqtt_wait_t *w = NULL;
+    if (topic[0] == '\0' || has_wildcard(topic)) {
+        snprintf(err, errlen, "params.topic: must be non-empty, without wildcards (+ #)");
+        return -1;
+    }
+    if (qos > 1) {
+        snprintf(err, errlen, "params.qos: expected 0 or 1");
+        return -1;
+    }
+    if (m->state != MQTT_CONNECTED) {
+        snprintf(err, errlen, "MQTT not connected");
+        return -2;
+    }
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS && !w; i++) {
+        if (m->bg[i].type == 0) w = &m->bg[i];
+    }
+    if (!w) {
+        snprintf(err, errlen, "busy: %u publishes in flight (max)", (unsigned)AGENT_MQTT_BG_PUBS);
+        return -2;
+    }
+    uint16_t id = qos ? next_id(m) : 0;
+    size_t room = tx_room(m);
+    int n = mqtt_encode_publish(m->tx + m->tx_len, room, topic, (const uint8_t *)msg, strlen(msg),
+                                qos, id, false);
+    if (n < 0 && n != MQTT_ERR_ARG && room < sizeof(m->tx)) {
+        /* would it fit once the bytes ahead of it are written? */
+        snprintf(err, errlen, "busy: the send buffer is full, retry");
+        return -2;
+    }
+    if (n < 0) {
+        snprintf(err, errlen, "params: topic and message too large (at most about %u bytes together)",
+                 (unsigned)(AGENT_MQTT_BUF - 16));
+        return -1;
+    }
+    expect(a, w, origin, qos ? MQTT_PUBACK : MQTT_PUBLISH, id, topic);
+    (void)agent_escape((const uint8_t *)msg, strlen(msg), AGENT_MSG_LOG_MAX, w->msg, sizeof(w->msg),
+                       &w->msg_cut);
+    /* the outcome (Published:OK) comes from a later service round, after the
+     * caller has answered; a write that fails now is logged as the session's */
+    (void)tx_commit(a, (size_t)n);
     return 0;
 }
 
@@ -443,7 +553,7 @@ int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, 
         snprintf(err, errlen, "mqtt subscribe: cannot encode SUBSCRIBE (%d)", n);
         return -1;
     }
-    expect(a, MQTT_SUBACK, id, topic);
+    expect(a, &m->wait, NULL, MQTT_SUBACK, id, topic);
     (void)tx_commit(a, (size_t)n);
     return 0;
 }
@@ -519,15 +629,15 @@ static void connect_failed(agent_t *a, const conn_err_t *cerr)
     case CONN_STAGE_RESOLVE:
     case CONN_STAGE_TCP:
         agent_log(a, 'E', "MQTT0 TCP connect failed: %s", cerr->text);
-        op_done(a, "ERR mqtt connect: TCP connect failed (%s)", cerr->text);
+        op_done(a, &a->mqtt.wait, "ERR mqtt connect: TCP connect failed (%s)", cerr->text);
         break;
     case CONN_STAGE_SETUP:
         agent_log(a, 'E', "MQTT0 TLS setup failed: %s", cerr->text);
-        op_done(a, "ERR mqtt connect: TLS setup failed (%s)", cerr->text);
+        op_done(a, &a->mqtt.wait, "ERR mqtt connect: TLS setup failed (%s)", cerr->text);
         break;
     default:
         log_tls_failure(a, cerr);
-        op_done(a, "ERR mqtt connect: %s", short_tls_reason(cerr, reason, sizeof(reason)));
+        op_done(a, &a->mqtt.wait, "ERR mqtt connect: %s", short_tls_reason(cerr, reason, sizeof(reason)));
         break;
     }
 }
@@ -576,7 +686,7 @@ static void connect_opened(agent_t *a)
     if (n < 0) {
         m->wait.type = 0;
         agent_mqtt_disconnect(a, false); /* wipes tx: it may hold part of the password */
-        op_done(a, "ERR mqtt connect: cannot encode CONNECT (%d)", n);
+        op_done(a, &m->wait, "ERR mqtt connect: cannot encode CONNECT (%d)", n);
         return;
     }
     m->state = MQTT_WAIT_CONNACK;
@@ -684,8 +794,9 @@ static int prepare_connect(agent_t *a, connect_cfg_t *cfg, uint8_t *psk, size_t 
     return 0;
 }
 
-/* Settings are fine: log, go pending, start opening the connection. */
-static void start_connect(agent_t *a, const connect_cfg_t *cfg)
+/* Settings are fine: log, go pending (a command's connect: origin NULL),
+ * start opening the connection. */
+static void start_connect(agent_t *a, const connect_cfg_t *cfg, const char *origin)
 {
     agent_mqtt_t *m = &a->mqtt;
     conn_err_t cerr;
@@ -700,12 +811,12 @@ static void start_connect(agent_t *a, const connect_cfg_t *cfg)
     if (cfg->p.use_tls && cfg->p.ca_pem) (void)agent_clock_warn(a);
     m->keep_alive_s = (uint16_t)cfg->keep_alive;
     m->t0_ms = agent_now(a);
-    expect(a, MQTT_CONNACK, 0, "");
+    expect(a, &m->wait, origin, MQTT_CONNACK, 0, "");
     m->state = MQTT_OPENING;
     if (conn_open_start(&m->conn, &cfg->p, &cerr) != 0) connect_failed(a, &cerr);
 }
 
-int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
+static int connect_as(agent_t *a, const char *origin, char *err, size_t errlen)
 {
     connect_cfg_t cfg;
     uint8_t psk[32]; /* the decoded mqtt.ssl_psk_key: wiped on every way out */
@@ -714,10 +825,20 @@ int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
         agent_mqtt_disconnect(a, true);
     }
     int rc = prepare_connect(a, &cfg, psk, sizeof(psk), err, errlen);
-    if (rc == 0) start_connect(a, &cfg); /* the connection keeps its own copy of the PSK */
+    if (rc == 0) start_connect(a, &cfg, origin); /* the connection keeps its own copy of the PSK */
     mbedtls_platform_zeroize(psk, sizeof(psk));
     mbedtls_platform_zeroize(&cfg, sizeof(cfg));
     return rc;
+}
+
+int agent_mqtt_connect(agent_t *a, char *err, size_t errlen)
+{
+    return connect_as(a, NULL, err, errlen);
+}
+
+int agent_mqtt_connect_unowned(agent_t *a, const char *origin, char *err, size_t errlen)
+{
+    return connect_as(a, origin, err, errlen);
 }
 
 /* ---- main loop ----------------------------------------------------------------------------- */
@@ -762,6 +883,15 @@ int agent_mqtt_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wa
     if (m->state != MQTT_OPENING && m->wait.type != 0 && m->wait.type != MQTT_PUBLISH &&
         m->wait.deadline_ms < due) {
         due = m->wait.deadline_ms;
+    }
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) {
+        const mqtt_wait_t *w = &m->bg[i];
+        if (w->type == 0) continue;
+        if (w->done || (w->type == MQTT_PUBLISH && !tx_pending(m))) {
+            due = t; /* over: its line is printed in this step's service round */
+        } else if (w->type == MQTT_PUBACK && w->deadline_ms < due) {
+            due = w->deadline_ms;
+        }
     }
     if (due != UINT64_MAX) {
         uint32_t left = due > t ? (uint32_t)(due - t) : 0u;

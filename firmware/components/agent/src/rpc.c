@@ -13,6 +13,8 @@
  *                 setting given a file's name in Config.Set (the Mongoose OS
  *                 way: `mos put ca.pem`, then mqtt.ssl_ca_cert=ca.pem) stores
  *                 the file's content
+ *   MQTT.Pub      {"topic", "message", "qos": 0|1} on the current connection,
+ *                 answered {"queued": true} at once (the outcome is logged)
  * Requests {"id":N,"method":M,"params":{...}} get {"id":N,"src":<device id>,
  * "result":...} or {"id":N,"src":...,"error":{"code":C,"message":...}}:
  * 404 "No handler for <method>", 400 for bad params (naming what), 500 when
@@ -112,6 +114,7 @@ static cJSON *config_value(const agent_t *a, setting_key_t key)
     const char *eff = settings_get(&a->settings, key);
     char line[400];
     if (!eff) return cJSON_CreateNull();
+    if (d->kind == SKIND_BOOL) return cJSON_CreateBool(strcmp(eff, "true") == 0);
     if (d->kind == SKIND_U16) {
         uint32_t v;
         if (agent_parse_u32(eff, strlen(eff), 65535, &v) == 0) return cJSON_CreateNumber(v);
@@ -420,6 +423,10 @@ static int flatten(agent_t *a, const cJSON *obj, const char *prefix, rpc_sets_t 
         } else if (cJSON_IsNull(c)) {
             s->value = NULL;
             s->len = 0;
+        } else if (cJSON_IsBool(c) && settings_def(s->key)->kind == SKIND_BOOL) {
+            snprintf(s->num, sizeof(s->num), "%s", cJSON_IsTrue(c) ? "true" : "false");
+            s->value = s->num;
+            s->len = strlen(s->num);
         } else if (cJSON_IsNumber(c) && settings_def(s->key)->kind == SKIND_U16) {
             double v = c->valuedouble;
             if (!(v >= 0 && v <= 65535 && (double)(unsigned)v == v)) {
@@ -430,8 +437,11 @@ static int flatten(agent_t *a, const cJSON *obj, const char *prefix, rpc_sets_t 
             s->value = s->num;
             s->len = strlen(s->num);
         } else {
-            fail(r, 400, "%s: expected a string%s", name,
-                 settings_def(s->key)->kind == SKIND_U16 ? " or a number" : " (or null to clear it)");
+            setting_kind_t kind = settings_def(s->key)->kind;
+            fail(r, 400, "%s: expected %s", name,
+                 kind == SKIND_U16    ? "a string or a number"
+                 : kind == SKIND_BOOL ? "true or false"
+                                      : "a string (or null to clear it)");
             return -1;
         }
         sets->n++;
@@ -542,6 +552,48 @@ static void m_sys_reboot(agent_t *a, const cJSON *params, rpc_reply_t *r)
     r->result = NULL;
 }
 
+/* ---- MQTT.Pub ---------------------------------------------------------------------- */
+
+/* {"topic": T, "message": M, "qos": 0|1}: handed to the MQTT service as an
+ * owner-less publish (no console command waits on it, so a command's pending
+ * publish is untouched); answered at once {"queued": true}. The service logs
+ * "Published:OK topic:T msg:M" when it completes (QoS 1: PUBACK), after this
+ * response, or "E ... MQTT.Pub: mqtt publish: <reason>". 400: bad params;
+ * 503: not connected, or too many publishes in flight. */
+static void m_mqtt_pub(agent_t *a, const cJSON *params, rpc_reply_t *r)
+{
+    const cJSON *topic = params ? cJSON_GetObjectItemCaseSensitive(params, "topic") : NULL;
+    const cJSON *msg = params ? cJSON_GetObjectItemCaseSensitive(params, "message") : NULL;
+    const cJSON *qos = params ? cJSON_GetObjectItemCaseSensitive(params, "qos") : NULL;
+    const cJSON *retain = params ? cJSON_GetObjectItemCaseSensitive(params, "retain") : NULL;
+    char err[200];
+    if (!cJSON_IsString(topic)) {
+        fail(r, 400, "params.topic: expected a string");
+        return;
+    }
+    if (!cJSON_IsString(msg)) {
+        fail(r, 400, "params.message: expected a string");
+        return;
+    }
+    if (qos && !(cJSON_IsNumber(qos) && (qos->valuedouble == 0 || qos->valuedouble == 1))) {
+        fail(r, 400, "params.qos: expected 0 or 1");
+        return;
+    }
+    if (retain && !cJSON_IsFalse(retain)) {
+        fail(r, 400, "params.retain: not supported (false or omitted)");
+        return;
+    }
+    uint8_t q = qos && qos->valuedouble == 1 ? 1u : 0u;
+    int rc = agent_mqtt_publish_unowned(a, "MQTT.Pub", topic->valuestring, msg->valuestring, q, err,
+                                        sizeof(err));
+    if (rc != 0) {
+        fail(r, rc == -1 ? 400 : 503, "%s", err);
+        return;
+    }
+    r->result = cJSON_CreateObject();
+    if (r->result) cJSON_AddBoolToObject(r->result, "queued", true);
+}
+
 /* ---- dispatch -------------------------------------------------------------------- */
 
 /* The method by name; false when there is none. Direct calls (no table of
@@ -565,6 +617,8 @@ static bool call_method(agent_t *a, const char *m, const cJSON *params, rpc_repl
         m_fs_list(a, params, r);
     } else if (strcmp(m, "FS.Remove") == 0) {
         m_fs_remove(a, params, r);
+    } else if (strcmp(m, "MQTT.Pub") == 0) {
+        m_mqtt_pub(a, params, r);
     } else {
         return false;
     }
@@ -574,7 +628,8 @@ static bool call_method(agent_t *a, const char *m, const cJSON *params, rpc_repl
 static bool is_method(const char *m)
 {
     static const char *const names[] = {"Sys.GetInfo", "Sys.Reboot", "Config.Get", "Config.Set",
-                                        "Config.Save", "FS.Put",     "FS.List",    "FS.Remove"};
+                                        "Config.Save", "FS.Put",     "FS.List",    "FS.Remove",
+                                        "MQTT.Pub"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(names[i], m) == 0) return true;
     }

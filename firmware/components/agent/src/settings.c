@@ -26,6 +26,8 @@ static const setting_def_t defs[SK_COUNT] = {
     [SK_HTTP_SSL_CA_CERT] = {"http.ssl_ca_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
     [SK_WIFI_STA_SSID] = {"wifi.sta.ssid", SKIND_STRING, false, 32, NULL},
     [SK_WIFI_STA_PASS] = {"wifi.sta.pass", SKIND_STRING, true, 64, NULL},
+    /* Mongoose OS's name: connect at boot (agent.c) */
+    [SK_MQTT_ENABLE] = {"mqtt.enable", SKIND_BOOL, false, 5, "false"},
 };
 
 const setting_def_t *settings_def(setting_key_t key)
@@ -355,6 +357,12 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
         return 0;
     }
     case SKIND_PSK_HEX: return validate_psk_hex(d, value, len, err, errlen);
+    case SKIND_BOOL:
+        if (!(len == 4 && memcmp(value, "true", 4) == 0) && !(len == 5 && memcmp(value, "false", 5) == 0)) {
+            snprintf(err, errlen, "%s: expected true or false", d->name);
+            return -1;
+        }
+        return 0;
     case SKIND_SUITES: {
         int ids[SETTING_MAX_SUITES];
         char bad[SETTING_SUITE_BAD_BUF];
@@ -465,6 +473,12 @@ const char *settings_get(const settings_t *s, setting_key_t key)
 bool settings_is_set(const settings_t *s, setting_key_t key)
 {
     return s->v[key].value != NULL;
+}
+
+bool settings_get_bool(const settings_t *s, setting_key_t key)
+{
+    const char *v = settings_get(s, key);
+    return v != NULL && strcmp(v, "true") == 0;
 }
 
 void settings_format_get(const settings_t *s, setting_key_t key, char *out, size_t outlen)

@@ -1,14 +1,20 @@
 # The NVS images made by make_fixtures.sh, as C arrays for test_nvs_image.c
 # (no file I/O in the test: it also runs bare-metal under QEMU).
 #   include(<this file>)
-#   hil_nvs_fixtures(<target>)   # <target> can #include "nvs_fixtures.h"
+#   hil_nvs_fixtures(<target> [<name>...])   # <target> can #include "nvs_fixtures.h"
+#   (names: the images to embed, nvs_<name>[]; default settings_v2 legacy_v1)
 # The header is written at configure time; changing a .bin re-runs CMake.
 set(HIL_NVS_FIXTURE_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 function(hil_nvs_fixtures target)
-    set(out_dir ${CMAKE_BINARY_DIR}/nvs_fixtures)
+    set(names ${ARGN})
+    if(NOT names)
+        set(names settings_v2 legacy_v1)
+    endif()
+    list(JOIN names "_" tag)
+    set(out_dir ${CMAKE_BINARY_DIR}/nvs_fixtures/${tag})
     set(text "/* generated from the images in firmware/host/tests/nvs by fixtures.cmake: do not edit */\n")
-    foreach(name settings_v2 legacy_v1)
+    foreach(name ${names})
         set(bin ${HIL_NVS_FIXTURE_DIR}/${name}.bin)
         set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${bin})
         file(SIZE ${bin} size)

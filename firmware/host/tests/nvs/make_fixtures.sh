@@ -27,10 +27,11 @@ open("big.dat", "wb").write(bytes((i * 31 + (i >> 7)) & 0xff for i in range(6000
 gen() { "$py" -m esp_idf_nvs_partition_gen generate "$@" >/dev/null; }
 gen settings.csv settings_v2.bin 0x6000           # V2 (the default): multipage blobs
 gen legacy.csv legacy_v1.bin 0x3000 --version 1   # V1: single-page blobs (type 0x41)
+gen provision.csv provision_v2.bin 0x3000         # namespace hil as an esp-mqtt app reads it
 mkdir -p "$corpus"
 cp settings_v2.bin "$corpus/settings_v2"
 cp legacy_v1.bin "$corpus/legacy_v1"
 head -c 4096 legacy_v1.bin >"$corpus/legacy_v1_page0" # its one used page: a fast seed
 gen small.csv "$corpus/small_v2.bin" 0x3000
 mv "$corpus/small_v2.bin" "$corpus/small_v2"
-echo "made: $here/settings_v2.bin $here/legacy_v1.bin and the seeds in $corpus"
+echo "made: $here/settings_v2.bin $here/legacy_v1.bin $here/provision_v2.bin and the seeds in $corpus"

@@ -2,6 +2,9 @@
  * nvs_flash format, as Espressif's esp-idf-nvs-partition-gen writes it:
  * `python -m esp_idf_nvs_partition_gen generate in.csv out.bin 0x6000`).
  *
+ * Public (include/): the host port reads `hil-agent --nvs <image>` with it;
+ * the core maps the values to settings (nvs_settings.c, agent_port_t.nvs_get).
+ *
  * Pure: no I/O, no allocation, no globals, no recursion. The image stays
  * the caller's; it is only read, never past len. nvs_image_open() checks the
  * whole image once (every page, entry, CRC32, span, namespace and blob; see
