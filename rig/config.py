@@ -30,7 +30,7 @@ BoardKind = Literal["virtual", "esp32"]
 # (what the chip runs: mbedTLS 3.6 configured like ESP-IDF, 32-bit, no clock until set)
 VirtualVariant = Literal["native", "esp"]
 # how a device profile's settings reach the firmware (rig/device/profile.py)
-ProfileSettings = Literal["console"]
+ProfileSettings = Literal["console", "mongoose-rpc"]
 
 DEFAULT_PSK_SUITES = (
     "TLS-PSK-WITH-AES-128-CCM-8:TLS-PSK-WITH-AES-128-GCM-SHA256:"
@@ -238,6 +238,11 @@ class ProfileSection:
     clock: bool = True  # the rig sets the firmware's clock before each connection
     https: bool = False  # it serves HTTPS as the hil-agent does (the HTTPS cells run on it)
     lines: ProfileLines = field(default_factory=ProfileLines)
+    # settings = "mongoose-rpc": the settings that go up as files (FS.Put) and name them, and
+    # the RPC method that publishes ({"topic", "message", "qos"})
+    rpc_files: list[str] = field(
+        default_factory=lambda: ["mqtt.ssl_ca_cert", "mqtt.ssl_cert", "mqtt.ssl_key"])
+    rpc_publish: str = "MQTT.Pub"
 
 
 @dataclass(frozen=True)

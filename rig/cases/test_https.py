@@ -26,7 +26,6 @@ from rig.broker.mosquitto import free_port
 from rig.config import HilConfig, WebMode
 from rig.device.console import Console, ConsoleError
 from rig.device.https_server import http_settings, start_server
-from rig.device.profile import Profile
 from rig.device.provision import provision
 from rig.host.cipher_suites import mbedtls_name
 from rig.host.https_clients import Client, client, client_context, curl_request, python_request
@@ -59,14 +58,11 @@ def web_ports() -> dict[str, int]:
 
 
 @pytest.fixture
-def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_profile: Profile,
-           board_console: Console, board_driver: BoardDriver, web_ports: dict[str, int],
+def server(hil_config: HilConfig, pki: Pki, web_mode: WebMode, board_console: Console,
+           board_driver: BoardDriver, web_ports: dict[str, int],
            capture_port: Callable[[int, str], None]) -> Iterator[Server]:
     """The board's HTTPS server, provisioned for `web_mode`, listening on its own address
     and the port of web_ports (the first time, a board elsewhere picks its own), started."""
-    if not board_profile.https:
-        pytest.skip(f"board {board_console.board}'s firmware serves no HTTPS "
-                    f"({board_profile}: https = false)")
     try:
         address = board_driver.address(board_console)
     except BoardUnavailable as exc:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from rig.broker.mosquitto import Broker
 from rig.config import HilConfig, Mode
+from rig.device import mongoose
 from rig.device.console import Console
 from rig.device.profile import Profile
 from rig.device.provision import connect, mqtt_settings, provision
@@ -42,13 +43,22 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
     mode_cfg = hil_config.modes.get(mode)  # what to expect, before the cell's clock starts
     want = expected_suite(mode_cfg.broker_ciphers, mode_cfg.device_cipher_suites)
     lines = board_profile.lines
-    t0 = time.perf_counter()
-    provision(board_console, mqtt_settings(hil_config, pki, mode, broker.port))
-    record_property("provision_ms", round((time.perf_counter() - t0) * 1000, 1))
+    settings = mqtt_settings(hil_config, pki, mode, broker.port)
     topic = f"hil/{board_console.board}/{mode}/{uuid.uuid4().hex[:8]}"
-    observer.subscribe(topic)
-
-    reply = connect(board_console, hil_config.timeouts.connect, clock=board_profile.clock)
+    t0 = time.perf_counter()
+    if board_profile.connects_at_boot:  # settings, a reboot, and it connects by itself
+        record_property("capture_keys", mongoose.NO_KEYS)
+        observer.subscribe(topic)
+        since = mongoose.provision(board_console, board_profile, settings,
+                                   hil_config.timeouts.board_boot)
+        record_property("provision_ms", round((time.perf_counter() - t0) * 1000, 1))
+        reply = mongoose.outcome(board_console, board_profile, since,
+                                 hil_config.timeouts.connect)
+    else:
+        provision(board_console, settings)
+        record_property("provision_ms", round((time.perf_counter() - t0) * 1000, 1))
+        observer.subscribe(topic)
+        reply = connect(board_console, hil_config.timeouts.connect, clock=board_profile.clock)
 
     for rx in (*lines.on_connect, lines.connected):  # the way there, in the profile's words
         reply.log(rx.pattern)
@@ -66,11 +76,16 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
 
     message = f"cell-{mode}-{uuid.uuid4().hex[:6]}"
     with work("mqtt"):
-        published = board_console.send(f"mqtt publish {topic} {message} 1")
-        if lines.published is not None:
-            m = published.log(lines.published.pattern)
-            assert (m.group("topic"), m.group("message")) == (topic, message), m.group(0)
+        if board_profile.connects_at_boot:
+            mongoose.publish(board_console, board_profile, topic, message,
+                             hil_config.timeouts.message)
+        else:
+            published = board_console.send(f"mqtt publish {topic} {message} 1")
+            if lines.published is not None:
+                m = published.log(lines.published.pattern)
+                assert (m.group("topic"), m.group("message")) == (topic, message), m.group(0)
         assert observer.wait_for(topic, timeout=hil_config.timeouts.message).payload == \
             message.encode()
     record_property("cell_ms", round((time.perf_counter() - t0) * 1000, 1))
-    board_console.send("mqtt disconnect")
+    if not board_profile.connects_at_boot:  # one that does is rebooted by its next cell
+        board_console.send("mqtt disconnect")

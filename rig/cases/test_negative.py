@@ -15,9 +15,11 @@ from rig.broker.mosquitto import Broker, free_port
 from rig.cases.leaks import assert_no_secret
 from rig.cases.negative import NegativeCase, device_settings
 from rig.config import HilConfig
+from rig.device import mongoose
 from rig.device.console import SECRET_KEYS, Console, ConsoleError, log_text
+from rig.device.mos_rpc import RpcError
 from rig.device.profile import Profile
-from rig.device.provision import connect, provision
+from rig.device.provision import Setting, connect, provision
 from rig.pki import Pki
 
 
@@ -44,6 +46,41 @@ def device_verdict(c: NegativeCase, texts: list[str], error: str) -> str:
     raise AssertionError(f"device printed {texts} with ERR {error!r}; expected {wanted}")
 
 
+def refused_on_command(hil_config: HilConfig, c: NegativeCase, console: Console,
+                       profile: Profile, settings: list[Setting]) -> tuple[str, str]:
+    """Console settings, then `mqtt connect`: (the ERR's reason, the whole error)."""
+    if c.fails_at == "provision":
+        with pytest.raises(ConsoleError) as info:
+            provision(console, settings)
+    else:
+        provision(console, settings)  # goes through: this case fails at connect
+        with pytest.raises(ConsoleError) as info:
+            connect(console, hil_config.timeouts.connect, clock=profile.clock)
+    return info.value.reason, str(info.value)
+
+
+def refused_at_boot(hil_config: HilConfig, c: NegativeCase, console: Console,
+                    profile: Profile, settings: list[Setting]) -> tuple[str, str]:
+    """A firmware that connects by itself (rig/device/mongoose.py): settings refused at
+    Config.Set (the RPC error), or the connection at boot refused (its `mqtt.enable:` line, the
+    reason `mqtt connect` would give)."""
+    if c.fails_at == "provision":
+        with pytest.raises(RpcError) as info:
+            mongoose.provision(console, profile, settings, hil_config.timeouts.board_boot)
+        return str(info.value), str(info.value)
+    since = mongoose.provision(console, profile, settings, hil_config.timeouts.board_boot)
+    reply = mongoose.outcome(console, profile, since, hil_config.timeouts.connect)
+    reasons = [t.removeprefix("mqtt.enable: ") for t in reply.logs
+               if t.startswith("mqtt.enable: ")]
+    if not reasons:  # the refused line came before the reason line: wait for it too
+        texts = mongoose.wait_lines(console, since, lambda ts: any(
+            t.startswith("mqtt.enable: ") for t in ts), hil_config.timeouts.connect,
+            "`mqtt.enable:` line saying why the boot connect failed")
+        reasons = [t.removeprefix("mqtt.enable: ") for t in texts
+                   if t.startswith("mqtt.enable: ")]
+    return reasons[0], reasons[0]
+
+
 def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
                  board_console: Console, board_profile: Profile,
                  start_broker: Callable[..., Broker],
@@ -60,17 +97,14 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
     settings = device_settings(hil_config, pki, c, port)
     start = len(board_console.lines)
 
-    if c.fails_at == "provision":
-        with pytest.raises(ConsoleError) as info:
-            provision(board_console, settings)
+    if board_profile.connects_at_boot:
+        record_property("capture_keys", mongoose.NO_KEYS)
+        error, shown = refused_at_boot(hil_config, c, board_console, board_profile, settings)
     else:
-        provision(board_console, settings)  # goes through: this case fails at connect
-        with pytest.raises(ConsoleError) as info:
-            connect(board_console, hil_config.timeouts.connect, clock=board_profile.clock)
-    error = info.value.reason
+        error, shown = refused_on_command(hil_config, c, board_console, board_profile, settings)
     for s in settings:
         if s.key in SECRET_KEYS:
-            assert_no_secret(s.value, s.key, {"the error": str(info.value),
+            assert_no_secret(s.value, s.key, {"the error": shown,
                                               "the console transcript": board_console.transcript})
 
     texts = [t for t in (log_text(line) for line in board_console.lines[start:]) if t is not None]
@@ -79,7 +113,7 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
         assert board_profile.refusal(texts), (
             f"none of the device's lines is a refusal to {board_profile}: {texts}")
 
-    if c.fails_at == "provision":
+    if c.fails_at == "provision" and not board_profile.connects_at_boot:
         # nothing was sent: the agent will not even try without a valid key
         with pytest.raises(ConsoleError, match=r"mqtt\.ssl_psk_key: required"):
             connect(board_console, hil_config.timeouts.connect, clock=board_profile.clock)

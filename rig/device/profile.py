@@ -13,8 +13,10 @@ key):
 
 A name is defined once: a profile that reuses another's name is an error naming both places.
 Each expression must compile and carry the named groups the rig reads (`suite`, `ms`, `topic`
-and `message`, `reason`); a board's `profile` must name a profile. Only the `console` way in
-is implemented so far: the hil-agent's line console (firmware/README.md)."""
+and `message`, `reason`); a board's `profile` must name a profile. Two ways in exist so far:
+`console`, the hil-agent's line console (firmware/README.md), and `mongoose-rpc`, Mongoose OS
+RPC frames on the UART and a reboot after which the firmware connects by itself
+(rig/device/mongoose.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ DEFAULT = "hil-agent"
 GROUPS = {"connected": (), "on_connect": (), "ciphersuite": ("suite",), "handshake": ("ms",),
           "published": ("topic", "message"), "refused": ("reason",)}
 REQUIRED = ("connected", "refused")
+# settings = "mongoose-rpc": the settings that may go up as files (certificates and keys)
+FILE_SETTINGS = ("mqtt.ssl_ca_cert", "mqtt.ssl_cert", "mqtt.ssl_key")
 
 
 class ProfileError(ConfigError):
@@ -58,6 +62,14 @@ class Profile:
     clock: bool
     https: bool
     lines: Lines
+    rpc_files: tuple[str, ...] = ()  # mongoose-rpc: settings that go up as files
+    rpc_publish: str = ""  # mongoose-rpc: the RPC method that publishes
+
+    @property
+    def connects_at_boot(self) -> bool:
+        """Does the firmware connect by itself after a reboot with its settings (no connect
+        command; Mongoose OS's mqtt.enable)?"""
+        return self.settings != "console"
 
     def __str__(self) -> str:
         return f"profile {self.name!r} ({self.source})"
@@ -115,9 +127,20 @@ def _lines(section: ProfileSection, key: str, src: str) -> Lines:
 
 
 def _profile(name: str, section: ProfileSection, src: str) -> Profile:
+    key = f"profiles.{name}"
+    for i, setting in enumerate(section.rpc_files):
+        if setting not in FILE_SETTINGS:
+            raise ProfileError(src, f"{key}.rpc_files[{i}]", f"expected one of "
+                               f"{', '.join(FILE_SETTINGS)} (a certificate or key), got "
+                               f"{setting!r}")
+    if section.settings == "mongoose-rpc" and not section.rpc_publish:
+        raise ProfileError(src, f"{key}.rpc_publish", "missing; expected the RPC method that "
+                           "publishes (e.g. MQTT.Pub): the mode cells publish through it")
     return Profile(name=name, source=src, description=section.description,
                    settings=section.settings, clock=section.clock, https=section.https,
-                   lines=_lines(section, f"profiles.{name}", src))
+                   lines=_lines(section, key, src), rpc_files=tuple(section.rpc_files),
+                   rpc_publish=section.rpc_publish if section.settings == "mongoose-rpc"
+                   else "")
 
 
 def profiles(config: HilConfig) -> dict[str, Profile]:

@@ -22,7 +22,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -129,12 +129,38 @@ def start_time(pid: int) -> str:
     return fields[19]
 
 
+_deferring = 0  # > 0: inside deferred_interrupts(), a termination waits for its end
+_deferred: list[str] = []
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Statements a SIGTERM or SIGHUP must not cut in two (a private directory made and not
+    yet recorded for its removal): the KeyboardInterrupt interrupt_on_termination makes of it
+    is raised when the block ends."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _deferred:
+            why = _deferred[0]
+            _deferred.clear()
+            raise KeyboardInterrupt(why)
+
+
 def interrupt_on_termination() -> None:
     """SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread (only from there can
-    signal handlers be set; elsewhere this does nothing). A signal this process was started
-    with ignored (`nohup` ignores SIGHUP) stays ignored."""
+    signal handlers be set; elsewhere this does nothing); inside deferred_interrupts() at its
+    end. A signal this process was started with ignored (`nohup` ignores SIGHUP) stays
+    ignored."""
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+        why = f"signal {signal.Signals(signum).name}"
+        if _deferring:
+            _deferred.append(why)
+            return
+        raise KeyboardInterrupt(why)
 
     with contextlib.suppress(ValueError):  # not the main thread
         for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from rig.local.children import pid_alive, start_time
+from rig.local.children import deferred_interrupts, pid_alive, start_time
 from rig.local.locks import private_dir
 
 OWNER_FILE = ".owner"
@@ -49,8 +49,9 @@ def secret_dir(what: str) -> Path:
     sweep_private_dirs()
     if not _owned:
         atexit.register(_remove_owned)  # whatever an interrupted owner did not remove
-    path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{what}-", dir=user_tmp()))
-    _owned[path] = -1
+    with deferred_interrupts():  # made and recorded (atexit removes what is recorded) at once
+        path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{what}-", dir=user_tmp()))
+        _owned[path] = -1
     # locked before it has its name: another process's sweep never finds an unlocked .owner
     # of a live directory (it did, between open and flock, on a loaded runner: a cell's
     # capture directory was removed under it)

@@ -30,7 +30,7 @@ from rig.boards.virtual import VirtualBoard
 from rig.broker.mosquitto import Broker, SessionBrokers, child_brokers, start_for_mode
 from rig.config import Board, HilConfig, Mode
 from rig.device.console import Console
-from rig.device.profile import Profile, profile_of
+from rig.device.profile import Profile
 from rig.device.strategy import BoardStrategy
 from rig.errors import RigError
 from rig.host.observer import Observer
@@ -49,6 +49,7 @@ from rig.pytest_plugin.inventory import (
     inventory,
     rig_in_use,
 )
+from rig.pytest_plugin.inventory import board_profile as profile_for
 from rig.pytest_plugin.results import case_name, cell_fields
 from rig.pytest_plugin.xdist import broker_port, shared_run_dir, worker
 from rig.report.run_dir import RESETS_FILE, SESSION_FAULTS, TRANSCRIPTS
@@ -264,9 +265,9 @@ def board_driver(request: pytest.FixtureRequest, hil_config: HilConfig,
 
 
 @pytest.fixture(scope="session")
-def board_profile(hil_config: HilConfig, board_driver: BoardDriver) -> Profile:
+def board_profile(pytestconfig: pytest.Config, board_driver: BoardDriver) -> Profile:
     """The device profile of the board's firmware (hil.toml `profile`; rig/device/profile.py)."""
-    return profile_of(hil_config, hil_config.board(board_driver.name))
+    return profile_for(pytestconfig, board_driver.name)
 
 
 def _helper_processes() -> list[int]:

@@ -20,6 +20,7 @@ from rig.pytest_plugin.inventory import (
     CONSOLE,
     OBSERVER,
     RIG_FIXTURES,
+    board_profile,
     inventory,
     selected_boards,
 )
@@ -83,16 +84,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if agent_board:
                 item.add_marker(pytest.mark.xdist_group(agent_board))
     wanted = config.getoption("--mode")
-    if not wanted:
-        return
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         mode, _, _ = cell_identity(item)
-        (keep if mode is None or mode in wanted else drop).append(item)
+        (keep if (mode is None or not wanted or mode in wanted) and _applies(item)
+         else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _applies(item: pytest.Item) -> bool:
+    """Whether a board cell exists for its board's firmware (rig/device/profile.py): no HTTPS
+    cells for a profile without https, no clock cell for one the rig sets no clock on. Such
+    cells are not collected for that board (not skipped: nothing is missing)."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    board = params.get("board_driver")
+    if not board:
+        return True
+    profile = board_profile(item.config, board)
+    if "web_mode" in getattr(item, "fixturenames", ()) and not profile.https:
+        return False
+    return item.get_closest_marker("chip_clock") is None or profile.clock
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -12,6 +12,7 @@ from rig.boards.flashing import FlashOptions
 from rig.broker.mosquitto import Broker
 from rig.config import Board, ConfigError, HilConfig, load
 from rig.device.console import Console
+from rig.device.profile import Profile
 from rig.device.profile import check as check_profiles
 from rig.host.observer import Observer
 
@@ -21,6 +22,7 @@ BROKER_MARKS = pytest.StashKey[list[tuple[Broker, int]]]()  # a test's brokers +
 RUN_DIR = pytest.StashKey[Path]()
 FLASH = pytest.StashKey[FlashOptions]()
 OBSERVER = pytest.StashKey[Observer]()
+PROFILES = pytest.StashKey[dict[str, Profile]]()  # the device profiles hil.toml can name
 CELL_FAILED = pytest.StashKey[bool]()  # the test's set-up or call failed (for its board)
 
 
@@ -64,7 +66,7 @@ def inventory(config: pytest.Config) -> HilConfig:
                 "the directory that holds hil.toml")
         try:
             hil = load(path)
-            check_profiles(hil)  # every board's profile is there and usable
+            config.stash[PROFILES] = check_profiles(hil)  # every board's is there and usable
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         for name in config.getoption("--board") or []:
@@ -74,6 +76,12 @@ def inventory(config: pytest.Config) -> HilConfig:
                 raise pytest.UsageError(str(exc.args[0])) from None
         config.stash[CONFIG] = hil
     return hil
+
+
+def board_profile(config: pytest.Config, board: str) -> Profile:
+    """The device profile of `board` (rig/device/profile.py), read with hil.toml."""
+    hil = inventory(config)
+    return config.stash[PROFILES][hil.board(board).profile]
 
 
 def selected_boards(config: pytest.Config) -> tuple[list[Board], str]:

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rig.config import HilConfig
+from rig.config import HilConfig, load
+from rig.pki import Pki
 from tests.support import hil, tmp_config
 
 PICKY = """
@@ -35,9 +36,8 @@ def test_the_boards_profile_decides_what_its_cells_expect(tmp_path: Path,
     cell = verdicts[("virtual-0", "connect_publish")]
     assert cell["verdict"] == "FAIL" and "'^MQTT0 CONNACK 7$'" in cell["reason"], cell
     assert cell["cipher_suite"] == ""  # read only once the profile's connected line came
-    https = [c for c in cells if c["mode"].startswith("https")]
-    assert https and all(c["verdict"] == "skip" and "https = false" in c["reason"]
-                         for c in https), https
+    # a firmware without HTTPS has no HTTPS cells: not collected, so nothing is missing
+    assert not [c for c in cells if c["mode"].startswith("https")], cells
     assert verdicts[("host", "broker_preflight")]["verdict"] == "pass"
 
 
@@ -53,3 +53,38 @@ def test_a_bad_profile_stops_every_command(tmp_path: Path) -> None:
         assert "profiles.picky.lines.ciphersuite: expected the named group(s) (?P<suite>...)" \
             in out, out
         assert not (tmp_path / "runs").exists() and not (tmp_path / "pki").exists()
+
+
+def test_a_mongoose_os_board_is_provisioned_by_rpc_and_connects_by_itself(
+        tmp_path: Path, hil_config: HilConfig) -> None:
+    """The articles' way on a virtual board (the hil-agent stands for the app): FS.Put,
+    Config.Set, Config.Save with a reboot, the app's own connection, MQTT.Pub."""
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text().replace('name = "virtual-0"\n',
+                                                 'name = "virtual-0"\nprofile = "mongoose-os"\n'))
+    proc = hil("run", "--mode", "ca", "--mode", "psk", "--mode", "https", "--no-negative",
+               config=config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = tmp_path / "runs" / "latest"
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    board = [(c["mode"], c["case"], c["verdict"]) for c in cells if c["board"] == "virtual-0"]
+    assert board == [("ca", "connect_publish", "pass"), ("psk", "connect_publish", "pass")], \
+        board  # https = false: no HTTPS cells for it
+    # the negative matrix too: settings refused at Config.Set, or the boot connect refused
+    proc = hil("run", "--mode", "psk", config=config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    refused = {c["case"]: c for c in cells if c["expected"] == "refused"}
+    assert set(refused) == {"refused-wrong-key", "refused-unknown-identity",
+                            "refused-no-shared-cipher", "refused-key-length"}, refused
+    assert "expected 32 or 64 hex digits" in refused["refused-key-length"]["device_reason"]
+    assert refused["refused-unknown-identity"]["broker_reason"], refused
+    transcript = (run / "transcripts" / "virtual-0.psk.connect_publish.txt").read_text()
+    steps = ["> RPC channel opening", "> RPC Config.Set", "> RPC Config.Save", " ready ",
+             "MQTT0 connecting to", "ciphersuite: TLS-PSK-", "MQTT0 CONNACK 0",
+             "> RPC MQTT.Pub", "Published:OK topic:hil/virtual-0/psk/"]
+    at = [transcript.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), list(zip(steps, at, strict=True))
+    assert "mqtt connect" not in transcript and "config set" not in transcript
+    psk = Pki(load(config)).psk_hex()  # Config.Set carried it: the transcript shows the method
+    assert psk not in transcript and psk not in (run / "pytest.log").read_text()

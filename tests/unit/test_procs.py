@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import signal
 
-from rig.local.children import interrupt_on_termination
+import pytest
+
+from rig.local.children import deferred_interrupts, interrupt_on_termination
 from rig.local.user_tmp import (
     remove_secret_dir,
     secret_dir,
@@ -44,3 +46,22 @@ def test_termination_signals_interrupt_but_an_ignored_one_stays_ignored() -> Non
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def test_a_termination_inside_a_deferred_block_is_raised_at_its_end() -> None:
+    """A SIGTERM that lands between making a private dir and recording it for removal would
+    leave the dir behind after the interrupted run: it waits for the block's end."""
+    before = signal.getsignal(signal.SIGTERM)
+    interrupt_on_termination()
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"), deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("the rest of the block ran")
+        assert done == ["the rest of the block ran"]
+        with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"):  # outside: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs at the next bytecode boundaries
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, before)

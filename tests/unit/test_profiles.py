@@ -91,6 +91,12 @@ def test_a_profiles_file_is_read_relative_to_hil_toml(tmp_path: Path) -> None:
     (BOARD + LINES.replace("my-app", "hil-agent"), "profiles.hil-agent",
      "is already defined in"),
     (BOARD + "[profiles]\nmy-app = 3\n", "profiles.my-app", "expected a table, got the integer 3"),
+    (BOARD + LINES.replace('clock = false',
+                           'settings = "mongoose-rpc"\nrpc_files = ["mqtt.server"]'),
+     "profiles.my-app.rpc_files[0]", "expected one of mqtt.ssl_ca_cert, mqtt.ssl_cert, "
+     "mqtt.ssl_key (a certificate or key), got 'mqtt.server'"),
+    (BOARD + LINES.replace('clock = false', 'settings = "mongoose-rpc"\nrpc_publish = ""'),
+     "profiles.my-app.rpc_publish", "missing; expected the RPC method that publishes"),
     ('[rig]\nprofiles_file = "missing.toml"\n' + BOARD, "",
      "file not found ([rig] profiles_file in hil.toml)"),
 ])
@@ -108,3 +114,21 @@ def test_a_profiles_file_holds_profiles_only(tmp_path: Path) -> None:
 
 def test_profile_errors_stop_like_a_broken_hil_toml() -> None:
     assert issubclass(ProfileError, ConfigError) and ProfileError.exit_code == 2
+
+
+def test_the_built_in_mongoose_os_profile_connects_at_boot(tmp_path: Path) -> None:
+    config = load(config_with(tmp_path, BOARD + 'profile = "mongoose-os"\n'))
+    profile = profile_of(config, config.boards[0])
+    assert (profile.settings, profile.connects_at_boot, profile.https, profile.clock) == \
+        ("mongoose-rpc", True, False, False)
+    assert profile.rpc_publish == "MQTT.Pub" and "mqtt.ssl_ca_cert" in profile.rpc_files
+    plain = load(config_with(tmp_path, BOARD))
+    assert not profile_of(plain, plain.boards[0]).connects_at_boot
+
+
+def test_mongoose_settings_are_nested_and_files_named() -> None:
+    from rig.device.mongoose import file_name, nested
+
+    assert nested({"mqtt.server": "h:1", "mqtt.enable": True, "mqtt.ssl_key": None}) == \
+        {"mqtt": {"server": "h:1", "enable": True, "ssl_key": None}}
+    assert file_name("mqtt.ssl_ca_cert") == "ssl_ca_cert.pem"
