@@ -6,7 +6,7 @@ not timed tests):
   broker starts, the board's and the host's MQTT over TLS, HTTPS requests, console exchanges,
   a board's boot), per pytest worker; the workers run side by side, so the floor of a run is
   its busiest worker's
-- wall / floor for the default `hil run` (76 cells, three virtual boards, one worker each), for
+- wall / floor for the default `hil run` (92 cells, four virtual boards, one worker each), for
   `-j 1`, `--capture off` and `--capture fail` (the default)       target: default <= 1.5x
 - what `--capture fail` costs over `--capture off`                 target: <= 10 %
 - the `hil` wrapper: its time before pytest starts and after it ends (imports, doctor's

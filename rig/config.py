@@ -30,7 +30,7 @@ BoardKind = Literal["virtual", "esp32"]
 # (what the chip runs: mbedTLS 3.6 configured like ESP-IDF, 32-bit, no clock until set)
 VirtualVariant = Literal["native", "esp"]
 # how a device profile's settings reach the firmware (rig/device/profile.py)
-ProfileSettings = Literal["console", "mongoose-rpc"]
+ProfileSettings = Literal["console", "mongoose-rpc", "nvs-image"]
 
 DEFAULT_PSK_SUITES = (
     "TLS-PSK-WITH-AES-128-CCM-8:TLS-PSK-WITH-AES-128-GCM-SHA256:"
@@ -238,11 +238,15 @@ class ProfileSection:
     clock: bool = True  # the rig sets the firmware's clock before each connection
     https: bool = False  # it serves HTTPS as the hil-agent does (the HTTPS cells run on it)
     lines: ProfileLines = field(default_factory=ProfileLines)
-    # settings = "mongoose-rpc": the settings that go up as files (FS.Put) and name them, and
-    # the RPC method that publishes ({"topic", "message", "qos"})
+    # settings = "mongoose-rpc": the settings that go up as files (FS.Put) and name them; the
+    # RPC method that publishes ({"topic", "message", "qos"}; nvs-image too, "": none)
     rpc_files: list[str] = field(
         default_factory=lambda: ["mqtt.ssl_ca_cert", "mqtt.ssl_cert", "mqtt.ssl_key"])
     rpc_publish: str = "MQTT.Pub"
+    # settings = "nvs-image": the NVS partition's CSV template (esp-idf-nvs-partition-gen's
+    # key,type,encoding,value with {placeholders}, rig/device/nvs_image.py) and its size
+    nvs_csv: str = ""
+    nvs_size: int = 0x6000
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,11 @@ class BoardDriver(Protocol):
         report."""
         ...
 
+    def write_nvs(self, image: bytes) -> None:
+        """Write an ESP-IDF NVS partition image over the board's `nvs` partition; its next
+        boot reads it. Raises BoardUnavailable when the board cannot take one."""
+        ...
+
     def after_test(self) -> str:
         """End of one test; returns a problem the test must fail on ('' if none)."""
         ...

@@ -219,6 +219,13 @@ class Esp32Board:
                                    f"{wifi or '(none)'}); set address in hil.toml or [wifi]")
         return m.group(1)
 
+    def write_nvs(self, image: bytes) -> None:
+        """Not yet: writing an image over a chip's `nvs` partition (esptool write_flash at the
+        partition table's offset) is not implemented; the board's cells say so."""
+        raise BoardUnavailable(f"board {self.name}: writing an NVS partition image to a "
+                               "physical board is not implemented yet (profiles with settings "
+                               "= \"nvs-image\" run on virtual boards only)")
+
     def restart(self, dut: Any) -> str:
         """Hard reset with the port kept open: esptool's, or the RTS line with flash = false;
         nothing written before the reset reaches the new boot."""

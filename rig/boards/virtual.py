@@ -49,6 +49,9 @@ class VirtualBoard:
         self.agent = agent
         self._erase = erase
         self.state_path = state_dir / f"{name}.state"
+        # stands for the chip's `nvs` partition once an image was written (write_nvs)
+        self.nvs_path = state_dir / f"{name}.nvs.bin"
+        self._nvs = False
         self.stderr_path = log_dir / f"{name}.agent-stderr.log"
         self._master: int | None = None
         self._slave: int | None = None
@@ -94,9 +97,10 @@ class VirtualBoard:
         termios.tcflush(self._master, termios.TCIOFLUSH)
         termios.tcflush(self._slave, termios.TCIOFLUSH)
         self._stderr_mark = self.stderr_path.stat().st_size if self.stderr_path.exists() else 0
+        nvs = ["--nvs", str(self.nvs_path)] if self._nvs else []
         with self.stderr_path.open("ab") as err:
             self._proc = subprocess.Popen(
-                [str(self.agent), "--state", str(self.state_path)],
+                [str(self.agent), "--state", str(self.state_path), *nvs],
                 stdin=self._master, stdout=self._master, stderr=err,
                 start_new_session=True, close_fds=True, preexec_fn=die_with_parent(),
             )
@@ -144,6 +148,18 @@ class VirtualBoard:
         report = self.sanitizer_report()
         return f"agent exited ({exit_description(proc.returncode)})" + (
             f"; sanitizer report:\n{report}" if report else "")
+
+    def write_nvs(self, image: bytes) -> None:
+        """The image (it holds the board's keys) replaces the virtual `nvs` partition, 0600 in
+        the 0700 state directory; every later start reads it (hil-agent --nvs)."""
+        tmp = self.nvs_path.with_suffix(".new")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(image)
+        os.replace(tmp, self.nvs_path)
+        self._nvs = True
 
     def restart(self, dut: Any) -> str:
         """Power cycle with the port kept open; returns what the power-off found."""

@@ -13,9 +13,10 @@ import time
 import uuid
 from collections.abc import Callable
 
+from rig.boards import BoardDriver
 from rig.broker.mosquitto import Broker
 from rig.config import HilConfig, Mode
-from rig.device import mongoose
+from rig.device import boot_connect
 from rig.device.console import Console
 from rig.device.profile import Profile
 from rig.device.provision import connect, mqtt_settings, provision
@@ -39,6 +40,7 @@ def test_broker_preflight(hil_config: HilConfig, pki: Pki, mode: Mode, broker: B
 
 def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
                          observer: Observer, board_console: Console, board_profile: Profile,
+                         board_driver: BoardDriver,
                          record_property: Callable[[str, object], None]) -> None:
     mode_cfg = hil_config.modes.get(mode)  # what to expect, before the cell's clock starts
     want = expected_suite(mode_cfg.broker_ciphers, mode_cfg.device_cipher_suites)
@@ -47,12 +49,12 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
     topic = f"hil/{board_console.board}/{mode}/{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     if board_profile.connects_at_boot:  # settings, a reboot, and it connects by itself
-        record_property("capture_keys", mongoose.NO_KEYS)
+        record_property("capture_keys", boot_connect.NO_KEYS)
         observer.subscribe(topic)
-        since = mongoose.provision(board_console, board_profile, settings,
-                                   hil_config.timeouts.board_boot)
+        since = boot_connect.provision(board_console, board_driver, board_profile, settings,
+                                       hil_config.timeouts.board_boot)
         record_property("provision_ms", round((time.perf_counter() - t0) * 1000, 1))
-        reply = mongoose.outcome(board_console, board_profile, since,
+        reply = boot_connect.outcome(board_console, board_profile, since,
                                  hil_config.timeouts.connect)
     else:
         provision(board_console, settings)
@@ -75,9 +77,14 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
             assert re.fullmatch(r"TLS-ECDHE-(ECDSA|RSA)-WITH-\S+", suite), suite
 
     message = f"cell-{mode}-{uuid.uuid4().hex[:6]}"
+    if board_profile.connects_at_boot and not board_profile.rpc_publish:
+        record_property("published", f"not asked: {board_profile} has no way to make the "
+                        "firmware publish (rpc_publish = \"\")")
+        record_property("cell_ms", round((time.perf_counter() - t0) * 1000, 1))
+        return
     with work("mqtt"):
         if board_profile.connects_at_boot:
-            mongoose.publish(board_console, board_profile, topic, message,
+            boot_connect.publish(board_console, board_profile, topic, message,
                              hil_config.timeouts.message)
         else:
             published = board_console.send(f"mqtt publish {topic} {message} 1")

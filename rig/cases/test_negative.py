@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 import pytest
 
+from rig.boards import BoardDriver
 from rig.broker.mosquitto import Broker, free_port
 from rig.cases.leaks import assert_no_secret
 from rig.cases.negative import NegativeCase, device_settings
 from rig.config import HilConfig
-from rig.device import mongoose
+from rig.device import boot_connect
 from rig.device.console import SECRET_KEYS, Console, ConsoleError, log_text
 from rig.device.mos_rpc import RpcError
 from rig.device.profile import Profile
@@ -59,21 +60,31 @@ def refused_on_command(hil_config: HilConfig, c: NegativeCase, console: Console,
     return info.value.reason, str(info.value)
 
 
-def refused_at_boot(hil_config: HilConfig, c: NegativeCase, console: Console,
+def refused_at_boot(hil_config: HilConfig, c: NegativeCase, console: Console, driver: BoardDriver,
                     profile: Profile, settings: list[Setting]) -> tuple[str, str]:
-    """A firmware that connects by itself (rig/device/mongoose.py): settings refused at
-    Config.Set (the RPC error), or the connection at boot refused (its `mqtt.enable:` line, the
-    reason `mqtt connect` would give)."""
+    """A firmware that connects by itself (rig/device/boot_connect.py): a setting refused at
+    Config.Set (mongoose-rpc: the RPC error) or at boot (nvs-image: its `nvs:` line, and no
+    connection), or the connection at boot refused (its `mqtt.enable:` line, the reason
+    `mqtt connect` would give)."""
+    boot = hil_config.timeouts.board_boot
+    if c.fails_at == "provision" and profile.settings == "nvs-image":
+        since = boot_connect.provision(console, driver, profile, settings, boot)
+        texts = boot_connect.wait_lines(console, since, lambda ts: any(
+            t.startswith("nvs: ") for t in ts), hil_config.timeouts.connect,
+            "`nvs:` line refusing the image's settings")
+        line = next(t for t in texts if t.startswith("nvs: "))
+        assert "(no settings from NVS)" in line, line
+        return line, line
     if c.fails_at == "provision":
         with pytest.raises(RpcError) as info:
-            mongoose.provision(console, profile, settings, hil_config.timeouts.board_boot)
+            boot_connect.provision(console, driver, profile, settings, boot)
         return str(info.value), str(info.value)
-    since = mongoose.provision(console, profile, settings, hil_config.timeouts.board_boot)
-    reply = mongoose.outcome(console, profile, since, hil_config.timeouts.connect)
+    since = boot_connect.provision(console, driver, profile, settings, boot)
+    reply = boot_connect.outcome(console, profile, since, hil_config.timeouts.connect)
     reasons = [t.removeprefix("mqtt.enable: ") for t in reply.logs
                if t.startswith("mqtt.enable: ")]
     if not reasons:  # the refused line came before the reason line: wait for it too
-        texts = mongoose.wait_lines(console, since, lambda ts: any(
+        texts = boot_connect.wait_lines(console, since, lambda ts: any(
             t.startswith("mqtt.enable: ") for t in ts), hil_config.timeouts.connect,
             "`mqtt.enable:` line saying why the boot connect failed")
         reasons = [t.removeprefix("mqtt.enable: ") for t in texts
@@ -82,7 +93,7 @@ def refused_at_boot(hil_config: HilConfig, c: NegativeCase, console: Console,
 
 
 def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
-                 board_console: Console, board_profile: Profile,
+                 board_console: Console, board_profile: Profile, board_driver: BoardDriver,
                  start_broker: Callable[..., Broker],
                  record_property: Callable[[str, object], None]) -> None:
     c = negative_case
@@ -98,8 +109,9 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
     start = len(board_console.lines)
 
     if board_profile.connects_at_boot:
-        record_property("capture_keys", mongoose.NO_KEYS)
-        error, shown = refused_at_boot(hil_config, c, board_console, board_profile, settings)
+        record_property("capture_keys", boot_connect.NO_KEYS)
+        error, shown = refused_at_boot(hil_config, c, board_console, board_driver, board_profile,
+                                       settings)
     else:
         error, shown = refused_on_command(hil_config, c, board_console, board_profile, settings)
     for s in settings:
@@ -108,7 +120,10 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
                                               "the console transcript": board_console.transcript})
 
     texts = [t for t in (log_text(line) for line in board_console.lines[start:]) if t is not None]
-    record_property("device_reason", device_verdict(c, texts, error))
+    if c.fails_at == "provision" and board_profile.settings == "nvs-image":
+        record_property("device_reason", error)  # the image's refusal, in the app's words
+    else:
+        record_property("device_reason", device_verdict(c, texts, error))
     if c.fails_at == "connect":  # the device's own words for it, as its profile reads them
         assert board_profile.refusal(texts), (
             f"none of the device's lines is a refusal to {board_profile}: {texts}")

@@ -563,7 +563,10 @@ class Console:
     def rpc_open(self, timeout: float | None = None) -> None:
         """Open the board's Mongoose OS RPC channel on this port, as `mos` does
         (rig/device/mos_rpc.py): the opening sent again until the board answers it."""
-        wait = self.timeout if timeout is None else timeout
+        with work("console"):
+            self._rpc_open(self.timeout if timeout is None else timeout)
+
+    def _rpc_open(self, wait: float) -> None:
         deadline = time.monotonic() + wait
         while True:
             self.dut.write(mos_rpc.OPEN.decode("latin-1"))  # SerialDut.write adds a newline
@@ -583,11 +586,14 @@ class Console:
         """One RPC call over the open channel; its result, or RpcError with the board's error
         code and message. The request's parameters may hold secrets (Config.Set): the
         transcript shows the method only."""
+        with work("console"):
+            return self._rpc(method, params, self.timeout if timeout is None else timeout)
+
+    def _rpc(self, method: str, params: dict[str, Any] | None, wait: float) -> Any:
         self._rpc_id += 1
         frame = mos_rpc.request_frame(self._rpc_id, method, params)
         self.dut.write(frame.decode("ascii"))
         self._sent(f"RPC {method} (id {self._rpc_id})")
-        wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         while True:
             raw = self._expect(mos_rpc.FRAME_RE, max(0.0, deadline - time.monotonic()),

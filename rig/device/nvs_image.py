@@ -81,16 +81,20 @@ def placeholders(template: str, profile: str) -> set[str]:
     return {m for row in rows(template, profile) for m in PLACEHOLDER_RE.findall(row["value"])}
 
 
-def make(template: str, values: Mapping[str, str], size: int, profile: str) -> bytes:
+def make(template: str, values: Mapping[str, str | None], size: int, profile: str) -> bytes:
     """The image (`size` bytes, a multiple of 4096) of `template` with `values` in its
-    placeholders. A placeholder without a value is an error naming it (the cell's mode has no
-    such setting)."""
+    placeholders. A row whose placeholder's value is None is left out (a setting the cell's
+    mode does not have: the app finds no such key); a placeholder `values` does not know at
+    all is an error naming it."""
     table = rows(template, profile)
     missing = sorted(placeholders(template, profile) - set(values))
     if missing:
         raise NvsImageError(f"profile {profile}: the NVS template asks for "
                             f"{', '.join('{' + m + '}' for m in missing)}, which this cell "
-                            "does not have (another broker mode's setting?)")
+                            "does not have")
+    table = [row for row in table if not (m := PLACEHOLDER_RE.fullmatch(row["value"]))
+             or values[m.group(1)] is not None]
+    given = {k: v for k, v in values.items() if v is not None}
     if size <= 0 or size % 4096:
         raise NvsImageError(f"profile {profile}: NVS partition size {size} is not a positive "
                             "multiple of 4096")
@@ -104,12 +108,12 @@ def make(template: str, values: Mapping[str, str], size: int, profile: str) -> b
             value = row["value"]
             if m is not None and row["type"] == "file":
                 value = f"value-{i}"  # relative: the generator runs in `where`
-                write_secret(where / value, values[m.group(1)])
+                write_secret(where / value, given[m.group(1)])
             elif m is not None:
-                value = values[m.group(1)]
+                value = given[m.group(1)]
             writer.writerow([row["key"], row["type"], row["encoding"], value])
         write_secret(where / "settings.csv", rendered.getvalue())
-        _generate(where, size, profile, values)
+        _generate(where, size, profile, given)
         return (where / "nvs.bin").read_bytes()
     finally:
         remove_secret_dir(where)

@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from rig.config import Board, ConfigError, HilConfig, ProfileSection, load_profiles
+from rig.device import nvs_image
 
 DEFAULT = "hil-agent"
 # each line's named groups the rig reads (a group the expression lacks is an error)
@@ -63,7 +64,9 @@ class Profile:
     https: bool
     lines: Lines
     rpc_files: tuple[str, ...] = ()  # mongoose-rpc: settings that go up as files
-    rpc_publish: str = ""  # mongoose-rpc: the RPC method that publishes
+    rpc_publish: str = ""  # the RPC method that publishes (a firmware that connects at boot)
+    nvs_csv: str = ""  # nvs-image: the partition's CSV template (rig/device/nvs_image.py)
+    nvs_size: int = 0  # nvs-image: the partition's size
 
     @property
     def connects_at_boot(self) -> bool:
@@ -136,11 +139,28 @@ def _profile(name: str, section: ProfileSection, src: str) -> Profile:
     if section.settings == "mongoose-rpc" and not section.rpc_publish:
         raise ProfileError(src, f"{key}.rpc_publish", "missing; expected the RPC method that "
                            "publishes (e.g. MQTT.Pub): the mode cells publish through it")
+    if section.settings == "nvs-image":
+        _check_nvs(section, key, src, name)
     return Profile(name=name, source=src, description=section.description,
                    settings=section.settings, clock=section.clock, https=section.https,
                    lines=_lines(section, key, src), rpc_files=tuple(section.rpc_files),
-                   rpc_publish=section.rpc_publish if section.settings == "mongoose-rpc"
-                   else "")
+                   rpc_publish=section.rpc_publish if section.settings != "console" else "",
+                   nvs_csv=section.nvs_csv, nvs_size=section.nvs_size)
+
+
+def _check_nvs(section: ProfileSection, key: str, src: str, name: str) -> None:
+    """An nvs-image profile's template and size, as esp-idf-nvs-partition-gen will need
+    them (rig/device/nvs_image.py)."""
+    if not section.nvs_csv:
+        raise ProfileError(src, f"{key}.nvs_csv", "missing; expected the NVS partition's CSV "
+                           "template (key,type,encoding,value)")
+    try:
+        nvs_image.rows(section.nvs_csv, name)
+    except nvs_image.NvsImageError as exc:
+        raise ProfileError(src, f"{key}.nvs_csv", str(exc)) from None
+    if section.nvs_size <= 0 or section.nvs_size % 4096:
+        raise ProfileError(src, f"{key}.nvs_size", f"expected a positive multiple of 4096 "
+                           f"(the partition's size), got {section.nvs_size}")
 
 
 def profiles(config: HilConfig) -> dict[str, Profile]:

@@ -151,19 +151,22 @@ class _Segment:
                                  permanent=died)
 
     def mark(self, token: bytes) -> None:
-        """A datagram with `token` into the file: every packet sent after this call comes
-        after it there (the kernel hands a packet to the capture as it is sent)."""
+        """A datagram with `token` on its way into the file."""
         self.probe.sendto(token, self.probe.getsockname())
 
     def drain(self, token: bytes) -> None:
-        """`token` again and again until it is in the file: then every packet sent before it
-        is there too (tcpdump writes each packet as it reads it, in order)."""
+        """`token` again and again until it is in the file. On loopback a packet reaches the
+        capture when the receiving side takes it from the sending CPU's queue, not as it is
+        sent: packets sent on different CPUs may be captured in another order than they were
+        sent. So a mark is waited for: every packet sent after drain() returns is captured
+        after the mark; one sent before it on another CPU may still come a moment later."""
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline and self.proc.poll() is None:
             self.mark(token)
-            time.sleep(PROBE_S)
-            if token in _tail(self.path):
-                return
+            for _ in range(10):  # looked for every 0.2 ms, sent again every 2 ms
+                time.sleep(PROBE_S / 10)
+                if token in _tail(self.path):
+                    return
         raise CaptureUnavailable(
             f"no capture: tcpdump did not write its packets within {STOP_TIMEOUT_S:g} s"
             + ("" if self.proc.poll() is None else " (it exited)"))
@@ -204,22 +207,24 @@ def _tail(path: Path, size: int = 65536) -> bytes:
         return b""
 
 
-def _slice(source: Path, start: bytes, end: bytes, out: Path, fresh: bool) -> None:
-    """The packets of the pcap `source` after the one holding `start` and before the one
-    holding `end`, as the pcap `out`. `fresh`: the capture started for this cell, so without
-    the start mark it is all this cell's; otherwise a missing start mark is an error (the
-    earlier cells' packets are no part of this one). Reads only the record framing (a 24-byte
-    file header, then a 16-byte header per packet); tcpdump keeps writing after `end`, so a
-    record cut short there is never read."""
+def _slice(source: Path, start: bytes, out: Path, fresh: bool) -> None:
+    """The packets of the pcap `source` after the one holding `start`, to the last whole one
+    in the file (the cell's end was drained into it; a FIN the kernel sent a moment after the
+    drain's mark is kept too), as the pcap `out`. `fresh`: the capture started for this cell,
+    so without the start mark it is all this cell's; otherwise a missing start mark is an
+    error (the earlier cells' packets are no part of this one). Reads only the record framing
+    (a 24-byte file header, then a 16-byte header per packet); a record tcpdump is still
+    writing is left out."""
     with source.open("rb") as fh:
         head = fh.read(PCAP_HEADER)
         order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
         kept: list[bytes] = []
         marked = False
         while len(rec := fh.read(16)) == 16:
-            data = fh.read(struct.unpack(f"{order}4I", rec)[2])
-            if end in data:
-                break
+            size = struct.unpack(f"{order}4I", rec)[2]
+            data = fh.read(size)
+            if len(data) < size:
+                break  # being written
             if start in data:
                 kept, marked = [], True  # the cell's start: what came before is not its
                 continue
@@ -336,7 +341,7 @@ class CellCapture:
             self.fresh.add(seg)
         if seg not in self.starts:
             self.starts[seg] = b"hil-cell-start-" + secrets.token_hex(8).encode()
-            seg.mark(self.starts[seg])
+            seg.drain(self.starts[seg])  # in the file before the cell's traffic is sent
 
     def decode_args(self) -> list[str]:
         """tshark/Wireshark options that decode what runs inside TLS on this cell's ports
@@ -368,12 +373,14 @@ class CellCapture:
         try:
             if not keep:
                 return None
-            end = b"hil-cell-end-" + secrets.token_hex(8).encode()
             parts = []
             for i, (seg, start) in enumerate(self.starts.items()):
-                seg.drain(end)
+                # two rounds: what another CPU's queue still held when the first mark was
+                # captured has been taken by the time a second one is
+                for _ in range(2):
+                    seg.drain(b"hil-cell-end-" + secrets.token_hex(8).encode())
                 parts.append(self.dir / f"part-{i}.pcap")
-                _slice(seg.path, start, end, parts[-1], seg in self.fresh)
+                _slice(seg.path, start, parts[-1], seg in self.fresh)
             return self._write(parts, comment)
         finally:
             try:

@@ -88,3 +88,26 @@ def test_a_mongoose_os_board_is_provisioned_by_rpc_and_connects_by_itself(
     assert "mqtt connect" not in transcript and "config set" not in transcript
     psk = Pki(load(config)).psk_hex()  # Config.Set carried it: the transcript shows the method
     assert psk not in transcript and psk not in (run / "pytest.log").read_text()
+
+
+def test_an_esp_idf_nvs_board_is_provisioned_only_through_an_image(
+        tmp_path: Path, hil_config: HilConfig) -> None:
+    """Espressif's generator makes the image of each cell's settings; the board (the
+    hil-agent standing for an esp-mqtt app) reads it at boot and connects by itself."""
+    config = tmp_config(tmp_path, hil_config)
+    config.write_text(config.read_text().replace('name = "virtual-0"\n',
+                                                 'name = "virtual-0"\nprofile = "esp-idf-nvs"\n'))
+    proc = hil("run", "--mode", "psk", "--mode", "ca", config=config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = tmp_path / "runs" / "latest"
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    board = {(c["mode"], c["case"]): c for c in cells if c["board"] == "virtual-0"}
+    assert board[("psk", "connect_publish")]["verdict"] == "pass"
+    assert "(no settings from NVS)" in board[("psk", "refused-key-length")]["device_reason"]
+    transcript = (run / "transcripts" / "virtual-0.ca.connect_publish.txt").read_text()
+    assert "settings from namespace hil (this boot only): mqtt.server" in transcript
+    for way in ("config set", "config load", "RPC Config.Set", "RPC FS.Put", "mqtt connect"):
+        assert way not in transcript, way  # the image is the only way in
+    images = list(tmp_path.rglob("virtual-0.nvs.bin"))  # the virtual `nvs` partition
+    assert len(images) == 1 and images[0].stat().st_mode & 0o777 == 0o600, images
+    assert Pki(load(config)).psk_hex() not in transcript

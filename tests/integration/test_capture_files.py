@@ -44,7 +44,9 @@ def packets(path: Path, display: str = "tcp") -> list[str]:
 
 
 def private_dirs() -> set[Path]:
-    return set((Path(tempfile.gettempdir()) / f"hil-{os.getuid()}").glob("*-capture-*"))
+    """This process's capture directories (another run on the machine has its own)."""
+    return set((Path(tempfile.gettempdir()) / f"hil-{os.getuid()}").glob(
+        f"{os.getpid()}-capture-*"))
 
 
 def test_permitted_says_so(tmp_path: Path) -> None:
@@ -143,7 +145,10 @@ def test_cells_sharing_a_recorder_each_keep_only_their_own_packets(tmp_path: Pat
         assert kept[1] is None and not (tmp_path / "cell1.pcapng").exists()
         assert kept[0] is not None and len(streams(kept[0])) == 1
         assert kept[2] is not None and len(streams(kept[2])) == 3  # none of cells 0 and 1
-        assert all(len(flags) == 7 for flags in streams(kept[2]).values())
+        # each of them whole, from its SYN to its end (how many ACKs in between is the
+        # kernel's timing, not the slice's)
+        assert all("S" in flags[0] and ("F" in "".join(flags) or "R" in flags[-1])
+                   for flags in streams(kept[2]).values()), streams(kept[2])
         pid = segment.proc.pid
         recorder.rotate_bytes = 0  # grown too big: the next cell's port starts anew
         recorder.rotate()

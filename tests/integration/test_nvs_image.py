@@ -29,7 +29,9 @@ VALUES = {"broker_uri": "mqtts://127.0.0.1:8883", "client_id": "hil-device-01",
 
 
 def private_dirs() -> set[Path]:
-    return set((Path(tempfile.gettempdir()) / f"hil-{os.getuid()}").glob("*-nvs-image-*"))
+    """This process's image directories (another run on the machine has its own)."""
+    return set((Path(tempfile.gettempdir()) / f"hil-{os.getuid()}").glob(
+        f"{os.getpid()}-nvs-image-*"))
 
 
 def test_an_image_holds_the_cells_settings_and_nothing_stays_on_disk() -> None:
@@ -54,7 +56,7 @@ def test_an_image_holds_the_cells_settings_and_nothing_stays_on_disk() -> None:
     (TEMPLATE.replace("{client_id}", "id-{client_id}"), VALUES, 0x6000,
      "a placeholder is a whole value"),
     (TEMPLATE + "client_cert,file,string,{client_cert}\n", VALUES, 0x6000,
-     "asks for {client_cert}, which this cell does not have"),
+     "asks for {client_cert}, which this cell does not have"),  # not even None
     (TEMPLATE, VALUES, 0x5000 + 1, "not a positive multiple of 4096"),
     (TEMPLATE.replace("retries,data,u8,3", "retries,data,u8,300"), VALUES, 0x6000,
      "esp-idf-nvs-partition-gen refused the settings"),
@@ -78,3 +80,11 @@ def test_the_generators_complaint_never_shows_a_secret() -> None:
     with pytest.raises(NvsImageError) as info:  # hex2bin of a key that is not hex
         make(TEMPLATE, {**VALUES, "psk_key": "zz" + PSK}, 0x6000, "esp-idf-app")
     assert "refused" in str(info.value) and PSK not in str(info.value), str(info.value)
+
+
+def test_a_row_whose_setting_the_cell_has_not_stays_out() -> None:
+    """A psk cell has no CA certificate: its row is not in the image (the app finds no key)."""
+    with_ca = make(TEMPLATE, VALUES, 0x6000, "esp-idf-app")
+    without = make(TEMPLATE, {**VALUES, "ca_cert": None}, 0x6000, "esp-idf-app")
+    assert b"ca_cert" in with_ca and b"ca_cert" not in without
+    assert PEM.encode() not in without and b"broker_uri" in without

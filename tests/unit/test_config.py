@@ -30,8 +30,9 @@ def test_committed_hil_toml_is_valid_and_runs_both_virtual_variants() -> None:
     assert [(b.name, b.kind, b.variant, b.profile) for b in config.boards] == [
         ("virtual-0", "virtual", "native", "hil-agent"), ("virtual-esp", "virtual", "esp",
                                                           "hil-agent"),
-        ("virtual-mos", "virtual", "native", "mongoose-os")]
-    assert [b.chip_clock for b in config.boards] == [False, True, False]
+        ("virtual-mos", "virtual", "native", "mongoose-os"),
+        ("virtual-nvs", "virtual", "native", "esp-idf-nvs")]
+    assert [b.chip_clock for b in config.boards] == [False, True, False, False]
     assert config.broker.bind == "127.0.0.1"
     assert "TLS-PSK-WITH-AES-128-CCM-8" in config.modes.psk.device_cipher_suites
     assert config.modes.psk.broker_ciphers.startswith("PSK-AES128-CCM8")

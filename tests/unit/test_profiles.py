@@ -71,7 +71,7 @@ def test_a_profiles_file_is_read_relative_to_hil_toml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text, key, says", [
     (BOARD + 'profile = "mongoose"\n', "boards[0].profile",
-     "no profile named 'mongoose'; known: hil-agent"),
+     "no profile named 'mongoose'; known: esp-idf-nvs, hil-agent, mongoose-os"),
     (BOARD + LINES.replace("connected =", "conected ="), "profiles.my-app.lines.conected",
      "unknown key"),
     (BOARD + LINES.replace('https = false', 'https = "no"'), "profiles.my-app.https",
@@ -132,3 +132,45 @@ def test_mongoose_settings_are_nested_and_files_named() -> None:
     assert nested({"mqtt.server": "h:1", "mqtt.enable": True, "mqtt.ssl_key": None}) == \
         {"mqtt": {"server": "h:1", "enable": True, "ssl_key": None}}
     assert file_name("mqtt.ssl_ca_cert") == "ssl_ca_cert.pem"
+
+
+NVS = """
+[profiles.my-app]
+settings = "nvs-image"
+nvs_csv = \"\"\"
+key,type,encoding,value
+hil,namespace,,
+broker_uri,data,string,{broker_uri}
+\"\"\"
+[profiles.my-app.lines]
+connected = '^connected$'
+refused = ['^refused: (?P<reason>.+)$']
+"""
+
+
+@pytest.mark.parametrize("change, key, says", [
+    (("broker_uri,data,string,{broker_uri}", "broker_uri,data,string,{broker}"),
+     "profiles.my-app.nvs_csv", "unknown placeholder {broker}"),
+    (("key,type,encoding,value", "key,type,value"), "profiles.my-app.nvs_csv",
+     "header is 'key,type,value'"),
+    (('settings = "nvs-image"', 'settings = "nvs-image"\nnvs_size = 5000'),
+     "profiles.my-app.nvs_size", "expected a positive multiple of 4096"),
+    (('nvs_csv = \"\"\"', 'nvs_csv_x = \"\"\"'), "profiles.my-app.nvs_csv_x", "unknown key"),
+])
+def test_a_bad_nvs_profile_is_named(tmp_path: Path, change: tuple[str, str], key: str,
+                                    says: str) -> None:
+    msg = error_for(tmp_path, BOARD + NVS.replace(*change))
+    assert key in msg and says in msg, msg
+
+
+def test_an_nvs_profile_and_the_cells_values(tmp_path: Path) -> None:
+    from rig.device.nvs_boot import values
+    from rig.device.provision import Setting
+
+    config = load(config_with(tmp_path, BOARD + 'profile = "esp-idf-nvs"\n'))
+    profile = profile_of(config, config.boards[0])
+    assert (profile.settings, profile.connects_at_boot, profile.nvs_size) == \
+        ("nvs-image", True, 0x6000)
+    got = values([Setting("mqtt.server", b"[::1]:8883"), Setting("mqtt.ssl_psk_key", b"ab")])
+    assert got["broker_uri"] == "mqtts://[::1]:8883" and got["broker_host"] == "::1"
+    assert got["broker_port"] == "8883" and got["psk_key"] == "ab" and got["ca_cert"] is None
