@@ -180,6 +180,9 @@ def _taken_before(dut: Any, msg_queue: Any, settle_s: float = 0.2) -> bytes:
     if proc is None or not hasattr(proc, "read_nonblocking"):
         return b""
     deadline = time.monotonic() + settle_s
+    # pytest-embedded's queue and listener give no sign when a message is in the file, so
+    # this polls (once per Dut, bounded by settle_s); qsize() is unsupported on some
+    # platforms (NotImplementedError): then only the reads below wait
     with contextlib.suppress(NotImplementedError, OSError):
         while msg_queue.qsize() and time.monotonic() < deadline:
             time.sleep(0.001)

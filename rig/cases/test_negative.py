@@ -80,16 +80,14 @@ def refused_at_boot(hil_config: HilConfig, c: NegativeCase, console: Console, dr
             boot_connect.provision(console, driver, profile, settings, boot)
         return str(info.value), str(info.value)
     since = boot_connect.provision(console, driver, profile, settings, boot)
-    reply = boot_connect.outcome(console, profile, since, hil_config.timeouts.connect)
-    reasons = [t.removeprefix("mqtt.enable: ") for t in reply.logs
-               if t.startswith("mqtt.enable: ")]
-    if not reasons:  # the refused line came before the reason line: wait for it too
-        texts = boot_connect.wait_lines(console, since, lambda ts: any(
-            t.startswith("mqtt.enable: ") for t in ts), hil_config.timeouts.connect,
-            "`mqtt.enable:` line saying why the boot connect failed")
-        reasons = [t.removeprefix("mqtt.enable: ") for t in texts
-                   if t.startswith("mqtt.enable: ")]
-    return reasons[0], reasons[0]
+    boot_connect.outcome(console, profile, since, hil_config.timeouts.connect)
+    # its reason line follows the refused one (wait_lines: at once if it is already there)
+    texts = boot_connect.wait_lines(console, since, lambda ts: any(
+        t.startswith("mqtt.enable: ") for t in ts), hil_config.timeouts.connect,
+        "`mqtt.enable:` line saying why the boot connect failed")
+    reason = next(t for t in texts if t.startswith("mqtt.enable: ")).removeprefix(
+        "mqtt.enable: ")
+    return reason, reason
 
 
 def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,

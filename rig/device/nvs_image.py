@@ -78,7 +78,11 @@ def rows(template: str, profile: str) -> list[dict[str, str]]:
 
 def placeholders(template: str, profile: str) -> set[str]:
     """The placeholders a template uses."""
-    return {m for row in rows(template, profile) for m in PLACEHOLDER_RE.findall(row["value"])}
+    return _used(rows(template, profile))
+
+
+def _used(table: list[dict[str, str]]) -> set[str]:
+    return {m for row in table for m in PLACEHOLDER_RE.findall(row["value"])}
 
 
 def make(template: str, values: Mapping[str, str | None], size: int, profile: str) -> bytes:
@@ -87,7 +91,7 @@ def make(template: str, values: Mapping[str, str | None], size: int, profile: st
     mode does not have: the app finds no such key); a placeholder `values` does not know at
     all is an error naming it."""
     table = rows(template, profile)
-    missing = sorted(placeholders(template, profile) - set(values))
+    missing = sorted(_used(table) - set(values))
     if missing:
         raise NvsImageError(f"profile {profile}: the NVS template asks for "
                             f"{', '.join('{' + m + '}' for m in missing)}, which this cell "

@@ -119,7 +119,7 @@ class _Segment:
         note_children([proc.pid])
         seg = cls(path, proc, probe)
         try:
-            seg._wait_started(interface, mark)
+            seg._wait_started(interface)
         except CaptureUnavailable:
             raise  # _wait_started has stopped it
         except BaseException:  # an interrupt while waiting
@@ -127,15 +127,10 @@ class _Segment:
             raise
         return seg
 
-    def _wait_started(self, interface: str, mark: int) -> None:
+    def _wait_started(self, interface: str) -> None:
         """Probe datagrams until one is in the file: then the filter is live."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            self.probe.sendto(b"hil-capture-start", ("127.0.0.1", mark))  # to itself
-            time.sleep(PROBE_S)
-            with contextlib.suppress(OSError):
-                if self.path.stat().st_size > PCAP_HEADER:
-                    return
+        if self._until_in_file(b"hil-capture-start", START_TIMEOUT_S):
+            return
         died = self.proc.poll() is not None
         if not died:
             self.proc.kill()
@@ -154,19 +149,27 @@ class _Segment:
         """A datagram with `token` on its way into the file."""
         self.probe.sendto(token, self.probe.getsockname())
 
+    def _until_in_file(self, token: bytes, timeout: float) -> bool:
+        """`token` sent to the probe's own port every PROBE_S, the file's tail looked at
+        every PROBE_S / 10 (tcpdump gives no sign but the file it writes), until it is there
+        (True), tcpdump exited or `timeout` passed (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            self.mark(token)
+            for _ in range(10):
+                time.sleep(PROBE_S / 10)
+                if token in _tail(self.path):
+                    return True
+        return False
+
     def drain(self, token: bytes) -> None:
         """`token` again and again until it is in the file. On loopback a packet reaches the
         capture when the receiving side takes it from the sending CPU's queue, not as it is
         sent: packets sent on different CPUs may be captured in another order than they were
         sent. So a mark is waited for: every packet sent after drain() returns is captured
         after the mark; one sent before it on another CPU may still come a moment later."""
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            self.mark(token)
-            for _ in range(10):  # looked for every 0.2 ms, sent again every 2 ms
-                time.sleep(PROBE_S / 10)
-                if token in _tail(self.path):
-                    return
+        if self._until_in_file(token, STOP_TIMEOUT_S):
+            return
         raise CaptureUnavailable(
             f"no capture: tcpdump did not write its packets within {STOP_TIMEOUT_S:g} s"
             + ("" if self.proc.poll() is None else " (it exited)"))

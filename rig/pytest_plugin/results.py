@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,7 +205,6 @@ class MatrixReporter:
         last = len(self.order)
         cells = sorted(self.cells.values(), key=lambda c: self.order.get(c.nodeid, last))
         data = {"exitstatus": int(exitstatus), "collected": len(self.order),
-                "written": time.time(),  # Unix seconds
                 "cpu_pressure": window_share(list(self.first_call.values()),
                                              self.last_end),
                 "cells": [asdict(c) for c in cells]}

@@ -25,7 +25,7 @@ def test_bytes_taken_before_the_swap_reach_the_stream() -> None:
         deadline = time.monotonic() + 5  # pytest-embedded's reader (50 ms polls) takes them
         while dut.serial.proc.in_waiting and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.1)
+        time.sleep(0.1)  # and its 50 ms poll has handed them on (nothing to wait on but time)
         assert use_blocking_reader(dut)
         stream = console_port(dut)
         assert stream.expect(re.compile(rb"hil-agent (\S+) ready\r\n"), timeout=2).group(1) \

@@ -17,20 +17,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_settings_roundtrip(agent_t *a)
-{
-    uint8_t *blob;
-    size_t len;
-    if (settings_serialize(&a->settings, &blob, &len) == 0) {
-        settings_t s;
-        char err[200];
-        settings_init(&s);
-        if (settings_deserialize(&s, blob, len, err, sizeof(err)) != 0) abort();
-        settings_free(&s);
-        free(blob);
-    }
-}
-
 /* Run 1: returns the number of final lines, or -1 when out wrapped. */
 static int run_idle(const uint8_t *data, size_t size)
 {
@@ -54,7 +40,7 @@ static int run_idle(const uint8_t *data, size_t size)
         if (fake_final_lines(&fp) != 1) abort();
     }
     if (a->tag[0] != '\0' || agent_console_busy(a)) abort(); /* nothing here goes pending */
-    check_settings_roundtrip(a);
+    test_check_settings_roundtrip(a);
     int finals = fp.wraps ? -1 : fake_final_lines(&fp);
     agent_free(a);
     free(a);

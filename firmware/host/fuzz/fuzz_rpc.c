@@ -43,20 +43,6 @@ static void check_frames(const fake_port_t *fp)
     }
 }
 
-static void check_settings_roundtrip(agent_t *a)
-{
-    uint8_t *blob;
-    size_t len;
-    if (settings_serialize(&a->settings, &blob, &len) == 0) {
-        settings_t s;
-        char err[200];
-        settings_init(&s);
-        if (settings_deserialize(&s, blob, len, err, sizeof(err)) != 0) abort();
-        settings_free(&s);
-        free(blob);
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static fake_port_t fp;
@@ -84,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     check_frames(&fp);
-    check_settings_roundtrip(a);
+    test_check_settings_roundtrip(a);
     /* the FS.Put file table stays within its bounds and its count */
     size_t total = 0;
     for (size_t i = 0; i < AGENT_RPC_FILES; i++) {

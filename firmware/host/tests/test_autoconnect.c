@@ -74,25 +74,6 @@ static void make_port(const char *server, bool enable)
     settings_free(&s);
 }
 
-static agent_t *boot(void)
-{
-    agent_t *a = calloc(1, sizeof(*a));
-    agent_init(a, &port);
-    agent_boot(a);
-    return a;
-}
-
-static void drop(agent_t *a)
-{
-    agent_free(a);
-    free(a);
-}
-
-static void feed(agent_t *a, const char *s)
-{
-    agent_console_feed(a, (const uint8_t *)s, strlen(s));
-}
-
 /* agent_step until the output contains needle (true) or 5 s passed (false) */
 static bool run_until(agent_t *a, const char *needle)
 {
@@ -121,9 +102,9 @@ static bool before(const char *x, const char *y)
 /* One RPC request frame (no CRC: optional); the response parsed (NULL: none). */
 static cJSON *call(agent_t *a, const char *json)
 {
-    feed(a, "\"\"\"");
-    feed(a, json);
-    feed(a, "\"\"\"");
+    test_feed(a, "\"\"\"");
+    test_feed(a, json);
+    test_feed(a, "\"\"\"");
     const char *start = NULL;
     for (const char *p = fp.out; (p = strstr(p, "\"\"\"{")) != NULL; p++) start = p;
     if (!start) return NULL;
@@ -163,36 +144,6 @@ typedef struct {
     bool no_pubacks;      /* never a PUBACK */
 } script_t;
 
-static int recv_all(int fd, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, buf + got, n - got, 0);
-        if (r <= 0) return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static int read_packet(int fd, uint8_t *buf, size_t cap)
-{
-    size_t n = 1;
-    uint32_t rem = 0, mult = 1;
-    if (recv_all(fd, buf, 1) != 0) return -1;
-    do {
-        if (n >= 5 || recv_all(fd, buf + n, 1) != 0) return -1;
-        rem += (uint32_t)(buf[n] & 127u) * mult;
-        mult *= 128u;
-    } while (buf[n++] & 128u);
-    if (n + rem > cap || recv_all(fd, buf + n, rem) != 0) return -1;
-    return (int)(n + rem);
-}
-
-static void send_bytes(int fd, const uint8_t *p, size_t n)
-{
-    if (send(fd, p, n, 0) != (ssize_t)n) _exit(11);
-}
-
 static void wait_ctl(void)
 {
     uint8_t b;
@@ -207,26 +158,26 @@ static bool serve_client(int fd, const script_t *s, bool first)
     size_t nheld = 0;
     int seen = 0;
     for (;;) {
-        int n = read_packet(fd, buf, sizeof(buf));
+        int n = test_read_mqtt_packet(fd, buf, sizeof(buf));
         if (n < 0 || (buf[0] >> 4) == 14) return true; /* closed, DISCONNECT */
         size_t hl = 2;
         while (hl < 5 && (buf[hl - 1] & 128u)) hl++;
         if ((buf[0] >> 4) == 1) {
             const uint8_t connack[] = {0x20, 0x02, 0x00, s->connack_code};
             if (s->hold_connack && first) wait_ctl();
-            send_bytes(fd, connack, sizeof(connack));
+            test_send_all(fd, connack, sizeof(connack));
             if (s->connack_code != 0) return true;
         } else if ((buf[0] >> 4) == 3 && ((buf[0] >> 1) & 3u) == 1u && !s->no_pubacks) {
             size_t tl = ((size_t)buf[hl] << 8) | buf[hl + 1];
             uint8_t ack[4] = {0x40, 0x02, buf[hl + 2 + tl], buf[hl + 3 + tl]};
             if (nheld < 64) memcpy(held[nheld++], ack, 4);
             if (++seen >= s->puback_after) {
-                for (size_t i = 0; i < nheld; i++) send_bytes(fd, held[i], 4);
+                for (size_t i = 0; i < nheld; i++) test_send_all(fd, held[i], 4);
                 nheld = 0;
             }
         } else if ((buf[0] >> 4) == 12) {
             static const uint8_t pingresp[] = {0xd0, 0x00};
-            send_bytes(fd, pingresp, sizeof(pingresp));
+            test_send_all(fd, pingresp, sizeof(pingresp));
         }
     }
 }
@@ -287,7 +238,7 @@ static void closed_server(char *server, size_t cap)
 static void setting(void)
 {
     make_port("", false);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     fake_cmd(a, &fp, "config get mqtt.enable");
     CHECK_STR(fp.out, "mqtt.enable=false\nOK\n");
     fake_cmd(a, &fp, "config set mqtt.enable yes");
@@ -326,7 +277,7 @@ static void setting(void)
     clear_out();
     check_result(call(a, "{\"id\":7,\"method\":\"Config.Save\",\"params\":{\"reboot\":true}}"), "saved", true);
     CHECK_EQ_INT(fp.reboots, 1);
-    drop(a);
+    test_agent_drop(a);
     /* the next boot reads it back: enabled, but no server -> a W line, nothing opened */
     a = calloc(1, sizeof(*a));
     agent_init(a, &port);
@@ -336,7 +287,7 @@ static void setting(void)
     CHECK(!fake_contains(&fp, "MQTT0"));
     CHECK_EQ_INT(fake_final_lines(&fp), 0);
     CHECK(!agent_console_busy(a));
-    drop(a);
+    test_agent_drop(a);
 }
 
 /* ---- (a) the boot connect ------------------------------------------------------------- */
@@ -347,7 +298,7 @@ static void boot_connect_ok(void)
     char server[40], line[80];
     pid_t pid = start_broker(&s, server, sizeof(server));
     make_port(server, true);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     snprintf(line, sizeof(line), " hil: MQTT0 connecting to %s\n", server);
     CHECK(before(" ready (mbedtls ", line));
     CHECK(fake_contains(&fp, " hil: MQTT0 no TLS: "));
@@ -397,7 +348,7 @@ static void boot_connect_ok(void)
     check_error(call(a, "{\"id\":8,\"method\":\"MQTT.Pub\",\"params\":{\"topic\":\"t\",\"message\":\"m\"}}"), 503,
                 "MQTT not connected");
     CHECK(fake_contains(&fp, " hil: rpc: MQTT.Pub id 8: error 503: MQTT not connected\n"));
-    drop(a);
+    test_agent_drop(a);
     reap(pid);
 }
 
@@ -408,9 +359,9 @@ static void console_during_boot_connect(void)
     char server[40];
     pid_t pid = start_broker(&s, server, sizeof(server));
     make_port(server, true);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     CHECK(run_until(a, " hil: MQTT0 TCP connect ok (0)\n"));
-    feed(a, "@c1 mqtt connect\n@s1 status\n");
+    test_feed(a, "@c1 mqtt connect\n@s1 status\n");
     for (int i = 0; i < 5; i++) (void)agent_step(a, 5);
     CHECK_EQ_INT(fake_final_lines(&fp), 0); /* held, in order, behind the boot connect */
     CHECK_EQ_INT(a->queue.count, 2);
@@ -425,7 +376,7 @@ static void console_during_boot_connect(void)
     CHECK(before("\n@c1 OK\n", "\nmqtt=connected\n"));
     CHECK(before("\nmqtt=connected\n", "\n@s1 OK\n"));
     CHECK_EQ_INT(fake_final_lines(&fp), 2);
-    drop(a);
+    test_agent_drop(a);
     reap(pid);
 }
 
@@ -435,24 +386,24 @@ static void boot_connect_refused(void)
     char server[40];
     pid_t pid = start_broker(&s, server, sizeof(server));
     make_port(server, true);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     CHECK(run_until(a, " hil: mqtt.enable: mqtt connect: CONNACK 5 (not authorised)\n"));
     CHECK(before(" hil: MQTT0 CONNACK 5\n", "E ("));
     CHECK_EQ_INT(fake_final_lines(&fp), 0);
     CHECK(!agent_console_busy(a));
     fake_cmd(a, &fp, "status");
     CHECK(fake_has_line(&fp, "mqtt=disconnected"));
-    drop(a);
+    test_agent_drop(a);
     reap(pid);
 
     /* nobody listening */
     closed_server(server, sizeof(server));
     make_port(server, true);
-    a = boot();
+    a = test_agent_boot(&port);
     CHECK(run_until(a, " hil: mqtt.enable: mqtt connect: TCP connect failed ("));
     CHECK(before(" hil: MQTT0 TCP connect failed: ", " hil: mqtt.enable: mqtt connect: TCP connect failed ("));
     CHECK_EQ_INT(fake_final_lines(&fp), 0);
-    drop(a);
+    test_agent_drop(a);
 
     /* settings a connect refuses: one E line, nothing opened */
     make_port(server, true);
@@ -470,18 +421,18 @@ static void boot_connect_refused(void)
         free(blob);
         settings_free(&st);
     }
-    a = boot();
+    a = test_agent_boot(&port);
     CHECK(fake_contains(&fp, " hil: mqtt.enable: mqtt.ssl_psk_key: required when mqtt.ssl_psk_identity is set\n"));
     CHECK(!fake_contains(&fp, "MQTT0 connecting"));
     CHECK(!agent_console_busy(a));
-    drop(a);
+    test_agent_drop(a);
 
     /* off (the default): no connect at boot */
     make_port(server, false);
-    a = boot();
+    a = test_agent_boot(&port);
     for (int i = 0; i < 3; i++) (void)agent_step(a, 1);
     CHECK(!fake_contains(&fp, "MQTT0"));
-    drop(a);
+    test_agent_drop(a);
 }
 
 /* A board: the network comes up after boot; the connect waits for it. */
@@ -491,7 +442,7 @@ static void boot_connect_waits_for_network(void)
     closed_server(server, sizeof(server));
     make_port(server, true);
     fp.net_up = false;
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     for (int i = 0; i < 5; i++) (void)agent_step(a, 1);
     CHECK(!fake_contains(&fp, "MQTT0"));
     CHECK(!agent_console_busy(a)); /* the console is free meanwhile */
@@ -501,22 +452,22 @@ static void boot_connect_waits_for_network(void)
     (void)agent_step(a, 1);
     CHECK(fake_contains(&fp, " hil: MQTT0 connecting to "));
     CHECK(run_until(a, " hil: mqtt.enable: mqtt connect: TCP connect failed ("));
-    drop(a);
+    test_agent_drop(a);
 
     /* a command that connected before the network came up wins: no second connect */
     const script_t s = {0};
     pid_t pid = start_broker(&s, server, sizeof(server));
     make_port(server, true);
     fp.net_up = false;
-    a = boot();
+    a = test_agent_boot(&port);
     fp.net_up = true;
-    feed(a, "@c1 mqtt connect\n"); /* runs at once: nothing pending */
+    test_feed(a, "@c1 mqtt connect\n"); /* runs at once: nothing pending */
     CHECK(run_until(a, "@c1 OK\n"));
     for (int i = 0; i < 5; i++) (void)agent_step(a, 1);
     const char *first = strstr(fp.out, "MQTT0 connecting to");
     CHECK(first != NULL && strstr(first + 1, "MQTT0 connecting to") == NULL);
     CHECK(!a->boot_connect);
-    drop(a);
+    test_agent_drop(a);
     reap(pid);
 }
 
@@ -528,11 +479,11 @@ static void rpc_publish_beside_console_publish(void)
     char server[40];
     pid_t pid = start_broker(&s, server, sizeof(server));
     make_port(server, false);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     fake_cmd(a, &fp, "mqtt connect");
     CHECK_STR(fake_last_line(&fp), "OK");
     clear_out();
-    feed(a, "@p1 mqtt publish t/console hello 1\n");
+    test_feed(a, "@p1 mqtt publish t/console hello 1\n");
     for (int i = 0; i < 3; i++) (void)agent_step(a, 2);
     CHECK(agent_is_pending(a));
     cJSON *r = call(a, "{\"id\":9,\"method\":\"MQTT.Pub\",\"params\":{\"topic\":\"t/rpc\",\"message\":\"beside\",\"qos\":1}}");
@@ -543,7 +494,7 @@ static void rpc_publish_beside_console_publish(void)
     CHECK(run_until(a, " hil: Published:OK topic:t/rpc msg:beside\n"));
     CHECK(before(" hil: Published:OK topic:t/console msg:hello\n", "\n@p1 OK\n"));
     CHECK_EQ_INT(fake_final_lines(&fp), 1);
-    drop(a);
+    test_agent_drop(a);
     reap(pid);
 }
 
@@ -555,7 +506,7 @@ static void rpc_publish_timeout(void)
     char server[40];
     pid_t pid = start_broker(&s, server, sizeof(server));
     make_port(server, false);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     fake_cmd(a, &fp, "mqtt connect");
     CHECK_STR(fake_last_line(&fp), "OK");
     clear_out();
@@ -584,7 +535,7 @@ static void rpc_publish_timeout(void)
     fake_cmd(a, &fp, "mqtt disconnect");
     CHECK(fake_contains(&fp, " hil: MQTT.Pub: mqtt publish: connection lost before PUBACK\n"));
     CHECK_EQ_INT(fake_final_lines(&fp), 1); /* the disconnect's OK only */
-    drop(a);
+    test_agent_drop(a);
     reap(pid);
 }
 

@@ -9,14 +9,6 @@
 static fake_port_t fp;
 static agent_port_t port;
 
-static agent_t *boot(void)
-{
-    agent_t *a = calloc(1, sizeof(*a));
-    agent_init(a, &port);
-    agent_boot(a);
-    return a;
-}
-
 static void b64(const uint8_t *in, size_t n, char *out)
 {
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -57,7 +49,7 @@ static const char *upload(agent_t *a, const char *key, const char *value, uint32
 
 static void test_basics(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     CHECK(strstr(fp.out, "hil: hil-agent 1.0.0 ready (mbedtls ") != NULL);
     CHECK(fp.out[0] == 'I' && fp.out[1] == ' ' && fp.out[2] == '(');
 
@@ -103,13 +95,12 @@ static void test_basics(void)
     fp.out_len = 0;
     agent_console_feed(a, (const uint8_t *)"version\r\nstatus\n", 16);
     CHECK_EQ_INT(fake_final_lines(&fp), 2);
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 }
 
 static void test_config(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     fake_cmd(a, &fp, "config set mqtt.ssl_psk_key 00");
     CHECK_STR(fp.out, "ERR mqtt.ssl_psk_key: expected 32 or 64 hex digits (16 or 32 bytes), got 2\n");
     fake_cmd(a, &fp, "config set mqtt.ssl_psk_key 000000000000000000000000deadbeef");
@@ -162,33 +153,30 @@ static void test_config(void)
     fake_cmd(a, &fp, "reboot");
     CHECK(strncmp(fp.out, "OK\n", 3) == 0);
     CHECK_EQ_INT(fp.reboots, 1);
-    agent_free(a);
-    free(a);
-    a = boot();
+    test_agent_drop(a);
+    a = test_agent_boot(&port);
     fake_cmd(a, &fp, "config get mqtt.server");
     CHECK_STR(fp.out, "mqtt.server=[::1]:8883\nOK\n");
     fake_cmd(a, &fp, "config clear");
     fake_cmd(a, &fp, "config get mqtt.server");
     CHECK_STR(fp.out, "mqtt.server=<unset>\nOK\n");
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 
     /* corrupt storage: W line at boot, defaults, still works */
     fp.store[5] ^= 1;
     fp.out_len = 0;
-    a = boot();
+    a = test_agent_boot(&port);
     CHECK(strncmp(fp.out, "W (", 3) == 0);
     CHECK(fake_contains(&fp, "saved settings ignored"));
     fake_cmd(a, &fp, "config get mqtt.server");
     CHECK_STR(fp.out, "mqtt.server=<unset>\nOK\n");
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
     fp.has_store = false;
 }
 
 static void test_chunked(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     char line[300];
     CHECK_STR(upload(a, "mqtt.ssl_ca_cert", test_cert_pem, 0), "OK");
     fake_cmd(a, &fp, "config get mqtt.ssl_ca_cert");
@@ -264,8 +252,7 @@ static void test_chunked(void)
              (unsigned long)agent_crc32(0, raw, sizeof(raw)));
     fake_cmd(a, &fp, line);
     CHECK_STR(fp.out, "ERR config data 0: chunk too large (max 96 decoded bytes)\n");
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 }
 
 /* ---- Wi-Fi: no hooks on the host port; a fake station for boards ---------- */
@@ -321,7 +308,7 @@ static void fake_wifi_status(void *ctx, char *buf, size_t cap)
 static void test_wifi(void)
 {
     /* the host port (virtual board) has no Wi-Fi hooks */
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     fake_cmd(a, &fp, "wifi connect");
     CHECK_STR(fp.out, "ERR wifi: this port has no Wi-Fi (virtual board)\n");
     fake_cmd(a, &fp, "wifi");
@@ -335,8 +322,7 @@ static void test_wifi(void)
     fp.out[0] = '\0';
     agent_port_events(a); /* no next_event hook: nothing */
     CHECK_EQ_INT(fp.out_len, 0);
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 
     /* a port with a station */
     agent_port_t wport = port;
@@ -415,8 +401,7 @@ static void test_wifi(void)
     CHECK(fake_contains(&fp, "hil: WiFi STA IP: 192.0.2.7\n"));
     CHECK_EQ_INT(wifi_events_left, 0);
     CHECK(fake_cmd(a, &fp, "config save") != NULL);
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 
     /* a saved SSID: the station starts at boot, after the ready line */
     a = calloc(1, sizeof(*a));
@@ -429,8 +414,7 @@ static void test_wifi(void)
     const char *ready = strstr(fp.out, " ready (mbedtls ");
     const char *starting = strstr(fp.out, "hil: WiFi STA connecting to lab net\n");
     CHECK(ready != NULL && starting != NULL && ready < starting);
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
     fp.has_store = false;
 }
 
@@ -438,7 +422,7 @@ static void test_wifi(void)
 
 static void test_tags(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     char line[700];
 
     /* a data command: data lines unprefixed, then the tagged final line */
@@ -555,8 +539,7 @@ static void test_tags(void)
     fake_cmd(a, &fp, "@r1 reboot");
     CHECK(strncmp(fp.out, "@r1 OK\n", 7) == 0);
     CHECK_EQ_INT(fp.reboots, reboots + 1);
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 }
 
 /* ---- tokenizer: runs of spaces and tabs separate tokens; the value of
@@ -564,7 +547,7 @@ static void test_tags(void)
 
 static void test_tokens(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     fake_cmd(a, &fp, "\tversion\t ");
     CHECK_STR(fake_last_line(&fp), "OK");
     CHECK(fake_has_line(&fp, "version=1.0.0"));
@@ -591,8 +574,7 @@ static void test_tokens(void)
     CHECK_STR(fp.out, "ERR mqtt publish: qos must be 0 or 1\n");
     fake_cmd(a, &fp, "@t1\tconfig\tget\tmqtt.user");
     CHECK_STR(fp.out, "mqtt.user=x  y z \n@t1 OK\n");
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 }
 
 /* ---- words from the input echoed in ERR lines are escaped ---------------- */
@@ -612,7 +594,7 @@ static const char *raw_cmd(agent_t *a, const char *bytes, size_t n)
 
 static void test_escaped_words(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     static const char cmd1[] = "fr\x01\x1b[2J\xff'\"\\o\x7f x\n";
     raw_cmd(a, cmd1, sizeof(cmd1) - 1);
     CHECK_STR(fp.out, "ERR unknown command 'fr\\x01\\x1b[2J\\xff\\x27\\x22\\\\o\\x7f'\n");
@@ -655,8 +637,7 @@ static void test_escaped_words(void)
     /* plain words are shown as they are */
     fake_cmd(a, &fp, "config get mqtt.Server");
     CHECK_STR(fp.out, "ERR unknown key 'mqtt.Server'\n");
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
 }
 
 /* ---- mqtt.ssl_key must be mqtt.ssl_cert's key once both are set ---------- */
@@ -665,7 +646,7 @@ static void test_escaped_words(void)
 
 static void test_key_pair(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     char line[300];
     /* the rig's order: config clear, certificate, key */
     fake_cmd(a, &fp, "config clear");
@@ -723,9 +704,8 @@ static void test_key_pair(void)
     /* the check survives a restart from storage */
     fake_cmd(a, &fp, "config save");
     CHECK_STR(fp.out, "OK\n");
-    agent_free(a);
-    free(a);
-    a = boot();
+    test_agent_drop(a);
+    a = test_agent_boot(&port);
     CHECK_STR(upload(a, "mqtt.ssl_key", test_key_pem, 0), PAIR_ERR);
 
     /* http.ssl_key / http.ssl_cert are checked at `http start` (shared code) */
@@ -735,8 +715,7 @@ static void test_key_pair(void)
     fake_cmd(a, &fp, "http start");
     CHECK_STR(fp.out, "ERR http start: http.ssl_key does not match http.ssl_cert\n");
     fake_cmd(a, &fp, "config clear");
-    agent_free(a);
-    free(a);
+    test_agent_drop(a);
     fp.has_store = false;
 }
 

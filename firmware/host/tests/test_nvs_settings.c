@@ -70,12 +70,6 @@ static agent_t *boot_with(int (*get)(void *, const char *, uint8_t, void *, size
     return a;
 }
 
-static void drop(agent_t *a)
-{
-    agent_free(a);
-    free(a);
-}
-
 static const char *get_line(agent_t *a, const char *key)
 {
     char cmd[80];
@@ -111,7 +105,7 @@ static void from_image(void)
     CHECK(fake_contains(&fp, " hil: MQTT0 connecting to 127.0.0.1:1\n"));
     CHECK(fake_settle(a, &fp));
     CHECK(fake_contains(&fp, " hil: mqtt.enable: mqtt connect: TCP connect failed ("));
-    drop(a);
+    test_agent_drop(a);
 }
 
 /* The image's values override saved ones; a refusal keeps the saved ones. */
@@ -176,7 +170,7 @@ static void refusals(void)
         CHECK(!fake_contains(&fp, "0011")); /* never the value */
         CHECK_STR(get_line(a, "mqtt.server"), "mqtt.server=saved:1");
         CHECK_STR(get_line(a, "mqtt.enable"), "mqtt.enable=false");
-        drop(a);
+        test_agent_drop(a);
     }
 
     /* a damaged image: one E line, no settings from it */
@@ -189,13 +183,13 @@ static void refusals(void)
     CHECK(fake_contains(&fp, " hil: nvs: image refused: page 0 entry "));
     CHECK(fake_contains(&fp, " (no settings from NVS)\n"));
     CHECK_STR(get_line(a, "mqtt.server"), "mqtt.server=<unset>");
-    drop(a);
+    test_agent_drop(a);
     /* no store at all (a port without nvs_get): nothing, not even a line */
     fake_port_make(&fp, &port);
     a = calloc(1, sizeof(*a));
     agent_init(a, &port);
     CHECK(!fake_contains(&fp, "nvs"));
-    drop(a);
+    test_agent_drop(a);
 }
 
 /* broker_uri: the scheme's default port, [v6], a trailing slash */
@@ -220,7 +214,7 @@ static void uri_mapping(void)
         agent_t *a = boot_with(fake_get);
         snprintf(want, sizeof(want), "mqtt.server=%s", cases[i].server);
         CHECK_STR(get_line(a, "mqtt.server"), want);
-        drop(a);
+        test_agent_drop(a);
     }
 }
 

@@ -147,37 +147,6 @@ typedef struct {
     bool silent;             /* read everything, answer nothing (a TLS handshake that stalls) */
 } script_t;
 
-static int recv_all(int fd, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(fd, buf + got, n - got, 0);
-        if (r <= 0) return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* One MQTT packet into buf; its length, or -1 when the client closed. */
-static int read_packet(int fd, uint8_t *buf, size_t cap)
-{
-    size_t n = 1;
-    uint32_t rem = 0, mult = 1;
-    if (recv_all(fd, buf, 1) != 0) return -1;
-    do {
-        if (n >= 5 || recv_all(fd, buf + n, 1) != 0) return -1;
-        rem += (uint32_t)(buf[n] & 127u) * mult;
-        mult *= 128u;
-    } while (buf[n++] & 128u);
-    if (n + rem > cap || recv_all(fd, buf + n, rem) != 0) return -1;
-    return (int)(n + rem);
-}
-
-static void send_bytes(int fd, const uint8_t *p, size_t n)
-{
-    if (send(fd, p, n, 0) != (ssize_t)n) _exit(11);
-}
-
 static void pause_ms(int ms)
 {
     usleep((useconds_t)ms * 1000u);
@@ -196,16 +165,16 @@ static void broker_answer(int fd, const script_t *s, const uint8_t *pkt, int len
     case 1:
         if (s->connack_ms < 0) return;
         pause_ms(s->connack_ms);
-        send_bytes(fd, connack, sizeof(connack));
+        test_send_all(fd, connack, sizeof(connack));
         if (s->connack_code != 0) _exit(0); /* refused: close at once, like mosquitto */
         break;
     case 3:
         if (((pkt[0] >> 1) & 3u) == 1u && s->puback_ms >= 0) {
             size_t tl = ((size_t)pkt[hl] << 8) | pkt[hl + 1];
             uint8_t ack[] = {0x40, 0x02, pkt[hl + 2 + tl], pkt[hl + 3 + tl]};
-            if (s->push_before_puback) send_bytes(fd, pushed, sizeof(pushed));
+            if (s->push_before_puback) test_send_all(fd, pushed, sizeof(pushed));
             pause_ms(s->puback_ms);
-            send_bytes(fd, ack, sizeof(ack));
+            test_send_all(fd, ack, sizeof(ack));
         }
         break;
     case 8:
@@ -217,10 +186,10 @@ static void broker_answer(int fd, const script_t *s, const uint8_t *pkt, int len
                 n += sizeof(pushed);
             }
             pause_ms(s->suback_ms);
-            send_bytes(fd, ack, n); /* one segment: SUBACK and the message together */
+            test_send_all(fd, ack, n); /* one segment: SUBACK and the message together */
         }
         break;
-    case 12: send_bytes(fd, pingresp, sizeof(pingresp)); break;
+    case 12: test_send_all(fd, pingresp, sizeof(pingresp)); break;
     default: break;
     }
     (void)len;
@@ -238,7 +207,7 @@ static int broker(int lfd, const script_t *s)
             if (recv(fd, buf, sizeof(buf), 0) <= 0) break;
             continue;
         }
-        int n = read_packet(fd, buf, sizeof(buf));
+        int n = test_read_mqtt_packet(fd, buf, sizeof(buf));
         if (n < 0 || (buf[0] >> 4) == 14) break;
         broker_answer(fd, s, buf, n);
     }

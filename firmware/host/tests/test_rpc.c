@@ -13,25 +13,6 @@
 static fake_port_t fp;
 static agent_port_t port;
 
-static agent_t *boot(void)
-{
-    agent_t *a = calloc(1, sizeof(*a));
-    agent_init(a, &port);
-    agent_boot(a);
-    return a;
-}
-
-static void drop(agent_t *a)
-{
-    agent_free(a);
-    free(a);
-}
-
-static void feed(agent_t *a, const char *s)
-{
-    agent_console_feed(a, (const uint8_t *)s, strlen(s));
-}
-
 /* The last frame in the output: its CRC checked, its JSON parsed (NULL: none). */
 static cJSON *last_frame(void)
 {
@@ -58,13 +39,13 @@ static cJSON *call(agent_t *a, const char *json, bool crc)
     char tail[16];
     fp.out_len = 0;
     fp.out[0] = '\0';
-    feed(a, "\"\"\"");
-    feed(a, json);
+    test_feed(a, "\"\"\"");
+    test_feed(a, json);
     if (crc) {
         snprintf(tail, sizeof(tail), "%08lx", (unsigned long)agent_crc32(0, (const uint8_t *)json, strlen(json)));
-        feed(a, tail);
+        test_feed(a, tail);
     }
-    feed(a, "\"\"\"");
+    test_feed(a, "\"\"\"");
     return last_frame();
 }
 
@@ -108,12 +89,12 @@ static void check_error(cJSON *r, int code, const char *msg)
 
 static void test_handshake_and_info(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     fp.out_len = 0;
-    feed(a, "\x04\"\"\"");
+    test_feed(a, "\x04\"\"\"");
     CHECK_EQ_INT(fp.out_len, 8);
     CHECK(memcmp(fp.out, "\"\"\"\x04\"\"\"\n", 8) == 0);
-    feed(a, "\x04\"\"\"");
+    test_feed(a, "\x04\"\"\"");
     CHECK_EQ_INT(fp.out_len, 16);
 
     cJSON *r = call(a, "{\"id\":42,\"method\":\"Sys.GetInfo\",\"tag\":\"t1\"}", true);
@@ -139,12 +120,12 @@ static void test_handshake_and_info(void)
     CHECK(get(r, "id") == NULL);
     CHECK_STR(str(r, "result.app"), "hil-agent");
     cJSON_Delete(r);
-    drop(a);
+    test_agent_drop(a);
 }
 
 static void test_errors(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     check_error(call(a, "{\"id\":1,\"method\":\"Foo.Bar\"}", true), 404, "No handler for Foo.Bar");
     CHECK(fake_contains(&fp, "hil: rpc: Foo.Bar id 1: error 404: No handler for Foo.Bar\n"));
     check_error(call(a, "{\"id\":2}", true), 400, "method: expected a string");
@@ -169,27 +150,27 @@ static void test_errors(void)
     CHECK(fake_contains(&fp, "hil: rpc: frame dropped: JSON nested deeper than 8"));
     /* bad CRC */
     fp.out_len = 0;
-    feed(a, "\"\"\"{\"id\":1,\"method\":\"Sys.GetInfo\"}00000000\"\"\"");
+    test_feed(a, "\"\"\"{\"id\":1,\"method\":\"Sys.GetInfo\"}00000000\"\"\"");
     CHECK(!fake_contains(&fp, "\"\"\"{"));
     CHECK(fake_contains(&fp, "hil: rpc: frame dropped: crc mismatch (frame says 00000000, got "));
     /* oversize */
     fp.out_len = 0;
-    feed(a, "\"\"\"{\"x\":\"");
+    test_feed(a, "\"\"\"{\"x\":\"");
     for (int i = 0; i < AGENT_RPC_FRAME_MAX / 64 + 1; i++) {
-        feed(a, "0123456789012345678901234567890123456789012345678901234567890123");
+        test_feed(a, "0123456789012345678901234567890123456789012345678901234567890123");
     }
-    feed(a, "\"}\"\"\"");
+    test_feed(a, "\"}\"\"\"");
     CHECK(fake_contains(&fp, "hil: rpc: frame dropped: frame too large ("));
     CHECK(!fake_contains(&fp, "\"\"\"{"));
     /* the console still works */
     fake_cmd(a, &fp, "version");
     CHECK_STR(fake_last_line(&fp), "OK");
-    drop(a);
+    test_agent_drop(a);
 }
 
 static void test_config(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     const char *psk = "00112233445566778899aabbccddeeff";
     char req[4096];
     snprintf(req, sizeof(req),
@@ -283,13 +264,13 @@ static void test_config(void)
     r = call(a, "{\"id\":22,\"method\":\"Config.Get\",\"params\":{\"key\":\"mqtt.ssl_cert\"}}", true);
     CHECK(strncmp(str(r, "result"), "<pem ", 5) == 0);
     cJSON_Delete(r);
-    drop(a);
+    test_agent_drop(a);
 }
 
 static void test_save_reboot(void)
 {
     fake_port_make(&fp, &port);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     cJSON *r = call(a, "{\"id\":1,\"method\":\"Config.Set\",\"params\":{\"config\":{\"mqtt\":"
                        "{\"server\":\"h:1\"}},\"save\":true}}", true);
     CHECK(cJSON_IsTrue(get(r, "result.saved")));
@@ -313,19 +294,19 @@ static void test_save_reboot(void)
     CHECK(r != NULL && cJSON_IsNull(get(r, "result")));
     cJSON_Delete(r);
     CHECK_EQ_INT(fp.reboots, 2);
-    drop(a);
+    test_agent_drop(a);
     /* what was saved is what the next boot loads */
-    a = boot();
+    a = test_agent_boot(&port);
     CHECK_STR(settings_get(&a->settings, SK_MQTT_SERVER), "h:1");
-    drop(a);
+    test_agent_drop(a);
 }
 
 static void test_lines_and_frames(void)
 {
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     /* garbage before a frame is not run as a command; lines around frames are */
     fp.out_len = 0;
-    feed(a, "garbage\"\"\"{\"id\":1,\"method\":\"Sys.GetInfo\"}\"\"\"\nversion\n");
+    test_feed(a, "garbage\"\"\"{\"id\":1,\"method\":\"Sys.GetInfo\"}\"\"\"\nversion\n");
     fake_settle(a, &fp);
     CHECK(!fake_contains(&fp, "unknown command"));
     CHECK(fake_has_line(&fp, "version=" AGENT_VERSION));
@@ -333,10 +314,10 @@ static void test_lines_and_frames(void)
     CHECK(fake_contains(&fp, "\"\"\"{\"id\":1,"));
     /* the handshake's own """ may open the frame (rpc-uart) */
     fp.out_len = 0;
-    feed(a, "\x04\"\"\"{\"id\":2,\"method\":\"Sys.GetInfo\"}\"\"\"");
+    test_feed(a, "\x04\"\"\"{\"id\":2,\"method\":\"Sys.GetInfo\"}\"\"\"");
     CHECK(strncmp(fp.out, "\"\"\"\x04\"\"\"\n", 8) == 0);
     CHECK(fake_contains(&fp, "\n\"\"\"{\"id\":2,"));
-    drop(a);
+    test_agent_drop(a);
 }
 
 static void b64(const char *in, size_t n, char *out)
@@ -376,7 +357,7 @@ static void put_file(agent_t *a, const char *name, const char *text, size_t chun
 static void test_files(void)
 {
     fake_port_make(&fp, &port);
-    agent_t *a = boot();
+    agent_t *a = test_agent_boot(&port);
     put_file(a, "ca.pem", test_cert_pem, 300);
     CHECK(fake_contains(&fp, "hil: rpc: FS.Put id 30: ok ca.pem ("));
     put_file(a, "client.crt", test_cert_pem, 1000);
@@ -457,7 +438,7 @@ static void test_files(void)
     size_t total = 0;
     for (int i = 0; i < AGENT_RPC_FILES; i++) total += a->rpc.file[i].len;
     CHECK_EQ_INT(total, a->rpc.files_total);
-    drop(a);
+    test_agent_drop(a);
 }
 
 int main(void)

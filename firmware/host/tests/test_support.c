@@ -126,6 +126,69 @@ void fake_port_make(fake_port_t *fp, agent_port_t *port)
     port->reboot = fp_reboot;
 }
 
+agent_t *test_agent_boot(agent_port_t *port)
+{
+    agent_t *a = calloc(1, sizeof(*a));
+    agent_init(a, port);
+    agent_boot(a);
+    return a;
+}
+
+void test_agent_drop(agent_t *a)
+{
+    agent_free(a);
+    free(a);
+}
+
+void test_feed(agent_t *a, const char *s)
+{
+    agent_console_feed(a, (const uint8_t *)s, strlen(s));
+}
+
+void test_check_settings_roundtrip(agent_t *a)
+{
+    uint8_t *blob;
+    size_t len;
+    if (settings_serialize(&a->settings, &blob, &len) == 0) {
+        settings_t s;
+        char err[200];
+        settings_init(&s);
+        if (settings_deserialize(&s, blob, len, err, sizeof(err)) != 0) abort();
+        settings_free(&s);
+        free(blob);
+    }
+}
+
+int test_recv_all(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int test_read_mqtt_packet(int fd, uint8_t *buf, size_t cap)
+{
+    size_t n = 1;
+    uint32_t rem = 0, mult = 1;
+    if (test_recv_all(fd, buf, 1) != 0) return -1;
+    do {
+        if (n >= 5 || test_recv_all(fd, buf + n, 1) != 0) return -1;
+        rem += (uint32_t)(buf[n] & 127u) * mult;
+        mult *= 128u;
+    } while (buf[n++] & 128u);
+    if (n + rem > cap || test_recv_all(fd, buf + n, rem) != 0) return -1;
+    return (int)(n + rem);
+}
+
+void test_send_all(int fd, const uint8_t *p, size_t n)
+{
+    if (send(fd, p, n, 0) != (ssize_t)n) _exit(11);
+}
+
 const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line)
 {
     fp->out_len = 0;

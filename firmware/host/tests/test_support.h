@@ -28,6 +28,13 @@ typedef struct {
 } fake_port_t;
 
 void fake_port_make(fake_port_t *fp, agent_port_t *port);
+/* A new agent on `port`, booted (agent_init + agent_boot; calloc'd), and its end. */
+agent_t *test_agent_boot(agent_port_t *port);
+void test_agent_drop(agent_t *a);
+/* Bytes on the agent's console, as typed (no newline added). */
+void test_feed(agent_t *a, const char *s);
+/* For fuzzers: the agent's settings survive their own serialization (abort() if not). */
+void test_check_settings_roundtrip(agent_t *a);
 /* Give the port a board clock that was set, at the host's time (clock_get).
  * fake_port_make leaves it NULL: a board nobody set, at 1970 + uptime. Where
  * mbedTLS checks certificate dates against the board's clock (the esp
@@ -65,6 +72,13 @@ bool fake_contains(const fake_port_t *fp, const char *sub);
 bool fake_is_final(const char *line, size_t len);
 /* Number of final lines in the captured output (must be 1 per command). */
 int fake_final_lines(const fake_port_t *fp);
+
+/* A fake broker's side of a socket (in a forked child): exactly n bytes (0, or -1 when the
+ * peer closed); one MQTT packet into buf (its length, or -1: closed or too long); all n
+ * bytes sent, else the child exits with code 11. */
+int test_recv_all(int fd, uint8_t *buf, size_t n);
+int test_read_mqtt_packet(int fd, uint8_t *buf, size_t cap);
+void test_send_all(int fd, const uint8_t *p, size_t n);
 
 /* Blocking use of the non-blocking connection (agent_conn.h), for test
  * clients: open (0 / -1), write all (0 / -1) within timeout_ms, wait until
