@@ -22,14 +22,16 @@ import os
 import pwd
 import re
 import secrets
+import select
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,11 @@ START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
 PROBE_S = 0.002  # between probes: tcpdump gives no signal but the file it writes, so poll it
 PCAP_HEADER = 24  # bytes of a pcap file with no packet
+# tcpdump's ring in the kernel (-B, KiB). On loopback each packet takes a 64 KiB slot (its MTU),
+# so the default 2 MiB held 31 packets: a tcpdump the scheduler left waiting a few ms on a busy
+# runner lost packets. 16 MiB holds 255.
+BUFFER_KIB = 16384
+DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
 # the NSS key-log lines Wireshark reads: TLS 1.2 master secrets, TLS 1.3 traffic secrets
 NSS_LINE = re.compile(
     r"^(?:CLIENT_RANDOM [0-9a-f]{64} [0-9a-f]{96}|(?:CLIENT_EARLY_TRAFFIC|CLIENT_HANDSHAKE_TRAFFIC"
@@ -95,6 +102,7 @@ class _Segment:
     path: Path
     proc: subprocess.Popen[str]
     probe: socket.socket
+    dropped_told: int = 0  # the kernel's drops tcpdump reported when last asked
 
     @classmethod
     def start(cls, path: Path, interface: str, ports: dict[int, str]) -> _Segment:
@@ -102,11 +110,14 @@ class _Segment:
         probe.bind(("127.0.0.1", 0))
         mark = probe.getsockname()[1]
         wanted = " or ".join(filter(None, [port_filter(ports), f"udp port {mark}"]))
+        if interface == "lo":  # each packet passes lo twice; the outgoing copy would take a slot
+            wanted = f"inbound and ({wanted})"
         try:
             # -Z: keep this user's identity (as root, Debian's tcpdump would switch to user
             # tcpdump, and a changed identity loses the death signal die_with_parent sets)
             proc = subprocess.Popen(
-                ["tcpdump", "-i", interface, "-U", "--immediate-mode", "-n", "-Z",
+                ["tcpdump", "-i", interface, "-U", "--immediate-mode", "-B", str(BUFFER_KIB),
+                 "-n", "-Z",
                  pwd.getpwuid(os.getuid()).pw_name, "-w", str(path), wanted],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 text=True, preexec_fn=die_with_parent())
@@ -129,7 +140,7 @@ class _Segment:
 
     def _wait_started(self, interface: str) -> None:
         """Probe datagrams until one is in the file: then the filter is live."""
-        if self._until_in_file(b"hil-capture-start", START_TIMEOUT_S):
+        if self._until_in_file(b"hil-capture-start", START_TIMEOUT_S) is not None:
             return
         died = self.proc.poll() is not None
         if not died:
@@ -145,34 +156,76 @@ class _Segment:
         raise CaptureUnavailable(f"no capture: tcpdump on {interface}: {why} ({how_to_permit()})",
                                  permanent=died)
 
-    def mark(self, token: bytes) -> None:
-        """A datagram with `token` on its way into the file."""
-        self.probe.sendto(token, self.probe.getsockname())
+    def mark(self, token: bytes) -> list[bytes]:
+        """A datagram with `token` on its way into the file from each CPU this process may
+        run on, and what each of them says (`token` and the CPU's number)."""
+        sent: list[bytes] = []
 
-    def _until_in_file(self, token: bytes, timeout: float) -> bool:
-        """`token` sent to the probe's own port every PROBE_S, the file's tail looked at
-        every PROBE_S / 10 (tcpdump gives no sign but the file it writes), until it is there
-        (True), tcpdump exited or `timeout` passed (False)."""
+        def send(cpu: int) -> None:
+            sent.append(token + b"@cpu%d" % cpu)
+            self.probe.sendto(sent[-1], self.probe.getsockname())
+
+        _on_each_cpu(send)
+        return sent
+
+    def _until_in_file(self, token: bytes, timeout: float) -> list[bytes] | None:
+        """A round of marks (`token`, the round's number, each CPU's) sent every PROBE_S, the
+        file's tail looked at every PROBE_S / 10 (tcpdump gives no sign but the file it
+        writes), until every mark of one round is there (that round's marks), tcpdump exited
+        or `timeout` passed (None). A round still queued somewhere may come later: it never
+        counts, as its marks are not those returned."""
         deadline = time.monotonic() + timeout
+        rounds: list[list[bytes]] = []
         while time.monotonic() < deadline and self.proc.poll() is None:
-            self.mark(token)
+            rounds.append(self.mark(token + b".%d" % len(rounds)))
             for _ in range(10):
                 time.sleep(PROBE_S / 10)
-                if token in _tail(self.path):
-                    return True
-        return False
+                tail = _tail(self.path)
+                for sent in rounds:
+                    if all(s in tail for s in sent):
+                        return sent
+        return None
 
-    def drain(self, token: bytes) -> None:
-        """`token` again and again until it is in the file. On loopback a packet reaches the
-        capture when the receiving side takes it from the sending CPU's queue, not as it is
-        sent: packets sent on different CPUs may be captured in another order than they were
-        sent. So a mark is waited for: every packet sent after drain() returns is captured
-        after the mark; one sent before it on another CPU may still come a moment later."""
-        if self._until_in_file(token, STOP_TIMEOUT_S):
-            return
+    def drain(self, token: bytes) -> list[bytes]:
+        """`token` from each CPU, again and again until each is in the file. On loopback a
+        packet reaches the capture when the receiving side takes it from the queue of the CPU
+        that sent it (a queue per CPU, taken in order; under load, later, by ksoftirqd), not as
+        it is sent: packets sent on two CPUs may be captured in another order than they were
+        sent. A mark sent from a CPU is captured after everything that CPU queued before it,
+        so once every CPU's mark is in the file, every packet sent before drain() was called is
+        too, and every packet sent after it returns comes after the marks. Returns the marks
+        that were waited for."""
+        marks = self._until_in_file(token, STOP_TIMEOUT_S)
+        if marks is not None:
+            return marks
         raise CaptureUnavailable(
             f"no capture: tcpdump did not write its packets within {STOP_TIMEOUT_S:g} s"
             + ("" if self.proc.poll() is None else " (it exited)"))
+
+    def dropped(self) -> int | None:
+        """How many packets the kernel dropped since the last call (its ring was full: tcpdump
+        was not scheduled in time), as tcpdump tells on SIGUSR1; None if it did not say within
+        STOP_TIMEOUT_S."""
+        assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
+        told = b""
+        while select.select([fd], [], [], 0)[0]:  # what it said before: not this answer
+            if not os.read(fd, 4096):
+                return None
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while not (found := DROPPED.search(told)):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            more = os.read(fd, 4096)
+            if not more:
+                return None
+            told += more
+        total = int(found.group(1))
+        since, self.dropped_told = total - self.dropped_told, total
+        return since
 
     def kill(self, wait: bool = True) -> None:
         """Kill without a drain. wait=False: reaped in the background (closing a packet
@@ -194,6 +247,25 @@ class _Segment:
             self.proc.stderr.close()
 
 
+def _on_each_cpu(send: Callable[[int], None]) -> None:
+    """send(cpu) run on each CPU this thread may run on in turn (sched_setaffinity of the
+    calling thread; no RPS on loopback, so a datagram is queued on the CPU that sends it);
+    the thread's own set is given back after."""
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) == 1:
+        send(next(iter(allowed)))
+        return
+    try:
+        for cpu in sorted(allowed):
+            try:
+                os.sched_setaffinity(0, {cpu})
+            except OSError:  # gone offline since
+                continue
+            send(cpu)
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def _reap(proc: subprocess.Popen[str]) -> None:
     proc.wait()
     if proc.stderr is not None:
@@ -210,29 +282,30 @@ def _tail(path: Path, size: int = 65536) -> bytes:
         return b""
 
 
-def _slice(source: Path, start: bytes, out: Path, fresh: bool) -> None:
-    """The packets of the pcap `source` after the one holding `start`, to the last whole one
-    in the file (the cell's end was drained into it; a FIN the kernel sent a moment after the
-    drain's mark is kept too), as the pcap `out`. `fresh`: the capture started for this cell,
-    so without the start mark it is all this cell's; otherwise a missing start mark is an
-    error (the earlier cells' packets are no part of this one). Reads only the record framing
-    (a 24-byte file header, then a 16-byte header per packet); a record tcpdump is still
-    writing is left out."""
+def _slice(source: Path, start: list[bytes], out: Path, fresh: bool) -> None:
+    """The packets of the pcap `source` after the last of the cell's `start` marks (one per
+    CPU), to the last whole one in the file (the cell's end was drained into it), as the pcap
+    `out`. `fresh`: the capture started for this cell, so without the start marks it is all
+    this cell's; otherwise a missing start mark is an error (the earlier cells' packets are
+    no part of this one). Reads only the record framing (a 24-byte file header, then a 16-byte
+    header per packet); a record tcpdump is still writing is left out."""
     with source.open("rb") as fh:
         head = fh.read(PCAP_HEADER)
         order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
         kept: list[bytes] = []
-        marked = False
+        pending = set(start)
         while len(rec := fh.read(16)) == 16:
             size = struct.unpack(f"{order}4I", rec)[2]
             data = fh.read(size)
             if len(data) < size:
                 break  # being written
-            if start in data:
-                kept, marked = [], True  # the cell's start: what came before is not its
+            hit = {m for m in pending if m in data}
+            if hit:
+                pending -= hit
+                kept = []  # the cell's start: what came before is not its
                 continue
             kept.append(rec + data)
-    if not marked and not fresh:
+    if pending and not fresh:
         raise CaptureUnavailable(f"no capture: the cell's start mark is not in {source.name} "
                                  "(the capture dropped it): its packets cannot be told from "
                                  "the cells' before it")
@@ -318,9 +391,10 @@ class CellCapture:
     recorder: Recorder | None = None
     dir: Path = field(init=False)
     ports: dict[int, str] = field(default_factory=dict)  # port -> what runs inside TLS
-    starts: dict[_Segment, bytes] = field(default_factory=dict)  # its start mark in each
+    starts: dict[_Segment, list[bytes]] = field(default_factory=dict)  # its start marks
     fresh: set[_Segment] = field(default_factory=set)  # those started for this cell
     keys: list[str] = field(default_factory=list, repr=False)  # TLS secrets: never shown
+    lost: str = ""  # why the kept file may lack packets (set by finish)
     _own: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -342,9 +416,8 @@ class CellCapture:
         self.ports[port] = protocol
         if new:
             self.fresh.add(seg)
-        if seg not in self.starts:
-            self.starts[seg] = b"hil-cell-start-" + secrets.token_hex(8).encode()
-            seg.drain(self.starts[seg])  # in the file before the cell's traffic is sent
+        if seg not in self.starts:  # in the file before the cell's traffic is sent
+            self.starts[seg] = seg.drain(b"hil-cell-start-" + secrets.token_hex(8).encode())
 
     def decode_args(self) -> list[str]:
         """tshark/Wireshark options that decode what runs inside TLS on this cell's ports
@@ -378,12 +451,12 @@ class CellCapture:
                 return None
             parts = []
             for i, (seg, start) in enumerate(self.starts.items()):
-                # two rounds: what another CPU's queue still held when the first mark was
-                # captured has been taken by the time a second one is
-                for _ in range(2):
-                    seg.drain(b"hil-cell-end-" + secrets.token_hex(8).encode())
+                seg.drain(b"hil-cell-end-" + secrets.token_hex(8).encode())
                 parts.append(self.dir / f"part-{i}.pcap")
                 _slice(seg.path, start, parts[-1], seg in self.fresh)
+                self._count_lost(seg)
+            if self.lost:
+                comment = f"{comment} (INCOMPLETE: {self.lost})" if comment else self.lost
             return self._write(parts, comment)
         finally:
             try:
@@ -391,6 +464,16 @@ class CellCapture:
                     self.recorder.close()
             finally:  # also when an interrupt arrives while a tcpdump is killed
                 remove_secret_dir(self.dir)
+
+    def _count_lost(self, seg: _Segment) -> None:
+        """Say in `lost` if the kernel dropped packets of `seg` (counted since the last cell kept
+        from it: an earlier discarded cell's drops count here too, so it says `may`)."""
+        dropped = seg.dropped()
+        if dropped is None:
+            self.lost = "tcpdump did not say whether it dropped packets"
+        elif dropped:
+            self.lost = (f"tcpdump was not scheduled in time and the kernel dropped {dropped} "
+                         "packet(s) of this capture or of a cell before it: it may lack some")
 
     def _write(self, parts: list[Path], comment: str) -> Path | None:
         if not parts:

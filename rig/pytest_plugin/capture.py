@@ -170,6 +170,8 @@ def _finish(request: pytest.FixtureRequest, console: Console, driver: BoardDrive
     if path is not None:
         request.node.user_properties.append(("capture", str(path)))
         request.node.user_properties.append(("capture_decode", cap.tshark_args(path)))
+        if cap.lost:
+            request.node.user_properties.append(("capture_lost", cap.lost))
     if hang is not None:  # the cell fails with it; the capture is named next to it
         raise hang
 

@@ -186,8 +186,9 @@ class MatrixReporter:
             capture = props.get("capture")
             if capture:
                 cell.properties["capture"] = capture
-                if props.get("capture_decode"):
-                    cell.properties["capture_decode"] = props["capture_decode"]
+                for key in ("capture_decode", "capture_lost"):
+                    if props.get(key):
+                        cell.properties[key] = props[key]
                 if cell.verdict in ("FAIL", "ERROR") and str(capture).endswith(".pcapng"):
                     cell.reason += f" [capture: {capture}]"
         # "???": xdist's report for a test whose worker crashed (no tear-down follows)

@@ -281,7 +281,9 @@ def _cells(current: Run, statuses: dict[Key, Status], page_dir: Path) -> list[st
                        "broker log (its mode's)")]
         capture = str(props.get("capture", ""))
         if capture.endswith(".pcapng"):
-            links.append(_link(current.path, page_dir, capture, "capture"))
+            lost = props.get("capture_lost")
+            links.append(_link(current.path, page_dir, capture,
+                               "capture (incomplete)" if lost else "capture"))
         hs = c.get("handshake_ms")
         out.append(f'<tr id="cell-{escape(_name(key))}"><td>{escape(_name(key))}</td>'
                    f'<td class="{verdict(c)}">{escape(c["verdict"])}</td>'

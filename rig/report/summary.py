@@ -103,8 +103,10 @@ def _captures(cells: list[dict[str, Any]]) -> list[str]:
         ".pcapng")]
     for c in kept:
         if c["verdict"] in ("FAIL", "ERROR"):
+            lost = c["properties"].get("capture_lost")
             out.append(f"capture of {c['board']}.{c['mode']}.{c['case']}: "
-                       f"{c['properties'].get('capture_decode') or c['properties']['capture']}")
+                       f"{c['properties'].get('capture_decode') or c['properties']['capture']}"
+                       + (f" (incomplete: {lost})" if lost else ""))
     if kept and len(kept) > len(out):
         out.append(f"captures: {len(kept)} cell(s) kept (--capture all), next to results.json")
     missing = {str(c["properties"]["capture"]) for c in cells

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.host.capture import CellCapture, Recorder, permitted
+from rig.host.capture import BUFFER_KIB, CellCapture, Recorder, _on_each_cpu, permitted
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("tcpdump", "tshark", "mergecap", "editcap")),
@@ -108,6 +109,7 @@ def test_a_kept_capture_has_every_packet_and_its_secrets(tmp_path: Path) -> None
     assert data.count(KEYLINE.encode()) == 1 and b"not a key-log line" not in data
     info = subprocess.run(["capinfos", str(out)], capture_output=True, text=True).stdout
     assert f"tls.port=={first.getsockname()[1]},mqtt" in info
+    assert cap.lost == "" and "INCOMPLETE" not in info  # tcpdump says it dropped nothing
     assert private_dirs() == before
 
 
@@ -157,3 +159,47 @@ def test_cells_sharing_a_recorder_each_keep_only_their_own_packets(tmp_path: Pat
         recorder.close()
     assert private_dirs() == before
     assert segment.proc.wait(5) is not None  # every tcpdump stopped
+
+
+@pytest.mark.skipif(not permitted("lo")[0], reason="this user may not capture on lo")
+def test_a_capture_the_kernel_dropped_packets_of_says_it_is_incomplete(tmp_path: Path) -> None:
+    """A tcpdump the scheduler leaves waiting (here: stopped) while more packets come than its
+    ring holds: the kept cell still comes, and says it may lack packets, in `lost` and in the
+    file's comment; the next kept cell, with no drop of its own, does not."""
+    srv = server()
+    port = srv.getsockname()[1]
+    recorder = Recorder()
+    try:
+        cap = CellCapture("starved", "lo", tmp_path / "starved.pcapng", recorder)
+        cap.watch(port, "mqtt")
+        seg = recorder.segment("lo", port)[0]
+        flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        os.kill(seg.proc.pid, signal.SIGSTOP)
+        try:  # the probe's port is in the filter: more datagrams than the ring has slots
+            for _ in range(BUFFER_KIB // 64 + 200):
+                flood.sendto(b"flood", seg.probe.getsockname())
+            exchange(port, b"in the cell")
+            srv.accept()[0].close()
+        finally:
+            os.kill(seg.proc.pid, signal.SIGCONT)
+            flood.close()
+        out = cap.finish(keep=True, comment="cell")
+        assert out is not None and "dropped" in cap.lost and "may lack" in cap.lost, cap.lost
+        info = subprocess.run(["capinfos", str(out)], capture_output=True, text=True).stdout
+        assert "INCOMPLETE" in info, info
+        cap = CellCapture("next", "lo", tmp_path / "next.pcapng", recorder)
+        cap.watch(port, "mqtt")
+        exchange(port, b"next")
+        srv.accept()[0].close()
+        assert cap.finish(keep=True) is not None and cap.lost == "", cap.lost
+    finally:
+        recorder.close()
+
+
+def test_marks_are_sent_from_each_cpu_and_the_threads_cpus_come_back() -> None:
+    allowed = os.sched_getaffinity(0)
+    seen: list[tuple[int, set[int]]] = []
+    _on_each_cpu(lambda cpu: seen.append((cpu, os.sched_getaffinity(0))))
+    assert [cpu for cpu, _ in seen] == sorted(allowed)
+    assert all(on == {cpu} for cpu, on in seen) or len(allowed) == 1, seen
+    assert os.sched_getaffinity(0) == allowed

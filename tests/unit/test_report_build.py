@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rig.config import HilConfig, parse
 from rig.report.build import build, what_changed
+from rig.report.summary import _captures
 from rig.report.trends import rule
 from tests.unit.test_report_history import BOARD, cell, timed_run, write_run
 
@@ -43,7 +44,8 @@ def test_links_work_from_where_the_page_is(tmp_path: Path) -> None:
     failing = cell("a", "FAIL")
     failing["properties"].update({
         "transcript": "transcripts/virtual-0.ca.a.txt", "broker_log": "gw0/broker-ca.log",
-        "capture": "/elsewhere/on/the/runner/virtual-0.ca.a.pcapng"})
+        "capture": "/elsewhere/on/the/runner/virtual-0.ca.a.pcapng",
+        "capture_lost": "the kernel dropped 3 packet(s)"})
     failing["reason"] = 'board said <script>alert("x")</script>'
     write_run(runs, run.name, [failing, dict(cell("b"), properties={
         "transcript": "javascript:alert(1)"})])
@@ -60,6 +62,10 @@ def test_links_work_from_where_the_page_is(tmp_path: Path) -> None:
     assert all((out.parent / h).resolve().exists() for h in hrefs)
     assert "<script>" not in html and "javascript:" not in html
     assert "&lt;script&gt;" in html  # the reason is shown, escaped
+    assert ">capture (incomplete)</a>" in html  # tcpdump said it dropped packets
+    shown = _captures([failing, cell("b", "FAIL")])
+    assert shown == [f"capture of {BOARD}.ca.a: /elsewhere/on/the/runner/virtual-0.ca.a.pcapng "
+                     "(incomplete: the kernel dropped 3 packet(s))"], shown
 
 
 def test_a_regression_says_how_it_was_decided(tmp_path: Path) -> None:
