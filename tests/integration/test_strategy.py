@@ -178,7 +178,8 @@ class WedgedOnReset(VirtualBoard):
 def test_a_board_a_reset_cannot_bring_back_is_power_cycled(hil_agent: Path,
                                                            tmp_path: Path) -> None:
     board = WedgedOnReset("ladder-0", hil_agent, tmp_path / "state", tmp_path)
-    with driven(board, tmp_path, 2.0, 2.0) as s:
+    # a boot timeout that a busy runner's sanitizer build meets (the wedged reset waits it out)
+    with driven(board, tmp_path, 2.0, 4.0) as s:
         s.begin("cell-1")
         s.end("cell-1", failed=True, timeout=2.0)
         console = s.begin("cell-2")  # the reset leaves it hung; the power cycle brings it back
