@@ -139,6 +139,18 @@ class TimeoutsSection:
 
 
 @dataclass(frozen=True)
+class ResilienceSection:
+    """[resilience]: the settings the resilience cells give a board (rig/cases/
+    test_resilience.py), with Mongoose OS's names; the cells' bounds come from them, so a
+    slower firmware is configured here, not special-cased. Seconds unless said."""
+
+    reconnect_timeout_min: float = 0.2  # mqtt.reconnect_timeout_min: the first attempt's wait
+    reconnect_timeout_max: float = 1.0  # mqtt.reconnect_timeout_max: the back-off's cap
+    keep_alive: int = 2  # mqtt.keep_alive of the silent-link cell (detection <= 1.5 x this)
+    max_queue_length: int = 3  # mqtt.max_queue_length of the outage cell (1..16)
+
+
+@dataclass(frozen=True)
 class WifiSection:
     """[wifi]: where physical boards' Wi-Fi credentials come from: the names of environment
     variables (CI secrets), never the credentials themselves. Empty: the boards use the
@@ -237,6 +249,10 @@ class ProfileSection:
     settings: ProfileSettings = "console"  # how settings reach the firmware
     clock: bool = True  # the rig sets the firmware's clock before each connection
     https: bool = False  # it serves HTTPS as the hil-agent does (the HTTPS cells run on it)
+    # it reconnects as the hil-agent does (mqtt.reconnect_timeout_min/_max, keep-alive, an
+    # offline QoS 1 queue; firmware/README.md): the resilience cells run on it. So far only
+    # with settings = "console"
+    reconnect: bool = False
     lines: ProfileLines = field(default_factory=ProfileLines)
     # settings = "mongoose-rpc": the settings that go up as files (FS.Put) and name them; the
     # RPC method that publishes ({"topic", "message", "qos"}; nvs-image too, "": none)
@@ -259,6 +275,7 @@ class HilConfig:
     device: DeviceSection = field(default_factory=DeviceSection)
     modes: ModesSection = field(default_factory=ModesSection)
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
+    resilience: ResilienceSection = field(default_factory=ResilienceSection)
     wifi: WifiSection = field(default_factory=WifiSection)
     labgrid: LabgridSection = field(default_factory=LabgridSection)
     report: ReportSection = field(default_factory=ReportSection)
@@ -481,6 +498,26 @@ def _check(config: HilConfig, src: str) -> None:
     for name, value in dataclasses.asdict(config.timeouts).items():
         if value <= 0:
             raise ConfigError(src, f"timeouts.{name}", f"expected seconds > 0, got {value}")
+    _check_resilience(config.resilience, src)
+
+
+def _check_resilience(r: ResilienceSection, src: str) -> None:
+    """The agent's ranges (firmware/README.md): seconds with at most 3 decimals."""
+    for name in ("reconnect_timeout_min", "reconnect_timeout_max"):
+        value = getattr(r, name)
+        if not 0.001 <= value <= 3600 or round(value, 3) != value:
+            raise ConfigError(src, f"resilience.{name}", "expected seconds from 0.001 to 3600 "
+                              f"with at most 3 decimals, got {value}")
+    if r.reconnect_timeout_max < r.reconnect_timeout_min:
+        raise ConfigError(src, "resilience.reconnect_timeout_max", "expected at least "
+                          f"reconnect_timeout_min ({r.reconnect_timeout_min:g} s), got "
+                          f"{r.reconnect_timeout_max:g}")
+    if not 1 <= r.keep_alive <= 65535:
+        raise ConfigError(src, "resilience.keep_alive", f"expected seconds from 1 to 65535, "
+                          f"got {r.keep_alive}")
+    if not 1 <= r.max_queue_length <= 16:
+        raise ConfigError(src, "resilience.max_queue_length", "expected 1 to 16 messages, got "
+                          f"{r.max_queue_length}")
 
 
 def _check_boards(boards: list[Board], src: str) -> None:

@@ -246,7 +246,19 @@ class Pki:
 
     # ------------------------------------------------------------------ issuing
 
-    def _issue(self, spec: CertSpec, now: dt.datetime) -> None:
+    def renewed(self, name: str, directory: Path) -> tuple[Path, Path, int]:
+        """A renewal of certificate `name` as a CA does it: the same subject, names and
+        issuer, a new key and serial, valid from now; written into `directory` (the key
+        0600), the PKI's own copy untouched. (certificate, key, serial)."""
+        spec = self._spec(name)
+        cert, key = directory / f"{name}-renewed.crt", directory / f"{name}-renewed.key"
+        self._issue(spec, _now(), cert, key)
+        loaded = _load_cert(cert)
+        assert loaded is not None
+        return cert, key, loaded.serial_number
+
+    def _issue(self, spec: CertSpec, now: dt.datetime, cert_path: Path | None = None,
+               key_path: Path | None = None) -> None:
         key = _new_key(self.config.pki.key_type)
         if spec.issuer is None:
             issuer_key: PrivateKey = key
@@ -296,8 +308,9 @@ class Pki:
         cert = builder.sign(issuer_key, hashes.SHA256())
         if spec.signature_hash == "sha1":
             cert = _resign_sha1(cert, issuer_key)
-        _write_private(self.key(spec.name), _key_pem(key))
-        _write_public(self.cert(spec.name), cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(key_path or self.key(spec.name), _key_pem(key))
+        _write_public(cert_path or self.cert(spec.name),
+                      cert.public_bytes(serialization.Encoding.PEM))
 
 
 # --------------------------------------------------------------------------- helpers

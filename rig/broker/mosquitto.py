@@ -17,6 +17,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -84,6 +85,9 @@ class BrokerSettings:
     ciphers: str | None = None
     allow_anonymous: bool = True
     password_file: Path | None = None
+    # a directory where the broker keeps its sessions and queued messages across a restart
+    # (mosquitto.db, written at a graceful stop); None: nothing outlives the process
+    persistence_dir: Path | None = None
     user: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
 
     def render(self, port: int, psk_file: Path | None) -> str:
@@ -94,7 +98,8 @@ class BrokerSettings:
             "log_type all",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             "connection_messages true",
-            "persistence false",
+            *(["persistence true", f"persistence_location {self.persistence_dir}/"]
+              if self.persistence_dir else ["persistence false"]),
             "per_listener_settings false",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             # Stay the user who owns the 0600 keys instead of dropping to `mosquitto`.
@@ -238,6 +243,7 @@ class Broker:
         self._private: Path | None = None
         self._probe_ports: set[int] = set()  # local ports of the readiness probe's connects
         self._accepting = False  # it was seen accepting on self.port (a wake-up may go there)
+        self._frozen = False  # SIGSTOPped by freeze()
 
     # ------------------------------------------------------------------ properties
 
@@ -445,6 +451,7 @@ class Broker:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after stop_timeout; always reaps the process."""
+        self.thaw()  # a frozen broker handles no SIGTERM
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
@@ -460,6 +467,36 @@ class Broker:
         if self._private is not None:
             remove_secret_dir(self._private)
             self._private = None
+
+    def restart(self, while_down: Callable[[], None] | None = None, **changes: object) -> float:
+        """Stop (gracefully, as for an upgrade), call `while_down`, and start again on the same
+        port, with `changes` to its settings (e.g. a renewed certfile/keyfile); the time it was
+        down (s). A client that was connected sees its connection closed and must come back by
+        itself."""
+        port, t0 = self.port, time.monotonic()
+        self.stop()
+        if while_down is not None:
+            while_down()
+        self.settings = dataclasses.replace(self.settings, port=port, preferred_port=0,
+                                            **changes)  # type: ignore[arg-type]
+        self.start()
+        return time.monotonic() - t0
+
+    def freeze(self) -> None:
+        """SIGSTOP: the broker keeps its sockets but answers nothing, sends no FIN and no RST: a
+        client's link is half-open, as after a Wi-Fi drop. thaw() (or stop()) ends it."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise BrokerError(f"{self.name} is not running: nothing to freeze")
+        self._note(f"freezing {self.name} (SIGSTOP): a silent link for its clients")
+        self._proc.send_signal(signal.SIGSTOP)
+        self._frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT after freeze()."""
+        if self._frozen and self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
+            self._note(f"thawing {self.name} (SIGCONT)")
+        self._frozen = False
 
     # ------------------------------------------------------------------ the log
 

@@ -63,6 +63,7 @@ class Profile:
     clock: bool
     https: bool
     lines: Lines
+    reconnect: bool = False  # the resilience cells run on it (rig/cases/test_resilience.py)
     rpc_files: tuple[str, ...] = ()  # mongoose-rpc: settings that go up as files
     rpc_publish: str = ""  # the RPC method that publishes (a firmware that connects at boot)
     nvs_csv: str = ""  # nvs-image: the partition's CSV template (rig/device/nvs_image.py)
@@ -141,8 +142,12 @@ def _profile(name: str, section: ProfileSection, src: str) -> Profile:
                            "publishes (e.g. MQTT.Pub): the mode cells publish through it")
     if section.settings == "nvs-image":
         _check_nvs(section, key, src, name)
+    if section.reconnect and section.settings != "console":
+        raise ProfileError(src, f"{key}.reconnect", "the resilience cells drive a firmware over "
+                           "its console so far: reconnect = true needs settings = \"console\"")
     return Profile(name=name, source=src, description=section.description,
                    settings=section.settings, clock=section.clock, https=section.https,
+                   reconnect=section.reconnect,
                    lines=_lines(section, key, src), rpc_files=tuple(section.rpc_files),
                    rpc_publish=section.rpc_publish if section.settings != "console" else "",
                    nvs_csv=section.nvs_csv, nvs_size=section.nvs_size)

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography import x509
 from paho.mqtt.enums import CallbackAPIVersion
 
 from rig.errors import RigError
@@ -43,6 +44,7 @@ class Handshake:
     protocol: str
     cipher: str
     handshake_ms: float
+    peer_serial: int | None = None  # the server certificate's serial number (none with PSK)
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,17 @@ def tls_handshake(host: str, port: int, creds: ClientCredentials, timeout: float
         with ctx.wrap_socket(raw, server_hostname=name) as tls:
             ms = (time.perf_counter() - t0) * 1000.0
             cipher = tls.cipher()
-            return Handshake(tls.version() or "?", cipher[0] if cipher else "?", ms)
+            der = tls.getpeercert(binary_form=True)
+            serial = x509.load_der_x509_certificate(der).serial_number if der else None
+            return Handshake(tls.version() or "?", cipher[0] if cipher else "?", ms, serial)
 
 
 class Observer:
     """A connected paho client. Use as a context manager."""
 
     def __init__(self, host: str, port: int, creds: ClientCredentials, *,
-                 client_id: str | None = None, timeout: float = 10.0) -> None:
+                 client_id: str | None = None, timeout: float = 10.0,
+                 clean_session: bool = True) -> None:
         self.host, self.port, self.creds, self.timeout = host, port, creds, timeout
         self.client_id = client_id or f"hil-observer-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._messages: list[Message] = []
@@ -83,7 +88,7 @@ class Observer:
         self._subacks: dict[int, list[int]] = {}
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id,
-            protocol=mqtt.MQTTv311, clean_session=True,
+            protocol=mqtt.MQTTv311, clean_session=clean_session,
         )
         self._client.tls_set_context(client_context(creds))
         self._client.on_connect = self._on_connect

@@ -97,14 +97,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _applies(item: pytest.Item) -> bool:
     """Whether a board cell exists for its board's firmware (rig/device/profile.py): no HTTPS
-    cells for a profile without https, no clock cell for one the rig sets no clock on. Such
-    cells are not collected for that board (not skipped: nothing is missing)."""
+    cells for a profile without https, no clock cell for one the rig sets no clock on, no
+    resilience cell for one that does not reconnect. Such cells are not collected for that
+    board (not skipped: nothing is missing)."""
     params = item.callspec.params if hasattr(item, "callspec") else {}
     board = params.get("board_driver")
     if not board:
         return True
     profile = board_profile(item.config, board)
     if "web_mode" in getattr(item, "fixturenames", ()) and not profile.https:
+        return False
+    if item.get_closest_marker("resilience") is not None and not profile.reconnect:
         return False
     return item.get_closest_marker("chip_clock") is None or profile.clock
 

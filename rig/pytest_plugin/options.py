@@ -46,6 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chip_clock: run this test only on boards that check "
                             "certificate dates against their own clock, as a chip does (esp32, "
                             "and virtual boards with variant = \"esp\")")
+    config.addinivalue_line("markers", "resilience: run this test only on boards whose profile "
+                            "reconnects (reconnect = true)")
     # also declared by pytest-xdist; here too so that `-p no:xdist` runs without warnings
     config.addinivalue_line("markers", "xdist_group(name): the board a test runs on")
     config.stash[FLASH] = _flash_options(config)

@@ -98,8 +98,9 @@ def _tidy(cell: dict[str, Any]) -> None:
     cell["properties"] = props = dict(props) if isinstance(props, dict) else {}
     for key in ("handshake_ms", "duration_s"):
         cell[key] = number(cell.get(key))
-    if "cell_ms" in props:
-        props["cell_ms"] = number(props["cell_ms"])
+    for key in ("cell_ms", "reconnect_ms", "detect_ms"):
+        if key in props:
+            props[key] = number(props[key])
     for key in ("reason", "cipher_suite"):
         cell[key] = str(cell.get(key) or "")
 

@@ -22,9 +22,15 @@ from rig.report.history import Key, Run, number
 Status = Literal["new failure", "fixed", "still failing", "flaky", "passing", "skipped"]
 STATUSES: tuple[Status, ...] = ("new failure", "fixed", "still failing", "flaky", "passing",
                                 "skipped")
-Metric = Literal["handshake", "cell"]
-METRICS: dict[Metric, str] = {"handshake": "handshake time (ms, median of the cells)",
-                              "cell": "cell time (ms, connect to published message)"}
+Metric = Literal["handshake", "cell", "reconnect", "detect"]
+METRICS: dict[Metric, str] = {
+    "handshake": "handshake time (ms, median of the cells)",
+    "cell": "cell time (ms, connect to published message)",
+    "reconnect": "reconnect time (ms, broker back to CONNACK, resilience cells)",
+    "detect": "silent-link detection (ms, broker frozen to keep-alive timeout)",
+}
+PROPERTY: dict[Metric, str] = {"cell": "cell_ms", "reconnect": "reconnect_ms",
+                               "detect": "detect_ms"}  # a cell property; handshake: the cell's
 MIN_BASELINE = 3  # earlier values needed before a run can be called a regression
 FLAKY_FLIPS = 3  # verdict changes in the history window that make a cell flaky
 CONTROL = ("host", "broker_preflight")  # board, case: the runner's own handshake, same CPU
@@ -82,13 +88,14 @@ def changes(statuses: dict[Key, Status]) -> dict[Status, list[Key]]:
 
 
 def _value(cell: dict[str, Any], metric: Metric) -> float | None:
-    """The cell's handshake time, or its own time (`cell_ms`: from the connect to the
-    published message, set-up and resets not counted; cells that record it)."""
+    """The cell's handshake time, or a time it records as a property (`cell_ms`: from the
+    connect to the published message, set-up and resets not counted; `reconnect_ms` and
+    `detect_ms`: the resilience cells', rig/cases/test_resilience.py)."""
     if verdict(cell) != "pass":
         return None
     if metric == "handshake":
         return number(cell.get("handshake_ms"))
-    return number(cell.get("properties", {}).get("cell_ms"))
+    return number(cell.get("properties", {}).get(PROPERTY[metric]))
 
 
 def run_samples(run: Run, metric: Metric) -> dict[tuple[str, str], list[float]]:

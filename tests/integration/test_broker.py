@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from rig.broker.mosquitto import (
     Broker,
@@ -27,6 +28,9 @@ from rig.broker.mosquitto import (
 from rig.config import HilConfig
 from rig.pki import Pki
 from tests.support import assert_no_secret
+
+# a public key's bytes, to compare two (cryptography's Encoding.DER, SubjectPublicKeyInfo)
+PUBLIC = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def alive(pid: int) -> bool:
@@ -264,3 +268,82 @@ def test_a_broker_dead_after_its_last_cell_is_its_modes_fault(hil_config: HilCon
                       "broker psk: mosquitto exited (signal 9 (SIGKILL)) after its mode's last "
                       f"cell; log: {psk.log_path} (found at the end of the session)"], faults
     assert set(child_brokers()) <= before
+
+
+def test_a_restart_keeps_the_port_and_a_persistent_session(hil_config: HilConfig, pki: Pki,
+                                                            tmp_path: Path) -> None:
+    """restart(): the same port, the settings changed as asked, `while_down` called with the
+    broker gone; with a persistence_dir the broker keeps an offline client's subscription and
+    its QoS 1 messages across the restart (the resilience cells' outage case)."""
+    from rig.host.observer import Observer
+    from rig.host.tls import credentials
+
+    creds = credentials(hil_config, pki, "ca")
+    store = tmp_path / "db"
+    store.mkdir()
+    b = start_for_mode(hil_config, pki, "ca", tmp_path, persistence_dir=store)
+    try:
+        assert f"persistence_location {store}/" in b.config_path.read_text()
+        port = b.port
+        with Observer(hil_config.broker.host, port, creds, client_id="keeps-its-session",
+                      clean_session=False) as obs:
+            obs.subscribe("hil/kept")
+        seen: list[bool] = []
+        down = b.restart(lambda: seen.append(b.running))
+        assert seen == [False] and b.running and b.port == port and 0 < down < 5
+        with Observer(hil_config.broker.host, port, creds) as other:
+            other.publish("hil/kept", b"while away")
+        with Observer(hil_config.broker.host, port, creds, client_id="keeps-its-session",
+                      clean_session=False) as obs:
+            assert obs.wait_for("hil/kept", b"while away", timeout=5).qos == 1
+    finally:
+        b.stop()
+
+
+def test_a_frozen_broker_answers_nothing_until_thawed(hil_config: HilConfig, pki: Pki,
+                                                      tmp_path: Path) -> None:
+    """freeze(): the kernel still completes a TCP connect, the broker sends nothing (a TLS
+    handshake gets no answer); thaw() and it answers; stop() of a frozen broker is prompt."""
+    from rig.host.observer import tls_handshake
+    from rig.host.tls import credentials
+
+    creds = credentials(hil_config, pki, "ca")
+    b = start_for_mode(hil_config, pki, "ca", tmp_path)
+    try:
+        b.freeze()
+        with pytest.raises(TimeoutError):
+            tls_handshake(hil_config.broker.host, b.port, creds, timeout=0.5)
+        b.thaw()
+        assert tls_handshake(hil_config.broker.host, b.port, creds, timeout=5).cipher
+        b.freeze()
+        t0 = time.monotonic()
+    finally:
+        b.stop()
+    assert time.monotonic() - t0 < 2 and not b.running
+    assert any("freezing" in ln for ln in b.log_path.read_text().splitlines())
+
+
+def test_a_renewed_certificate_is_served_after_a_restart(hil_config: HilConfig, pki: Pki,
+                                                         tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from rig.host.observer import tls_handshake
+    from rig.host.tls import credentials
+
+    creds = credentials(hil_config, pki, "ca")
+    old = x509.load_pem_x509_certificate(pki.cert("broker").read_bytes())
+    cert, key, serial = pki.renewed("broker", tmp_path)
+    new = x509.load_pem_x509_certificate(cert.read_bytes())
+    assert serial == new.serial_number != old.serial_number
+    assert (new.subject, new.issuer) == (old.subject, old.issuer)
+    assert new.public_key().public_bytes(*PUBLIC) != old.public_key().public_bytes(*PUBLIC)
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert x509.load_pem_x509_certificate(pki.cert("broker").read_bytes()) == old  # untouched
+    b = start_for_mode(hil_config, pki, "ca", tmp_path)
+    try:
+        assert tls_handshake(hil_config.broker.host, b.port, creds).peer_serial == \
+            old.serial_number
+        b.restart(certfile=cert, keyfile=key)
+        assert tls_handshake(hil_config.broker.host, b.port, creds).peer_serial == serial
+    finally:
+        b.stop()

@@ -212,3 +212,23 @@ def test_the_wait_for_a_power_cycled_boards_port_is_a_timeout_like_the_others(
         tmp_path, "[timeouts]\nport_return = 0\n" + MINIMAL)
     assert "timeouts.port_return: expected a number" in error_for(
         tmp_path, '[timeouts]\nport_return = "5"\n' + MINIMAL)
+
+
+def test_the_resilience_settings_are_checked_as_the_agent_would(tmp_path: Path) -> None:
+    r = load(write(tmp_path, MINIMAL)).resilience
+    assert (r.reconnect_timeout_min, r.reconnect_timeout_max, r.keep_alive,
+            r.max_queue_length) == (0.2, 1.0, 2, 3)
+    assert load(ROOT / "hil.toml").resilience == r  # committed, with its comments
+    r = load(write(tmp_path, "[resilience]\nreconnect_timeout_max = 5\nkeep_alive = 10\n"
+                   + MINIMAL)).resilience
+    assert (r.reconnect_timeout_max, r.keep_alive) == (5.0, 10)
+    for bad, said in (("reconnect_timeout_min = 0", "resilience.reconnect_timeout_min: expected "
+                       "seconds from 0.001 to 3600 with at most 3 decimals, got 0"),
+                      ("reconnect_timeout_min = 0.0001", "with at most 3 decimals, got 0.0001"),
+                      ("reconnect_timeout_min = 2\nreconnect_timeout_max = 1",
+                       "resilience.reconnect_timeout_max: expected at least "
+                       "reconnect_timeout_min (2 s), got 1"),
+                      ("keep_alive = 0", "resilience.keep_alive: expected seconds from 1"),
+                      ("max_queue_length = 17", "resilience.max_queue_length: expected 1 to 16"),
+                      ("surprise = 1", "resilience.surprise")):
+        assert said in error_for(tmp_path, f"[resilience]\n{bad}\n" + MINIMAL), bad
