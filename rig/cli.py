@@ -248,6 +248,8 @@ def _pytest_argv(config: HilConfig, args: argparse.Namespace, boards: list[Board
         tests.append("rig.cases.test_clock")
     if not args.no_negative:
         tests.append("rig.cases.test_negative::test_refused")
+    if not args.no_resilience:
+        tests.append("rig.cases.test_resilience")
     argv = [sys.executable, "-m", "pytest", "--pyargs", *tests, "-p", "no:cacheprovider", "-q",
             "-p", "no:labgrid",  # its plugin replaces pytest-embedded's `target` fixture
             "-c", os.devnull, "--noconftest", "--rootdir", str(config.source.parent), *RUN_INI,
@@ -460,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "ran and passed; the summary still names it")
     run.add_argument("--no-negative", action="store_true",
                      help="leave out the negative matrix (expected refusals)")
+    run.add_argument("--no-resilience", action="store_true",
+                     help="leave out the resilience cells (broker restart, silent link, QoS 1 "
+                          "across an outage, certificate renewed: a few seconds per board "
+                          "and mode)")
     run.add_argument("--history", action="append", metavar="DIR",
                      help="earlier runs' results for the report, besides hil.toml's run_dir "
                           "(a run directory or a directory of them, e.g. CI artifacts of "

@@ -30,8 +30,9 @@ from rig.device import mos_rpc
 from rig.errors import RigError
 from rig.local.spans import work
 
-# A final line: `OK` / `ERR <reason>`, tagged `@<tag> OK` when the command was (see Console).
-FINAL_RE = re.compile(rb"(?m)^(?:@([A-Za-z0-9._-]{1,24}) )?(OK|ERR[^\r\n]*)\r?\n")
+# A final line: `OK`, `OK <note>` (e.g. `OK queued 1 of 5`) / `ERR <reason>`, tagged
+# `@<tag> OK` when the command was (see Console).
+FINAL_RE = re.compile(rb"(?m)^(?:@([A-Za-z0-9._-]{1,24}) )?(OK(?: [^\r\n]*)?|ERR[^\r\n]*)\r?\n")
 LOG_RE = re.compile(r"^([IWE]) \((\d+)\) hil: (.*)$")
 # any ESP-IDF style log line (another component's, e.g. `W (812) wifi: ...` on a real board):
 # never part of a reply's data
@@ -45,7 +46,9 @@ SECRET_KEYS = frozenset({"mqtt.pass", "mqtt.ssl_key", "mqtt.ssl_psk_key", "http.
                          "wifi.sta.pass"})
 PLAIN_KEYS = frozenset({"mqtt.server", "mqtt.client_id", "mqtt.user", "mqtt.keep_alive",
                         "mqtt.ssl_ca_cert", "mqtt.ssl_cert", "mqtt.ssl_psk_identity",
-                        "mqtt.ssl_cipher_suites", "mqtt.enable", "http.listen_addr",
+                        "mqtt.ssl_cipher_suites", "mqtt.enable", "mqtt.clean_session",
+                        "mqtt.reconnect_timeout_min", "mqtt.reconnect_timeout_max",
+                        "mqtt.max_queue_length", "http.listen_addr",
                         "http.ssl_cert", "http.ssl_ca_cert", "wifi.sta.ssid"})
 CHUNK = 96  # decoded bytes per `config data` line
 MAX_SET = 200  # longer values (and any with a newline) go through config load
@@ -83,6 +86,7 @@ class Reply:
     command: str  # as shown (secrets redacted)
     data: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)  # the `hil:` texts, prefix removed
+    note: str = ""  # what an `OK <note>` final line said after the OK
 
     def log(self, pattern: str) -> re.Match[str]:
         rx = re.compile(pattern)
@@ -166,7 +170,8 @@ def parse_reply(board: str, shown: str, lines: list[str], final: str) -> Reply |
         elif not ANY_LOG_RE.match(line):
             reply.data.append(line)
     status = final.strip()
-    if status == "OK":
+    if status == "OK" or status.startswith("OK "):
+        reply.note = status[3:]
         return reply
     reason = status[4:] if status.startswith("ERR ") else status
     return ConsoleError(f"board {board}: `{shown}` failed: {reason}", reason=reason)

@@ -19,6 +19,7 @@ KINDS = {
     "https": "HTTPS requests to the board's server (Python ssl, curl, raw TLS)",
     "console": "console exchanges with the board (settings, clock, start/stop commands)",
     "boot": "a board from its start or reset to its ready line",
+    "timer": "a wait a cell exists for: a board's keep-alive and reconnect back-off",
 }
 
 _spans: list[tuple[str, float, float]] = []  # (kind, start, end) in perf_counter seconds

@@ -53,7 +53,8 @@ def failing_psk_config(tmp_path: Path, hil_config: HilConfig) -> Path:
 def test_capture_all_opens_decrypted_in_every_mode(tmp_path: Path,
                                                    hil_config: HilConfig) -> None:
     started = time.time()
-    proc = hil("run", "--capture", "all", "--no-negative", "--mode", "ca", "--mode", "mutual",
+    proc = hil("run", "--capture", "all", "--no-negative",
+               "--no-resilience", "--mode", "ca", "--mode", "mutual",
                "--mode", "psk", "--mode", "https", config=tmp_config(tmp_path, hil_config))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"
@@ -111,7 +112,8 @@ def test_capture_all_opens_decrypted_in_every_mode(tmp_path: Path,
 def test_default_keeps_only_a_failing_cells_capture_and_names_it(tmp_path: Path,
                                                                   hil_config: HilConfig) -> None:
     config = failing_psk_config(tmp_path, hil_config)
-    proc = hil("run", "--no-negative", "--mode", "psk", "--mode", "ca", config=config)
+    proc = hil("run", "--no-negative",
+               "--no-resilience", "--mode", "psk", "--mode", "ca", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"
     kept = sorted(p.name for p in run.glob("*.pcapng"))
@@ -130,7 +132,8 @@ def test_default_keeps_only_a_failing_cells_capture_and_names_it(tmp_path: Path,
 
 def test_capture_off_writes_nothing(tmp_path: Path, hil_config: HilConfig) -> None:
     config = failing_psk_config(tmp_path, hil_config)
-    proc = hil("run", "--capture", "off", "--no-negative", "--mode", "psk", config=config)
+    proc = hil("run", "--capture", "off", "--no-negative",
+               "--no-resilience", "--mode", "psk", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"
     assert not list(run.rglob("*.pcap*"))
@@ -146,7 +149,7 @@ def test_a_capture_that_cannot_start_is_said_once_and_the_cells_run(
         "#!/bin/sh\necho \"tcpdump: lo: You don't have permission to perform this capture on "
         "that device\" >&2\nexit 1\n")
     (fake / "tcpdump").chmod(0o755)
-    proc = hil("run", "--no-negative", "--mode", "psk", "--mode", "ca",
+    proc = hil("run", "--no-negative", "--no-resilience", "--mode", "psk", "--mode", "ca",
                config=tmp_config(tmp_path, hil_config),
                env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})
     assert proc.returncode == 0, proc.stdout + proc.stderr

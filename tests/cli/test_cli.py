@@ -152,7 +152,7 @@ def test_run_refuses_a_board_another_process_holds(tmp_path: Path,
     """A board in use by another run is an error naming the holder, not a fight over it."""
     config = tmp_config(tmp_path, hil_config)
     with lock_held_elsewhere(tmp_path / ".hil" / "locks", "virtual-0") as pid:
-        proc = hil("run", "--mode", "psk", "--no-negative", config=config)
+        proc = hil("run", "--mode", "psk", "--no-negative", "--no-resilience", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
     board = next(c for c in cells if c["board"] == "virtual-0")
@@ -180,7 +180,7 @@ def test_run_keeps_going_when_one_mode_breaks(tmp_path: Path, hil_config: HilCon
     config = tmp_config(tmp_path, hil_config)
     text = config.read_text()
     config.write_text(re.sub(r"broker_ciphers = \"PSK[^\"]*\"", 'broker_ciphers = "NOPE"', text))
-    proc = hil("run", "--no-negative", config=config)
+    proc = hil("run", "--no-negative", "--no-resilience", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
     verdicts = {(c["board"], c["mode"]): c["verdict"] for c in cells
@@ -301,7 +301,7 @@ def test_run_fails_when_a_selected_board_did_not_run(tmp_path: Path,
     config = tmp_config(tmp_path, hil_config)
     config.write_text(config.read_text() + f'\n[[boards]]\nname = "virtual-9"\nkind = "virtual"'
                       f'\nbuild_dir = "{tmp_path}/no-build-here"\n')
-    proc = hil("run", "--mode", "psk", "--no-negative", config=config)
+    proc = hil("run", "--mode", "psk", "--no-negative", "--no-resilience", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
     assert {c["verdict"] for c in cells if c["board"] == "virtual-0"} == {"pass"}
@@ -310,7 +310,8 @@ def test_run_fails_when_a_selected_board_did_not_run(tmp_path: Path,
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("  virtual-9:"))
     assert f"{tmp_path}/no-build-here/hil-agent does not exist" in line
 
-    allowed = hil("run", "--mode", "psk", "--no-negative", "--allow-missing", config=config)
+    allowed = hil("run", "--mode", "psk", "--no-negative",
+                  "--no-resilience", "--allow-missing", config=config)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "did not run (accepted (--allow-missing)):" in allowed.stdout
 
@@ -320,6 +321,6 @@ def test_run_on_a_physical_board_that_is_not_attached_names_it(tmp_path: Path,
     config = tmp_config(tmp_path, hil_config)
     config.write_text(config.read_text() + '\n[[boards]]\nname = "esp32-a"\nkind = "esp32"\n'
                       'port = "/dev/ttyUSB-not-here"\nflash = false\n')
-    proc = hil("run", "--hil", "--mode", "ca", "--no-negative", config=config)
+    proc = hil("run", "--hil", "--mode", "ca", "--no-negative", "--no-resilience", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "esp32-a: " in proc.stdout and "/dev/ttyUSB-not-here does not exist" in proc.stdout

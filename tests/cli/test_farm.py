@@ -130,7 +130,7 @@ def test_a_place_held_by_another_client_fails_with_who_holds_it(
     config = _config(tmp_path, hil_config, farm, _board("farm-a", 'place = "virt-a"'),
                      acquire_timeout=2)
     t0 = time.monotonic()
-    proc = _hil_run(config, "--mode", "ca", "--no-negative")
+    proc = _hil_run(config, "--mode", "ca", "--no-negative", "--no-resilience")
     waited = time.monotonic() - t0
     assert proc.returncode == 1, proc.stdout[-3000:]
     holder = farm.holder("virt-a")
@@ -230,7 +230,7 @@ def test_ctrl_c_releases_both_places_and_a_killed_runs_are_released_next_time(
         killed.kill()
         killed.wait(30)
     assert farm.holder("virt-a"), "SIGKILL should have left the place acquired"
-    proc = _hil_run(config, "--board", "farm-a", "--mode", "ca", "--no-negative")
+    proc = _hil_run(config, "--board", "farm-a", "--mode", "ca", "--no-negative", "--no-resilience")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (tmp_path / "runs" / "latest" / "pytest.log").read_text()
     assert f"released place virt-a, left acquired by a run that died (pid {killed.pid}" in log
@@ -350,7 +350,7 @@ def test_a_place_acquired_by_hand_is_never_released_by_the_rig(
 
     config = _config(tmp_path, hil_config, farm, _board("farm-a", 'place = "virt-a"'),
                      acquire_timeout=3)
-    proc = _hil_run(config, "--mode", "ca", "--no-negative")
+    proc = _hil_run(config, "--mode", "ca", "--no-negative", "--no-resilience")
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert farm.holder("virt-a") == mine, "the by-hand acquisition was released"
     log = (tmp_path / "runs" / "latest" / "pytest.log").read_text()

@@ -289,7 +289,7 @@ def test_a_killed_session_broker_is_named_and_replaced(config: Path) -> None:
     build = next(ln for ln in config.read_text().splitlines() if ln.startswith("build_dir"))
     config.write_text(config.read_text() +
                       f'\n[[boards]]\nname = "virtual-1"\nkind = "virtual"\n{build}\n')
-    run = Run(config, "--mode", "psk", "--no-negative", "-j", "1")
+    run = Run(config, "--mode", "psk", "--no-negative", "--no-resilience", "-j", "1")
     _wait_for("the psk preflight", lambda: run.saw("broker_preflight"))
     broker = _wait_for("the psk session broker", run.brokers)[0]
     agent = _wait_for("virtual-0's agent", lambda: [

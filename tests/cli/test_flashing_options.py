@@ -29,7 +29,8 @@ def test_hil_run_erase_nvs_reaches_the_board_driver(tmp_path: Path,
     config = tmp_config(tmp_path, hil_config)
     config.write_text(config.read_text() + f'\n[[boards]]\nname = "esp-a"\nkind = "esp32"\n'
                       f'port = "{port}"\nflash = false\n')
-    proc = hil("run", "--hil", "--erase-nvs", "--mode", "psk", "--no-negative", config=config)
+    proc = hil("run", "--hil", "--erase-nvs", "--mode", "psk", "--no-negative",
+               "--no-resilience", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(r"esp-a +psk +connect_publish .*ERROR .*--erase-nvs needs esptool",
                      proc.stdout), proc.stdout

@@ -29,7 +29,8 @@ def test_the_boards_profile_decides_what_its_cells_expect(tmp_path: Path,
     text = config.read_text().replace('name = "virtual-0"\n',
                                       'name = "virtual-0"\nprofile = "picky"\n', 1)
     config.write_text(text + PICKY)
-    proc = hil("run", "--mode", "ca", "--mode", "https", "--no-negative", config=config)
+    proc = hil("run", "--mode", "ca", "--mode", "https", "--no-negative",
+               "--no-resilience", config=config)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     cells = json.loads((tmp_path / "runs" / "latest" / "results.json").read_text())["cells"]
     verdicts = {(c["board"], c["case"]): c for c in cells}
@@ -63,6 +64,7 @@ def test_a_mongoose_os_board_is_provisioned_by_rpc_and_connects_by_itself(
     config.write_text(config.read_text().replace('name = "virtual-0"\n',
                                                  'name = "virtual-0"\nprofile = "mongoose-os"\n'))
     proc = hil("run", "--mode", "ca", "--mode", "psk", "--mode", "https", "--no-negative",
+               "--no-resilience",
                config=config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"

@@ -91,6 +91,7 @@ def test_hil_run_allow_missing_is_the_plugins(config_with_a_missing_board: Path)
     """`hil run --hil --allow-missing` hands the option to its pytest, whose own verdict then
     accepts the missing board (the run still fails: no board cell passed)."""
     proc = hil("run", "--hil", "--allow-missing", "--mode", "ca", "--no-negative",
+               "--no-resilience",
                config=config_with_a_missing_board)
     assert proc.returncode == 1 and "no board cell passed" in proc.stdout, proc.stdout
     log = (config_with_a_missing_board.parent / "runs" / "latest" / "pytest.log").read_text()

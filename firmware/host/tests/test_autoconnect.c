@@ -102,15 +102,7 @@ static bool before(const char *x, const char *y)
 /* One RPC request frame (no CRC: optional); the response parsed (NULL: none). */
 static cJSON *call(agent_t *a, const char *json)
 {
-    test_feed(a, "\"\"\"");
-    test_feed(a, json);
-    test_feed(a, "\"\"\"");
-    const char *start = NULL;
-    for (const char *p = fp.out; (p = strstr(p, "\"\"\"{")) != NULL; p++) start = p;
-    if (!start) return NULL;
-    const char *end = strstr(start + 3, "\"\"\"");
-    if (!end || end - start < 3 + 2 + 8) return NULL;
-    return cJSON_ParseWithLength(start + 3, (size_t)(end - start - 3) - 8);
+    return test_rpc_call(a, &fp, json);
 }
 
 static void check_result(cJSON *r, const char *key, bool value)

@@ -241,8 +241,102 @@ static void test_bool(void)
     settings_free(&s);
 }
 
+/* The reconnect settings (Mongoose OS's names): decimal seconds with at most
+ * 3 decimals (milliseconds inside), a count, a boolean; defaults. */
+static void test_reconnect_settings(void)
+{
+    char err[300], out[300];
+    settings_t s;
+    settings_init(&s);
+    /* defaults: min 2 s, max 0 (no reconnect), clean session, 5 queued */
+    CHECK_EQ_INT(settings_get_ms(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN), 2000);
+    CHECK_EQ_INT(settings_get_ms(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX), 0);
+    CHECK(settings_get_bool(&s, SK_MQTT_CLEAN_SESSION));
+    CHECK_EQ_INT(settings_get_uint(&s, SK_MQTT_MAX_QUEUE_LENGTH), 5);
+    settings_format_get(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN, out, sizeof(out));
+    CHECK_STR(out, "mqtt.reconnect_timeout_min=2");
+    settings_format_get(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, out, sizeof(out));
+    CHECK_STR(out, "mqtt.reconnect_timeout_max=0");
+    settings_format_get(&s, SK_MQTT_CLEAN_SESSION, out, sizeof(out));
+    CHECK_STR(out, "mqtt.clean_session=true");
+    settings_format_get(&s, SK_MQTT_MAX_QUEUE_LENGTH, out, sizeof(out));
+    CHECK_STR(out, "mqtt.max_queue_length=5");
+    CHECK_EQ_INT(settings_find("mqtt.reconnect_timeout_min", 26), SK_MQTT_RECONNECT_TIMEOUT_MIN);
+    CHECK_EQ_INT(settings_find("mqtt.reconnect_timeout_max", 26), SK_MQTT_RECONNECT_TIMEOUT_MAX);
+    CHECK_EQ_INT(settings_find("mqtt.clean_session", 18), SK_MQTT_CLEAN_SESSION);
+    CHECK_EQ_INT(settings_find("mqtt.max_queue_length", 21), SK_MQTT_MAX_QUEUE_LENGTH);
+
+    static const struct {
+        const char *v;
+        uint32_t ms;
+    } max_ok[] = {{"0", 0}, {"0.001", 1}, {"2", 2000}, {"1.5", 1500}, {"3600", 3600000}, {"0.2", 200}};
+    for (size_t i = 0; i < sizeof(max_ok) / sizeof(max_ok[0]); i++) {
+        CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, max_ok[i].v, err) == 0);
+        CHECK_EQ_INT(settings_get_ms(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX), max_ok[i].ms);
+        settings_format_get(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, out, sizeof(out));
+        char want[80];
+        snprintf(want, sizeof(want), "mqtt.reconnect_timeout_max=%s", max_ok[i].v); /* as given */
+        CHECK_STR(out, want);
+    }
+    static const char *const bad[] = {"-1", "1.2345", "abc", "3601", "3600.001", ".5", "2.", "1 ",
+                                      "1e3", "0x1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, bad[i], err) != 0);
+        CHECK_STR(err, "mqtt.reconnect_timeout_max: expected seconds 0..3600 with at most 3 decimals "
+                       "(e.g. 2 or 0.5)");
+        CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN, bad[i], err) != 0);
+        CHECK_STR(err, "mqtt.reconnect_timeout_min: expected seconds 0.001..3600 with at most 3 "
+                       "decimals (e.g. 2 or 0.5)");
+    }
+    CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, "", err) != 0); /* empty (RPC "") */
+    CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, "12345678901234567", err) != 0);
+    CHECK(strstr(err, "value too long") != NULL);
+    /* min: 0 is refused (0.001 is the least) */
+    CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN, "0", err) != 0);
+    CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN, "0.000", err) != 0);
+    CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN, "0.001", err) == 0);
+    CHECK_EQ_INT(settings_get_ms(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN), 1);
+    CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN, "3600", err) == 0);
+    CHECK_EQ_INT(settings_get_ms(&s, SK_MQTT_RECONNECT_TIMEOUT_MIN), 3600000);
+
+    CHECK(set(&s, SK_MQTT_MAX_QUEUE_LENGTH, "0", err) == 0);
+    CHECK_EQ_INT(settings_get_uint(&s, SK_MQTT_MAX_QUEUE_LENGTH), 0);
+    CHECK(set(&s, SK_MQTT_MAX_QUEUE_LENGTH, "16", err) == 0);
+    CHECK_EQ_INT(settings_get_uint(&s, SK_MQTT_MAX_QUEUE_LENGTH), 16);
+    static const char *const bad_n[] = {"17", "-1", "1.5", "x", "99999"};
+    for (size_t i = 0; i < sizeof(bad_n) / sizeof(bad_n[0]); i++) {
+        CHECK(set(&s, SK_MQTT_MAX_QUEUE_LENGTH, bad_n[i], err) != 0);
+        if (strstr(err, "value too long") == NULL) {
+            CHECK_STR(err, "mqtt.max_queue_length: expected a number 0..16");
+        }
+    }
+    CHECK_EQ_INT(settings_get_uint(&s, SK_MQTT_MAX_QUEUE_LENGTH), 16);
+
+    CHECK(set(&s, SK_MQTT_CLEAN_SESSION, "no", err) != 0);
+    CHECK_STR(err, "mqtt.clean_session: expected true or false");
+    CHECK(set(&s, SK_MQTT_CLEAN_SESSION, "false", err) == 0);
+    CHECK(!settings_get_bool(&s, SK_MQTT_CLEAN_SESSION));
+
+    /* they persist like the others */
+    uint8_t *blob;
+    size_t len;
+    settings_t t;
+    settings_init(&t);
+    CHECK(set(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, "1.5", err) == 0);
+    CHECK(settings_serialize(&s, &blob, &len) == 0);
+    CHECK(settings_deserialize(&t, blob, len, err, sizeof(err)) == 0);
+    CHECK_EQ_INT(settings_get_ms(&t, SK_MQTT_RECONNECT_TIMEOUT_MAX), 1500);
+    CHECK_EQ_INT(settings_get_ms(&t, SK_MQTT_RECONNECT_TIMEOUT_MIN), 3600000);
+    CHECK_EQ_INT(settings_get_uint(&t, SK_MQTT_MAX_QUEUE_LENGTH), 16);
+    CHECK(!settings_get_bool(&t, SK_MQTT_CLEAN_SESSION));
+    free(blob);
+    settings_free(&t);
+    settings_free(&s);
+}
+
 int main(void)
 {
+    test_reconnect_settings();
     test_bool();
     test_server();
     test_psk_and_suites();

@@ -2,6 +2,7 @@
 #include "test_support.h"
 
 #include "test_pem.h"
+#include "cJSON.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -265,7 +266,9 @@ bool fake_is_final(const char *p, size_t len)
         len -= (size_t)(sp + 1 - p);
         p = sp + 1;
     }
-    return (len == 2 && memcmp(p, "OK", 2) == 0) || (len >= 4 && memcmp(p, "ERR ", 4) == 0);
+    /* "OK <note>": `mqtt publish ... 1` held in the offline queue ("OK queued 1 of 5") */
+    return (len == 2 && memcmp(p, "OK", 2) == 0) || (len > 3 && memcmp(p, "OK ", 3) == 0) ||
+           (len >= 4 && memcmp(p, "ERR ", 4) == 0);
 }
 
 int fake_final_lines(const fake_port_t *fp)
@@ -417,4 +420,17 @@ int test_serve_until_exit(agent_t *a, pid_t pid)
     }
     for (int i = 0; i < 10; i++) agent_step(a, 5); /* let the server finish its side */
     return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
+}
+
+cJSON *test_rpc_call(agent_t *a, const fake_port_t *fp, const char *json)
+{
+    test_feed(a, "\"\"\"");
+    test_feed(a, json);
+    test_feed(a, "\"\"\"");
+    const char *start = NULL;
+    for (const char *p = fp->out; (p = strstr(p, "\"\"\"{")) != NULL; p++) start = p;
+    if (!start) return NULL;
+    const char *end = strstr(start + 3, "\"\"\"");
+    if (!end || end - start < 3 + 2 + 8) return NULL; /* the frame ends with its CRC (8 hex) */
+    return cJSON_ParseWithLength(start + 3, (size_t)(end - start - 3) - 8);
 }

@@ -58,6 +58,10 @@ int test_idle_console(void *ctx, uint8_t *buf, size_t cap, uint32_t timeout_ms);
  * pending or queued (fake_settle), return the captured output. Counts a test
  * failure unless the line got exactly one final line (none when blank). */
 const char *fake_cmd(agent_t *a, fake_port_t *fp, const char *line);
+
+/* One Mongoose OS RPC request frame (no CRC: optional) fed to the agent; the last response
+ * frame in fp's output, parsed (NULL: none). The caller frees it (cJSON_Delete). */
+struct cJSON *test_rpc_call(agent_t *a, const fake_port_t *fp, const char *json);
 /* agent_step (up to 1 ms each) until no command is pending or queued; each
  * step also moves the fake clock 50 ms (ports with a real clock ignore it).
  * Returns false (and counts a failure) when that takes over 60000 steps. */
@@ -67,8 +71,8 @@ const char *fake_last_line(const fake_port_t *fp);
 /* Does the captured output contain this exact line / this substring? */
 bool fake_has_line(const fake_port_t *fp, const char *line);
 bool fake_contains(const fake_port_t *fp, const char *sub);
-/* Is this line (without its newline) a final line: "OK", "ERR <reason>",
- * "@<tag> OK" or "@<tag> ERR <reason>"? */
+/* Is this line (without its newline) a final line: "OK", "OK <note>", "ERR <reason>",
+ * or one of them after "@<tag> "? */
 bool fake_is_final(const char *line, size_t len);
 /* Number of final lines in the captured output (must be 1 per command). */
 int fake_final_lines(const fake_port_t *fp);

@@ -50,6 +50,55 @@ static void test_hex_and_numbers(void)
     CHECK(agent_parse_hex32("cbf4392g", 8, &v) != 0);
 }
 
+static void test_seconds(void)
+{
+    uint32_t ms = 7;
+    char buf[16];
+    static const struct {
+        const char *in;
+        uint32_t ms;
+    } good[] = {
+        {"0", 0}, {"0.001", 1}, {"2", 2000}, {"1.5", 1500}, {"0.2", 200}, {"3600", 3600000},
+        {"0.25", 250}, {"10.010", 10010}, {"007", 7000}, {"3599.999", 3599999},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CHECK_EQ_INT(agent_parse_seconds_ms(good[i].in, strlen(good[i].in), 3600000u, &ms), 0);
+        CHECK_EQ_INT(ms, good[i].ms);
+    }
+    static const char *const bad[] = {"", "-1", "+1", "1.2345", "abc", "3601", "3600.001", ".5",
+                                      "2.", "1..2", "1.5s", " 1", "1 ", "1e3", "0x10", "1,5",
+                                      "99999999999", "4294967.296"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ms = 7;
+        if (agent_parse_seconds_ms(bad[i], strlen(bad[i]), 3600000u, &ms) == 0) {
+            fprintf(stderr, "'%s' was accepted\n", bad[i]);
+            test_failures++;
+        }
+        CHECK_EQ_INT(ms, 7);
+    }
+    /* the whole uint32_t range, no more */
+    CHECK_EQ_INT(agent_parse_seconds_ms("4294967.295", 11, UINT32_MAX, &ms), 0);
+    CHECK_EQ_INT(ms, UINT32_MAX);
+
+    agent_format_seconds_ms(0, buf, sizeof(buf));
+    CHECK_STR(buf, "0");
+    agent_format_seconds_ms(1, buf, sizeof(buf));
+    CHECK_STR(buf, "0.001");
+    agent_format_seconds_ms(1500, buf, sizeof(buf));
+    CHECK_STR(buf, "1.5");
+    agent_format_seconds_ms(10010, buf, sizeof(buf));
+    CHECK_STR(buf, "10.01");
+    agent_format_seconds_ms(3600000, buf, sizeof(buf));
+    CHECK_STR(buf, "3600");
+    agent_format_seconds_ms(UINT32_MAX, buf, sizeof(buf));
+    CHECK_STR(buf, "4294967.295");
+    for (uint32_t v = 0; v < 5000; v += 7) { /* format and parse agree */
+        agent_format_seconds_ms(v, buf, sizeof(buf));
+        CHECK_EQ_INT(agent_parse_seconds_ms(buf, strlen(buf), 3600000u, &ms), 0);
+        CHECK_EQ_INT(ms, v);
+    }
+}
+
 static void test_escape(void)
 {
     char out[64];
@@ -91,6 +140,7 @@ int main(void)
     test_crc32();
     test_base64();
     test_hex_and_numbers();
+    test_seconds();
     test_escape();
     test_tls_alert_names();
     TEST_DONE();

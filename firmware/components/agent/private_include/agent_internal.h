@@ -9,9 +9,10 @@
  *
  *   leaf <- service <- command <- loop
  *
- *   leaf     util.c rpc_frame.c mqtt_codec.c http_parse.c version.c conn.c rng.c
- *            output.c settings.c clock.c keylog.c nvs_image.c nvs_settings.c: codecs, parsers,
- *            RPC framing, the settings store, settings from NVS,
+ *   leaf     util.c rpc_frame.c mqtt_codec.c mqtt_offline.c http_parse.c version.c conn.c
+ *            rng.c output.c settings.c clock.c keylog.c nvs_image.c nvs_settings.c: codecs,
+ *            parsers, the reconnect back-off and offline queue, RPC framing, the settings
+ *            store, settings from NVS,
  *            TCP+TLS connection, DRBG, the lines printed, the board's clock,
  *            the key-log sink. A leaf may call a leaf listed before it.
  *   service  mqtt.c http_server.c wifi.c: each exposes what the loop needs
@@ -57,6 +58,7 @@
 #include "agent_mbedtls_compat.h"
 #include "agent_port.h"
 #include "agent_settings.h"
+#include "mqtt_offline.h"
 #include "rpc_frame.h"
 
 /* Does mbedTLS check certificate validity dates against the board's clock
@@ -143,7 +145,37 @@ typedef struct {
     char topic[300]; /* escaped, for the command's log line */
     char msg[800];
     bool msg_cut;
+    /* a QoS 1 publish while reconnect is on: a copy of it is in the offline
+     * queue (MQQ_SHADOW, same id) so that a lost connection can resend it;
+     * when there was no room for one, why (mqq_result_t) */
+    bool shadow;
+    uint8_t shadow_err;
 } mqtt_wait_t;
+
+/* A subscription remembered for the resubscribe after a reconnect. */
+typedef struct {
+    char topic[AGENT_MQTT_SUB_TOPIC_MAX + 1]; /* "" = free */
+    uint8_t qos;          /* as asked for */
+    uint16_t pending_id;  /* its resubscribe's SUBSCRIBE id while the SUBACK is awaited */
+    uint64_t deadline_ms; /* of that SUBACK */
+} mqtt_sub_t;
+
+/* Reconnect (mqtt.reconnect_timeout_min/max, taken at connect time). */
+typedef struct {
+    uint32_t max_ms;         /* max_ms 0: no reconnect (the back-off holds min and max) */
+    size_t queue_max;        /* mqtt.max_queue_length */
+    /* a loss will be followed by reconnect attempts: a session that reached
+     * CONNACK 0 (or the boot connect, from its first attempt) with max_ms > 0;
+     * cleared by what ends a session on purpose (mqtt disconnect, mqtt
+     * connect, reboot) */
+    bool armed;
+    bool active;      /* between a loss and a reconnect's CONNACK 0 (`status`: reconnecting) */
+    unsigned attempt; /* attempts since the loss (the one scheduled or under way) */
+    bool scheduled;   /* an attempt waits for due_ms */
+    uint64_t due_ms;
+    uint64_t lost_ms; /* the loss was detected then */
+    mqtt_backoff_t backoff;
+} mqtt_reconnect_t;
 
 typedef struct {
     agent_conn_t conn;
@@ -152,9 +184,11 @@ typedef struct {
     uint16_t keep_alive_s;
     uint16_t next_packet_id;
     uint64_t t0_ms; /* `mqtt connect` started: "MQTT0 handshake <ms> ms" */
-    uint64_t last_tx_ms;
+    uint64_t last_tx_ms; /* a packet was handed to the socket */
+    uint64_t last_rx_ms; /* a byte came from the broker */
     uint64_t ping_sent_ms;
     bool ping_outstanding;
+    bool session_present; /* of the last CONNACK */
     uint8_t rx[AGENT_MQTT_BUF];
     size_t rx_len;
     size_t discard; /* bytes of an oversize packet still to drop */
@@ -166,6 +200,12 @@ typedef struct {
     mqtt_wait_t bg[AGENT_MQTT_BG_PUBS]; /* owner-less publishes (RPC MQTT.Pub) */
     const agent_op_events_t *ev; /* the command layer's callbacks (agent_mqtt_init) */
     void *ev_ctx;
+    mqtt_reconnect_t rc;
+    mqtt_queue_t queue; /* QoS 1 publishes held for a reconnect (and MQQ_SHADOW copies) */
+    mqtt_sub_t subs[AGENT_MQTT_SUBS]; /* remembered while reconnect is armed */
+    /* the topic of the `mqtt subscribe` awaiting its SUBACK, as given (remembered then) */
+    char sub_topic[AGENT_MQTT_SUB_TOPIC_MAX + 1];
+    uint8_t sub_qos;
 } agent_mqtt_t;
 
 /* ---- keylog.c ---------------------------------------------------------------------- */
@@ -369,9 +409,18 @@ bool agent_mqtt_unowned_connecting(const agent_t *a);
 bool agent_mqtt_idle(const agent_t *a);
 /* agent_free: nobody waits for any outcome any more. */
 void agent_mqtt_forget(agent_t *a);
-/* Close the connection (graceful: DISCONNECT + close_notify, best effort). */
-void agent_mqtt_disconnect(agent_t *a, bool graceful);
+/* Close the connection on purpose (graceful: DISCONNECT + close_notify, best
+ * effort): `mqtt disconnect`, `reboot`, agent_free. It ends reconnecting (no
+ * attempt follows, the remembered subscriptions are forgotten) and drops the
+ * offline queue: "W ... MQTT0 dropped <k> queued message(s): <why>" when k > 0
+ * (why NULL: silently). A loss (read/write error, EOF, keep-alive, malformed
+ * packet) is not this: with reconnect on, attempts follow it. */
+void agent_mqtt_disconnect(agent_t *a, bool graceful, const char *why);
 bool agent_mqtt_connected(const agent_t *a);
+/* Between a loss and a reconnect's CONNACK 0 (`status`: mqtt=reconnecting). */
+bool agent_mqtt_reconnecting(const agent_t *a);
+/* Messages held in the offline queue (`status`: mqtt_queued=). */
+size_t agent_mqtt_queued(const agent_t *a);
 /* Main loop: keep-alive (returns ms until it next needs to run), descriptors
  * and deadlines for select(), then the work after select(). */
 uint32_t agent_mqtt_tick(agent_t *a);

@@ -20,6 +20,23 @@
 #define AGENT_REPLY_TIMEOUT_MS 10000u /* CONNACK, PUBACK, SUBACK; a stalled write */
 #define AGENT_MQTT_BG_PUBS 4     /* RPC MQTT.Pub publishes in flight (no command waits on them) */
 
+/* ---- MQTT reconnect (mqtt.c, mqtt_offline.c) ------------------------------------ */
+/* QoS 1 publishes held while the connection is down (mqtt.max_queue_length is
+ * 0..AGENT_MQTT_QUEUE_MAX), and the bytes they may take together (topic +
+ * message + 2 per message): fixed storage in the agent, no allocation. A
+ * reconnect's CONNACK sends them all at once: with the resubscribes they must
+ * fit the send buffer (AGENT_MQTT_BUF), checked below. */
+#define AGENT_MQTT_QUEUE_MAX 16
+#define AGENT_MQTT_QUEUE_BYTES 4096
+/* subscriptions remembered for the resubscribe after a reconnect */
+#define AGENT_MQTT_SUBS 8
+#define AGENT_MQTT_SUB_TOPIC_MAX 256 /* bytes of a remembered topic filter */
+/* mqtt.reconnect_timeout_min / _max: at most an hour */
+#define AGENT_MQTT_RECONNECT_MAX_MS 3600000u
+_Static_assert(AGENT_MQTT_QUEUE_BYTES + AGENT_MQTT_QUEUE_MAX * 8 +
+                   AGENT_MQTT_SUBS * (AGENT_MQTT_SUB_TOPIC_MAX + 8) < AGENT_MQTT_BUF,
+               "a reconnect's resubscribes and queued messages must fit the send buffer");
+
 /* ---- the boot connect (agent.c: mqtt.enable) ------------------------------------ */
 #define AGENT_BOOT_NET_POLL_MS 100u /* mqtt.enable before the network is up: look this often */
 

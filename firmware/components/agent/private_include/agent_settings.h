@@ -27,7 +27,12 @@ typedef enum {
     SK_HTTP_SSL_CA_CERT,
     SK_WIFI_STA_SSID,
     SK_WIFI_STA_PASS,
-    SK_MQTT_ENABLE, /* last: the keys before it keep their order in `config get` */
+    SK_MQTT_ENABLE, /* the keys before it keep their order in `config get` */
+    /* reconnect (mqtt.c), after the others so that their order stays as it was */
+    SK_MQTT_RECONNECT_TIMEOUT_MIN,
+    SK_MQTT_RECONNECT_TIMEOUT_MAX,
+    SK_MQTT_CLEAN_SESSION,
+    SK_MQTT_MAX_QUEUE_LENGTH,
     SK_COUNT
 } setting_key_t;
 
@@ -41,6 +46,8 @@ typedef enum {
     SKIND_PSK_HEX,  /* 32 or 64 hex digits */
     SKIND_SUITES,   /* colon-separated mbedTLS suite names */
     SKIND_BOOL,     /* "true" or "false" (RPC: a JSON boolean) */
+    SKIND_SECONDS,  /* decimal seconds, at most 3 decimals, lo..hi milliseconds (RPC: a number too) */
+    SKIND_UINT,     /* decimal lo..hi (RPC: a number too) */
 } setting_kind_t;
 
 #define SETTING_MAX_LEN 8192   /* largest value (PEM via config load) */
@@ -52,6 +59,7 @@ typedef struct {
     bool secret;            /* never read back, never logged */
     size_t max_len;
     const char *default_value; /* NULL = none */
+    uint32_t lo, hi;           /* SKIND_SECONDS (milliseconds), SKIND_UINT: the range */
 } setting_def_t;
 
 typedef struct {
@@ -107,6 +115,10 @@ const char *settings_get(const settings_t *s, setting_key_t key);
 bool settings_is_set(const settings_t *s, setting_key_t key);
 /* A SKIND_BOOL setting's effective value ("true"). */
 bool settings_get_bool(const settings_t *s, setting_key_t key);
+/* A SKIND_SECONDS setting's effective value in milliseconds, a SKIND_UINT
+ * setting's value (its default when the stored text does not parse). */
+uint32_t settings_get_ms(const settings_t *s, setting_key_t key);
+uint32_t settings_get_uint(const settings_t *s, setting_key_t key);
 /* The "<key>=<value>" read-back line with masking, into out. */
 void settings_format_get(const settings_t *s, setting_key_t key, char *out, size_t outlen);
 

@@ -24,6 +24,13 @@ int agent_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t cap, siz
  * must be <= max. Returns 0 on success, -1 otherwise. */
 int agent_parse_u32(const char *s, size_t len, uint32_t max, uint32_t *out);
 
+/* Parse decimal seconds with at most 3 decimals ("2", "0.2", "1.5", "0.001":
+ * digits, optionally '.' and 1..3 digits; no sign, exponent or spaces) into
+ * milliseconds, which must be <= max_ms. Returns 0, or -1. */
+int agent_parse_seconds_ms(const char *s, size_t len, uint32_t max_ms, uint32_t *out_ms);
+/* Milliseconds as the shortest such text ("2", "1.5", "0.001"); always NUL-terminated. */
+void agent_format_seconds_ms(uint32_t ms, char *buf, size_t cap);
+
 /* Parse exactly 8 hex digits. */
 int agent_parse_hex32(const char *s, size_t len, uint32_t *out);
 

@@ -106,7 +106,7 @@ void agent_free(agent_t *a)
     a->boot_connect = false;
     a->wifi.pending = false;
     a->pending.active = false;
-    agent_mqtt_disconnect(a, false);
+    agent_mqtt_disconnect(a, false, NULL);
     agent_http_stop(a, false);
     agent_keylog_off(a); /* the sealing key (no connection is left to follow the switch) */
     agent_rpc_free(a); /* FS.Put's files (keys) and a partial RPC frame */
@@ -148,7 +148,9 @@ void agent_delete(agent_t *a)
  * and nothing else is under way on the console (a pending command and the
  * lines queued behind it go first); while it is in progress the console
  * holds its lines as behind a pending command (console.c). A connection a
- * command opened first wins (no boot connect). No reconnect. */
+ * command opened first wins (no boot connect). With mqtt.reconnect_timeout_max
+ * > 0 the MQTT service retries it (mqtt.c: from its first failed attempt on,
+ * and after a loss); those attempts do not hold the console. */
 static void boot_connect_try(agent_t *a)
 {
     char err[300];

@@ -393,10 +393,11 @@ static void cmd_mqtt(agent_t *a, cursor_t *c)
     } else if (tok_is(&sub, "subscribe")) {
         cmd_mqtt_subscribe(a, c);
     } else if (tok_is(&sub, "disconnect")) {
-        if (conn_is_busy(&a->mqtt.conn)) {
-            agent_mqtt_disconnect(a, true);
-            agent_log(a, 'I', "MQTT0 disconnected");
-        }
+        /* open, or reconnecting: now disconnected (no attempt follows, the
+         * offline queue is dropped) */
+        bool was = conn_is_busy(&a->mqtt.conn) || agent_mqtt_reconnecting(a);
+        agent_mqtt_disconnect(a, true, "mqtt disconnect");
+        if (was) agent_log(a, 'I', "MQTT0 disconnected");
         ok(a);
     } else {
         agent_final(a, "ERR mqtt: unknown subcommand '%s'", WORD(sub));
@@ -615,10 +616,13 @@ static void cmd_status(agent_t *a)
     const char *server = settings_get(&a->settings, SK_MQTT_SERVER);
     bool connected = agent_mqtt_connected(a);
     const char *cs = connected ? conn_ciphersuite(&a->mqtt.conn) : NULL;
-    agent_reply(a, "mqtt=%s", connected ? "connected" : "disconnected");
+    agent_reply(a, "mqtt=%s", connected                  ? "connected"
+                              : agent_mqtt_reconnecting(a) ? "reconnecting"
+                                                           : "disconnected");
     agent_reply(a, "server=%s", connected ? a->mqtt.server : (server ? server : "<unset>"));
     agent_reply(a, "tls=%s", tls_mode(&a->settings));
     agent_reply(a, "ciphersuite=%s", cs ? cs : "none");
+    agent_reply(a, "mqtt_queued=%zu", agent_mqtt_queued(a));
     if (a->port.wifi_status) { /* ports with Wi-Fi only */
         char wifi[160] = "";
         a->port.wifi_status(a->port.ctx, wifi, sizeof(wifi));
@@ -648,7 +652,7 @@ static void cmd_help(agent_t *a)
         "version                                version=, mbedtls=, build=, bits=, variant= lines",
         "clock                                  clock=<unix s>, clock_utc=, clock_set=yes|no",
         "clock set <unix seconds>               set the board's clock (certificate dates are checked against it)",
-        "status                                 mqtt=, server=, tls=, ciphersuite=, http=, http_requests=, keylog=, uptime_ms=, free_heap=",
+        "status                                 mqtt=connected|reconnecting|disconnected, server=, tls=, ciphersuite=, mqtt_queued=, http=, http_requests=, keylog=, uptime_ms=, free_heap=",
         "reboot                                 OK, then restart",
         "config set <key> <value>               value = rest of the line",
         "config get [<key>]                     <key>=<value> (secrets masked); all keys without <key>",
@@ -658,9 +662,12 @@ static void cmd_help(agent_t *a)
         "config data <seq> <base64> <crc32>     one chunk (<= 96 decoded bytes)",
         "config end                             store the uploaded value if length and CRC match",
         "mqtt connect                           connect with the current settings (waits CONNACK)",
-        "mqtt publish <topic> <message> [qos]   qos 0 or 1 (1 waits PUBACK)",
-        "mqtt subscribe <topic> [qos]           waits SUBACK",
-        "mqtt disconnect                        close the MQTT connection",
+        "mqtt publish <topic> <message> [qos]   qos 0 or 1 (1 waits PUBACK; while reconnecting: OK queued <k> of <max>)",
+        "mqtt subscribe <topic> [qos]           waits SUBACK (remembered for a reconnect)",
+        "mqtt disconnect                        close the MQTT connection (ends reconnecting, drops the queue)",
+        "reconnect: mqtt.reconnect_timeout_max > 0 (seconds; 0 = off, the default): a lost session is retried",
+        "  after mqtt.reconnect_timeout_min, doubling up to max; QoS 1 publishes wait in a queue of",
+        "  mqtt.max_queue_length (0..16); subscriptions are restored; mqtt.clean_session true|false",
         "wifi connect                           join wifi.sta.ssid (boards; waits for an IP address)",
         "http start                             (re)start the HTTPS server (http.listen_addr, http.ssl_*)",
         "http stop                              close the HTTPS server and its connections",
@@ -692,7 +699,7 @@ static void cmd_reboot(agent_t *a)
 {
     ok(a);
     agent_log(a, 'I', "rebooting");
-    agent_mqtt_disconnect(a, true);
+    agent_mqtt_disconnect(a, true, "reboot");
     agent_keylog_off(a); /* never outlives the boot it was given in */
     keylog_switched(a);
     a->port.reboot(a->port.ctx);

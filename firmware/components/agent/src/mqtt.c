@@ -16,7 +16,25 @@
  * layer or the loop. Outgoing
  * packets go through tx and are written as the socket takes them; no
  * progress for 10 s drops the connection. Incoming packets and keep-alive
- * are handled in every state that has a session. */
+ * are handled in every state that has a session.
+ *
+ * Keep-alive: a PINGREQ goes when nothing was sent, or nothing received, for
+ * keep_alive/2 (and none is outstanding); with one outstanding, nothing at
+ * all received for keep_alive/2 since it went means the link is dead. So a
+ * broker that goes silent (no FIN, no RST) is noticed at most keep_alive
+ * after its last byte.
+ *
+ * Reconnect (mqtt.reconnect_timeout_max > 0; mqtt_offline.c has the pure
+ * parts): a session that reached CONNACK 0 (or the boot connect, from its
+ * first attempt) is "armed"; when it is lost (read/write error, EOF, keep-
+ * alive, malformed packet: never the user's own close) the service schedules
+ * attempts with a doubling back-off, each one an owner-less connect with
+ * the ordinary connect lines (origin RECONNECT). While it is down, QoS 1
+ * publishes are held in the offline queue; the reconnect's CONNACK 0
+ * resubscribes (session present 0) and sends the queue in order. A QoS 1
+ * publish in flight at the loss goes back to the queue (from its shadow copy,
+ * MQQ_SHADOW) and is resent with DUP=1. Attempts do not hold the console
+ * (only the boot connect's first attempt does, as before). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +44,10 @@
 #include "agent_internal.h"
 #include "agent_util.h"
 #include "mqtt_codec.h"
+
+/* The origin of a reconnect attempt (an owner-less connect): its failure ends
+ * with "E ... MQTT0 reconnect: <the ERR reason of `mqtt connect`>". */
+static const char RECONNECT_ORIGIN[] = "MQTT0 reconnect";
 
 static uint16_t next_id(agent_mqtt_t *m)
 {
@@ -39,9 +61,27 @@ bool agent_mqtt_connected(const agent_t *a)
     return a->mqtt.state == MQTT_CONNECTED;
 }
 
+bool agent_mqtt_reconnecting(const agent_t *a)
+{
+    return a->mqtt.rc.active;
+}
+
+size_t agent_mqtt_queued(const agent_t *a)
+{
+    return mqtt_queue_count_without(&a->mqtt.queue, MQQ_SHADOW);
+}
+
 static bool tx_pending(const agent_mqtt_t *m)
 {
     return m->tx_off < m->tx_len;
+}
+
+/* A topic as log lines show it (like incoming ones: non-printable bytes as \xHH). */
+static const char *shown_topic(const char *topic, char *buf, size_t cap)
+{
+    bool cut;
+    (void)agent_escape((const uint8_t *)topic, strlen(topic), 256, buf, cap, &cut);
+    return buf;
 }
 
 /* ---- the pending command's outcome ----------------------------------------------- */
@@ -60,17 +100,26 @@ void agent_mqtt_export_secrets(agent_t *a, agent_tls_secret_t *sink)
     conn_export_secrets(&a->mqtt.conn, sink);
 }
 
+/* w's shadow copy in the offline queue is not needed any more. */
+static void shadow_drop(agent_t *a, mqtt_wait_t *w)
+{
+    if (!w->shadow) return;
+    w->shadow = false;
+    int i = mqtt_queue_find(&a->mqtt.queue, w->id, MQQ_SHADOW, 0);
+    if (i >= 0) mqtt_queue_remove(&a->mqtt.queue, (size_t)i);
+}
+
 /* The operation w waited for is over. A command's (w->origin NULL): the
  * command's final line, through the events table. Owner-less (the boot
- * connect, an RPC publish): nobody waits for a final line; its log lines
- * were printed as for the command, and a failure ends with one line
- * "E ... <origin>: <reason>" (the command's ERR reason), OK with nothing. */
-static void op_done(agent_t *a, const mqtt_wait_t *w, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void op_done(agent_t *a, const mqtt_wait_t *w, const char *fmt, ...)
+ * connect, an RPC publish, a reconnect attempt): nobody waits for a final
+ * line; its log lines were printed as for the command, and a failure ends
+ * with one line "E ... <origin>: <reason>" (the command's ERR reason), OK
+ * with nothing. */
+static void op_done_v(agent_t *a, mqtt_wait_t *w, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void op_done_v(agent_t *a, mqtt_wait_t *w, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
+    shadow_drop(a, w);
     if (!w->origin) {
         a->mqtt.ev->done(a->mqtt.ev_ctx, fmt, ap);
     } else {
@@ -79,16 +128,160 @@ static void op_done(agent_t *a, const mqtt_wait_t *w, const char *fmt, ...)
         (void)vsnprintf(text, sizeof(text), fmt, ap);
         if (strncmp(text, "ERR ", 4) == 0) agent_log(a, 'E', "%s: %s", origin, text + 4);
     }
+}
+
+static void op_done(agent_t *a, mqtt_wait_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void op_done(agent_t *a, mqtt_wait_t *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    op_done_v(a, w, fmt, ap);
+    va_end(ap);
+}
+
+/* A command's operation that is over as it starts (a QoS 1 publish put in
+ * the offline queue): pending, then its final line. */
+static void answer_now(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer_now(agent_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    a->mqtt.ev->pending(a->mqtt.ev_ctx);
+    a->mqtt.ev->done(a->mqtt.ev_ctx, fmt, ap);
     va_end(ap);
 }
 
 static void finish_one(agent_t *a, mqtt_wait_t *w);
+static void connect_done(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void close_session(agent_t *a, bool graceful, const char *write_err, bool lost);
+
+/* ---- reconnect ---------------------------------------------------------------------- */
+
+/* The offline queue is dropped (why NULL: silently); its messages are never
+ * sent. Shadow copies go too (their publishes report their own outcome). */
+static void drop_queue(agent_t *a, const char *why)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    size_t k = agent_mqtt_queued(a);
+    if (why && k > 0) agent_log(a, 'W', "MQTT0 dropped %zu queued message(s): %s", k, why);
+    mqtt_queue_clear(&m->queue);
+    m->wait.shadow = false;
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) m->bg[i].shadow = false;
+}
+
+/* The next attempt: "MQTT0 reconnect attempt <n> in <ms> ms". */
+static void reconnect_schedule(agent_t *a)
+{
+    mqtt_reconnect_t *rc = &a->mqtt.rc;
+    uint32_t w = mqtt_backoff_next(&rc->backoff);
+    rc->attempt++;
+    rc->scheduled = true;
+    rc->due_ms = agent_now(a) + w;
+    agent_log(a, 'I', "MQTT0 reconnect attempt %u in %" PRIu32 " ms", rc->attempt, w);
+}
+
+/* The session (or the boot connect's first attempt) is lost: reconnecting. */
+static void loss_begin(agent_t *a)
+{
+    mqtt_reconnect_t *rc = &a->mqtt.rc;
+    rc->active = true;
+    rc->lost_ms = agent_now(a);
+    rc->attempt = 0;
+    mqtt_backoff_reset(&rc->backoff);
+    reconnect_schedule(a);
+}
+
+/* Something ends the session on purpose: no attempt follows, the remembered
+ * subscriptions are forgotten, an attempt under way is nobody's any more
+ * (the caller closes its connection). The offline queue stays. */
+static void reconnect_end(agent_t *a)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    m->rc.armed = false;
+    m->rc.active = false;
+    m->rc.scheduled = false;
+    memset(m->subs, 0, sizeof(m->subs));
+    if (m->wait.type == MQTT_CONNACK && m->wait.origin == RECONNECT_ORIGIN) m->wait.type = 0;
+}
+
+/* A connect that nobody retries failed (origin: the wait's owner). */
+static void connect_failed_then(agent_t *a, const char *origin)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    if (origin == RECONNECT_ORIGIN) {
+        if (m->rc.active) reconnect_schedule(a);
+    } else if (origin && m->rc.armed) {
+        loss_begin(a); /* the boot connect's own attempt: a board retries until the broker is up */
+    } else if (!origin) {
+        drop_queue(a, "mqtt connect failed"); /* a command's connect is not retried */
+    }
+}
+
+/* ---- subscriptions remembered for a reconnect ----------------------------------------- */
+
+static mqtt_sub_t *sub_find(agent_mqtt_t *m, const char *topic)
+{
+    for (size_t i = 0; i < AGENT_MQTT_SUBS; i++) {
+        if (m->subs[i].topic[0] && strcmp(m->subs[i].topic, topic) == 0) return &m->subs[i];
+    }
+    return NULL;
+}
+
+static size_t sub_count(const agent_mqtt_t *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < AGENT_MQTT_SUBS; i++) n += m->subs[i].topic[0] ? 1u : 0u;
+    return n;
+}
+
+/* A `mqtt subscribe` got its SUBACK: remembered (a topic already there gets
+ * the new QoS). Room was checked when it was sent. */
+static void sub_remember(agent_mqtt_t *m, const char *topic, uint8_t qos)
+{
+    mqtt_sub_t *s = sub_find(m, topic);
+    for (size_t i = 0; i < AGENT_MQTT_SUBS && !s; i++) {
+        if (!m->subs[i].topic[0]) s = &m->subs[i];
+    }
+    if (!s || strlen(topic) > AGENT_MQTT_SUB_TOPIC_MAX) return;
+    snprintf(s->topic, sizeof(s->topic), "%s", topic);
+    s->qos = qos;
+    s->pending_id = 0;
+}
+
+/* A resubscribe's SUBACK (id) arrived: true when it was one. */
+static bool resub_ack(agent_t *a, uint16_t id, uint8_t code)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    char t[300];
+    for (size_t i = 0; i < AGENT_MQTT_SUBS; i++) {
+        mqtt_sub_t *s = &m->subs[i];
+        if (!s->topic[0] || s->pending_id == 0 || s->pending_id != id) continue;
+        s->pending_id = 0;
+        if (code == 0x80) {
+            agent_log(a, 'E', "MQTT0 resubscribe %s refused by the broker (SUBACK 0x80): forgotten",
+                      shown_topic(s->topic, t, sizeof(t)));
+            memset(s, 0, sizeof(*s));
+        } else {
+            agent_log(a, 'I', "MQTT0 resubscribed %s qos %u", shown_topic(s->topic, t, sizeof(t)),
+                      (unsigned)code);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* ---- closing ------------------------------------------------------------------------- */
 
 /* The session is gone: the operation w waits for (if any) fails. write_err:
  * it failed writing (ERR "<cmd>: write failed (<why>)"). A reply that
- * already arrived in the same read still counts, as it always did. */
-static void fail_one(agent_t *a, mqtt_wait_t *w, const char *write_err)
+ * already arrived in the same read still counts, as it always did. requeue:
+ * the connection was lost and a reconnect follows, so a QoS 1 publish in
+ * flight goes back to the offline queue (from its shadow copy) and is resent
+ * after it. */
+static void fail_one(agent_t *a, mqtt_wait_t *w, const char *write_err, bool requeue)
 {
+    agent_mqtt_t *m = &a->mqtt;
     uint8_t type = w->type;
     if (type == 0) return;
     if (w->done) { /* e.g. CONNACK 5 and the broker's close in one segment: CONNACK 5 it is */
@@ -99,10 +292,29 @@ static void fail_one(agent_t *a, mqtt_wait_t *w, const char *write_err)
     const char *cmd = type == MQTT_CONNACK ? "mqtt connect"
                       : type == MQTT_SUBACK ? "mqtt subscribe"
                                             : "mqtt publish";
-    if (write_err) {
+    if (type == MQTT_PUBACK && requeue) {
+        int i = w->shadow ? mqtt_queue_find(&m->queue, w->id, MQQ_SHADOW, 0) : -1;
+        if (i >= 0) {
+            mqq_entry_t *e = &m->queue.e[i];
+            e->flags = MQQ_DUP; /* a queued message now, sent before: same id, DUP=1 */
+            w->shadow = false;
+            agent_log(a, 'W', "MQTT0 PUBLISH id %u unacknowledged when the connection was lost: "
+                              "resent after the reconnect", (unsigned)w->id);
+            op_done(a, w, "OK queued %d of %zu (connection lost before PUBACK)", i + 1,
+                    m->rc.queue_max);
+            return;
+        }
+        agent_log(a, 'E', "MQTT0 PUBLISH id %u lost: offline queue full%s", (unsigned)w->id,
+                  w->shadow_err == MQQ_NO_ROOM ? " (bytes)" : "");
+    }
+    if (type == MQTT_CONNACK) {
+        if (write_err) {
+            connect_done(a, "ERR mqtt connect: write failed (%s)", write_err);
+        } else {
+            connect_done(a, "ERR mqtt connect: connection closed before CONNACK");
+        }
+    } else if (write_err) {
         op_done(a, w, "ERR %s: write failed (%s)", cmd, write_err);
-    } else if (type == MQTT_CONNACK) {
-        op_done(a, w, "ERR mqtt connect: connection closed before CONNACK");
     } else if (type == MQTT_PUBACK) {
         op_done(a, w, "ERR mqtt publish: connection lost before PUBACK");
     } else if (type == MQTT_SUBACK) {
@@ -113,31 +325,55 @@ static void fail_one(agent_t *a, mqtt_wait_t *w, const char *write_err)
 }
 
 /* Every operation waiting on the session fails (the command's first). */
-static void wait_fail(agent_t *a, const char *write_err)
+static void wait_fail(agent_t *a, const char *write_err, bool requeue)
 {
-    fail_one(a, &a->mqtt.wait, write_err);
-    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) fail_one(a, &a->mqtt.bg[i], write_err);
+    fail_one(a, &a->mqtt.wait, write_err, requeue);
+    for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) fail_one(a, &a->mqtt.bg[i], write_err, requeue);
 }
 
 void agent_mqtt_forget(agent_t *a)
 {
     a->mqtt.wait.type = 0;
     for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) a->mqtt.bg[i].type = 0;
+    memset(&a->mqtt.rc, 0, sizeof(a->mqtt.rc)); /* no attempt after this */
 }
 
 bool agent_mqtt_unowned_connecting(const agent_t *a)
 {
-    return a->mqtt.wait.type == MQTT_CONNACK && a->mqtt.wait.origin != NULL;
+    /* a reconnect attempt leaves the console alone (it may retry for hours) */
+    return a->mqtt.wait.type == MQTT_CONNACK && a->mqtt.wait.origin != NULL &&
+           a->mqtt.wait.origin != RECONNECT_ORIGIN;
 }
 
 bool agent_mqtt_idle(const agent_t *a)
 {
-    return a->mqtt.state == MQTT_IDLE && !conn_is_busy(&a->mqtt.conn) && a->mqtt.wait.type == 0;
+    return a->mqtt.state == MQTT_IDLE && !conn_is_busy(&a->mqtt.conn) && a->mqtt.wait.type == 0 &&
+           !a->mqtt.rc.active;
 }
 
-static void close_session(agent_t *a, bool graceful, const char *write_err)
+/* Queued messages that were sent and not acknowledged are sent again (DUP)
+ * after the next CONNACK 0. */
+static void requeue_sent(agent_t *a)
+{
+    mqtt_queue_t *q = &a->mqtt.queue;
+    for (size_t i = 0; i < q->count; i++) {
+        mqq_entry_t *e = &q->e[i];
+        if ((e->flags & MQQ_SENT) && !(e->flags & MQQ_SHADOW)) {
+            e->flags = MQQ_DUP;
+            agent_log(a, 'W', "MQTT0 PUBLISH id %u unacknowledged when the connection was lost: "
+                              "resent after the reconnect", (unsigned)e->id);
+        }
+    }
+}
+
+/* Close the connection. lost: the connection failed (not the user's doing):
+ * with reconnect armed, what was in flight is kept and attempts follow;
+ * without, the offline queue is dropped. */
+static void close_session(agent_t *a, bool graceful, const char *write_err, bool lost)
 {
     agent_mqtt_t *m = &a->mqtt;
+    bool was_up = m->state == MQTT_CONNECTED;
+    bool reconnect = lost && was_up && m->rc.armed;
     conn_close(&m->conn, graceful);
     m->state = MQTT_IDLE;
     m->rx_len = 0;
@@ -145,7 +381,15 @@ static void close_session(agent_t *a, bool graceful, const char *write_err)
     m->ping_outstanding = false;
     mbedtls_platform_zeroize(m->tx, sizeof(m->tx)); /* may still hold CONNECT (password) */
     m->tx_len = m->tx_off = 0;
-    wait_fail(a, write_err);
+    for (size_t i = 0; i < AGENT_MQTT_SUBS; i++) m->subs[i].pending_id = 0;
+    if (lost && was_up && !reconnect) drop_queue(a, "connection lost (no reconnect)");
+    requeue_sent(a);
+    wait_fail(a, write_err, reconnect);
+    /* shadows nobody claimed (their publishes failed above) */
+    for (size_t i = 0; i < m->queue.count; i++) {
+        if (m->queue.e[i].flags & MQQ_SHADOW) mqtt_queue_remove(&m->queue, i--);
+    }
+    if (reconnect) loss_begin(a);
 }
 
 /* "MQTT0 connection lost: <why>", close; write: it was a write that failed. */
@@ -154,7 +398,7 @@ static void session_lost(agent_t *a, const char *why, bool write)
     char text[sizeof(((conn_err_t *)0)->text)];
     snprintf(text, sizeof(text), "%s", why); /* why may live in the session */
     agent_log(a, 'E', "MQTT0 connection lost: %s", text);
-    close_session(a, false, write ? text : NULL);
+    close_session(a, false, write ? text : NULL, true);
 }
 
 /* ---- outgoing bytes --------------------------------------------------------------- */
@@ -215,7 +459,8 @@ static int send_small(agent_t *a, const uint8_t *pkt, size_t n)
     return tx_commit(a, n);
 }
 
-void agent_mqtt_disconnect(agent_t *a, bool graceful)
+/* Close (graceful: DISCONNECT first, best effort), not a loss. */
+static void close_conn(agent_t *a, bool graceful)
 {
     agent_mqtt_t *m = &a->mqtt;
     if (graceful && m->state == MQTT_CONNECTED) {
@@ -227,7 +472,161 @@ void agent_mqtt_disconnect(agent_t *a, bool graceful)
             (void)flush_tx(a, &err); /* best effort: what the socket takes now */
         }
     }
-    close_session(a, graceful, NULL);
+    close_session(a, graceful, NULL, false);
+}
+
+void agent_mqtt_disconnect(agent_t *a, bool graceful, const char *why)
+{
+    reconnect_end(a);
+    drop_queue(a, why);
+    close_conn(a, graceful);
+}
+
+/* ---- the offline queue ------------------------------------------------------------------ */
+
+/* A QoS 1 publish while the connection is down and reconnect is on: held
+ * for the reconnect. 0 (k: its place), or -1 with the reason in err. */
+static int queue_offline(agent_t *a, const char *topic, const char *msg, size_t *k, char *err,
+                         size_t errlen)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    char t[300];
+    size_t tl = strlen(topic), ml = strlen(msg);
+    mqq_result_t r = mqtt_queue_push(&m->queue, m->rc.queue_max, false, topic, tl,
+                                     (const uint8_t *)msg, ml, 0, 0);
+    (void)shown_topic(topic, t, sizeof(t));
+    if (r == MQQ_FULL) {
+        snprintf(err, errlen, "offline queue full (%zu of %zu): not queued", m->queue.count,
+                 m->rc.queue_max);
+    } else if (r == MQQ_NO_ROOM) {
+        snprintf(err, errlen,
+                 "offline queue full (%zu of %u bytes in use, this message needs %zu): not queued",
+                 m->queue.used, (unsigned)AGENT_MQTT_QUEUE_BYTES, mqtt_queue_need(tl, ml));
+    } else {
+        *k = m->queue.count;
+        agent_log(a, 'I', "MQTT0 queued PUBLISH topic:%s (%zu of %zu)", t, *k, m->rc.queue_max);
+        return 0;
+    }
+    agent_log(a, 'E', "MQTT0 %s (topic:%s)", err, t);
+    return -1;
+}
+
+/* A QoS 1 publish (id) goes out while reconnect is armed: a shadow copy in
+ * the queue lets a lost connection resend it. */
+static void shadow_add(agent_t *a, mqtt_wait_t *w, const char *topic, const char *msg)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    w->shadow = false;
+    w->shadow_err = MQQ_OK;
+    if (!m->rc.armed) return;
+    mqq_result_t r = mqtt_queue_push(&m->queue, m->rc.queue_max, false, topic, strlen(topic),
+                                     (const uint8_t *)msg, strlen(msg), MQQ_SHADOW | MQQ_SENT, 0);
+    if (r == MQQ_OK) {
+        m->queue.e[m->queue.count - 1].id = w->id;
+        w->shadow = true;
+    }
+    w->shadow_err = (uint8_t)r;
+}
+
+/* Send the queued messages not sent yet, in order (as the send buffer
+ * takes them: the rest in a later round). announce: the first round after a
+ * CONNACK 0, "MQTT0 sending <k> queued message(s)". */
+static void pump_queue(agent_t *a, bool announce)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    mqtt_queue_t *q = &m->queue;
+    char t[300];
+    if (m->state != MQTT_CONNECTED) return;
+    size_t k = mqtt_queue_count_without(q, MQQ_SENT | MQQ_SHADOW);
+    if (k == 0) return;
+    if (announce) agent_log(a, 'I', "MQTT0 sending %zu queued message(s)", k);
+    for (size_t i = 0; i < q->count; i++) {
+        mqq_entry_t *e = &q->e[i];
+        if (e->flags & (MQQ_SENT | MQQ_SHADOW)) continue;
+        uint16_t id = e->id ? e->id : next_id(m); /* a resend keeps its id */
+        size_t room = tx_room(m);
+        int n = mqtt_encode_publish(m->tx + m->tx_len, room, mqtt_queue_topic(q, i),
+                                    mqtt_queue_msg(q, i), e->msg_len, 1, id, false);
+        if (n < 0 && room < sizeof(m->tx)) return; /* when the bytes ahead of it are written */
+        if (n < 0) {
+            agent_log(a, 'E', "MQTT0 queued PUBLISH topic:%s cannot be encoded (%d): dropped",
+                      shown_topic(mqtt_queue_topic(q, i), t, sizeof(t)), n);
+            mqtt_queue_remove(q, i--);
+            continue;
+        }
+        bool dup = (e->flags & MQQ_DUP) != 0;
+        if (dup) m->tx[m->tx_len] |= 0x08u; /* DUP flag of the fixed header */
+        e->id = id;
+        e->flags |= MQQ_SENT;
+        e->deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
+        agent_log(a, 'I', "MQTT0 sending queued PUBLISH id %u topic:%s%s", (unsigned)id,
+                  shown_topic(mqtt_queue_topic(q, i), t, sizeof(t)), dup ? " (DUP)" : "");
+        if (tx_commit(a, (size_t)n) != 0) return; /* lost again: the queue was kept */
+    }
+}
+
+/* A queued message's PUBACK (queue index i). */
+static void queued_puback(agent_t *a, size_t i)
+{
+    mqtt_queue_t *q = &a->mqtt.queue;
+    char t[300], msg[800];
+    bool cut;
+    (void)agent_escape(mqtt_queue_msg(q, i), q->e[i].msg_len, AGENT_MSG_LOG_MAX, msg, sizeof(msg),
+                       &cut);
+    agent_log(a, 'I', "MQTT0 PUBACK id %u (queued)", (unsigned)q->e[i].id);
+    agent_log(a, 'I', "Published:OK topic:%s msg:%s%s", shown_topic(mqtt_queue_topic(q, i), t, sizeof(t)),
+              msg, cut ? "... (truncated)" : "");
+    mqtt_queue_remove(q, i);
+}
+
+/* After a reconnect's CONNACK 0: the remembered subscriptions again
+ * (session present 0), or "session kept" (the broker still has them). */
+static void resubscribe(agent_t *a)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    char t[300];
+    if (m->session_present) {
+        agent_log(a, 'I', "MQTT0 session kept: %zu subscription(s)", sub_count(m));
+        return;
+    }
+    for (size_t i = 0; i < AGENT_MQTT_SUBS && m->state == MQTT_CONNECTED; i++) {
+        mqtt_sub_t *s = &m->subs[i];
+        if (!s->topic[0]) continue;
+        uint16_t id = next_id(m);
+        size_t room = tx_room(m);
+        int n = mqtt_encode_subscribe(m->tx + m->tx_len, room, id, s->topic, s->qos);
+        if (n < 0) {
+            agent_log(a, 'E', "MQTT0 resubscribe %s: cannot encode SUBSCRIBE (%d)",
+                      shown_topic(s->topic, t, sizeof(t)), n);
+            continue;
+        }
+        s->pending_id = id;
+        s->deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
+        agent_log(a, 'I', "MQTT0 resubscribe %s qos %u", shown_topic(s->topic, t, sizeof(t)),
+                  (unsigned)s->qos);
+        if (tx_commit(a, (size_t)n) != 0) return;
+    }
+}
+
+/* CONNACK 0 and the connection is open: the session is up. */
+static void session_up(agent_t *a)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    mqtt_reconnect_t *rc = &m->rc;
+    bool was_reconnect = rc->active;
+    m->state = MQTT_CONNECTED;
+    if (was_reconnect) {
+        agent_log(a, 'I', "MQTT0 reconnected after %u attempt(s), offline %" PRIu64
+                          " ms, session present %u",
+                  rc->attempt, agent_now(a) - rc->lost_ms, (unsigned)m->session_present);
+    }
+    rc->active = false;
+    rc->scheduled = false;
+    rc->attempt = 0;
+    mqtt_backoff_reset(&rc->backoff);
+    rc->armed = rc->max_ms > 0;
+    if (was_reconnect) resubscribe(a);
+    pump_queue(a, true);
 }
 
 /* ---- incoming packets -------------------------------------------------------------- */
@@ -263,11 +662,16 @@ static void reply_arrived(agent_t *a, uint8_t type, uint16_t id, uint8_t code)
 {
     mqtt_wait_t *w = &a->mqtt.wait;
     mqtt_wait_t *bw = type == MQTT_PUBACK ? bg_find(a, id) : NULL;
+    int qi = type == MQTT_PUBACK ? mqtt_queue_find(&a->mqtt.queue, id, MQQ_SENT, MQQ_SHADOW) : -1;
     if (w->type == type && (type == MQTT_CONNACK || w->id == id)) {
         w->done = true;
         w->code = code;
     } else if (bw) {
         bw->done = true;
+    } else if (qi >= 0) {
+        queued_puback(a, (size_t)qi);
+    } else if (type == MQTT_SUBACK && resub_ack(a, id, code)) {
+        /* a resubscribe's */
     } else if (type != MQTT_CONNACK) {
         agent_log(a, 'W', "MQTT0 unexpected %s id %u", mqtt_type_name(type), (unsigned)id);
     }
@@ -286,6 +690,7 @@ static int handle_packet(agent_t *a, const uint8_t *pkt, size_t len)
     switch (p.type) {
     case MQTT_CONNACK:
         agent_log(a, 'I', "MQTT0 CONNACK %u", (unsigned)p.u.connack.return_code);
+        a->mqtt.session_present = p.u.connack.session_present;
         reply_arrived(a, MQTT_CONNACK, 0, p.u.connack.return_code);
         break;
     case MQTT_PUBLISH:
@@ -320,7 +725,7 @@ static int process_rx(agent_t *a)
         if (rc == MQTT_INCOMPLETE) return 0;
         if (rc != MQTT_OK) {
             agent_log(a, 'E', "MQTT0 malformed packet header from broker, disconnecting");
-            close_session(a, false, NULL);
+            close_session(a, false, NULL, true);
             return -1;
         }
         size_t total = hl + (size_t)rem;
@@ -335,7 +740,7 @@ static int process_rx(agent_t *a)
         rc = handle_packet(a, m->rx, total);
         if (rc == -2) return -1; /* already closed */
         if (rc != 0) {
-            close_session(a, false, NULL);
+            close_session(a, false, NULL, true);
             return -1;
         }
         memmove(m->rx, m->rx + total, m->rx_len - total);
@@ -354,6 +759,7 @@ static void read_rx(agent_t *a)
             return;
         }
         if (n == 0) return;
+        m->last_rx_ms = agent_now(a); /* the broker is alive (keep-alive) */
         size_t got = (size_t)n;
         if (m->discard) {
             size_t k = got < m->discard ? got : m->discard;
@@ -368,18 +774,41 @@ static void read_rx(agent_t *a)
 
 /* ---- completing the pending command ------------------------------------------------- */
 
+/* The connect the wait slot holds is over (fmt: "OK" or "ERR ..."): its
+ * outcome, then what follows a failure (the next reconnect attempt, the
+ * boot connect's first retry, or the offline queue dropped). */
+static void connect_done(agent_t *a, const char *fmt, ...)
+{
+    const char *origin = a->mqtt.wait.origin;
+    va_list ap;
+    va_start(ap, fmt);
+    op_done_v(a, &a->mqtt.wait, fmt, ap);
+    va_end(ap);
+    if (strncmp(fmt, "ERR", 3) == 0) connect_failed_then(a, origin);
+}
+
 static void connack_result(agent_t *a, uint8_t code)
 {
-    const mqtt_wait_t *w = &a->mqtt.wait;
+    agent_mqtt_t *m = &a->mqtt;
     if (code != 0) {
-        agent_mqtt_disconnect(a, false);
-        op_done(a, w, "ERR mqtt connect: CONNACK %u (%s)", (unsigned)code, mqtt_connack_text(code));
+        close_conn(a, false);
+        connect_done(a, "ERR mqtt connect: CONNACK %u (%s)", (unsigned)code, mqtt_connack_text(code));
         return;
     }
     /* CONNACK 0, then the connection lost in the same read: the connect
      * worked (OK, as ever), the session is already gone (logged) */
-    if (conn_is_open(&a->mqtt.conn)) a->mqtt.state = MQTT_CONNECTED;
-    op_done(a, w, "OK");
+    if (conn_is_open(&m->conn)) {
+        session_up(a);
+    } else if (m->rc.max_ms > 0) {
+        /* it reached CONNACK 0: a session lost at once (an attempt: the next one) */
+        m->rc.armed = true;
+        if (m->rc.active) {
+            reconnect_schedule(a);
+        } else {
+            loss_begin(a);
+        }
+    }
+    connect_done(a, "OK");
 }
 
 /* An operation whose reply came (or, QoS 0, whose bytes are written) is over. */
@@ -396,6 +825,9 @@ static void finish_one(agent_t *a, mqtt_wait_t *w)
         op_done(a, w, "ERR mqtt subscribe: refused by broker (SUBACK 0x80)");
     } else if (type == MQTT_SUBACK) {
         agent_log(a, 'I', "MQTT0 subscribed topic:%s qos:%u", w->topic, (unsigned)w->code);
+        if (a->mqtt.rc.armed && a->mqtt.sub_topic[0]) {
+            sub_remember(&a->mqtt, a->mqtt.sub_topic, a->mqtt.sub_qos);
+        }
         op_done(a, w, "OK");
     } else {
         agent_log(a, 'I', "Published:OK topic:%s msg:%s%s", w->topic, w->msg,
@@ -419,14 +851,37 @@ static void deadline_one(agent_t *a, mqtt_wait_t *w, uint64_t t)
     w->type = 0;
     if (type == MQTT_CONNACK) {
         agent_log(a, 'E', "MQTT0 no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
-        agent_mqtt_disconnect(a, false);
-        op_done(a, w, "ERR mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
+        close_conn(a, false);
+        connect_done(a, "ERR mqtt connect: no CONNACK within %u ms", (unsigned)AGENT_REPLY_TIMEOUT_MS);
     } else if (type == MQTT_PUBACK) {
         agent_log(a, 'E', "MQTT0 no PUBACK for id %u within %u ms", (unsigned)w->id,
                   (unsigned)AGENT_REPLY_TIMEOUT_MS);
         op_done(a, w, "ERR mqtt publish: no PUBACK (timeout)");
     } else {
         op_done(a, w, "ERR mqtt subscribe: no SUBACK (timeout)");
+    }
+}
+
+/* Queued messages and resubscribes whose reply is overdue (t: now). */
+static void deadline_queued(agent_t *a, uint64_t t)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    char topic[300];
+    for (size_t i = 0; i < m->queue.count; i++) {
+        mqq_entry_t *e = &m->queue.e[i];
+        if ((e->flags & MQQ_SHADOW) || !(e->flags & MQQ_SENT) || t < e->deadline_ms) continue;
+        agent_log(a, 'E', "MQTT0 no PUBACK for id %u within %u ms", (unsigned)e->id,
+                  (unsigned)AGENT_REPLY_TIMEOUT_MS);
+        agent_log(a, 'E', "MQTT0 queued PUBLISH id %u topic:%s lost: no PUBACK (timeout)",
+                  (unsigned)e->id, shown_topic(mqtt_queue_topic(&m->queue, i), topic, sizeof(topic)));
+        mqtt_queue_remove(&m->queue, i--);
+    }
+    for (size_t i = 0; i < AGENT_MQTT_SUBS; i++) {
+        mqtt_sub_t *s = &m->subs[i];
+        if (!s->topic[0] || s->pending_id == 0 || t < s->deadline_ms) continue;
+        s->pending_id = 0;
+        agent_log(a, 'E', "MQTT0 no SUBACK for resubscribe %s within %u ms",
+                  shown_topic(s->topic, topic, sizeof(topic)), (unsigned)AGENT_REPLY_TIMEOUT_MS);
     }
 }
 
@@ -440,6 +895,7 @@ static void check_deadlines(agent_t *a)
     }
     deadline_one(a, &m->wait, t);
     for (size_t i = 0; i < AGENT_MQTT_BG_PUBS; i++) deadline_one(a, &m->bg[i], t);
+    if (m->state == MQTT_CONNECTED) deadline_queued(a, t);
 }
 
 /* ---- publish / subscribe ---------------------------------------------------------------- */
@@ -469,13 +925,19 @@ int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t q
                        size_t errlen)
 {
     agent_mqtt_t *m = &a->mqtt;
-    if (m->state != MQTT_CONNECTED) {
+    if (m->state != MQTT_CONNECTED && !(qos == 1 && m->rc.active)) {
         snprintf(err, errlen, "mqtt publish: not connected");
         return -1;
     }
     if (has_wildcard(topic)) {
         snprintf(err, errlen, "mqtt publish: topic must not contain wildcards");
         return -1;
+    }
+    if (m->state != MQTT_CONNECTED) { /* down, reconnecting: held for the reconnect */
+        size_t k = 0;
+        if (queue_offline(a, topic, msg, &k, err, errlen) != 0) return -1;
+        answer_now(a, "OK queued %zu of %zu", k, m->rc.queue_max);
+        return 0;
     }
     uint16_t id = qos ? next_id(m) : 0;
     size_t room = tx_room(m); /* first: it may move tx_len */
@@ -488,6 +950,7 @@ int agent_mqtt_publish(agent_t *a, const char *topic, const char *msg, uint8_t q
     expect(a, &m->wait, NULL, qos ? MQTT_PUBACK : MQTT_PUBLISH, id, topic);
     (void)agent_escape((const uint8_t *)msg, strlen(msg), AGENT_MSG_LOG_MAX, m->wait.msg,
                        sizeof(m->wait.msg), &m->wait.msg_cut);
+    if (qos) shadow_add(a, &m->wait, topic, msg);
     if (tx_commit(a, (size_t)n) == 0) finish_wait(a); /* QoS 0: done once written */
     return 0;
 }
@@ -504,6 +967,10 @@ int agent_mqtt_publish_unowned(agent_t *a, const char *origin, const char *topic
     if (qos > 1) {
         snprintf(err, errlen, "params.qos: expected 0 or 1");
         return -1;
+    }
+    if (m->state != MQTT_CONNECTED && qos == 1 && m->rc.active) { /* held for the reconnect */
+        size_t k = 0;
+        return queue_offline(a, topic, msg, &k, err, errlen) == 0 ? 0 : -2;
     }
     if (m->state != MQTT_CONNECTED) {
         snprintf(err, errlen, "MQTT not connected");
@@ -533,6 +1000,7 @@ int agent_mqtt_publish_unowned(agent_t *a, const char *origin, const char *topic
     expect(a, w, origin, qos ? MQTT_PUBACK : MQTT_PUBLISH, id, topic);
     (void)agent_escape((const uint8_t *)msg, strlen(msg), AGENT_MSG_LOG_MAX, w->msg, sizeof(w->msg),
                        &w->msg_cut);
+    if (qos) shadow_add(a, w, topic, msg);
     /* the outcome (Published:OK) comes from a later service round, after the
      * caller has answered; a write that fails now is logged as the session's */
     (void)tx_commit(a, (size_t)n);
@@ -546,6 +1014,21 @@ int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, 
         snprintf(err, errlen, "mqtt subscribe: not connected");
         return -1;
     }
+    /* with reconnect on, every subscription is remembered for the resubscribe */
+    size_t tl = strlen(topic);
+    if (m->rc.armed && tl > AGENT_MQTT_SUB_TOPIC_MAX) {
+        snprintf(err, errlen,
+                 "mqtt subscribe: topic too long to resubscribe after a reconnect (%zu bytes, max %u)",
+                 tl, (unsigned)AGENT_MQTT_SUB_TOPIC_MAX);
+        return -1;
+    }
+    if (m->rc.armed && !sub_find(m, topic) && sub_count(m) >= AGENT_MQTT_SUBS) {
+        snprintf(err, errlen,
+                 "mqtt subscribe: %u subscriptions already, the most reconnect can restore: not "
+                 "subscribed",
+                 (unsigned)AGENT_MQTT_SUBS);
+        return -1;
+    }
     uint16_t id = next_id(m);
     size_t room = tx_room(m);
     int n = mqtt_encode_subscribe(m->tx + m->tx_len, room, id, topic, qos);
@@ -554,6 +1037,9 @@ int agent_mqtt_subscribe(agent_t *a, const char *topic, uint8_t qos, char *err, 
         return -1;
     }
     expect(a, &m->wait, NULL, MQTT_SUBACK, id, topic);
+    m->sub_topic[0] = '\0';
+    if (tl <= AGENT_MQTT_SUB_TOPIC_MAX) memcpy(m->sub_topic, topic, tl + 1);
+    m->sub_qos = qos;
     (void)tx_commit(a, (size_t)n);
     return 0;
 }
@@ -564,6 +1050,8 @@ typedef struct {
     char host[256];
     uint16_t port;
     uint32_t keep_alive;
+    uint32_t reconnect_min_ms, reconnect_max_ms;
+    uint32_t queue_max;
     int suites[SETTING_MAX_SUITES];
     conn_params_t p;
 } connect_cfg_t;
@@ -629,15 +1117,15 @@ static void connect_failed(agent_t *a, const conn_err_t *cerr)
     case CONN_STAGE_RESOLVE:
     case CONN_STAGE_TCP:
         agent_log(a, 'E', "MQTT0 TCP connect failed: %s", cerr->text);
-        op_done(a, &a->mqtt.wait, "ERR mqtt connect: TCP connect failed (%s)", cerr->text);
+        connect_done(a, "ERR mqtt connect: TCP connect failed (%s)", cerr->text);
         break;
     case CONN_STAGE_SETUP:
         agent_log(a, 'E', "MQTT0 TLS setup failed: %s", cerr->text);
-        op_done(a, &a->mqtt.wait, "ERR mqtt connect: TLS setup failed (%s)", cerr->text);
+        connect_done(a, "ERR mqtt connect: TLS setup failed (%s)", cerr->text);
         break;
     default:
         log_tls_failure(a, cerr);
-        op_done(a, &a->mqtt.wait, "ERR mqtt connect: %s", short_tls_reason(cerr, reason, sizeof(reason)));
+        connect_done(a, "ERR mqtt connect: %s", short_tls_reason(cerr, reason, sizeof(reason)));
         break;
     }
 }
@@ -667,7 +1155,7 @@ static int encode_connect(agent_t *a)
         agent_log(a, 'W', "MQTT0 mqtt.pass ignored: MQTT 3.1.1 needs mqtt.user with it");
     }
     o.keep_alive = m->keep_alive_s;
-    o.clean_session = true;
+    o.clean_session = settings_get_bool(s, SK_MQTT_CLEAN_SESSION);
     size_t room = tx_room(m);
     return mqtt_encode_connect(m->tx + m->tx_len, room, &o);
 }
@@ -685,14 +1173,16 @@ static void connect_opened(agent_t *a)
     int n = encode_connect(a);
     if (n < 0) {
         m->wait.type = 0;
-        agent_mqtt_disconnect(a, false); /* wipes tx: it may hold part of the password */
-        op_done(a, &m->wait, "ERR mqtt connect: cannot encode CONNECT (%d)", n);
+        close_conn(a, false); /* wipes tx: it may hold part of the password */
+        connect_done(a, "ERR mqtt connect: cannot encode CONNECT (%d)", n);
         return;
     }
     m->state = MQTT_WAIT_CONNACK;
     m->ping_outstanding = false;
+    m->session_present = false;
     m->rx_len = 0;
     m->discard = 0;
+    m->last_rx_ms = agent_now(a); /* the handshake's bytes came from the broker */
     m->wait.deadline_ms = agent_now(a) + AGENT_REPLY_TIMEOUT_MS;
     (void)tx_commit(a, (size_t)n); /* a failure answers the command */
 }
@@ -704,6 +1194,8 @@ static int check_settings(const settings_t *s, char *err, size_t errlen)
     const char *psk_hex = settings_get(s, SK_MQTT_SSL_PSK_KEY);
     const char *cert = settings_get(s, SK_MQTT_SSL_CERT);
     const char *key = settings_get(s, SK_MQTT_SSL_KEY);
+    uint32_t rmin = settings_get_ms(s, SK_MQTT_RECONNECT_TIMEOUT_MIN);
+    uint32_t rmax = settings_get_ms(s, SK_MQTT_RECONNECT_TIMEOUT_MAX);
     if (psk_id && !psk_hex) {
         snprintf(err, errlen, "mqtt.ssl_psk_key: required when mqtt.ssl_psk_identity is set");
     } else if (psk_hex && !psk_id) {
@@ -717,6 +1209,12 @@ static int check_settings(const settings_t *s, char *err, size_t errlen)
                                    : "mqtt.ssl_cert: required with mqtt.ssl_key");
     } else if (cert && !settings_get(s, SK_MQTT_SSL_CA_CERT) && !psk_id) {
         snprintf(err, errlen, "mqtt.ssl_ca_cert: required with mqtt.ssl_cert");
+    } else if (rmax != 0 && rmax < rmin) {
+        snprintf(err, errlen,
+                 "mqtt.reconnect_timeout_max: must be 0 (no reconnect) or at least "
+                 "mqtt.reconnect_timeout_min (%s < %s)",
+                 settings_get(s, SK_MQTT_RECONNECT_TIMEOUT_MAX),
+                 settings_get(s, SK_MQTT_RECONNECT_TIMEOUT_MIN));
     } else {
         return 0;
     }
@@ -780,6 +1278,9 @@ static int prepare_connect(agent_t *a, connect_cfg_t *cfg, uint8_t *psk, size_t 
         return -1;
     }
     if (!ka || agent_parse_u32(ka, strlen(ka), 65535, &cfg->keep_alive) != 0) cfg->keep_alive = 60;
+    cfg->reconnect_min_ms = settings_get_ms(s, SK_MQTT_RECONNECT_TIMEOUT_MIN);
+    cfg->reconnect_max_ms = settings_get_ms(s, SK_MQTT_RECONNECT_TIMEOUT_MAX);
+    cfg->queue_max = settings_get_uint(s, SK_MQTT_MAX_QUEUE_LENGTH);
     if (check_settings(s, err, errlen) != 0 || build_params(a, cfg, psk, psk_cap, err, errlen) != 0) {
         return -1;
     }
@@ -810,6 +1311,15 @@ static void start_connect(agent_t *a, const connect_cfg_t *cfg, const char *orig
     /* a certificate will be verified: its dates too, against the board clock */
     if (cfg->p.use_tls && cfg->p.ca_pem) (void)agent_clock_warn(a);
     m->keep_alive_s = (uint16_t)cfg->keep_alive;
+    if (origin != RECONNECT_ORIGIN) {
+        /* a new session: its reconnect settings (an attempt keeps the lost session's) */
+        m->rc.max_ms = cfg->reconnect_max_ms;
+        m->rc.queue_max = cfg->queue_max;
+        mqtt_backoff_init(&m->rc.backoff, cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+        /* the boot connect retries from its first attempt on; a command's
+         * connect only once it reached CONNACK 0 */
+        m->rc.armed = origin != NULL && m->rc.max_ms > 0;
+    }
     m->t0_ms = agent_now(a);
     expect(a, &m->wait, origin, MQTT_CONNACK, 0, "");
     m->state = MQTT_OPENING;
@@ -820,14 +1330,18 @@ static int connect_as(agent_t *a, const char *origin, char *err, size_t errlen)
 {
     connect_cfg_t cfg;
     uint8_t psk[32]; /* the decoded mqtt.ssl_psk_key: wiped on every way out */
+    /* `mqtt connect` (or the boot connect) ends reconnecting; the offline
+     * queue stays for its CONNACK 0 */
+    if (origin != RECONNECT_ORIGIN) reconnect_end(a);
     if (conn_is_busy(&a->mqtt.conn)) {
         agent_log(a, 'I', "MQTT0 closing the previous connection");
-        agent_mqtt_disconnect(a, true);
+        close_conn(a, true);
     }
     int rc = prepare_connect(a, &cfg, psk, sizeof(psk), err, errlen);
     if (rc == 0) start_connect(a, &cfg, origin); /* the connection keeps its own copy of the PSK */
     mbedtls_platform_zeroize(psk, sizeof(psk));
     mbedtls_platform_zeroize(&cfg, sizeof(cfg));
+    if (rc != 0 && !origin) drop_queue(a, "mqtt connect failed");
     return rc;
 }
 
@@ -841,35 +1355,72 @@ int agent_mqtt_connect_unowned(agent_t *a, const char *origin, char *err, size_t
     return connect_as(a, origin, err, errlen);
 }
 
+/* A scheduled reconnect attempt is due: the connect `mqtt connect` makes,
+ * owned by nobody (its outcome: the next attempt, or session_up). */
+static void reconnect_attempt(agent_t *a)
+{
+    char err[300];
+    a->mqtt.rc.scheduled = false;
+    if (connect_as(a, RECONNECT_ORIGIN, err, sizeof(err)) != 0) {
+        agent_log(a, 'E', "%s: %s", RECONNECT_ORIGIN, err); /* settings, network down, ... */
+        if (a->mqtt.rc.active) reconnect_schedule(a);
+    }
+}
+
 /* ---- main loop ----------------------------------------------------------------------------- */
 
-uint32_t agent_mqtt_tick(agent_t *a)
+static uint32_t ms_until(uint64_t due, uint64_t t)
+{
+    if (due <= t) return 0;
+    return due - t > UINT32_MAX ? UINT32_MAX : (uint32_t)(due - t);
+}
+
+/* Keep-alive of the session (t: now); ms until it next needs to run. */
+static uint32_t keep_alive_tick(agent_t *a, uint64_t t)
 {
     agent_mqtt_t *m = &a->mqtt;
     if (m->state != MQTT_CONNECTED || m->keep_alive_s == 0) return UINT32_MAX;
-    uint64_t t = agent_now(a);
-    uint64_t ka = (uint64_t)m->keep_alive_s * 1000u;
+    uint64_t half = (uint64_t)m->keep_alive_s * 500u; /* keep_alive / 2, in ms */
     if (m->ping_outstanding) {
-        if (t - m->ping_sent_ms >= ka) {
-            agent_log(a, 'E', "MQTT0 keep-alive timeout: no PINGRESP within %u s, disconnecting",
-                      (unsigned)m->keep_alive_s);
-            agent_mqtt_disconnect(a, false);
+        uint64_t since = m->ping_sent_ms > m->last_rx_ms ? m->ping_sent_ms : m->last_rx_ms;
+        if (t - since >= half) {
+            agent_log(a, 'E', "MQTT0 keep-alive timeout: nothing from the broker for %" PRIu64
+                              " ms (keep_alive %u s), disconnecting",
+                      t - m->last_rx_ms, (unsigned)m->keep_alive_s);
+            close_session(a, false, NULL, true); /* a silent peer: no close_notify, no wait */
             return UINT32_MAX;
         }
-        return (uint32_t)(ka - (t - m->ping_sent_ms));
+        return ms_until(since + half, t);
     }
-    uint64_t interval = ka * 3u / 4u; /* ping before the broker's 1.5x limit */
-    if (t - m->last_tx_ms >= interval) {
+    /* nothing sent, or nothing received, for keep_alive/2: PINGREQ */
+    uint64_t oldest = m->last_tx_ms < m->last_rx_ms ? m->last_tx_ms : m->last_rx_ms;
+    if (t - oldest >= half) {
         uint8_t pkt[2];
         int n = mqtt_encode_pingreq(pkt, sizeof(pkt));
         if (n > 0 && send_small(a, pkt, (size_t)n) == 0) {
             m->ping_outstanding = true;
             m->ping_sent_ms = t;
-            return (uint32_t)ka;
+            return (uint32_t)half;
         }
         return UINT32_MAX;
     }
-    return (uint32_t)(interval - (t - m->last_tx_ms));
+    return ms_until(oldest + half, t);
+}
+
+uint32_t agent_mqtt_tick(agent_t *a)
+{
+    agent_mqtt_t *m = &a->mqtt;
+    if (m->rc.scheduled && m->state == MQTT_IDLE && !conn_is_busy(&m->conn) &&
+        agent_now(a) >= m->rc.due_ms) {
+        reconnect_attempt(a);
+    }
+    uint32_t wait = keep_alive_tick(a, agent_now(a));
+    /* an attempt scheduled now or before (a keep-alive timeout schedules one) */
+    if (m->rc.scheduled) {
+        uint32_t left = ms_until(m->rc.due_ms, agent_now(a));
+        if (left < wait) wait = left;
+    }
+    return wait;
 }
 
 int agent_mqtt_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wait_ms)
@@ -893,8 +1444,20 @@ int agent_mqtt_fdset(agent_t *a, fd_set *rd, fd_set *wr, int maxfd, uint32_t *wa
             due = w->deadline_ms;
         }
     }
+    if (m->state == MQTT_CONNECTED) {
+        for (size_t i = 0; i < m->queue.count; i++) {
+            const mqq_entry_t *e = &m->queue.e[i];
+            if ((e->flags & MQQ_SENT) && !(e->flags & MQQ_SHADOW) && e->deadline_ms < due) {
+                due = e->deadline_ms; /* its PUBACK */
+            }
+        }
+        for (size_t i = 0; i < AGENT_MQTT_SUBS; i++) {
+            const mqtt_sub_t *s = &m->subs[i];
+            if (s->topic[0] && s->pending_id && s->deadline_ms < due) due = s->deadline_ms;
+        }
+    }
     if (due != UINT64_MAX) {
-        uint32_t left = due > t ? (uint32_t)(due - t) : 0u;
+        uint32_t left = ms_until(due, t);
         if (left < *wait_ms) *wait_ms = left;
     }
     return maxfd;
@@ -920,5 +1483,6 @@ void agent_mqtt_service(agent_t *a, const fd_set *rd, const fd_set *wr)
     if (FD_ISSET(m->conn.fd, rd) || conn_pending(&m->conn)) read_rx(a);
     if (m->state == MQTT_IDLE) return; /* dropped: the pending command was answered */
     finish_wait(a);
+    if (m->state == MQTT_CONNECTED) pump_queue(a, false); /* what did not fit at the CONNACK */
     if (m->state != MQTT_IDLE) check_deadlines(a);
 }

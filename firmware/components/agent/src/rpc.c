@@ -119,6 +119,8 @@ static cJSON *config_value(const agent_t *a, setting_key_t key)
         uint32_t v;
         if (agent_parse_u32(eff, strlen(eff), 65535, &v) == 0) return cJSON_CreateNumber(v);
     }
+    if (d->kind == SKIND_UINT) return cJSON_CreateNumber(settings_get_uint(&a->settings, key));
+    if (d->kind == SKIND_SECONDS) return cJSON_CreateNumber(settings_get_ms(&a->settings, key) / 1000.0);
     settings_format_get(&a->settings, key, line, sizeof(line));
     size_t skip = strlen(d->name) + 1; /* "<name>=" */
     return cJSON_CreateString(strlen(line) >= skip ? line + skip : "");
@@ -369,13 +371,36 @@ typedef struct {
     setting_key_t key;
     const char *value; /* NULL: clear */
     size_t len;
-    char num[8];       /* a number's decimal text */
+    char num[12];      /* a number's decimal text */
 } rpc_set_t;
 
 typedef struct {
     rpc_set_t item[2 * SK_COUNT];
     size_t n;
 } rpc_sets_t;
+
+/* A JSON number for a SKIND_UINT / SKIND_SECONDS setting as the text `config
+ * set` takes ("5", "1.5"); a number no such text stands for (negative, a
+ * fraction of a count, a 4th decimal, huge) as "%g", which the setting's
+ * validation then refuses with its usual reason. */
+static void number_text(setting_kind_t kind, double v, char *buf, size_t cap)
+{
+    double scale = kind == SKIND_SECONDS ? 1000.0 : 1.0;
+    double x = v * scale;
+    if (x >= 0 && x <= 4000000000.0) {
+        uint32_t n = (uint32_t)(x + 0.5);
+        double diff = (double)n - x;
+        if (diff < 1e-6 && diff > -1e-6) {
+            if (kind == SKIND_SECONDS) {
+                agent_format_seconds_ms(n, buf, cap);
+            } else {
+                snprintf(buf, cap, "%lu", (unsigned long)n);
+            }
+            return;
+        }
+    }
+    snprintf(buf, cap, "%g", v);
+}
 
 /* Flatten obj (at dotted prefix) into sets; 0, or -1 with r failed. A PEM
  * setting's value without "-----BEGIN" names a file of the table (FS.Put):
@@ -436,10 +461,16 @@ static int flatten(agent_t *a, const cJSON *obj, const char *prefix, rpc_sets_t 
             snprintf(s->num, sizeof(s->num), "%u", (unsigned)v);
             s->value = s->num;
             s->len = strlen(s->num);
+        } else if (cJSON_IsNumber(c) && (settings_def(s->key)->kind == SKIND_UINT ||
+                                         settings_def(s->key)->kind == SKIND_SECONDS)) {
+            number_text(settings_def(s->key)->kind, c->valuedouble, s->num, sizeof(s->num));
+            s->value = s->num; /* validated as the text would be */
+            s->len = strlen(s->num);
         } else {
             setting_kind_t kind = settings_def(s->key)->kind;
             fail(r, 400, "%s: expected %s", name,
-                 kind == SKIND_U16    ? "a string or a number"
+                 kind == SKIND_U16 || kind == SKIND_UINT || kind == SKIND_SECONDS
+                                      ? "a string or a number"
                  : kind == SKIND_BOOL ? "true or false"
                                       : "a string (or null to clear it)");
             return -1;
@@ -696,7 +727,7 @@ static void reboot_now(agent_t *a)
 {
     a->rpc.reboot = false;
     agent_log(a, 'I', "rebooting");
-    agent_mqtt_disconnect(a, true);
+    agent_mqtt_disconnect(a, true, "reboot");
     agent_keylog_off(a); /* never outlives the boot it was given in */
     agent_mqtt_export_secrets(a, agent_keylog_sink(a));
     agent_http_export_secrets(a, agent_keylog_sink(a));

@@ -5,29 +5,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_limits.h"
 #include "agent_mbedtls_compat.h"
 #include "agent_util.h"
 
 static const setting_def_t defs[SK_COUNT] = {
-    [SK_MQTT_SERVER] = {"mqtt.server", SKIND_SERVER, false, 262, NULL},
-    [SK_MQTT_CLIENT_ID] = {"mqtt.client_id", SKIND_STRING, false, 256, NULL},
-    [SK_MQTT_USER] = {"mqtt.user", SKIND_STRING, false, 256, NULL},
-    [SK_MQTT_PASS] = {"mqtt.pass", SKIND_STRING, true, 256, NULL},
-    [SK_MQTT_KEEP_ALIVE] = {"mqtt.keep_alive", SKIND_U16, false, 5, "60"},
-    [SK_MQTT_SSL_CA_CERT] = {"mqtt.ssl_ca_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
-    [SK_MQTT_SSL_CERT] = {"mqtt.ssl_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
-    [SK_MQTT_SSL_KEY] = {"mqtt.ssl_key", SKIND_PEM_KEY, true, SETTING_MAX_LEN, NULL},
-    [SK_MQTT_SSL_PSK_IDENTITY] = {"mqtt.ssl_psk_identity", SKIND_STRING, false, 128, NULL},
-    [SK_MQTT_SSL_PSK_KEY] = {"mqtt.ssl_psk_key", SKIND_PSK_HEX, true, 64, NULL},
-    [SK_MQTT_SSL_CIPHER_SUITES] = {"mqtt.ssl_cipher_suites", SKIND_SUITES, false, 1024, NULL},
-    [SK_HTTP_LISTEN_ADDR] = {"http.listen_addr", SKIND_LISTEN, false, 262, NULL},
-    [SK_HTTP_SSL_CERT] = {"http.ssl_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
-    [SK_HTTP_SSL_KEY] = {"http.ssl_key", SKIND_PEM_KEY, true, SETTING_MAX_LEN, NULL},
-    [SK_HTTP_SSL_CA_CERT] = {"http.ssl_ca_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL},
-    [SK_WIFI_STA_SSID] = {"wifi.sta.ssid", SKIND_STRING, false, 32, NULL},
-    [SK_WIFI_STA_PASS] = {"wifi.sta.pass", SKIND_STRING, true, 64, NULL},
+    [SK_MQTT_SERVER] = {"mqtt.server", SKIND_SERVER, false, 262, NULL, 0u, 0u},
+    [SK_MQTT_CLIENT_ID] = {"mqtt.client_id", SKIND_STRING, false, 256, NULL, 0u, 0u},
+    [SK_MQTT_USER] = {"mqtt.user", SKIND_STRING, false, 256, NULL, 0u, 0u},
+    [SK_MQTT_PASS] = {"mqtt.pass", SKIND_STRING, true, 256, NULL, 0u, 0u},
+    [SK_MQTT_KEEP_ALIVE] = {"mqtt.keep_alive", SKIND_U16, false, 5, "60", 0u, 0u},
+    [SK_MQTT_SSL_CA_CERT] = {"mqtt.ssl_ca_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL, 0u, 0u},
+    [SK_MQTT_SSL_CERT] = {"mqtt.ssl_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL, 0u, 0u},
+    [SK_MQTT_SSL_KEY] = {"mqtt.ssl_key", SKIND_PEM_KEY, true, SETTING_MAX_LEN, NULL, 0u, 0u},
+    [SK_MQTT_SSL_PSK_IDENTITY] = {"mqtt.ssl_psk_identity", SKIND_STRING, false, 128, NULL, 0u, 0u},
+    [SK_MQTT_SSL_PSK_KEY] = {"mqtt.ssl_psk_key", SKIND_PSK_HEX, true, 64, NULL, 0u, 0u},
+    [SK_MQTT_SSL_CIPHER_SUITES] = {"mqtt.ssl_cipher_suites", SKIND_SUITES, false, 1024, NULL, 0u, 0u},
+    [SK_HTTP_LISTEN_ADDR] = {"http.listen_addr", SKIND_LISTEN, false, 262, NULL, 0u, 0u},
+    [SK_HTTP_SSL_CERT] = {"http.ssl_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL, 0u, 0u},
+    [SK_HTTP_SSL_KEY] = {"http.ssl_key", SKIND_PEM_KEY, true, SETTING_MAX_LEN, NULL, 0u, 0u},
+    [SK_HTTP_SSL_CA_CERT] = {"http.ssl_ca_cert", SKIND_PEM_CERT, false, SETTING_MAX_LEN, NULL, 0u, 0u},
+    [SK_WIFI_STA_SSID] = {"wifi.sta.ssid", SKIND_STRING, false, 32, NULL, 0u, 0u},
+    [SK_WIFI_STA_PASS] = {"wifi.sta.pass", SKIND_STRING, true, 64, NULL, 0u, 0u},
     /* Mongoose OS's name: connect at boot (agent.c) */
-    [SK_MQTT_ENABLE] = {"mqtt.enable", SKIND_BOOL, false, 5, "false"},
+    [SK_MQTT_ENABLE] = {"mqtt.enable", SKIND_BOOL, false, 5, "false", 0u, 0u},
+    /* Mongoose OS's names (mqtt.c: reconnect after a lost session). Mongoose OS's
+     * reconnect_timeout_max defaults to 60; here 0 (no reconnect) is the default */
+    [SK_MQTT_RECONNECT_TIMEOUT_MIN] = {"mqtt.reconnect_timeout_min", SKIND_SECONDS, false, 16, "2",
+                                       1u, AGENT_MQTT_RECONNECT_MAX_MS},
+    [SK_MQTT_RECONNECT_TIMEOUT_MAX] = {"mqtt.reconnect_timeout_max", SKIND_SECONDS, false, 16, "0",
+                                       0u, AGENT_MQTT_RECONNECT_MAX_MS},
+    [SK_MQTT_CLEAN_SESSION] = {"mqtt.clean_session", SKIND_BOOL, false, 5, "true", 0u, 0u},
+    [SK_MQTT_MAX_QUEUE_LENGTH] = {"mqtt.max_queue_length", SKIND_UINT, false, 5, "5", 0u,
+                                  AGENT_MQTT_QUEUE_MAX},
 };
 
 const setting_def_t *settings_def(setting_key_t key)
@@ -356,6 +366,27 @@ int settings_validate(setting_key_t key, const char *value, size_t len, settings
         }
         return 0;
     }
+    case SKIND_SECONDS: {
+        uint32_t ms;
+        if (agent_parse_seconds_ms(value, len, d->hi, &ms) != 0 || ms < d->lo) {
+            char lo[16], hi[16];
+            agent_format_seconds_ms(d->lo, lo, sizeof(lo));
+            agent_format_seconds_ms(d->hi, hi, sizeof(hi));
+            snprintf(err, errlen, "%s: expected seconds %s..%s with at most 3 decimals (e.g. 2 or 0.5)",
+                     d->name, lo, hi);
+            return -1;
+        }
+        return 0;
+    }
+    case SKIND_UINT: {
+        uint32_t v;
+        if (agent_parse_u32(value, len, d->hi, &v) != 0 || v < d->lo) {
+            snprintf(err, errlen, "%s: expected a number %lu..%lu", d->name, (unsigned long)d->lo,
+                     (unsigned long)d->hi);
+            return -1;
+        }
+        return 0;
+    }
     case SKIND_PSK_HEX: return validate_psk_hex(d, value, len, err, errlen);
     case SKIND_BOOL:
         if (!(len == 4 && memcmp(value, "true", 4) == 0) && !(len == 5 && memcmp(value, "false", 5) == 0)) {
@@ -479,6 +510,28 @@ bool settings_get_bool(const settings_t *s, setting_key_t key)
 {
     const char *v = settings_get(s, key);
     return v != NULL && strcmp(v, "true") == 0;
+}
+
+uint32_t settings_get_ms(const settings_t *s, setting_key_t key)
+{
+    const setting_def_t *d = &defs[key];
+    const char *v = settings_get(s, key);
+    uint32_t ms = 0;
+    if (v && agent_parse_seconds_ms(v, strlen(v), d->hi, &ms) == 0 && ms >= d->lo) return ms;
+    v = d->default_value;
+    if (!v || agent_parse_seconds_ms(v, strlen(v), d->hi, &ms) != 0) ms = 0;
+    return ms;
+}
+
+uint32_t settings_get_uint(const settings_t *s, setting_key_t key)
+{
+    const setting_def_t *d = &defs[key];
+    const char *v = settings_get(s, key);
+    uint32_t n = 0;
+    if (v && agent_parse_u32(v, strlen(v), d->hi, &n) == 0 && n >= d->lo) return n;
+    v = d->default_value;
+    if (!v || agent_parse_u32(v, strlen(v), d->hi, &n) != 0) n = 0;
+    return n;
 }
 
 void settings_format_get(const settings_t *s, setting_key_t key, char *out, size_t outlen)

@@ -102,6 +102,45 @@ int agent_parse_u32(const char *s, size_t len, uint32_t max, uint32_t *out)
     return 0;
 }
 
+int agent_parse_seconds_ms(const char *s, size_t len, uint32_t max_ms, uint32_t *out_ms)
+{
+    uint64_t whole = 0, frac = 0;
+    size_t i = 0, digits = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        if (++digits > 10) return -1; /* more than any uint32_t of milliseconds */
+        whole = whole * 10u + (uint64_t)(s[i++] - '0');
+    }
+    if (digits == 0) return -1;
+    if (i < len) {
+        size_t fd = 0;
+        if (s[i++] != '.') return -1;
+        while (i < len && s[i] >= '0' && s[i] <= '9' && fd < 3) {
+            frac = frac * 10u + (uint64_t)(s[i++] - '0');
+            fd++;
+        }
+        if (fd == 0 || i != len) return -1; /* "2." / a 4th decimal / anything else */
+        for (; fd < 3; fd++) frac *= 10u;
+    }
+    uint64_t ms = whole * 1000u + frac;
+    if (ms > max_ms) return -1;
+    *out_ms = (uint32_t)ms;
+    return 0;
+}
+
+void agent_format_seconds_ms(uint32_t ms, char *buf, size_t cap)
+{
+    unsigned long whole = (unsigned long)(ms / 1000u), frac = (unsigned long)(ms % 1000u);
+    if (frac == 0) {
+        snprintf(buf, cap, "%lu", whole);
+    } else if (frac % 100u == 0) {
+        snprintf(buf, cap, "%lu.%lu", whole, frac / 100u);
+    } else if (frac % 10u == 0) {
+        snprintf(buf, cap, "%lu.%02lu", whole, frac / 10u);
+    } else {
+        snprintf(buf, cap, "%lu.%03lu", whole, frac);
+    }
+}
+
 int agent_parse_hex32(const char *s, size_t len, uint32_t *out)
 {
     uint32_t v = 0;
