@@ -251,7 +251,7 @@ class ProfileSection:
     https: bool = False  # it serves HTTPS as the hil-agent does (the HTTPS cells run on it)
     # it reconnects as the hil-agent does (mqtt.reconnect_timeout_min/_max, keep-alive, an
     # offline QoS 1 queue; firmware/README.md): the resilience cells run on it. So far only
-    # with settings = "console"
+    # with settings = "console" or "mongoose-rpc"
     reconnect: bool = False
     lines: ProfileLines = field(default_factory=ProfileLines)
     # settings = "mongoose-rpc": the settings that go up as files (FS.Put) and name them; the

@@ -17,6 +17,7 @@ capture, still talks to the hil-agent's console)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from rig.device.console import Console
@@ -27,7 +28,13 @@ from rig.local.spans import work
 # the MQTT settings a cell sets or clears (the other modes' keys go with null)
 MQTT_KEYS = ("mqtt.server", "mqtt.client_id", "mqtt.ssl_ca_cert", "mqtt.ssl_cert",
              "mqtt.ssl_key", "mqtt.ssl_psk_identity", "mqtt.ssl_psk_key",
-             "mqtt.ssl_cipher_suites")
+             "mqtt.ssl_cipher_suites", "mqtt.keep_alive", "mqtt.reconnect_timeout_min",
+             "mqtt.reconnect_timeout_max", "mqtt.max_queue_length", "mqtt.clean_session")
+# settings Mongoose OS keeps as numbers or booleans: Config.Set gets them typed, as mos does
+TYPED: dict[str, Callable[[str], Any]] = {
+    "mqtt.keep_alive": int, "mqtt.max_queue_length": int,
+    "mqtt.reconnect_timeout_min": float, "mqtt.reconnect_timeout_max": float,
+    "mqtt.clean_session": lambda text: text == "true"}
 FILE_CHUNK = 4096  # bytes of a file per FS.Put (as `mos put` sends them, appended)
 
 
@@ -63,7 +70,7 @@ def provision(console: Console, profile: Profile, settings: list[Setting],
                                        .decode()})
             flat[s.key] = name
         else:
-            flat[s.key] = s.value.decode()
+            flat[s.key] = TYPED.get(s.key, str)(s.value.decode())
     flat["mqtt.enable"] = True
     console.rpc("Config.Set", {"config": nested(flat)})
     start = len(console.lines)
@@ -71,3 +78,13 @@ def provision(console: Console, profile: Profile, settings: list[Setting],
     with work("boot"), console.doing("booting after Config.Save"):
         console.wait_ready(boot_timeout)
     return start
+
+
+def disable(console: Console, boot_timeout: float) -> None:
+    """mqtt.enable false, saved with a reboot: the app no longer connects (nor reconnects to a
+    broker that is gone)."""
+    console.rpc_open()
+    console.rpc("Config.Set", {"config": {"mqtt": {"enable": False}}})
+    console.rpc("Config.Save", {"reboot": True})
+    with work("boot"), console.doing("booting after Config.Save"):
+        console.wait_ready(boot_timeout)

@@ -142,9 +142,10 @@ def _profile(name: str, section: ProfileSection, src: str) -> Profile:
                            "publishes (e.g. MQTT.Pub): the mode cells publish through it")
     if section.settings == "nvs-image":
         _check_nvs(section, key, src, name)
-    if section.reconnect and section.settings != "console":
+    if section.reconnect and section.settings == "nvs-image":
         raise ProfileError(src, f"{key}.reconnect", "the resilience cells drive a firmware over "
-                           "its console so far: reconnect = true needs settings = \"console\"")
+                           "its console or Mongoose OS RPC so far: reconnect = true needs "
+                           "settings = \"console\" or \"mongoose-rpc\"")
     return Profile(name=name, source=src, description=section.description,
                    settings=section.settings, clock=section.clock, https=section.https,
                    reconnect=section.reconnect,

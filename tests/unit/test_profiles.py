@@ -122,8 +122,10 @@ def test_the_built_in_mongoose_os_profile_connects_at_boot(tmp_path: Path) -> No
     assert (profile.settings, profile.connects_at_boot, profile.https, profile.clock) == \
         ("mongoose-rpc", True, False, False)
     assert profile.rpc_publish == "MQTT.Pub" and "mqtt.ssl_ca_cert" in profile.rpc_files
+    assert profile.reconnect  # the resilience cells run on it
     plain = load(config_with(tmp_path, BOARD))
     assert not profile_of(plain, plain.boards[0]).connects_at_boot
+    assert profile_of(plain, plain.boards[0]).reconnect
 
 
 def test_mongoose_settings_are_nested_and_files_named() -> None:
@@ -132,6 +134,16 @@ def test_mongoose_settings_are_nested_and_files_named() -> None:
     assert nested({"mqtt.server": "h:1", "mqtt.enable": True, "mqtt.ssl_key": None}) == \
         {"mqtt": {"server": "h:1", "enable": True, "ssl_key": None}}
     assert file_name("mqtt.ssl_ca_cert") == "ssl_ca_cert.pem"
+
+
+def test_mongoose_keeps_its_numbers_and_booleans_typed() -> None:
+    """Config.Set gets what Mongoose OS keeps as a number or a boolean as one, as mos does."""
+    from rig.device.mongoose import MQTT_KEYS, TYPED
+
+    assert TYPED["mqtt.reconnect_timeout_min"]("0.2") == 0.2
+    assert TYPED["mqtt.keep_alive"]("2") == 2 and TYPED["mqtt.max_queue_length"]("3") == 3
+    assert TYPED["mqtt.clean_session"]("false") is False
+    assert set(TYPED) <= set(MQTT_KEYS)  # each cleared (null) when a cell does not set it
 
 
 NVS = """
@@ -156,6 +168,9 @@ refused = ['^refused: (?P<reason>.+)$']
     (('settings = "nvs-image"', 'settings = "nvs-image"\nnvs_size = 5000'),
      "profiles.my-app.nvs_size", "expected a positive multiple of 4096"),
     (('nvs_csv = \"\"\"', 'nvs_csv_x = \"\"\"'), "profiles.my-app.nvs_csv_x", "unknown key"),
+    (('settings = "nvs-image"', 'settings = "nvs-image"\nreconnect = true'),
+     "profiles.my-app.reconnect", 'reconnect = true needs settings = "console" or '
+     '"mongoose-rpc"'),
 ])
 def test_a_bad_nvs_profile_is_named(tmp_path: Path, change: tuple[str, str], key: str,
                                     says: str) -> None:
