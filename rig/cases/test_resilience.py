@@ -69,20 +69,31 @@ def reconnect_bound(hil_config: HilConfig) -> float:
     return hil_config.resilience.reconnect_timeout_max + hil_config.timeouts.connect
 
 
-def within(console: Console, pattern: str, bound: float, what: str,
+def within(console: Console, broker: Broker, pattern: str, bound: float, what: str,
            since: float | None = None) -> tuple[re.Match[str], float]:
     """The board's next log line matching `pattern`, and the seconds from `since` (default: now)
     to it; fails naming by how much a line that came later than `bound` was late (it is waited
-    for up to twice the bound)."""
+    for up to twice the bound), or that none came, with the board's and the broker's last
+    lines."""
     t0 = time.monotonic() if since is None else since
-    with work("timer"):  # the board's keep-alive or back-off: what the cell is there to see
-        text = console.expect_log(pattern, timeout=max(0.1, 2 * bound - (time.monotonic() - t0)))
+    try:
+        with work("timer"):  # the board's keep-alive or back-off: what the cell is there to see
+            text = console.expect_log(pattern,
+                                      timeout=max(0.1, 2 * bound - (time.monotonic() - t0)))
+    except ConsoleError as exc:
+        raise AssertionError(f"{what}: none within {2 * bound:g} s (twice its bound): {exc}"
+                             f"{broker_tail(broker)}") from exc
     took = time.monotonic() - t0
     m = re.search(pattern, text)
     assert m is not None, text
     assert took <= bound, (f"{what} took {took:.2f} s, {took - bound:.2f} s over its bound of "
-                           f"{bound:g} s: {text}")
+                           f"{bound:g} s: {text}{broker_tail(broker)}")
     return m, took
+
+
+def broker_tail(broker: Broker, n: int = 6) -> str:
+    lines = broker.log_lines()[-n:]
+    return ("\n  the broker's last lines:\n    " + "\n    ".join(lines)) if lines else ""
 
 
 class Way:
@@ -181,13 +192,17 @@ def observer_for(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
                     timeout=hil_config.timeouts.connect, **kwargs)  # type: ignore[arg-type]
 
 
-def reconnected(console: Console, hil_config: HilConfig, since: float, mark: int,
-                record_property: Callable[[str, object], None]) -> re.Match[str]:
-    """The board's reconnect within the bound (from `since`, when the broker was back), and
-    its attempts since `mark` (a length of console.lines before the loss) at the back-off the
-    settings say: min, doubled after each failure, capped at max. Records reconnect_ms (the
-    rig's clock), offline_ms (the board's) and reconnect_attempts."""
-    m, took = within(console, RECONNECTED, reconnect_bound(hil_config), "the reconnect", since)
+def reconnected(console: Console, hil_config: HilConfig, broker: Broker, since: float,
+                mark: int, record_property: Callable[[str, object], None],
+                broker_mark: int = 0) -> re.Match[str]:
+    """The board's reconnect within the bound (from `since`, when the broker was back), its
+    attempts since `mark` (a length of console.lines before the loss) at the back-off the
+    settings say (min, doubled after each failure, capped at max), and the broker's side: the
+    board's client id connected again (in its log after `broker_mark`; 0 for a broker started
+    anew). Records reconnect_ms (the rig's clock), offline_ms (the board's),
+    reconnect_attempts and broker_saw."""
+    m, took = within(console, broker, RECONNECTED, reconnect_bound(hil_config),
+                     "the reconnect", since)
     r = hil_config.resilience
     attempts = [(int(a["n"]), int(a["ms"])) for ln in console.lines[mark:]
                 if (a := re.search(ATTEMPT, ln))]
@@ -200,6 +215,10 @@ def reconnected(console: Console, hil_config: HilConfig, since: float, mark: int
     record_property("reconnect_ms", round(took * 1000, 1))
     record_property("offline_ms", int(m["ms"]))
     record_property("reconnect_attempts", len(attempts))
+    saw = broker.wait_for_log(rf"New client connected from \S+ as "
+                              rf"{re.escape(hil_config.device.id)} ",
+                              timeout=hil_config.timeouts.message, since=broker_mark)
+    record_property("broker_saw", saw)
     return m
 
 
@@ -226,7 +245,7 @@ def test_broker_restart(hil_config: HilConfig, pki: Pki, mode: Mode,
         back = time.monotonic()
         record_property("broker_down_ms", round(down_s * 1000, 1))
         console.expect_log(LOST, timeout=hil_config.timeouts.connect)
-        m = reconnected(console, hil_config, back, mark, record_property)
+        m = reconnected(console, hil_config, broker, back, mark, record_property)
         with observer_for(hil_config, pki, mode, broker) as obs:
             if way.subscribes:  # subscribed again (a clean session), a message gets to it
                 if m["present"] == "0":
@@ -250,10 +269,10 @@ def test_silent_link(hil_config: HilConfig, pki: Pki, mode: Mode,
     bound = 1.5 * keep_alive
     with connected(hil_config, pki, mode, broker, way,
                    reconnect_settings(hil_config.resilience, keep_alive)):
-        mark = len(console.lines)
+        mark, broker_mark = len(console.lines), broker.mark()
         broker.freeze()
         try:
-            m, took = within(console, r"MQTT0 keep-alive timeout: nothing from the broker "
+            m, took = within(console, broker, r"MQTT0 keep-alive timeout: nothing from the broker "
                              r"for (?P<ms>\d+) ms", bound,
                              f"detecting the silent broker (keep_alive {keep_alive} s)")
             record_property("detect_ms", round(took * 1000, 1))
@@ -261,7 +280,14 @@ def test_silent_link(hil_config: HilConfig, pki: Pki, mode: Mode,
         finally:
             broker.thaw()
         back = time.monotonic()
-        reconnected(console, hil_config, back, mark, record_property)
+        reconnected(console, hil_config, broker, back, mark, record_property, broker_mark)
+        # the broker's side of the half-open link: the old connection goes when it reads the
+        # board's close, or when the board's new one takes its client id
+        old = [ln for ln in broker.log_since(broker_mark) if hil_config.device.id in ln and (
+            "already connected" in ln or "closed its connection" in ln
+            or "disconnecting" in ln or "Socket error" in ln)]
+        assert old, f"the broker never dropped the half-open connection{broker_tail(broker)}"
+        record_property("broker_old_connection", old[0])
         with observer_for(hil_config, pki, mode, broker) as obs:
             obs.subscribe(topic)
             round_trip(way, obs, topic)
@@ -296,7 +322,7 @@ def test_qos1_outage(hil_config: HilConfig, pki: Pki, mode: Mode,
         mark = len(console.lines)
         record_property("broker_down_ms", round(broker.restart(offline_publishes) * 1000, 1))
         back = time.monotonic()
-        reconnected(console, hil_config, back, mark, record_property)
+        reconnected(console, hil_config, broker, back, mark, record_property)
         console.expect_log(rf"MQTT0 sending {queue} queued message\(s\)",
                            timeout=hil_config.timeouts.message)
         for _ in sent:
@@ -325,7 +351,7 @@ def test_cert_renewed(hil_config: HilConfig, pki: Pki, mode: Mode,
         sent_before, mark = len(console.transcript), len(console.lines)
         broker.restart(certfile=cert, keyfile=key)
         back = time.monotonic()
-        reconnected(console, hil_config, back, mark, record_property)
+        reconnected(console, hil_config, broker, back, mark, record_property)
         served = tls_handshake(hil_config.broker.host, broker.port,
                                credentials(hil_config, pki, mode), hil_config.timeouts.connect)
         assert served.peer_serial == serial, \
