@@ -359,13 +359,16 @@ def test_prune_keeps_the_newest_and_the_current(tmp_path: Path) -> None:
 def test_reconnect_and_detection_times_are_trends_of_their_own(tmp_path: Path) -> None:
     """The resilience cells' reconnect_ms and detect_ms: a series per board and mode, never
     mixed into the cell time; a failed cell's value is no sample."""
-    runs = []
-    for i, reconnect in enumerate((230.0, 240.0, "junk")):
+    runs: list[Run] = []
+    reconnects: tuple[object, ...] = (230.0, 240.0, "junk")
+    for i, reconnect in enumerate(reconnects):
         restart = cell("broker_restart", cell_ms=0.0)
         restart["properties"] = {"reconnect_ms": reconnect, "offline_ms": 300}
         silent = cell("silent_link", verdict="pass" if i < 2 else "FAIL")
         silent["properties"] = {"detect_ms": 2010.0 + i, "reconnect_ms": 250.0}
-        runs.append(read_run(write_run(tmp_path, f"2026120{i}-050000-1", [restart, silent])))
+        run = read_run(write_run(tmp_path, f"2026120{i}-050000-1", [restart, silent]))
+        assert isinstance(run, Run), run
+        runs.append(run)
     assert series(runs, "reconnect") == {(BOARD, "ca"): [240.0, 245.0, None]}
     assert series(runs, "detect") == {(BOARD, "ca"): [2010.0, 2011.0, None]}
     assert all(v is None for v in series(runs, "cell").get((BOARD, "ca"), []))
