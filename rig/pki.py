@@ -248,8 +248,9 @@ class Pki:
 
     def renewed(self, name: str, directory: Path) -> tuple[Path, Path, int]:
         """A renewal of certificate `name` as a CA does it: the same subject, names and
-        issuer, a new key and serial, valid from now; written into `directory` (the key
-        0600), the PKI's own copy untouched. (certificate, key, serial)."""
+        issuer, a new key and serial, valid from an hour ago (clock skew) for validity_days;
+        written into `directory` (the key 0600), the PKI's own copy untouched. (certificate,
+        key, serial)."""
         spec = self._spec(name)
         cert, key = directory / f"{name}-renewed.crt", directory / f"{name}-renewed.key"
         self._issue(spec, _now(), cert, key)

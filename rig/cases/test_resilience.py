@@ -57,10 +57,15 @@ RECONNECTED = (r"MQTT0 reconnected after (?P<attempts>\d+) attempt\(s\), offline
 def reconnect_settings(r: ResilienceSection, keep_alive: int = 60) -> list[Setting]:
     """[resilience] as the board's settings; the keep-alive only where a cell needs a short
     one (the agent's default, 60 s, elsewhere)."""
-    return [Setting("mqtt.reconnect_timeout_min", f"{r.reconnect_timeout_min:g}".encode()),
-            Setting("mqtt.reconnect_timeout_max", f"{r.reconnect_timeout_max:g}".encode()),
+    return [Setting("mqtt.reconnect_timeout_min", seconds(r.reconnect_timeout_min).encode()),
+            Setting("mqtt.reconnect_timeout_max", seconds(r.reconnect_timeout_max).encode()),
             Setting("mqtt.keep_alive", str(keep_alive).encode()),
             Setting("mqtt.max_queue_length", str(r.max_queue_length).encode())]
+
+
+def seconds(value: float) -> str:
+    """Seconds as the agent takes them: at most 3 decimals, none trailing (1000.125, 0.2, 1)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def reconnect_bound(hil_config: HilConfig) -> float:
@@ -89,6 +94,11 @@ def within(console: Console, broker: Broker, pattern: str, bound: float, what: s
     assert took <= bound, (f"{what} took {took:.2f} s, {took - bound:.2f} s over its bound of "
                            f"{bound:g} s: {text}{broker_tail(broker)}")
     return m, took
+
+
+def new_client(hil_config: HilConfig) -> str:
+    """The broker's line for the board's connection."""
+    return rf"New client connected from \S+ as {re.escape(hil_config.device.id)} "
 
 
 def broker_tail(broker: Broker, n: int = 6) -> str:
@@ -157,11 +167,13 @@ class Way:
         err = refused.value
         return err.reason if isinstance(err, ConsoleError) else str(err)
 
-    def end(self) -> None:
-        """No more connecting: the broker goes with the cell."""
+    def end(self, quiet: bool = False) -> None:
+        """No more connecting: the broker goes with the cell. A failure to stop fails the cell
+        (the board would go on connecting to the next cell's broker), unless `quiet` (the cell
+        failed already)."""
         if self.console.broken:
             return
-        with contextlib.suppress(ConsoleError, RpcError):
+        with contextlib.suppress(*((ConsoleError, RpcError) if quiet else ())):
             if self.profile.connects_at_boot:
                 mongoose.disable(self.console, self.hil.timeouts.board_boot)
             else:
@@ -176,8 +188,10 @@ def connected(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker, way: 
     way.connect(mqtt_settings(hil_config, pki, mode, broker.port) + extra)
     try:
         yield
-    finally:
-        way.end()
+    except BaseException:
+        way.end(quiet=True)  # the cell's own failure is what it reports
+        raise
+    way.end()
 
 
 @pytest.fixture
@@ -215,9 +229,8 @@ def reconnected(console: Console, hil_config: HilConfig, broker: Broker, since: 
     record_property("reconnect_ms", round(took * 1000, 1))
     record_property("offline_ms", int(m["ms"]))
     record_property("reconnect_attempts", len(attempts))
-    saw = broker.wait_for_log(rf"New client connected from \S+ as "
-                              rf"{re.escape(hil_config.device.id)} ",
-                              timeout=hil_config.timeouts.message, since=broker_mark)
+    saw = broker.wait_for_log(new_client(hil_config), timeout=hil_config.timeouts.message,
+                              since=broker_mark)
     record_property("broker_saw", saw)
     return m
 
@@ -269,7 +282,8 @@ def test_silent_link(hil_config: HilConfig, pki: Pki, mode: Mode,
     bound = 1.5 * keep_alive
     with connected(hil_config, pki, mode, broker, way,
                    reconnect_settings(hil_config.resilience, keep_alive)):
-        mark, broker_mark = len(console.lines), broker.mark()
+        broker.wait_for_log(new_client(hil_config), timeout=hil_config.timeouts.message)
+        mark, broker_mark = len(console.lines), broker.mark()  # after its first connection
         broker.freeze()
         try:
             m, took = within(console, broker, r"MQTT0 keep-alive timeout: nothing from the broker "
@@ -316,8 +330,13 @@ def test_qos1_outage(hil_config: HilConfig, pki: Pki, mode: Mode,
             refusal = way.refused_offline(topic, queue)
             assert f"offline queue full ({queue} of {queue}): not queued" in refusal, refusal
             # the broker stays away until an attempt has failed: the back-off is seen doubling
-            console.expect_log(r"MQTT0 reconnect attempt 2 in \d+ ms",
-                               timeout=reconnect_bound(hil_config))
+            # (the line may have come while the publishes were answered: looked for from mark)
+            boot_connect.wait_lines(console, mark, lambda texts: any(
+                t.startswith("MQTT0 reconnect attempt 2 in ") for t in texts),
+                reconnect_bound(hil_config), "second reconnect attempt")
+            # a graceful stop wrote the sessions the broker brings back
+            assert (tmp_path / "mosquitto.db").exists(), \
+                f"the broker kept no mosquitto.db in {tmp_path}{broker_tail(broker)}"
 
         mark = len(console.lines)
         record_property("broker_down_ms", round(broker.restart(offline_publishes) * 1000, 1))
@@ -348,8 +367,8 @@ def test_cert_renewed(hil_config: HilConfig, pki: Pki, mode: Mode,
     topic = f"hil/{console.board}/{mode}/{uuid.uuid4().hex[:8]}"
     cert, key, serial = pki.renewed("broker", tmp_path)
     with connected(hil_config, pki, mode, broker, way, reconnect_settings(hil_config.resilience)):
-        sent_before, mark = len(console.transcript), len(console.lines)
-        broker.restart(certfile=cert, keyfile=key)
+        mark = len(console.lines)
+        broker.restart(certfile=cert, keyfile=key)  # nothing sent to the board meanwhile
         back = time.monotonic()
         reconnected(console, hil_config, broker, back, mark, record_property)
         served = tls_handshake(hil_config.broker.host, broker.port,
@@ -360,6 +379,3 @@ def test_cert_renewed(hil_config: HilConfig, pki: Pki, mode: Mode,
         with observer_for(hil_config, pki, mode, broker) as obs:
             obs.subscribe(topic)
             round_trip(way, obs, topic)
-        settings = [ln for ln in console.transcript[sent_before:]
-                    if ln.startswith("> ") and ("config " in ln or "Config." in ln)]
-        assert settings == [], f"the board was given settings again: {settings}"

@@ -41,11 +41,15 @@ from rig.local.user_tmp import note_children, remove_secret_dir, secret_dir, wri
 
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
-PROBE_S = 0.002  # between probes: tcpdump gives no signal but the file it writes, so poll it
+PROBE_S = 0.0002  # between looks at the file: tcpdump gives no signal but the file it writes
+# looks before another round of marks: a round every 20 ms at most, so that a tcpdump the
+# scheduler keeps waiting is not sent more marks than its ring holds
+ROUND_PROBES = 100
 PCAP_HEADER = 24  # bytes of a pcap file with no packet
-# tcpdump's ring in the kernel (-B, KiB). On loopback each packet takes a 64 KiB slot (its MTU),
-# so the default 2 MiB held 31 packets: a tcpdump the scheduler left waiting a few ms on a busy
-# runner lost packets. 16 MiB holds 255.
+# tcpdump's ring in the kernel (-B, KiB). On loopback each packet takes a 64 KiB slot (its MTU)
+# and passes twice (out and in): the default 2 MiB had 32 slots, 16 packets, and a tcpdump the
+# scheduler left waiting a few ms on a busy runner lost packets. 16 MiB with only the inbound
+# copy (the filter's `inbound`) holds 255.
 BUFFER_KIB = 16384
 DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
 # the NSS key-log lines Wireshark reads: TLS 1.2 master secrets, TLS 1.3 traffic secrets
@@ -162,28 +166,30 @@ class _Segment:
         sent: list[bytes] = []
 
         def send(cpu: int) -> None:
-            sent.append(token + b"@cpu%d" % cpu)
+            sent.append(token + b"@cpu%d;" % cpu)  # ';': cpu1's is no part of cpu10's
             self.probe.sendto(sent[-1], self.probe.getsockname())
 
         _on_each_cpu(send)
         return sent
 
     def _until_in_file(self, token: bytes, timeout: float) -> list[bytes] | None:
-        """A round of marks (`token`, the round's number, each CPU's) sent every PROBE_S, the
-        file's tail looked at every PROBE_S / 10 (tcpdump gives no sign but the file it
-        writes), until every mark of one round is there (that round's marks), tcpdump exited
-        or `timeout` passed (None). A round still queued somewhere may come later: it never
-        counts, as its marks are not those returned."""
+        """A round of marks (`token`, the round's number, each CPU's) sent every ROUND_PROBES
+        x PROBE_S, the file's tail looked at every PROBE_S (tcpdump gives no sign but the file
+        it writes), until every mark of one of the last three rounds is there (that round's
+        marks), tcpdump exited or `timeout` passed (None). A round still queued somewhere may
+        come later: it never counts, as its marks are not those returned."""
         deadline = time.monotonic() + timeout
         rounds: list[list[bytes]] = []
         while time.monotonic() < deadline and self.proc.poll() is None:
             rounds.append(self.mark(token + b".%d" % len(rounds)))
-            for _ in range(10):
-                time.sleep(PROBE_S / 10)
+            for _ in range(ROUND_PROBES):
+                time.sleep(PROBE_S)
                 tail = _tail(self.path)
-                for sent in rounds:
+                for sent in rounds[-3:]:  # an older round still queued is not waited for
                     if all(s in tail for s in sent):
                         return sent
+                if self.proc.poll() is not None:
+                    break
         return None
 
     def drain(self, token: bytes) -> list[bytes]:
