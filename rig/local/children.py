@@ -135,19 +135,37 @@ _deferred: list[str] = []
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Statements a SIGTERM or SIGHUP must not cut in two (a private directory made and not
-    yet recorded for its removal): the KeyboardInterrupt interrupt_on_termination makes of it
-    is raised when the block ends."""
+    """Statements a SIGTERM, SIGHUP or Ctrl-C must not cut in two (a private directory made and
+    not yet recorded for its removal): the KeyboardInterrupt interrupt_on_termination makes of
+    a termination, or Python's own for a SIGINT (in the main thread, while SIGINT has Python's
+    handler), is raised when the block ends."""
     global _deferring
     _deferring += 1
+    sigint = _defer_sigint() if _deferring == 1 else None
     try:
         yield
     finally:
         _deferring -= 1
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
         if not _deferring and _deferred:
             why = _deferred[0]
             _deferred.clear()
             raise KeyboardInterrupt(why)
+
+
+def _defer_sigint() -> Any:
+    """SIGINT recorded in _deferred rather than raised; the handler it had, to give back
+    (None: left alone, as in a thread or with SIGINT ignored)."""
+    def record(signum: int, frame: FrameType | None) -> None:
+        _deferred.append("signal SIGINT")
+
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None
+        return signal.signal(signal.SIGINT, record)
+    except ValueError:  # not the main thread
+        return None
 
 
 def interrupt_on_termination() -> None:

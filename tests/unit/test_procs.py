@@ -65,3 +65,21 @@ def test_a_termination_inside_a_deferred_block_is_raised_at_its_end() -> None:
                 pass
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_ctrl_c_inside_a_deferred_block_is_raised_at_its_end() -> None:
+    """The same for Ctrl-C (SIGINT, Python's own KeyboardInterrupt): it waits for the block's
+    end, and Python's handler is back after it."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    done = []
+    with pytest.raises(KeyboardInterrupt, match="signal SIGINT"), deferred_interrupts():
+        with deferred_interrupts():  # nested: the outer block's end raises
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("inner")
+        done.append("outer")
+    assert done == ["inner", "outer"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):  # outside: at once, as before
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
