@@ -238,6 +238,9 @@ class ProfileLines:
     handshake: str = ""  # the TLS handshake's duration (group `ms`); "": none printed
     published: str = ""  # a publish went out (groups `topic` and `message`)
     refused: list[str] = field(default_factory=list)  # a refusal (group `reason`)
+    # a setting the firmware refuses where it reads it, at boot (group `reason`): the negative
+    # cell for a refused value waits for it; required with settings = "nvs-image"
+    refused_setting: str = ""
 
 
 @dataclass(frozen=True)

@@ -63,17 +63,18 @@ def refused_on_command(hil_config: HilConfig, c: NegativeCase, console: Console,
 def refused_at_boot(hil_config: HilConfig, c: NegativeCase, console: Console, driver: BoardDriver,
                     profile: Profile, settings: list[Setting]) -> tuple[str, str]:
     """A firmware that connects by itself (rig/device/boot_connect.py): a setting refused at
-    Config.Set (mongoose-rpc: the RPC error) or at boot (nvs-image: its `nvs:` line, and no
-    connection), or the connection at boot refused (its `mqtt.enable:` line, the reason
-    `mqtt connect` would give)."""
+    Config.Set (mongoose-rpc: the RPC error) or at boot (nvs-image: its profile's
+    lines.refused_setting, and no connection), or the connection at boot refused (its
+    `mqtt.enable:` line, the reason `mqtt connect` would give)."""
     boot = hil_config.timeouts.board_boot
     if c.fails_at == "provision" and profile.settings == "nvs-image":
+        refused = profile.lines.refused_setting
+        assert refused is not None  # required for nvs-image (rig/device/profile.py)
         since = boot_connect.provision(console, driver, profile, settings, boot)
         texts = boot_connect.wait_lines(console, since, lambda ts: any(
-            t.startswith("nvs: ") for t in ts), hil_config.timeouts.connect,
-            "`nvs:` line refusing the image's settings")
-        line = next(t for t in texts if t.startswith("nvs: "))
-        assert "(no settings from NVS)" in line, line
+            refused.search(t) for t in ts), hil_config.timeouts.connect,
+            f"{refused.pattern!r} line refusing the image's settings ({profile})")
+        line = next(t for t in texts if refused.search(t))
         return line, line
     if c.fails_at == "provision":
         with pytest.raises(RpcError) as info:

@@ -31,7 +31,8 @@ from rig.device import nvs_image
 DEFAULT = "hil-agent"
 # each line's named groups the rig reads (a group the expression lacks is an error)
 GROUPS = {"connected": (), "on_connect": (), "ciphersuite": ("suite",), "handshake": ("ms",),
-          "published": ("topic", "message"), "refused": ("reason",)}
+          "published": ("topic", "message"), "refused": ("reason",),
+          "refused_setting": ("reason",)}
 REQUIRED = ("connected", "refused")
 # settings = "mongoose-rpc": the settings that may go up as files (certificates and keys)
 FILE_SETTINGS = ("mqtt.ssl_ca_cert", "mqtt.ssl_cert", "mqtt.ssl_key")
@@ -52,6 +53,7 @@ class Lines:
     handshake: re.Pattern[str] | None
     published: re.Pattern[str] | None
     refused: tuple[re.Pattern[str], ...]
+    refused_setting: re.Pattern[str] | None = None  # a setting refused at boot
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ def _lines(section: ProfileSection, key: str, src: str) -> Lines:
     assert connected is not None
     return Lines(connected=connected, on_connect=many("on_connect"),
                  ciphersuite=one("ciphersuite"), handshake=one("handshake"),
-                 published=one("published"), refused=many("refused"))
+                 published=one("published"), refused=many("refused"),
+                 refused_setting=one("refused_setting"))
 
 
 def _profile(name: str, section: ProfileSection, src: str) -> Profile:
@@ -142,6 +145,10 @@ def _profile(name: str, section: ProfileSection, src: str) -> Profile:
                            "publishes (e.g. MQTT.Pub): the mode cells publish through it")
     if section.settings == "nvs-image":
         _check_nvs(section, key, src, name)
+        if not section.lines.refused_setting:
+            raise ProfileError(src, f"{key}.lines.refused_setting", "missing; expected the line "
+                               "the firmware prints when it refuses a setting it reads at boot, "
+                               "group (?P<reason>...): the negative cells wait for it")
     if section.reconnect and section.settings == "nvs-image":
         raise ProfileError(src, f"{key}.reconnect", "the resilience cells drive a firmware over "
                            "its console or Mongoose OS RPC so far: reconnect = true needs "

@@ -157,6 +157,7 @@ broker_uri,data,string,{broker_uri}
 [profiles.my-app.lines]
 connected = '^connected$'
 refused = ['^refused: (?P<reason>.+)$']
+refused_setting = '^bad setting: (?P<reason>.+)$'
 """
 
 
@@ -168,6 +169,12 @@ refused = ['^refused: (?P<reason>.+)$']
     (('settings = "nvs-image"', 'settings = "nvs-image"\nnvs_size = 5000'),
      "profiles.my-app.nvs_size", "expected a positive multiple of 4096"),
     (('nvs_csv = \"\"\"', 'nvs_csv_x = \"\"\"'), "profiles.my-app.nvs_csv_x", "unknown key"),
+    (("refused_setting = '^bad setting: (?P<reason>.+)$'\n", ""),
+     "profiles.my-app.lines.refused_setting", "missing; expected the line the firmware prints "
+     "when it refuses a setting it reads at boot"),
+    (("bad setting: (?P<reason>.+)$", "bad setting: (.+)$"),
+     "profiles.my-app.lines.refused_setting",
+     "expected the named group(s) (?P<reason>...)"),
     (('settings = "nvs-image"', 'settings = "nvs-image"\nreconnect = true'),
      "profiles.my-app.reconnect", 'reconnect = true needs settings = "console" or '
      '"mongoose-rpc"'),
