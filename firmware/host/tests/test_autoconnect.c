@@ -56,8 +56,6 @@ static void make_port(const char *server, bool enable)
 {
     settings_t s;
     char err[200];
-    uint8_t *blob;
-    size_t len;
     fake_port_make(&fp, &port);
     port.now_ms = agent_clock_ms;
     port.console_read = test_idle_console;
@@ -66,12 +64,7 @@ static void make_port(const char *server, bool enable)
     settings_init(&s);
     if (server[0]) CHECK_EQ_INT(settings_set(&s, SK_MQTT_SERVER, server, strlen(server), NULL, NULL, err, sizeof(err)), 0);
     if (enable) CHECK_EQ_INT(settings_set(&s, SK_MQTT_ENABLE, "true", 4, NULL, NULL, err, sizeof(err)), 0);
-    CHECK_EQ_INT(settings_serialize(&s, &blob, &len), 0);
-    memcpy(fp.store, blob, len);
-    fp.store_len = len;
-    fp.has_store = true;
-    free(blob);
-    settings_free(&s);
+    CHECK(fake_store_settings(&fp, &s));
 }
 
 /* agent_step until the output contains needle (true) or 5 s passed (false) */
@@ -402,16 +395,10 @@ static void boot_connect_refused(void)
     {
         char err[200];
         settings_t st;
-        uint8_t *blob;
-        size_t len;
         settings_init(&st);
         CHECK_EQ_INT(settings_deserialize(&st, fp.store, fp.store_len, err, sizeof(err)), 0);
         CHECK_EQ_INT(settings_set(&st, SK_MQTT_SSL_PSK_IDENTITY, "dev", 3, NULL, NULL, err, sizeof(err)), 0);
-        CHECK_EQ_INT(settings_serialize(&st, &blob, &len), 0);
-        memcpy(fp.store, blob, len);
-        fp.store_len = len;
-        free(blob);
-        settings_free(&st);
+        CHECK(fake_store_settings(&fp, &st));
     }
     a = test_agent_boot(&port);
     CHECK(fake_contains(&fp, " hil: mqtt.enable: mqtt.ssl_psk_key: required when mqtt.ssl_psk_identity is set\n"));

@@ -146,17 +146,10 @@ static void refusals(void)
         /* a saved server, as a previous boot left it */
         {
             settings_t s;
-            uint8_t *blob;
-            size_t len;
             char err[100];
             settings_init(&s);
             CHECK_EQ_INT(settings_set(&s, SK_MQTT_SERVER, "saved:1", 7, NULL, NULL, err, sizeof(err)), 0);
-            CHECK_EQ_INT(settings_serialize(&s, &blob, &len), 0);
-            memcpy(fp.store, blob, len);
-            fp.store_len = len;
-            fp.has_store = true;
-            free(blob);
-            settings_free(&s);
+            CHECK(fake_store_settings(&fp, &s));
         }
         agent_t *a = calloc(1, sizeof(*a));
         agent_init(a, &port);

@@ -619,8 +619,6 @@ static void boot_connect_retries(void)
 {
     settings_t s;
     char err[200], server[40];
-    uint8_t *blob;
-    size_t len;
     broker_start();
     snprintf(server, sizeof(server), "127.0.0.1:%u", (unsigned)br.port);
     broker_refuse();
@@ -632,12 +630,7 @@ static void boot_connect_retries(void)
     CHECK_EQ_INT(settings_set(&s, SK_MQTT_SERVER, server, strlen(server), NULL, NULL, err, sizeof(err)), 0);
     CHECK_EQ_INT(settings_set(&s, SK_MQTT_ENABLE, "true", 4, NULL, NULL, err, sizeof(err)), 0);
     CHECK_EQ_INT(settings_set(&s, SK_MQTT_RECONNECT_TIMEOUT_MAX, "10", 2, NULL, NULL, err, sizeof(err)), 0);
-    CHECK_EQ_INT(settings_serialize(&s, &blob, &len), 0);
-    memcpy(fp.store, blob, len);
-    fp.store_len = len;
-    fp.has_store = true;
-    free(blob);
-    settings_free(&s);
+    CHECK(fake_store_settings(&fp, &s));
     agent_t *a = test_agent_boot(&port);
     CHECK(until(a, "MQTT0 reconnect attempt 1 in 2000 ms\n")); /* min's default: 2 s */
     before(" hil: mqtt.enable: mqtt connect: TCP connect failed (Connection refused)\n",

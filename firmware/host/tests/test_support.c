@@ -51,6 +51,24 @@ static int fp_save(void *ctx, const uint8_t *buf, size_t len, char *err, size_t 
     return 0;
 }
 
+bool fake_store_settings(fake_port_t *fp, settings_t *s)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    bool ok = settings_serialize(s, &blob, &len) == 0 && len <= sizeof(fp->store);
+    if (ok) {
+        memcpy(fp->store, blob, len);
+        fp->store_len = len;
+        fp->has_store = true;
+    } else {
+        fprintf(stderr, "fake_store_settings: the settings do not serialize into the store\n");
+        test_failures++;
+    }
+    free(blob);
+    settings_free(s);
+    return ok;
+}
+
 static int fp_random(void *ctx, unsigned char *buf, size_t len)
 {
     fake_port_t *fp = ctx;

@@ -28,6 +28,10 @@ typedef struct {
 } fake_port_t;
 
 void fake_port_make(fake_port_t *fp, agent_port_t *port);
+
+/* s serialized into fp's storage, as a previous boot would have left it; s is freed.
+ * false (and a test failure counted) when it does not serialize or fit. */
+bool fake_store_settings(fake_port_t *fp, settings_t *s);
 /* A new agent on `port`, booted (agent_init + agent_boot; calloc'd), and its end. */
 agent_t *test_agent_boot(agent_port_t *port);
 void test_agent_drop(agent_t *a);
