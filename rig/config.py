@@ -256,6 +256,10 @@ class ProfileSection:
     # offline QoS 1 queue; firmware/README.md): the resilience cells run on it. So far only
     # with settings = "console" or "mongoose-rpc"
     reconnect: bool = False
+    # it exports its TLS sessions' secrets on its console when asked (`tls keylog <key>`, the
+    # hil-agent's): a capture then has the board's secrets too; without, only the broker's and
+    # the host peers' (a cell's capture still decrypts: docs/captures.md)
+    keylog: bool = False
     lines: ProfileLines = field(default_factory=ProfileLines)
     # settings = "mongoose-rpc": the settings that go up as files (FS.Put) and name them; the
     # RPC method that publishes ({"topic", "message", "qos"}; nvs-image too, "": none)

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.broker import keylog
 from rig.broker.mosquitto import find_program
 from rig.config import Board, ConfigError, HilConfig, load
 from rig.device.profile import check as check_profiles
@@ -104,6 +105,18 @@ def _serial_ports() -> Check:
     return Check("serial ports", True, detail, required=False)
 
 
+def _broker_keys() -> Check:
+    """The broker's key-log shim builds (rig/broker/keylog.py): without it a capture of a
+    firmware that exports no secrets of its own does not decrypt."""
+    try:
+        path = keylog.shim()
+    except keylog.KeylogUnavailable as exc:
+        return Check("broker TLS secrets", False, str(exc), "apt-get install gcc libssl-dev",
+                     required=False)
+    return Check("broker TLS secrets", True, f"key-log shim {path.name} (captures decrypt the "
+                 "broker's side)", required=False)
+
+
 def _boards(config: HilConfig) -> list[Check]:
     out = []
     for b in config.boards:
@@ -125,6 +138,7 @@ def _boards(config: HilConfig) -> list[Check]:
         ok, detail = capture_permitted(interface)
         out.append(Check(f"capture on {interface}", ok, detail,
                          "" if ok else how_to_permit(), required=False))
+    out.append(_broker_keys())
     if any(b.kind == "virtual" and b.variant == "esp" and not b.build_dir
            for b in config.boards):
         out.append(_m32_check())

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
+from rig.broker import keylog
 from rig.config import HilConfig, Mode
 from rig.errors import RigError
 from rig.local.children import die_with_parent, exit_description, terminate
@@ -224,7 +225,10 @@ class Broker:
         start_timeout: float = 10.0,
         stop_timeout: float = 5.0,
         name: str | None = None,
+        tls_keys: bool = False,
     ) -> None:
+        """tls_keys: the broker writes its TLS sessions' secrets for the cells' captures
+        (rig/broker/keylog.py; take_tls_keys)."""
         self.settings = settings
         self.run_dir = Path(run_dir)
         self.mosquitto = mosquitto
@@ -244,6 +248,9 @@ class Broker:
         self._probe_ports: set[int] = set()  # local ports of the readiness probe's connects
         self._accepting = False  # it was seen accepting on self.port (a wake-up may go there)
         self._frozen = False  # SIGSTOPped by freeze()
+        self.tls_keys = tls_keys
+        self.tls_keys_unavailable = ""  # why this broker writes no secrets though asked to
+        self._taken_keys: list[str] = []  # a stopped process's secrets, until taken
 
     # ------------------------------------------------------------------ properties
 
@@ -315,6 +322,7 @@ class Broker:
         t0 = time.monotonic()
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)],
+            env=self._environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -326,6 +334,30 @@ class Broker:
         )
         self._reader.start()
         self._wait_ready(t0)
+
+    def _environment(self) -> dict[str, str] | None:
+        """With tls_keys, the key-log shim loaded (the rig's environment otherwise); a shim
+        that cannot be built leaves the broker as it is and says why."""
+        if not self.tls_keys or self._private is None:
+            return None
+        try:
+            return keylog.environment(self._keylog_path(self._private))
+        except keylog.KeylogUnavailable as exc:
+            self.tls_keys_unavailable = str(exc)
+            return None
+
+    @staticmethod
+    def _keylog_path(private: Path) -> Path:
+        return private / "tls-keys.log"
+
+    def take_tls_keys(self) -> list[str]:
+        """The NSS key-log lines of the TLS sessions the broker made since the last take (also
+        those of a process stopped or restarted meanwhile); taken, they are gone from here.
+        Never to be logged: they decrypt the sessions."""
+        taken, self._taken_keys = self._taken_keys, []
+        if self._private is not None:
+            taken += keylog.take(self._keylog_path(self._private))
+        return taken
 
     def _read_log(self, proc: subprocess.Popen[bytes], log: IO[str]) -> None:
         assert proc.stderr is not None
@@ -465,6 +497,8 @@ class Broker:
                 self._reader.join(timeout=self.stop_timeout)
         self._reader = None
         if self._private is not None:
+            if self.tls_keys:  # for the cell that ends after this (a restart, its own broker)
+                self._taken_keys += keylog.take(self._keylog_path(self._private))
             remove_secret_dir(self._private)
             self._private = None
 
@@ -538,9 +572,10 @@ class Broker:
 
 def start_for_mode(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path, *,
                    name: str | None = None, server_cert: str = "broker",
-                   **kwargs: object) -> Broker:
+                   tls_keys: bool = False, **kwargs: object) -> Broker:
     """Start a broker for `mode` as hil.toml describes it (timeouts, binary, bind, port).
-    Its log is `<name>.log` in run_dir; the name defaults to broker-<mode>[-<server_cert>]."""
+    Its log is `<name>.log` in run_dir; the name defaults to broker-<mode>[-<server_cert>].
+    tls_keys: it writes its TLS secrets for captures (Broker.take_tls_keys)."""
     settings = broker_settings(config, pki, mode, server_cert=server_cert,
                                **kwargs)  # type: ignore[arg-type]
     if name is None:
@@ -552,6 +587,7 @@ def start_for_mode(config: HilConfig, pki: Pki, mode: Mode, run_dir: Path, *,
         start_timeout=config.timeouts.broker_start,
         stop_timeout=config.timeouts.broker_stop,
         name=name,
+        tls_keys=tls_keys,
     ).start()
 
 

@@ -49,7 +49,6 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
     topic = f"hil/{board_console.board}/{mode}/{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     if board_profile.connects_at_boot:  # settings, a reboot, and it connects by itself
-        record_property("capture_keys", boot_connect.NO_KEYS)
         observer.subscribe(topic)
         since = boot_connect.provision(board_console, board_driver, board_profile, settings,
                                        hil_config.timeouts.board_boot)

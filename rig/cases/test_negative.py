@@ -108,7 +108,6 @@ def test_refused(hil_config: HilConfig, pki: Pki, negative_case: NegativeCase,
     start = len(board_console.lines)
 
     if board_profile.connects_at_boot:
-        record_property("capture_keys", boot_connect.NO_KEYS)
         error, shown = refused_at_boot(hil_config, c, board_console, board_driver, board_profile,
                                        settings)
     else:

@@ -17,10 +17,6 @@ from rig.device.profile import Profile
 from rig.device.provision import Setting
 from rig.local.spans import work
 
-# why a capture of such a firmware's cell does not decrypt (a cell property, capture_keys)
-NO_KEYS = ("the firmware connects by itself at boot, before the rig can ask it for its TLS "
-           "secrets: a capture of this cell does not decrypt")
-
 
 def provision(console: Console, driver: Any, profile: Profile, settings: list[Setting],
               boot_timeout: float) -> int:

@@ -66,6 +66,7 @@ class Profile:
     https: bool
     lines: Lines
     reconnect: bool = False  # the resilience cells run on it (rig/cases/test_resilience.py)
+    keylog: bool = False  # it exports TLS secrets on its console (`tls keylog`, captures)
     rpc_files: tuple[str, ...] = ()  # mongoose-rpc: settings that go up as files
     rpc_publish: str = ""  # the RPC method that publishes (a firmware that connects at boot)
     nvs_csv: str = ""  # nvs-image: the partition's CSV template (rig/device/nvs_image.py)
@@ -149,13 +150,16 @@ def _profile(name: str, section: ProfileSection, src: str) -> Profile:
             raise ProfileError(src, f"{key}.lines.refused_setting", "missing; expected the line "
                                "the firmware prints when it refuses a setting it reads at boot, "
                                "group (?P<reason>...): the negative cells wait for it")
+    if section.keylog and section.settings != "console":
+        raise ProfileError(src, f"{key}.keylog", "the rig asks for TLS secrets with a console "
+                           "command (`tls keylog`): keylog = true needs settings = \"console\"")
     if section.reconnect and section.settings == "nvs-image":
         raise ProfileError(src, f"{key}.reconnect", "the resilience cells drive a firmware over "
                            "its console or Mongoose OS RPC so far: reconnect = true needs "
                            "settings = \"console\" or \"mongoose-rpc\"")
     return Profile(name=name, source=src, description=section.description,
                    settings=section.settings, clock=section.clock, https=section.https,
-                   reconnect=section.reconnect,
+                   reconnect=section.reconnect, keylog=section.keylog,
                    lines=_lines(section, key, src), rpc_files=tuple(section.rpc_files),
                    rpc_publish=section.rpc_publish if section.settings != "console" else "",
                    nvs_csv=section.nvs_csv, nvs_size=section.nvs_size)

@@ -385,9 +385,10 @@ class Recorder:
 
 @dataclass
 class CellCapture:
-    """One cell's capture. `watch(port)` before the traffic; `add_keys(lines)` with the NSS
-    key-log lines the board exported; `host_keylog` is the file host peers (Python ssl, curl)
-    write theirs to (SSLKEYLOGFILE); `finish(keep)` writes `out` or discards everything.
+    """One cell's capture. `watch(port)` before the traffic (with `keys`, where the TLS
+    secrets of that port's server come from: a broker's take_tls_keys); `add_keys(lines)` with
+    the NSS key-log lines the board exported; `host_keylog` is the file host peers (Python ssl,
+    curl) write theirs to (SSLKEYLOGFILE); `finish(keep)` writes `out` or discards everything.
     `recorder`: the process's running captures (Recorder), shared with the cells before and
     after; without one the cell has its own, stopped at finish."""
 
@@ -400,6 +401,7 @@ class CellCapture:
     starts: dict[_Segment, list[bytes]] = field(default_factory=dict)  # its start marks
     fresh: set[_Segment] = field(default_factory=set)  # those started for this cell
     keys: list[str] = field(default_factory=list, repr=False)  # TLS secrets: never shown
+    key_sources: list[Callable[[], list[str]]] = field(default_factory=list, repr=False)
     lost: str = ""  # why the kept file may lack packets (set by finish)
     _own: bool = field(init=False, default=False)
 
@@ -412,9 +414,13 @@ class CellCapture:
     def host_keylog(self) -> Path:
         return self.dir / "host-keys.log"
 
-    def watch(self, port: int, protocol: str) -> None:
+    def watch(self, port: int, protocol: str,
+              keys: Callable[[], list[str]] | None = None) -> None:
         """Capture this port too, from now on; `protocol` (mqtt, http) is what runs inside TLS
-        there."""
+        there; `keys`, if given, hands over the secrets its server's TLS sessions made since it
+        was last called (taken at finish, kept or not)."""
+        if keys is not None and keys not in self.key_sources:
+            self.key_sources.append(keys)
         if port in self.ports:
             return
         assert self.recorder is not None
@@ -451,8 +457,11 @@ class CellCapture:
     def finish(self, keep: bool, comment: str = "") -> Path | None:
         """End the cell's capture. keep: write `out` (0600) with the cell's key log embedded
         and return it; else discard. The cell's secret directory goes either way (and its own
-        recorder, if it had one)."""
+        recorder, if it had one). The key sources are taken either way: no secret of the
+        cell's outlives it."""
         try:
+            for take in self.key_sources:
+                self.add_keys(take())
             if not keep:
                 return None
             parts = []

@@ -1,11 +1,13 @@
 """--hil-capture fail|all|off: each board cell's traffic captured (rig/host/capture.py) with the
 TLS session secrets of its connections embedded, kept as <run dir>/<board>.<mode>.<case>.pcapng
-for a failing cell (for every cell with `all`). The board exports its secrets sealed for the
-cell (Console.keylog_on); host peers (Python ssl, curl) write theirs to the file SSLKEYLOGFILE
-names during the cell. A capture that cannot start gives one line (a cell property and the
-summary) and the cell runs without it. A board that hangs or dies after the cell's last step
-(no answer to the end's `tls keylog off`) fails the cell with that, its capture kept, and the
-cell's end waits for it no second time (rig/device/strategy.py, BoardStrategy.end)."""
+for a failing cell (for every cell with `all`). The brokers write theirs (rig/broker/keylog.py),
+so a cell decrypts whatever firmware the board runs; a board whose profile says `keylog` (the
+hil-agent) also exports its own, sealed for the cell (Console.keylog_on); host peers (Python
+ssl, curl) write theirs to the file SSLKEYLOGFILE names during the cell. A capture that cannot
+start gives one line (a cell property and the summary) and the cell runs without it. A board
+that hangs or dies after the cell's last step (no answer to the end's `tls keylog off`) fails
+the cell with that, its capture kept, and the cell's end waits for it no second time
+(rig/device/strategy.py, BoardStrategy.end)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Literal
 import pytest
 
 from rig.boards import BoardDriver
+from rig.broker.mosquitto import Broker
 from rig.device.console import Console, ConsoleError
 from rig.errors import RigError
 from rig.host.capture import CaptureUnavailable, CellCapture, Recorder
@@ -41,18 +44,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "nothing). Default: fail")
 
 
-def watch(request: pytest.FixtureRequest, port: int, protocol: str) -> None:
+def exports_keys(config: pytest.Config) -> bool:
+    """Do this session's brokers write their TLS secrets (Broker tls_keys)? Only while cells
+    are captured."""
+    return bool(config.getoption("--hil-capture", "off") != "off")
+
+
+def watch(request: pytest.FixtureRequest, port: int, protocol: str,
+          broker: Broker | None = None) -> None:
     """Capture this cell's traffic on `port` too (a port known only during the cell: a
     negative case's own broker, the board's HTTPS server); `protocol` (mqtt, http) is what
-    runs inside TLS there, for the file's decode hint. A capture problem never fails the
-    cell: it is recorded as the cell's `capture` property."""
+    runs inside TLS there, for the file's decode hint; `broker`: the server there, whose TLS
+    secrets the capture takes. A capture problem never fails the cell: it is recorded as the
+    cell's `capture` property."""
     cap = request.node.stash.get(CAPTURE, None)
     if cap is None:
         return
     try:
-        cap.watch(port, protocol)
+        cap.watch(port, protocol, None if broker is None else broker.take_tls_keys)
     except Exception as exc:  # the capture is evidence, never the verdict
         _unavailable(request, exc)
+    if broker is not None and broker.tls_keys_unavailable:
+        request.node.user_properties.append(
+            ("capture_keys", f"the broker writes no TLS secrets: {broker.tls_keys_unavailable}"))
 
 
 @pytest.fixture
@@ -120,15 +134,11 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
     try:
         request.node.stash[CAPTURE] = cap
         if "broker" in request.fixturenames:
-            cap.watch(request.getfixturevalue("broker").port, "mqtt")
-        try:
-            console.keylog_on()
-        except ConsoleError as exc:
-            if console.broken:  # a dead or hung board: the cell fails with that, as it should
-                raise
-            # an ERR, e.g. firmware from before `tls keylog`: captured without its secrets
-            request.node.user_properties.append(
-                ("capture_keys", f"the board exports no TLS secrets: {exc.reason}"))
+            broker: Broker = request.getfixturevalue("broker")
+            broker.take_tls_keys()  # earlier cells' sessions: not this cell's
+            watch(request, broker.port, "mqtt", broker)
+        if request.getfixturevalue("board_profile").keylog:
+            _board_keys(request, console)
     except Exception as exc:
         _forget(request)
         cap.finish(keep=False)
@@ -141,6 +151,18 @@ def _start(request: pytest.FixtureRequest, console: Console) -> CellCapture | No
         cap.finish(keep=False)
         raise
     return cap
+
+
+def _board_keys(request: pytest.FixtureRequest, console: Console) -> None:
+    """The board exports its TLS secrets for the cell (a firmware whose profile says keylog)."""
+    try:
+        console.keylog_on()
+    except ConsoleError as exc:
+        if console.broken:  # a dead or hung board: the cell fails with that, as it should
+            raise
+        # an ERR, e.g. firmware from before `tls keylog`: captured without its secrets
+        request.node.user_properties.append(
+            ("capture_keys", f"the board exports no TLS secrets: {exc.reason}"))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

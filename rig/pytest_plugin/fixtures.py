@@ -38,7 +38,7 @@ from rig.host.tls import credentials
 from rig.local.locks import BoardBusy, board_lock
 from rig.local.user_tmp import note_children, sweep_private_dirs
 from rig.pki import Pki
-from rig.pytest_plugin.capture import watch
+from rig.pytest_plugin.capture import exports_keys, watch
 from rig.pytest_plugin.farm import farm_place
 from rig.pytest_plugin.inventory import (
     BROKER_MARKS,
@@ -95,7 +95,8 @@ def run_dir(pytestconfig: pytest.Config) -> Path:
 def _session_brokers(pytestconfig: pytest.Config, hil_config: HilConfig, pki: Pki,
                      run_dir: Path) -> Iterator[SessionBrokers]:
     brokers = SessionBrokers(lambda mode: start_for_mode(
-        hil_config, pki, mode, run_dir, **broker_port(pytestconfig, 0)))
+        hil_config, pki, mode, run_dir, tls_keys=exports_keys(pytestconfig),
+        **broker_port(pytestconfig, 0)))
     yield brokers
     faults = brokers.close()
     if faults:  # after its mode's last cell: no cell to name it in, but the run must say it
@@ -115,6 +116,7 @@ def broker(request: pytest.FixtureRequest, _session_brokers: SessionBrokers,
         request.node.user_properties.append(
             ("fault", f"{died.splitlines()[0]}; a fresh broker was started for this cell"))
     yield b
+    b.take_tls_keys()  # what the cell's capture did not take goes with the cell
     if b.death() and request.node.stash.get(CELL_FAILED, False):
         _session_brokers.named_by_a_cell(b)  # this cell's failure names it (hooks.py)
 
@@ -142,9 +144,10 @@ def start_broker(request: pytest.FixtureRequest, hil_config: HilConfig, pki: Pki
     def start(mode: Mode, **kwargs: Any) -> Broker:
         if "port" not in kwargs:
             kwargs.update(broker_port(request.config, 1))
+        kwargs.setdefault("tls_keys", exports_keys(request.config))
         b = start_for_mode(hil_config, pki, mode, run_dir, **kwargs)
         started.append(b)
-        watch(request, b.port, "mqtt")  # into the cell's capture, if any
+        watch(request, b.port, "mqtt", b)  # into the cell's capture, if any
         request.node.stash[BROKER_MARKS].append((b, 0))
         return b
 

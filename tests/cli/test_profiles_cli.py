@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from rig.config import HilConfig, load
 from rig.pki import Pki
+from tests.pcapng import embedded_secrets, tshark
 from tests.support import hil, tmp_config
 
 PICKY = """
@@ -21,6 +24,22 @@ connected = '^MQTT0 CONNACK 7$'
 ciphersuite = '^ciphersuite: (?P<suite>\\S+)$'
 refused = ['^MQTT0 TLS handshake failed: (?P<reason>.+)$']
 """
+
+
+def assert_the_boards_connection_decrypts(cell: dict[str, Any], device_id: str) -> None:
+    """The cell's capture shows the board's own MQTT session decrypted (its CONNECT with the
+    device's client id, its PUBLISH): a firmware whose profile exports no secrets, connected at
+    boot, decrypts with the broker's (rig/broker/keylog.py)."""
+    path = Path(cell["properties"]["capture"])
+    decode = [a for pair in re.findall(r"-d (\S+)", cell["properties"]["capture_decode"])
+              for a in ("-d", pair)]
+    rows = tshark(path, *decode, "-Y", "mqtt", "-T", "fields", "-e", "mqtt.msgtype",
+                  "-e", "mqtt.clientid", "-e", "mqtt.topic")
+    fields = [r.split("\t") for r in rows]
+    assert any(device_id in f[1] for f in fields if f[0] == "1"), rows
+    assert any(f"hil/virtual-0/{cell['mode']}/" in f[2] for f in fields if f[0] == "3"), rows
+    assert embedded_secrets(path)
+    assert "capture_keys" not in cell["properties"], cell["properties"]
 
 
 def test_the_boards_profile_decides_what_its_cells_expect(tmp_path: Path,
@@ -64,14 +83,16 @@ def test_a_mongoose_os_board_is_provisioned_by_rpc_and_connects_by_itself(
     config.write_text(config.read_text().replace('name = "virtual-0"\n',
                                                  'name = "virtual-0"\nprofile = "mongoose-os"\n'))
     proc = hil("run", "--mode", "ca", "--mode", "psk", "--mode", "https", "--no-negative",
-               "--no-resilience",
-               config=config)
+               "--no-resilience", "--capture", "all", config=config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"
     cells = json.loads((run / "results.json").read_text())["cells"]
     board = [(c["mode"], c["case"], c["verdict"]) for c in cells if c["board"] == "virtual-0"]
     assert board == [("ca", "connect_publish", "pass"), ("psk", "connect_publish", "pass")], \
         board  # https = false: no HTTPS cells for it
+    for cell in cells:
+        if cell["board"] == "virtual-0":
+            assert_the_boards_connection_decrypts(cell, hil_config.device.id)
     # the negative matrix too: settings refused at Config.Set, or the boot connect refused
     proc = hil("run", "--mode", "psk", config=config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -88,6 +109,7 @@ def test_a_mongoose_os_board_is_provisioned_by_rpc_and_connects_by_itself(
     at = [transcript.find(step) for step in steps]
     assert -1 not in at and at == sorted(at), list(zip(steps, at, strict=True))
     assert "mqtt connect" not in transcript and "config set" not in transcript
+    assert "tls keylog" not in transcript  # a Mongoose OS app has no such command
     psk = Pki(load(config)).psk_hex()  # Config.Set carried it: the transcript shows the method
     assert psk not in transcript and psk not in (run / "pytest.log").read_text()
 
@@ -99,16 +121,20 @@ def test_an_esp_idf_nvs_board_is_provisioned_only_through_an_image(
     config = tmp_config(tmp_path, hil_config)
     config.write_text(config.read_text().replace('name = "virtual-0"\n',
                                                  'name = "virtual-0"\nprofile = "esp-idf-nvs"\n'))
-    proc = hil("run", "--mode", "psk", "--mode", "ca", config=config)
+    proc = hil("run", "--mode", "psk", "--mode", "ca", "--capture", "all", config=config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "latest"
     cells = json.loads((run / "results.json").read_text())["cells"]
     board = {(c["mode"], c["case"]): c for c in cells if c["board"] == "virtual-0"}
     assert board[("psk", "connect_publish")]["verdict"] == "pass"
+    for mode in ("psk", "ca"):
+        assert_the_boards_connection_decrypts(board[(mode, "connect_publish")],
+                                              hil_config.device.id)
     assert "(no settings from NVS)" in board[("psk", "refused-key-length")]["device_reason"]
     transcript = (run / "transcripts" / "virtual-0.ca.connect_publish.txt").read_text()
     assert "settings from namespace hil (this boot only): mqtt.server" in transcript
-    for way in ("config set", "config load", "RPC Config.Set", "RPC FS.Put", "mqtt connect"):
+    for way in ("config set", "config load", "RPC Config.Set", "RPC FS.Put", "mqtt connect",
+                "tls keylog"):
         assert way not in transcript, way  # the image is the only way in
     images = list(tmp_path.rglob("virtual-0.nvs.bin"))  # the virtual `nvs` partition
     assert len(images) == 1 and images[0].stat().st_mode & 0o777 == 0o600, images

@@ -123,9 +123,11 @@ def test_the_built_in_mongoose_os_profile_connects_at_boot(tmp_path: Path) -> No
         ("mongoose-rpc", True, False, False)
     assert profile.rpc_publish == "MQTT.Pub" and "mqtt.ssl_ca_cert" in profile.rpc_files
     assert profile.reconnect  # the resilience cells run on it
+    assert not profile.keylog  # a Mongoose OS app has no `tls keylog`: the rig never asks it
     plain = load(config_with(tmp_path, BOARD))
     assert not profile_of(plain, plain.boards[0]).connects_at_boot
     assert profile_of(plain, plain.boards[0]).reconnect
+    assert profile_of(plain, plain.boards[0]).keylog  # the hil-agent exports its secrets
 
 
 def test_mongoose_settings_are_nested_and_files_named() -> None:
@@ -178,6 +180,10 @@ refused_setting = '^bad setting: (?P<reason>.+)$'
     (('settings = "nvs-image"', 'settings = "nvs-image"\nreconnect = true'),
      "profiles.my-app.reconnect", 'reconnect = true needs settings = "console" or '
      '"mongoose-rpc"'),
+    (('settings = "nvs-image"', 'settings = "nvs-image"\nkeylog = true'),
+     "profiles.my-app.keylog", 'keylog = true needs settings = "console"'),
+    (('settings = "nvs-image"', 'settings = "nvs-image"\nkeylog = "yes"'),
+     "profiles.my-app.keylog", "expected"),
 ])
 def test_a_bad_nvs_profile_is_named(tmp_path: Path, change: tuple[str, str], key: str,
                                     says: str) -> None:
