@@ -76,9 +76,10 @@ class BoardDriver(Protocol):
         report."""
         ...
 
-    def write_nvs(self, image: bytes) -> None:
-        """Write an ESP-IDF NVS partition image over the board's `nvs` partition; its next
-        boot reads it. Raises BoardUnavailable when the board cannot take one."""
+    def write_nvs(self, dut: Any, image: bytes) -> None:
+        """Write an ESP-IDF NVS partition image over the board's `nvs` partition (through
+        `dut`, the open port); its next boot, after the restart that follows, reads it. Raises
+        BoardUnavailable when the board cannot take one, FlashError when the write fails."""
         ...
 
     def after_test(self) -> str:

@@ -8,7 +8,9 @@ erased first with --erase-nvs / --erase-all (rig/boards/flashing.py), all within
 location, USB serial number or MAC, found by the rig and held for the session
 (rig/boards/ports.py); a farm board's port is its place's (rig/boards/farm.py, held by the
 run). `prepare` joins Wi-Fi with credentials from the environment variables hil.toml [wifi]
-names. Setting a runner up is in docs/runner.md.
+names. Setting a runner up is in docs/runner.md. A board whose profile has `settings =
+"nvs-image"` gets each cell's NVS image over its `nvs` partition (write_nvs,
+rig/boards/partitions.py) before the reset that makes its app read it.
 
 Reset: the RTS (EN) line, as esptool does. A farm board whose exporter serves a pty (a virtual
 board standing in for a chip) has no such line; its reset is its place's power. Power cycle
@@ -33,6 +35,7 @@ from typing import Any
 from rig.boards import BoardConsole, BoardError, BoardUnavailable
 from rig.boards.farm import FarmError, HeldPlace, LabgridClient, PlaceNotHeld, resolve
 from rig.boards.flashing import NO_ERASE, FlashError, FlashOptions, flash_once, within
+from rig.boards.partitions import IdfPartitions, write_partition
 from rig.boards.ports import find_port
 from rig.boards.serial_reader import use_blocking_reader
 from rig.config import Board, HilConfig
@@ -219,12 +222,18 @@ class Esp32Board:
                                    f"{wifi or '(none)'}); set address in hil.toml or [wifi]")
         return m.group(1)
 
-    def write_nvs(self, image: bytes) -> None:
-        """Not yet: writing an image over a chip's `nvs` partition (esptool write_flash at the
-        partition table's offset) is not implemented; the board's cells say so."""
-        raise BoardUnavailable(f"board {self.name}: writing an NVS partition image to a "
-                               "physical board is not implemented yet (profiles with settings "
-                               "= \"nvs-image\" run on virtual boards only)")
+    def write_nvs(self, dut: Any, image: bytes) -> None:
+        """The image over the chip's `nvs` partition (esptool write-flash at the build's
+        partition table's offset, rig/boards/partitions.py), within `[timeouts] flash`; the
+        chip stays in its bootloader until the reset that follows (restart)."""
+        if not self.spec.flash:
+            raise BoardUnavailable(f"board {self.name}: writing an NVS image needs esptool to "
+                                   "write the chip's flash, and hil.toml has flash = false "
+                                   "for it")
+        what = f"board {self.name}: writing its NVS image"
+        note = within(self.config.timeouts.flash, what, lambda: write_partition(
+            IdfPartitions(dut.serial), "nvs", image, self.name))
+        logging.getLogger(__name__).info("board %s: %s", self.name, note)
 
     def restart(self, dut: Any) -> str:
         """Hard reset with the port kept open: esptool's, or the RTS line with flash = false;

@@ -149,7 +149,7 @@ class VirtualBoard:
         return f"agent exited ({exit_description(proc.returncode)})" + (
             f"; sanitizer report:\n{report}" if report else "")
 
-    def write_nvs(self, image: bytes) -> None:
+    def write_nvs(self, dut: Any, image: bytes) -> None:
         """The image (it holds the board's keys) replaces the virtual `nvs` partition, 0600 in
         the 0700 state directory; every later start reads it (hil-agent --nvs)."""
         tmp = self.nvs_path.with_suffix(".new")

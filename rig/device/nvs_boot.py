@@ -47,7 +47,7 @@ def provision(console: Console, driver: Any, profile: Profile, settings: list[Se
               boot_timeout: float) -> int:
     """Image, write, reset; returns where the new boot's lines start in console.lines."""
     image = nvs_image.make(profile.nvs_csv, values(settings), profile.nvs_size, profile.name)
-    driver.write_nvs(image)
+    driver.write_nvs(console.dut, image)
     since = len(console.lines)
     problem = driver.restart(console.dut)
     assert not problem, f"board {console.board}: {problem}"

@@ -63,13 +63,14 @@ def secret_dir(what: str) -> Path:
     return path
 
 
-def write_secret(path: Path, text: str) -> None:
-    """A new file `path` (in a secret_dir) holding `text`, 0600 from the start (never briefly
-    readable by others); never through a symlink, never over an existing file."""
+def write_secret(path: Path, content: str | bytes) -> None:
+    """A new file `path` (in a secret_dir) holding `content` (text as UTF-8), 0600 from the
+    start (never briefly readable by others); never through a symlink, never over an existing
+    file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content.encode() if isinstance(content, str) else content)
 
 
 def _remove_owned() -> None:

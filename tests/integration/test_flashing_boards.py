@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_embedded.dut_factory import DutFactory
 
+from rig.boards import BoardUnavailable
 from rig.boards.esp32 import Esp32Board
 from rig.boards.flashing import FlashError, FlashOptions
 from rig.boards.serial_reader import use_blocking_reader
@@ -28,6 +29,15 @@ def test_erasing_a_board_the_rig_must_not_flash_is_refused(tmp_path: Path,
     with pytest.raises(FlashError, match=r"board esp-a: --erase-nvs needs esptool .* flash = "
                                          r"false"):
         board.open()
+
+
+def test_a_board_the_rig_must_not_flash_takes_no_image(tmp_path: Path,
+                                                      hil_config: HilConfig) -> None:
+    board = Esp32Board(Board(name="esp-a", kind="esp32", port=str(tmp_path / "tty"),
+                             flash=False), hil_config)
+    with pytest.raises(BoardUnavailable, match=r"board esp-a: writing an NVS image needs "
+                                               r"esptool .* flash = false"):
+        board.write_nvs(None, bytes(0x6000))
 
 
 @pytest.fixture
