@@ -241,7 +241,8 @@ class Broker:
         self.start_to_ready_s = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
-        self._lines: list[str] = []
+        self._lines: list[str] = []  # every process's lines, a restart's after the last's
+        self._started = 0  # where the running process's lines start in _lines
         self._log: IO[str] | None = None  # the log file while the reader thread writes it
         self._cond = threading.Condition()
         self._private: Path | None = None
@@ -310,8 +311,8 @@ class Broker:
         conf = self._private / "mosquitto.conf"
         conf.write_text(text)
         self.config_path.write_text(text)  # a copy for the report: it holds no secret
-        with self._cond:
-            self._lines = []
+        with self._cond:  # lines are kept across a restart: marks taken before stay valid
+            self._started = len(self._lines)
         log = self.log_path.open("a", encoding="utf-8")
         log.write(f"### rig: starting {self.name} on {self.settings.bind}:{self.port}\n")
         log.flush()
@@ -389,7 +390,8 @@ class Broker:
         said_running = False
         while time.monotonic() < deadline:
             with self._cond:
-                said_running = any(self.READY_RE.search(line) for line in self._lines)
+                said_running = any(self.READY_RE.search(line)
+                                   for line in self._lines[self._started:])
                 exited = self._proc is not None and self._proc.poll() is not None
                 if not said_running and not exited:
                     self._cond.wait(timeout=max(0.0, min(0.05, deadline - time.monotonic())))
@@ -436,7 +438,7 @@ class Broker:
                 and int(m.group(1)) not in self._probe_ports]
 
     def _explain_exit(self, code: int) -> BrokerError:
-        lines = self.log_lines()
+        lines = self.log_since(self.started_mark)
         errors = [ln for ln in lines if "Error" in ln]
         quote = errors[0] if errors else (lines[-1] if lines else "(no output)")
         where = f"{self.settings.bind}:{self.port}"
@@ -539,9 +541,16 @@ class Broker:
             return list(self._lines)
 
     def mark(self) -> int:
-        """A position in the log; pass it to log_since / wait_for_log to see only what follows."""
+        """A position in the log; pass it to log_since / wait_for_log to see only what follows.
+        Positions stay valid across a restart: the log holds every process's lines in turn."""
         with self._cond:
             return len(self._lines)
+
+    @property
+    def started_mark(self) -> int:
+        """The position where the running (or last) process's lines start."""
+        with self._cond:
+            return self._started
 
     def log_since(self, mark: int) -> list[str]:
         with self._cond:

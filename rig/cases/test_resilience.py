@@ -208,12 +208,12 @@ def observer_for(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
 
 def reconnected(console: Console, hil_config: HilConfig, broker: Broker, since: float,
                 mark: int, record_property: Callable[[str, object], None],
-                broker_mark: int = 0) -> re.Match[str]:
+                broker_mark: int | None = None) -> re.Match[str]:
     """The board's reconnect within the bound (from `since`, when the broker was back), its
     attempts since `mark` (a length of console.lines before the loss) at the back-off the
     settings say (min, doubled after each failure, capped at max), and the broker's side: the
-    board's client id connected again (in its log after `broker_mark`; 0 for a broker started
-    anew). Records reconnect_ms (the rig's clock), offline_ms (the board's),
+    board's client id connected again (in its log after `broker_mark`; by default since the
+    broker's last start). Records reconnect_ms (the rig's clock), offline_ms (the board's),
     reconnect_attempts and broker_saw."""
     m, took = within(console, broker, RECONNECTED, reconnect_bound(hil_config),
                      "the reconnect", since)
@@ -230,7 +230,7 @@ def reconnected(console: Console, hil_config: HilConfig, broker: Broker, since: 
     record_property("offline_ms", int(m["ms"]))
     record_property("reconnect_attempts", len(attempts))
     saw = broker.wait_for_log(new_client(hil_config), timeout=hil_config.timeouts.message,
-                              since=broker_mark)
+                              since=broker.started_mark if broker_mark is None else broker_mark)
     record_property("broker_saw", saw)
     return m
 

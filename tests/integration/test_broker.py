@@ -289,8 +289,17 @@ def test_a_restart_keeps_the_port_and_a_persistent_session(hil_config: HilConfig
                       clean_session=False) as obs:
             obs.subscribe("hil/kept")
         seen: list[bool] = []
+        before = b.mark()
         down = b.restart(lambda: seen.append(b.running))
         assert seen == [False] and b.running and b.port == port and 0 < down < 5
+        # the log keeps both processes' lines: a mark from before the restart still shows the
+        # first one's end and then the second one's start (a failing cell's report slice)
+        lines = b.log_since(0)
+        assert b.started_mark > before > 0 and lines[:before] == b.log_lines()[:before]
+        ends = [i for i, ln in enumerate(lines) if "terminating" in ln]
+        runs = [i for i, ln in enumerate(lines) if "running" in ln]
+        assert len(runs) == 2 and ends and runs[0] < ends[0] < runs[1], lines
+        assert runs[1] >= b.started_mark
         with Observer(hil_config.broker.host, port, creds) as other:
             other.publish("hil/kept", b"while away")
         with Observer(hil_config.broker.host, port, creds, client_id="keeps-its-session",
