@@ -209,6 +209,7 @@ def free_ports(bind: str, count: int) -> list[int]:
 
 
 _NEW_CONNECTION_RE = re.compile(r"New connection from \S+?:(\d+) on port")
+_NEW_CLIENT_RE = re.compile(r"New client connected from (\S+):(\d+) as (\S+) ")
 
 
 class Broker:
@@ -436,6 +437,16 @@ class Broker:
         (a TCP connect that the broker logs, depending on timing, as a failed connection)."""
         return [ln for ln in self.log_lines() if (m := _NEW_CONNECTION_RE.search(ln))
                 and int(m.group(1)) not in self._probe_ports]
+
+    def client_port(self, client_id: str, since: int = 0) -> int | None:
+        """The TCP port the client `client_id` last connected from, after the mark `since`
+        (its `New client connected from H:P as <id>` line); None if it did not."""
+        found = None
+        for ln in self.log_since(since):
+            m = _NEW_CLIENT_RE.search(ln)
+            if m and m.group(3) == client_id:
+                found = int(m.group(2))
+        return found
 
     def _explain_exit(self, code: int) -> BrokerError:
         lines = self.log_since(self.started_mark)

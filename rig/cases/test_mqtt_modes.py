@@ -2,7 +2,9 @@
 
 Per cell: provision the mode over the console, `mqtt connect`, then the board's log must show
 the negotiated suite (in PSK mode exactly the one the broker's list implies), CONNACK 0 and
-Published:OK, and the host observer must receive the board's message through the broker.
+Published:OK, and the host observer must receive the board's message through the broker. A
+firmware whose profile has no ciphersuite line has its suite read from the wire instead: the
+broker's Server Hello in the cell's capture (cipher_suite_from says so).
 JUnit: cases are named <board>.<mode>.<case>, with cipher_suite and handshake_ms properties.
 """
 
@@ -38,10 +40,25 @@ def test_broker_preflight(hil_config: HilConfig, pki: Pki, mode: Mode, broker: B
     assert result.roundtrip_ms > 0
 
 
+def check_suite(suite: str, want: str | None, mode: Mode,
+                record_property: Callable[[str, object], None]) -> None:
+    """The negotiated suite (mbedTLS name): the one the broker's list implies, else one of the
+    mode's kind."""
+    record_property("cipher_suite", suite)
+    if want is not None:
+        assert suite == want, f"negotiated {suite}, the broker's list implies {want}"
+    elif mode == "psk":
+        assert "-PSK-" in suite, suite
+    else:
+        assert re.fullmatch(r"TLS-ECDHE-(ECDSA|RSA)-WITH-\S+", suite), suite
+
+
 def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Broker,
                          observer: Observer, board_console: Console, board_profile: Profile,
                          board_driver: BoardDriver,
+                         wire_suite: Callable[[Broker, str, int], tuple[str, str]],
                          record_property: Callable[[str, object], None]) -> None:
+    broker_mark = broker.mark()
     mode_cfg = hil_config.modes.get(mode)  # what to expect, before the cell's clock starts
     want = expected_suite(mode_cfg.broker_ciphers, mode_cfg.device_cipher_suites)
     lines = board_profile.lines
@@ -66,14 +83,13 @@ def test_connect_publish(hil_config: HilConfig, pki: Pki, mode: Mode, broker: Br
     if lines.handshake is not None:
         record_property("handshake_ms", int(reply.log(lines.handshake.pattern).group("ms")))
     if lines.ciphersuite is not None:
-        suite = reply.log(lines.ciphersuite.pattern).group("suite")
-        record_property("cipher_suite", suite)
-        if want is not None:
-            assert suite == want, f"negotiated {suite}, the broker's list implies {want}"
-        elif mode == "psk":
-            assert "-PSK-" in suite, suite
-        else:
-            assert re.fullmatch(r"TLS-ECDHE-(ECDSA|RSA)-WITH-\S+", suite), suite
+        check_suite(reply.log(lines.ciphersuite.pattern).group("suite"), want, mode,
+                    record_property)
+    else:  # the firmware prints none: the broker's Server Hello to it, in the cell's capture
+        suite, source = wire_suite(broker, hil_config.device.id, broker_mark)
+        record_property("cipher_suite_from", source)
+        if suite:
+            check_suite(suite, want, mode, record_property)
 
     message = f"cell-{mode}-{uuid.uuid4().hex[:6]}"
     if board_profile.connects_at_boot and not board_profile.rpc_publish:

@@ -53,6 +53,8 @@ PCAP_HEADER = 24  # bytes of a pcap file with no packet
 BUFFER_KIB = 16384
 DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
 # the NSS key-log lines Wireshark reads: TLS 1.2 master secrets, TLS 1.3 traffic secrets
+# tshark -O tls: a Server Hello's chosen suite (a Client Hello lists "Cipher Suites (N suites)")
+SERVER_HELLO_SUITE = re.compile(r"^\s*Cipher Suite: (TLS_\w+) \(0x[0-9a-f]{4}\)$", re.M)
 NSS_LINE = re.compile(
     r"^(?:CLIENT_RANDOM [0-9a-f]{64} [0-9a-f]{96}|(?:CLIENT_EARLY_TRAFFIC|CLIENT_HANDSHAKE_TRAFFIC"
     r"|SERVER_HANDSHAKE_TRAFFIC|CLIENT_TRAFFIC|SERVER_TRAFFIC|EARLY_EXPORTER|EXPORTER)_SECRET"
@@ -450,6 +452,34 @@ class CellCapture:
                             for p, proto in sorted(self.ports.items()))
                 + " (Wireshark: Decode As, TLS port -> that protocol; tshark: "
                 + " ".join(self.decode_args()) + ")")
+
+    def server_hello_suite(self, port: int, client_port: int) -> str:
+        """The cipher suite (IANA name, as Wireshark shows it) of the Server Hello the server
+        on `port` sent to `client_port` during this cell so far: the evidence for a firmware
+        that prints no ciphersuite line. '' when the capture holds no such Server Hello;
+        CaptureUnavailable when the port is not captured or a tool fails."""
+        assert self.recorder is not None
+        if port not in self.ports:
+            raise CaptureUnavailable(f"no capture of port {port} in this cell")
+        seg, _ = self.recorder.segment(self.interface, port)
+        if seg not in self.starts:
+            raise CaptureUnavailable(f"no capture of port {port} in this cell")
+        seg.drain(b"hil-cell-peek-" + secrets.token_hex(8).encode())
+        part = self.dir / f"peek-{secrets.token_hex(4)}.pcap"
+        try:
+            _slice(seg.path, self.starts[seg], part, seg in self.fresh)
+            proc = subprocess.run(
+                ["tshark", "-n", "-r", str(part), "-O", "tls", "-Y",
+                 f"tcp.srcport == {port} && tcp.dstport == {client_port} && "
+                 "tls.handshake.type == 2"],
+                capture_output=True, text=True, timeout=60, preexec_fn=_private_umask)
+        finally:
+            part.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise CaptureUnavailable(f"tshark failed (exit {proc.returncode}): "
+                                     f"{proc.stderr.strip()[:300]}")
+        m = SERVER_HELLO_SUITE.search(proc.stdout)
+        return m.group(1) if m else ""
 
     def add_keys(self, lines: Iterable[str]) -> None:
         self.keys.extend(ln.strip() for ln in lines if ln.strip())

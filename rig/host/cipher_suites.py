@@ -55,3 +55,12 @@ def expected_suite(broker_ciphers: str, device_suites: str) -> str | None:
             return mbedtls_name
     raise SuiteError(f"no suite in common between the broker's {broker_ciphers!r} and the "
                      f"device's {device_suites!r}")
+
+
+def from_iana(iana_name: str) -> str:
+    """The mbedTLS name of a suite by its IANA name (what Wireshark shows): `TLS_PSK_WITH_AES_
+    128_CCM_8` -> `TLS-PSK-WITH-AES-128-CCM-8`; a TLS 1.3 suite (`TLS_AES_128_GCM_SHA256`) ->
+    `TLS1-3-AES-128-GCM-SHA256`, as mbedTLS 3 calls it."""
+    if iana_name.startswith("TLS_") and "_WITH_" not in iana_name:
+        return "TLS1-3-" + iana_name[len("TLS_"):].replace("_", "-")
+    return iana_name.replace("_", "-")

@@ -7,7 +7,8 @@ active wherever hil-rig is installed, as pytest-embedded's and labgrid's plugins
     fixtures.py   hil_config, pki, run_dir, broker, observer, board_driver, board_console, ...
     farm.py       boards on a labgrid farm: places acquired at the start, released at the end
     capture.py    --hil-capture: a failing cell's traffic as a decryptable pcapng; the
-                  capture_port fixture for a port known only during the cell
+                  capture_port fixture for a port known only during the cell; wire_suite
+                  (the suite in the Server Hello, for a firmware that prints none)
     hooks.py      parametrization, --mode deselection, each report's cell and failure cause,
                   boards that were not there under --hil (they fail the session)
     xdist.py      one worker per board, one shared run directory (scheduling.py: the scheduler)

@@ -23,6 +23,7 @@ from rig.broker.mosquitto import Broker
 from rig.device.console import Console, ConsoleError
 from rig.errors import RigError
 from rig.host.capture import CaptureUnavailable, CellCapture, Recorder
+from rig.host.cipher_suites import from_iana
 from rig.pytest_plugin.inventory import CELL_FAILED, inventory
 from rig.pytest_plugin.results import case_name, cell_fields
 from rig.pytest_plugin.xdist import shared_run_dir
@@ -74,6 +75,40 @@ def capture_port(request: pytest.FixtureRequest) -> Callable[[int, str], None]:
     """For a test: `capture_port(port, protocol)` adds a port known only during the cell (the
     board's HTTPS server) to the cell's capture, if any (`watch`)."""
     return functools.partial(watch, request)
+
+
+WireSuite = Callable[[Broker, str, int], tuple[str, str]]
+
+
+@pytest.fixture
+def wire_suite(request: pytest.FixtureRequest) -> WireSuite:
+    """For a test of a firmware that prints no ciphersuite line: `wire_suite(broker,
+    client_id, since)` is (the mbedTLS name of the suite, where it was read) from the Server
+    Hello the broker sent to `client_id`'s last connection after the broker's log mark
+    `since`, in the cell's capture; ('', why not) when there is none to read."""
+    return functools.partial(read_wire_suite, request)
+
+
+def read_wire_suite(request: pytest.FixtureRequest, broker: Broker, client_id: str,
+                    since: int) -> tuple[str, str]:
+    cap = request.node.stash.get(CAPTURE, None)
+    if cap is None:
+        why = request.config.stash.get(UNAVAILABLE, "") or (
+            "--capture off" if request.config.getoption("--hil-capture", "off") == "off"
+            else "its capture did not start")
+        return "", f"not read: the firmware prints no ciphersuite line and the cell has no " \
+                   f"capture ({why})"
+    port = broker.client_port(client_id, since)
+    if port is None:
+        return "", f"not read: the broker's log shows no connection of {client_id}"
+    try:
+        iana = cap.server_hello_suite(broker.port, port)
+    except Exception as exc:  # the capture is evidence, never the verdict
+        return "", f"not read from the cell's capture: {exc}"
+    if not iana:
+        return "", f"not read: no Server Hello to port {port} in the cell's capture"
+    return from_iana(iana), (f"read from the wire: the broker's Server Hello to {client_id} "
+                             f"(port {port}) in the cell's capture")
 
 
 def _unavailable(request: pytest.FixtureRequest, exc: Exception) -> None:

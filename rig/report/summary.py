@@ -50,6 +50,9 @@ def summarize(run_dir: Path, results_path: Path, config: HilConfig, boards: list
             reason = f"device: {c['device_reason']}" + (
                 f" | broker: {c['broker_reason']}" if c["broker_reason"] else "") + (
                 f" | client: {c['client_reason']}" if c["client_reason"] else "")
+        source = c.get("properties", {}).get("cipher_suite_from", "")
+        if source and not reason:  # a firmware that prints no suite: where the rig read it
+            reason = f"cipher suite {source}"
         reason = reason if len(reason) <= 110 else reason[:107] + "..."
         rows.append([c["board"], c["mode"], c["case"], c["expected"], c["cipher_suite"], hs,
                      c["verdict"], reason])

@@ -128,8 +128,15 @@ def test_an_esp_idf_nvs_board_is_provisioned_only_through_an_image(
     board = {(c["mode"], c["case"]): c for c in cells if c["board"] == "virtual-0"}
     assert board[("psk", "connect_publish")]["verdict"] == "pass"
     for mode in ("psk", "ca"):
-        assert_the_boards_connection_decrypts(board[(mode, "connect_publish")],
-                                              hil_config.device.id)
+        cell = board[(mode, "connect_publish")]
+        assert_the_boards_connection_decrypts(cell, hil_config.device.id)
+        # an esp-mqtt app prints no suite: read from the broker's Server Hello on the wire
+        assert cell["properties"]["cipher_suite_from"].startswith(
+            f"read from the wire: the broker's Server Hello to {hil_config.device.id} (port "), \
+            cell["properties"]
+    assert board[("psk", "connect_publish")]["cipher_suite"] == "TLS-PSK-WITH-AES-128-CCM-8"
+    assert board[("ca", "connect_publish")]["cipher_suite"].startswith("TLS-ECDHE-ECDSA-WITH-")
+    assert "cipher suite read from the wire: the broker's Server Hello" in proc.stdout
     assert "(no settings from NVS)" in board[("psk", "refused-key-length")]["device_reason"]
     transcript = (run / "transcripts" / "virtual-0.ca.connect_publish.txt").read_text()
     assert "settings from namespace hil (this boot only): mqtt.server" in transcript
@@ -139,3 +146,13 @@ def test_an_esp_idf_nvs_board_is_provisioned_only_through_an_image(
     images = list(tmp_path.rglob("virtual-0.nvs.bin"))  # the virtual `nvs` partition
     assert len(images) == 1 and images[0].stat().st_mode & 0o777 == 0o600, images
     assert Pki(load(config)).psk_hex() not in transcript
+    # without a capture there is nothing to read the suite from: the cell says so, and passes
+    # on what it did check (the connection, the publish)
+    proc = hil("run", "--mode", "psk", "--no-negative", "--no-resilience", "--capture", "off",
+               config=config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    cell = next(c for c in cells if c["board"] == "virtual-0" and c["case"] == "connect_publish")
+    assert cell["cipher_suite"] == "" and cell["properties"]["cipher_suite_from"] == (
+        "not read: the firmware prints no ciphersuite line and the cell has no capture "
+        "(--capture off)"), cell["properties"]
