@@ -19,7 +19,8 @@ pytest-embedded's IdfSerial, as the rig's other flash work (rig/boards/flashing.
 A write that fails part-way leaves the partition partly written: the error says so, and the
 next cell writes a whole image again. Nothing here has run against a chip (none is attached to
 the machine this was written on): the checks before the write are tested with a stand-in for
-the chip (tests/integration/test_partitions.py), esptool's write itself is not.
+the chip (tests/unit/test_partitions.py), esptool's write itself is not. A build with flash or
+NVS encryption is refused before anything is written: its NVS needs an encrypted image.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from typing import Any, Protocol
 
 from rig.boards.flashing import FlashError
 from rig.local.user_tmp import remove_secret_dir, secret_dir, write_secret
+
+# sdkconfig options (pytest-embedded-idf's IdfApp.sdkconfig, without CONFIG_) that encrypt
+ENCRYPTION_OPTIONS = ("SECURE_FLASH_ENC_ENABLED", "NVS_ENCRYPTION")
 
 
 class PartitionError(FlashError):
@@ -49,6 +53,10 @@ class Partitions(Protocol):
         bootloader."""
         ...
 
+    def encryption(self) -> str:
+        """The build's sdkconfig option that encrypts flash or NVS, '' if none."""
+        ...
+
 
 class IdfPartitions:
     """Partitions of the chip behind pytest-embedded-idf's IdfSerial (esptool underneath)."""
@@ -59,6 +67,13 @@ class IdfPartitions:
     def table(self) -> dict[str, dict[str, Any]]:
         table: dict[str, dict[str, Any]] = self.serial.app.partition_table
         return table
+
+    def encryption(self) -> str:
+        sdkconfig = self.serial.app.sdkconfig
+        for option in ENCRYPTION_OPTIONS:
+            if sdkconfig.get(option, False):
+                return option
+        return ""
 
     def write(self, offset: int, image: Path) -> None:
         import esptool
@@ -74,6 +89,11 @@ class IdfPartitions:
 
 def locate(parts: Partitions, name: str, size: int, board: str) -> int:
     """The offset of partition `name`, once it is known to take an image of `size` bytes."""
+    encrypted = parts.encryption()
+    if encrypted:
+        raise PartitionError(f"board {board}: the build has {encrypted} set: its {name} "
+                             "partition needs an encrypted image, which the rig does not make; "
+                             "nothing was written")
     try:
         table = parts.table()
     except ValueError as exc:  # pytest-embedded-idf: no gen_esp32part.py
@@ -82,8 +102,9 @@ def locate(parts: Partitions, name: str, size: int, board: str) -> int:
             "gen_esp32part.py reads it: set IDF_PATH or pass --part-tool") from None
     entry = table.get(name)
     if entry is None:
-        have = ", ".join(sorted(table)) or "none (no partition table in the build's "
-        "flasher_args.json, or gen_esp32part.py could not read it)"
+        have = ", ".join(sorted(table)) or ("none (no partition table in the build's "
+                                            "flasher_args.json, or gen_esp32part.py could not "
+                                            "read it)")
         raise PartitionError(f"board {board}: the build's partition table has no {name!r} "
                              f"partition; it has: {have}")
     offset, capacity = int(entry["offset"]), int(entry["size"])

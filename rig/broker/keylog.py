@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import ssl
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -30,16 +31,25 @@ class KeylogUnavailable(RigError):
 
 
 def shim() -> Path:
-    """The built shared object (built on first use, kept per source in the cache directory)."""
+    """The built shared object (built on first use, kept in the cache directory per source,
+    flags, compiler and OpenSSL version); KeylogUnavailable, naming why, when it cannot be."""
+    try:
+        return _build()
+    except (OSError, subprocess.SubprocessError) as exc:  # a cache dir not writable, a hang
+        raise KeylogUnavailable(f"building the broker's key-log shim failed: {exc}") from exc
+
+
+def _build() -> Path:
     source = resources.files("rig.broker").joinpath(SOURCE).read_bytes()
-    digest = hashlib.sha256(source + " ".join(CFLAGS + LIBS).encode()).hexdigest()[:16]
-    out = cache_dir() / "broker-keylog" / f"tls_keylog-{digest}.so"
-    if out.exists():
-        return out
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
         raise KeylogUnavailable("no C compiler (cc) to build the broker's key-log shim "
                                 "(Debian: apt-get install gcc libssl-dev)")
+    built_for = " ".join([*CFLAGS, *LIBS, os.path.realpath(cc), ssl.OPENSSL_VERSION])
+    digest = hashlib.sha256(source + built_for.encode()).hexdigest()[:16]
+    out = cache_dir() / "broker-keylog" / f"tls_keylog-{digest}.so"
+    if out.exists():
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     src = out.with_suffix(f".{os.getpid()}.c")
     tmp = out.with_suffix(f".{os.getpid()}.tmp")

@@ -317,14 +317,16 @@ class Broker:
         log = self.log_path.open("a", encoding="utf-8")
         log.write(f"### rig: starting {self.name} on {self.settings.bind}:{self.port}\n")
         log.flush()
+        env = self._environment()  # the shim's first build: not the broker's start time
         with work("broker"):
-            self._spawn(binary, conf, log)
+            self._spawn(binary, conf, log, env)
 
-    def _spawn(self, binary: str, conf: Path, log: IO[str]) -> None:
+    def _spawn(self, binary: str, conf: Path, log: IO[str],
+               env: dict[str, str] | None) -> None:
         t0 = time.monotonic()
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)],
-            env=self._environment(),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -438,9 +440,13 @@ class Broker:
         return [ln for ln in self.log_lines() if (m := _NEW_CONNECTION_RE.search(ln))
                 and int(m.group(1)) not in self._probe_ports]
 
-    def client_port(self, client_id: str, since: int = 0) -> int | None:
+    def client_port(self, client_id: str, since: int = 0, timeout: float = 0.0) -> int | None:
         """The TCP port the client `client_id` last connected from, after the mark `since`
-        (its `New client connected from H:P as <id>` line); None if it did not."""
+        (its `New client connected from H:P as <id>` line, waited for up to `timeout`: the log
+        is read by a thread of the rig's); None if it did not."""
+        with contextlib.suppress(TimeoutError):
+            self.wait_for_log(rf"New client connected from \S+ as {re.escape(client_id)} ",
+                              timeout=timeout, since=since)
         found = None
         for ln in self.log_since(since):
             m = _NEW_CLIENT_RE.search(ln)

@@ -65,6 +65,7 @@ SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)
     return ctx;
 }
 
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L /* SSL_CTX_new_ex is OpenSSL 3's */
 SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq, const SSL_METHOD *method)
 {
     SSL_CTX *(*real)(OSSL_LIB_CTX *, const char *, const SSL_METHOD *) =
@@ -76,3 +77,4 @@ SSL_CTX *SSL_CTX_new_ex(OSSL_LIB_CTX *libctx, const char *propq, const SSL_METHO
     }
     return ctx;
 }
+#endif

@@ -78,6 +78,7 @@ def capture_port(request: pytest.FixtureRequest) -> Callable[[int, str], None]:
 
 
 WireSuite = Callable[[Broker, str, int], tuple[str, str]]
+CLIENT_LINE_TIMEOUT_S = 2.0  # the broker logged the board's connection before its CONNACK
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def read_wire_suite(request: pytest.FixtureRequest, broker: Broker, client_id: s
             else "its capture did not start")
         return "", f"not read: the firmware prints no ciphersuite line and the cell has no " \
                    f"capture ({why})"
-    port = broker.client_port(client_id, since)
+    port = broker.client_port(client_id, since, timeout=CLIENT_LINE_TIMEOUT_S)
     if port is None:
         return "", f"not read: the broker's log shows no connection of {client_id}"
     try:

@@ -30,12 +30,16 @@ class FlashStandIn:
     seen: list[tuple[int, int, int]] = field(default_factory=list)  # offset, file mode, dir mode
     files: list[Path] = field(default_factory=list)
     unreadable: str = ""
+    encrypted: str = ""  # the build's sdkconfig option that encrypts, if any
     fail_after: int = -1  # bytes written before the write fails (-1: never)
 
     def table(self) -> dict[str, dict[str, Any]]:
         if self.unreadable:
             raise ValueError(self.unreadable)
         return self.partitions
+
+    def encryption(self) -> str:
+        return self.encrypted
 
     def write(self, offset: int, image: Path) -> None:
         self.files.append(image)
@@ -82,8 +86,10 @@ def test_a_build_without_an_nvs_partition_names_what_it_has() -> None:
                                              r"'nvs' partition; it has: factory, otadata"):
         write_partition(chip, "nvs", image(), "esp-a")
     empty = FlashStandIn(partitions={})
-    with pytest.raises(PartitionError, match=r"it has: none \(no partition table"):
+    with pytest.raises(PartitionError) as err:
         write_partition(empty, "nvs", image(), "esp-a")
+    assert str(err.value).endswith("it has: none (no partition table in the build's "
+                                   "flasher_args.json, or gen_esp32part.py could not read it)")
     assert chip.seen == empty.seen == []
 
 
@@ -104,3 +110,13 @@ def test_a_write_that_fails_says_the_partition_may_be_partly_written() -> None:
         write_partition(chip, "nvs", image(), "esp-a")
     assert not chip.files[0].parent.exists()  # the image's file is gone all the same
 
+
+
+@pytest.mark.parametrize("option", ["SECURE_FLASH_ENC_ENABLED", "NVS_ENCRYPTION"])
+def test_a_build_with_encryption_takes_no_plain_image(option: str) -> None:
+    chip = FlashStandIn(encrypted=option)
+    with pytest.raises(PartitionError, match=rf"board esp-a: the build has {option} set: its "
+                                             r"nvs partition needs an encrypted image, .*; "
+                                             r"nothing was written"):
+        write_partition(chip, "nvs", image(), "esp-a")
+    assert chip.seen == []
