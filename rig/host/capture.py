@@ -464,22 +464,22 @@ class CellCapture:
         seg, _ = self.recorder.segment(self.interface, port)
         if seg not in self.starts:
             raise CaptureUnavailable(f"no capture of port {port} in this cell")
-        seg.drain(b"hil-cell-peek-" + secrets.token_hex(8).encode())
         part = self.dir / f"peek-{secrets.token_hex(4)}.pcap"
         try:
-            _slice(seg.path, self.starts[seg], part, seg in self.fresh)
-            proc = subprocess.run(
-                ["tshark", "-n", "-r", str(part), "-O", "tls", "-Y",
-                 f"tcp.srcport == {port} && tcp.dstport == {client_port} && "
-                 "tls.handshake.type == 2"],
-                capture_output=True, text=True, timeout=60, preexec_fn=_private_umask)
+            self._cut(seg, b"hil-cell-peek-", part)
+            shown = _tool(["tshark", "-n", "-r", str(part), "-O", "tls", "-Y",
+                           f"tcp.srcport == {port} && tcp.dstport == {client_port} && "
+                           "tls.handshake.type == 2"])
         finally:
             part.unlink(missing_ok=True)
-        if proc.returncode != 0:
-            raise CaptureUnavailable(f"tshark failed (exit {proc.returncode}): "
-                                     f"{proc.stderr.strip()[:300]}")
-        m = SERVER_HELLO_SUITE.search(proc.stdout)
+        m = SERVER_HELLO_SUITE.search(shown)
         return m.group(1) if m else ""
+
+    def _cut(self, seg: _Segment, mark: bytes, out: Path) -> None:
+        """`seg`'s packets from the cell's start marks to now (drained with a `mark` token)
+        as the pcap `out`."""
+        seg.drain(mark + secrets.token_hex(8).encode())
+        _slice(seg.path, self.starts[seg], out, seg in self.fresh)
 
     def add_keys(self, lines: Iterable[str]) -> None:
         self.keys.extend(ln.strip() for ln in lines if ln.strip())
@@ -495,10 +495,9 @@ class CellCapture:
             if not keep:
                 return None
             parts = []
-            for i, (seg, start) in enumerate(self.starts.items()):
-                seg.drain(b"hil-cell-end-" + secrets.token_hex(8).encode())
+            for i, seg in enumerate(self.starts):
                 parts.append(self.dir / f"part-{i}.pcap")
-                _slice(seg.path, start, parts[-1], seg in self.fresh)
+                self._cut(seg, b"hil-cell-end-", parts[-1])
                 self._count_lost(seg)
             if self.lost:
                 comment = f"{comment} (INCOMPLETE: {self.lost})" if comment else self.lost
@@ -551,9 +550,12 @@ def _private_umask() -> None:
     os.umask(0o077)
 
 
-def _tool(argv: list[str]) -> None:
+def _tool(argv: list[str]) -> str:
+    """Run a Wireshark tool (files it writes are private); what it printed, or
+    CaptureUnavailable quoting its error."""
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60,
                           preexec_fn=_private_umask)
     if proc.returncode != 0:
         raise CaptureUnavailable(f"{argv[0]} failed (exit {proc.returncode}): "
                                  f"{proc.stderr.strip()[:300]}")
+    return proc.stdout
